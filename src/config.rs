@@ -1,0 +1,108 @@
+//! Node configuration: every flag of `recess serve`, each with an environment
+//! variable, and the defaults a laptop in a classroom needs.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::script::Limits;
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// TCP port; 0 picks a free one (the chosen port is printed).
+    #[arg(long, env = "RECESS_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Address to listen on; 0.0.0.0 to serve a classroom network.
+    #[arg(long, env = "RECESS_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Folder of game rules (`NAME.lua` or `NAME/init.lua`).
+    #[arg(long, env = "RECESS_GAMES", default_value = "games")]
+    pub games: PathBuf,
+    /// Folder for the sled snapshot cache.
+    #[arg(long, env = "RECESS_DATA", default_value = "data")]
+    pub data: PathBuf,
+    /// Redis URL to join a cluster (e.g. redis://127.0.0.1:6379). Without it
+    /// the node runs alone with the in-process bus.
+    #[arg(long, env = "RECESS_REDIS")]
+    pub redis: Option<String>,
+    /// This node's name in the cluster (defaults to a random one).
+    #[arg(long, env = "RECESS_NODE_ID")]
+    pub node_id: Option<String>,
+    /// When set, `host` frames must carry this `key`.
+    #[arg(long, env = "RECESS_HOST_KEY")]
+    pub host_key: Option<String>,
+    /// When set, REST calls need `Authorization: Bearer KEY`.
+    #[arg(long, env = "RECESS_API_KEY")]
+    pub api_key: Option<String>,
+    /// Browser origins allowed to open WebSockets, comma-separated
+    /// (e.g. https://games.school.example). The page's own origin is always allowed;
+    /// clients without an Origin header (bots, apps) are always accepted.
+    #[arg(long, env = "RECESS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Inbound frames above this many bytes get a `too_large` error.
+    #[arg(long, env = "RECESS_MAX_FRAME", default_value_t = 64 * 1024)]
+    pub max_frame: usize,
+    /// Minimum time between two view passes of one session, in ms.
+    #[arg(long, env = "RECESS_VIEW_INTERVAL_MS", default_value_t = 50)]
+    pub view_interval_ms: u64,
+    /// Messages per session kept for `resume`.
+    #[arg(long, env = "RECESS_REPLAY_WINDOW", default_value_t = 1000)]
+    pub replay_window: usize,
+    /// Lua memory per session, in MiB.
+    #[arg(long, env = "RECESS_SESSION_MEMORY_MB", default_value_t = 16)]
+    pub session_memory_mb: usize,
+    /// CPU budget per handler call, in Lua VM instructions (millions).
+    #[arg(long, env = "RECESS_CPU_BUDGET_M", default_value_t = 20)]
+    pub cpu_budget_m: u64,
+    /// Most WebSocket and HTTP connections served at once.
+    #[arg(long, env = "RECESS_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+    /// Minutes an ended session stays (for its results) before it is removed.
+    #[arg(long, env = "RECESS_ENDED_TTL_MIN", default_value_t = 60)]
+    pub ended_ttl_min: u64,
+    /// Hours a session with nobody connected and nothing happening is kept.
+    #[arg(long, env = "RECESS_IDLE_TTL_H", default_value_t = 24)]
+    pub idle_ttl_h: u64,
+    /// sled page cache, in MiB.
+    #[arg(long, env = "RECESS_SLED_CACHE_MB", default_value_t = 64)]
+    pub sled_cache_mb: u64,
+}
+
+impl Config {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            cpu_units: self.cpu_budget_m.saturating_mul(1_000_000).max(100_000),
+            memory_bytes: self.session_memory_mb.max(1) << 20,
+        }
+    }
+
+    pub fn view_interval(&self) -> Duration {
+        Duration::from_millis(self.view_interval_ms)
+    }
+
+    /// A configuration for tests and embedding: defaults, port 0, given folders.
+    pub fn for_dirs(games: impl Into<PathBuf>, data: impl Into<PathBuf>) -> Config {
+        Config {
+            port: 0,
+            bind: IpAddr::from([127, 0, 0, 1]),
+            games: games.into(),
+            data: data.into(),
+            redis: None,
+            node_id: None,
+            host_key: None,
+            api_key: None,
+            allowed_origins: Vec::new(),
+            max_frame: 64 * 1024,
+            view_interval_ms: 50,
+            replay_window: 1000,
+            session_memory_mb: 16,
+            cpu_budget_m: 20,
+            max_connections: 20_000,
+            ended_ttl_min: 60,
+            idle_ttl_h: 24,
+            sled_cache_mb: 64,
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Counters for `/metrics`, in the Prometheus text format.
+//!
+//! Plain atomics: an increment on the hot path costs one relaxed add.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! metrics {
+    ($( $field:ident : $kind:literal, $help:literal; )*) => {
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $( pub $field: AtomicU64, )*
+        }
+
+        impl Metrics {
+            /// The text `/metrics` serves.
+            pub fn render(&self) -> String {
+                let mut out = String::new();
+                $(
+                    let _ = writeln!(out, "# HELP recess_{} {}", stringify!($field), $help);
+                    let _ = writeln!(out, "# TYPE recess_{} {}", stringify!($field), $kind);
+                    let _ = writeln!(out, "recess_{} {}", stringify!($field), self.$field.load(Ordering::Relaxed));
+                )*
+                out
+            }
+        }
+    };
+}
+
+metrics! {
+    connections_open: "gauge", "WebSocket connections open now.";
+    connections_total: "counter", "WebSocket connections accepted.";
+    sessions_live: "gauge", "Sessions owned by this node now.";
+    sessions_created_total: "counter", "Sessions created on this node.";
+    frames_in_total: "counter", "Client frames received.";
+    frames_bad_total: "counter", "Client frames answered with a protocol error.";
+    messages_total: "counter", "Sequenced session messages produced by owners on this node.";
+    deliveries_total: "counter", "Frames handed to sockets on this node.";
+    actions_total: "counter", "Action handlers run.";
+    script_errors_total: "counter", "Handler calls that raised an error (state rolled back).";
+    view_passes_total: "counter", "View passes run.";
+    snapshot_writes_total: "counter", "Snapshot commits to the local store.";
+    snapshot_errors_total: "counter", "Snapshot commits that failed.";
+    slow_consumers_total: "counter", "Sockets closed because they could not keep up.";
+    join_failures_total: "counter", "Joins refused for an unknown code.";
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn dec(counter: &AtomicU64) {
+        counter.fetch_sub(1, Ordering::Relaxed);
+    }
+}

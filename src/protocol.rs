@@ -1,0 +1,370 @@
+//! Wire protocol v1: every frame that crosses the WebSocket `/games`, in one place.
+//!
+//! Client frames are parsed into [`ClientFrame`]; server frames are built by the
+//! `encode_*` functions, which serialize straight to the text that goes on the
+//! wire. A session message is encoded once by its owner and the same bytes are
+//! shared by every socket that delivers it (see `session::fanout`).
+//! `docs/protocol.md` documents every frame with examples.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A frame a client sends, already validated for shape.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Start a session of `game`; the sender becomes its host.
+    Host {
+        game: String,
+        #[serde(default)]
+        params: Value,
+        /// Required when the node runs with `--host-key`.
+        #[serde(default)]
+        key: Option<String>,
+    },
+    /// Join a session by its 6-digit code.
+    Join { code: String, name: String },
+    /// Come back after a dropped connection, on any node.
+    Resume { token: String, last_seq: u64 },
+    /// Run the game's `action` handler.
+    Action {
+        session: String,
+        name: String,
+        #[serde(default)]
+        data: Value,
+        /// Echoed in the `ack` (or `error`) once the handler has run.
+        #[serde(default, rename = "ref")]
+        reference: Option<Value>,
+    },
+    /// Leave a session; the game's `leave` handler runs.
+    Leave { session: String },
+}
+
+const CLIENT_TYPES: [&str; 5] = ["host", "join", "resume", "action", "leave"];
+
+impl ClientFrame {
+    /// Parses one text frame, telling bad JSON, unknown types and bad fields apart
+    /// so the client gets an error it can act on.
+    pub fn parse(text: &str) -> Result<ClientFrame, ProtocolError> {
+        match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => Ok(frame),
+            Err(e) if e.is_syntax() || e.is_eof() => Err(ProtocolError::new(
+                ErrorCode::BadJson,
+                format!("the frame is not valid JSON: {e}"),
+            )),
+            Err(e) => {
+                #[derive(Deserialize)]
+                struct Tagged {
+                    #[serde(rename = "type")]
+                    kind: Option<Value>,
+                }
+                let kind = serde_json::from_str::<Tagged>(text)
+                    .ok()
+                    .and_then(|t| t.kind)
+                    .and_then(|k| k.as_str().map(str::to_owned));
+                match kind {
+                    None => Err(ProtocolError::new(
+                        ErrorCode::BadFrame,
+                        "every frame must be a JSON object with a string field `type`",
+                    )),
+                    Some(k) if !CLIENT_TYPES.contains(&k.as_str()) => Err(ProtocolError::new(
+                        ErrorCode::UnknownType,
+                        format!(
+                            "unknown frame type `{k}`; expected one of {}",
+                            CLIENT_TYPES.join(", ")
+                        ),
+                    )),
+                    Some(k) => Err(ProtocolError::new(
+                        ErrorCode::BadFrame,
+                        format!("bad `{k}` frame: {e}"),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// The session a frame names, if any (for error frames).
+    pub fn session(&self) -> Option<&str> {
+        match self {
+            ClientFrame::Action { session, .. } | ClientFrame::Leave { session } => Some(session),
+            _ => None,
+        }
+    }
+}
+
+/// Stable machine words for `error.code`. Clients switch on these; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadJson,
+    BadFrame,
+    UnknownType,
+    TooLarge,
+    UnknownGame,
+    GameBroken,
+    UnknownCode,
+    UnknownSession,
+    BadToken,
+    NameInvalid,
+    NameTaken,
+    SessionFull,
+    NotMember,
+    Refused,
+    ScriptError,
+    Ended,
+    Kicked,
+    RateLimited,
+    Unauthorized,
+    Overloaded,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::BadFrame => "bad_frame",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::UnknownGame => "unknown_game",
+            ErrorCode::GameBroken => "game_broken",
+            ErrorCode::UnknownCode => "unknown_code",
+            ErrorCode::UnknownSession => "unknown_session",
+            ErrorCode::BadToken => "bad_token",
+            ErrorCode::NameInvalid => "name_invalid",
+            ErrorCode::NameTaken => "name_taken",
+            ErrorCode::SessionFull => "session_full",
+            ErrorCode::NotMember => "not_member",
+            ErrorCode::Refused => "refused",
+            ErrorCode::ScriptError => "script_error",
+            ErrorCode::Ended => "ended",
+            ErrorCode::Kicked => "kicked",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status the REST API answers with for this error.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadJson | ErrorCode::BadFrame | ErrorCode::NameInvalid => 400,
+            ErrorCode::Unauthorized | ErrorCode::BadToken => 401,
+            ErrorCode::UnknownGame | ErrorCode::UnknownCode | ErrorCode::UnknownSession => 404,
+            ErrorCode::NameTaken
+            | ErrorCode::SessionFull
+            | ErrorCode::Refused
+            | ErrorCode::Ended
+            | ErrorCode::NotMember
+            | ErrorCode::Kicked
+            | ErrorCode::GameBroken => 409,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::ScriptError | ErrorCode::UnknownType => 422,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Overloaded | ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
+/// An error a client can act on: a stable code and a sentence for a person.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[error("{code:?}: {message}")]
+pub struct ProtocolError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ProtocolError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a member is in a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Host,
+    Player,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Host => "host",
+            Role::Player => "player",
+        }
+    }
+}
+
+/// The `player` object of a `welcome` and of the Lua API.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlayerRef<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+}
+
+/// The fields of a `welcome` frame.
+#[derive(Debug, Serialize)]
+pub struct Welcome<'a> {
+    pub session: &'a str,
+    pub game: &'a str,
+    pub role: Role,
+    pub player: PlayerRef<'a>,
+    pub token: &'a str,
+    pub seq: u64,
+    /// Absent when `resumed` is true: the client keeps its view and applies
+    /// the replayed patches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<bool>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ServerFrame<'a> {
+    Welcome(&'a Welcome<'a>),
+    View {
+        session: &'a str,
+        seq: u64,
+        patch: &'a Value,
+    },
+    Event {
+        session: &'a str,
+        seq: u64,
+        name: &'a str,
+        data: &'a Value,
+    },
+    Ack {
+        #[serde(rename = "ref")]
+        reference: &'a Value,
+        session: &'a str,
+    },
+    Error {
+        code: ErrorCode,
+        message: &'a str,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session: Option<&'a str>,
+        /// Only on errors that are session messages (a kick).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+    },
+    Ended {
+        session: &'a str,
+        seq: u64,
+        results: &'a Value,
+    },
+}
+
+fn encode(frame: &ServerFrame<'_>) -> String {
+    // Serializing these types cannot fail: every map key is a string and every
+    // value is already a `serde_json::Value` or a plain field.
+    serde_json::to_string(frame).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a server frame failed to serialize");
+        String::from(r#"{"type":"error","code":"internal","message":"frame encoding failed"}"#)
+    })
+}
+
+pub fn encode_welcome(w: &Welcome<'_>) -> String {
+    encode(&ServerFrame::Welcome(w))
+}
+
+pub fn encode_view(session: &str, seq: u64, patch: &Value) -> String {
+    encode(&ServerFrame::View {
+        session,
+        seq,
+        patch,
+    })
+}
+
+pub fn encode_event(session: &str, seq: u64, name: &str, data: &Value) -> String {
+    encode(&ServerFrame::Event {
+        session,
+        seq,
+        name,
+        data,
+    })
+}
+
+pub fn encode_ack(reference: &Value, session: &str) -> String {
+    encode(&ServerFrame::Ack { reference, session })
+}
+
+pub fn encode_error(err: &ProtocolError, reference: Option<&Value>, session: Option<&str>) -> String {
+    encode(&ServerFrame::Error {
+        code: err.code,
+        message: &err.message,
+        reference,
+        session,
+        seq: None,
+    })
+}
+
+/// An error that is also a session message (it has a `seq`), such as a kick.
+pub fn encode_session_error(err: &ProtocolError, session: &str, seq: u64) -> String {
+    encode(&ServerFrame::Error {
+        code: err.code,
+        message: &err.message,
+        reference: None,
+        session: Some(session),
+        seq: Some(seq),
+    })
+}
+
+/// A `view` frame around a patch that is already JSON text (patches are
+/// serialized once and shared by every member that gets the same one).
+pub fn encode_view_raw(session: &str, seq: u64, patch_json: &str) -> String {
+    let session = serde_json::to_string(session).unwrap_or_else(|_| "\"\"".to_owned());
+    format!(r#"{{"type":"view","session":{session},"seq":{seq},"patch":{patch_json}}}"#)
+}
+
+pub fn encode_ended(session: &str, seq: u64, results: &Value) -> String {
+    encode(&ServerFrame::Ended {
+        session,
+        seq,
+        results,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_tells_errors_apart() {
+        assert_eq!(ClientFrame::parse("{nope").unwrap_err().code, ErrorCode::BadJson);
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"dance"}"#).unwrap_err().code,
+            ErrorCode::UnknownType
+        );
+        let e = ClientFrame::parse(r#"{"type":"join","name":"Ana"}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadFrame);
+        assert!(e.message.contains("code"), "{}", e.message);
+        assert_eq!(ClientFrame::parse("[1]").unwrap_err().code, ErrorCode::BadFrame);
+    }
+
+    #[test]
+    fn parse_ignores_unknown_fields() {
+        let f = ClientFrame::parse(r#"{"type":"leave","session":"s1","extra":true}"#).unwrap();
+        assert!(matches!(f, ClientFrame::Leave { session } if session == "s1"));
+    }
+
+    #[test]
+    fn ack_carries_ref() {
+        let s = encode_ack(&Value::from(7), "s1");
+        assert_eq!(s, r#"{"type":"ack","ref":7,"session":"s1"}"#);
+    }
+}

@@ -1,0 +1,579 @@
+//! The games folder: loading, validating and versioning game rules.
+//!
+//! A game is `games/NAME.lua` or `games/NAME/init.lua` (with helper modules
+//! beside it). Loading a game reads its source(s) into memory, runs the main
+//! chunk in a scratch sandbox and checks the table it returns. A game that
+//! passes becomes a [`Rules`] value with a content hash as its version; a
+//! game that fails keeps its previous good version (if any) and records the
+//! error as `file:line: message`. Sessions never read files: they take
+//! `Arc<Rules>` from here, so a save is picked up by every session at its next
+//! handler call without touching the disk again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use mlua::chunk::ChunkMode;
+use mlua::{Lua, Table, Value};
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::budget::CallBudget;
+use super::sandbox::{self, Limits};
+
+/// Handlers a game table may have; all but `init` and `view` are optional.
+pub const HANDLERS: [&str; 8] = [
+    "init", "join", "leave", "action", "timer", "event", "view", "migrate",
+];
+const REQUIRED: [&str; 2] = ["init", "view"];
+/// Bounds on what one game folder may hold.
+const MAX_SOURCE_BYTES: u64 = 1 << 20;
+const MAX_MODULES: usize = 64;
+
+/// One Lua source file of a game.
+#[derive(Debug)]
+pub struct Source {
+    /// Name used in error messages: `quiz.lua` or `quiz/helpers.lua`.
+    pub chunk_name: String,
+    pub text: Arc<str>,
+}
+
+/// A validated version of a game's rules, shared by every session that runs it.
+#[derive(Debug)]
+pub struct Rules {
+    pub game: String,
+    /// FNV-1a hash of every source; stored in snapshots to detect a change of rules.
+    pub version: String,
+    pub main: Source,
+    /// Helper modules of a folder game, by `require` name (`helpers`, `lib.util`).
+    pub modules: HashMap<String, Source>,
+    pub title: String,
+    pub max_players: Option<usize>,
+}
+
+/// What the catalog knows of one game name.
+#[derive(Debug, Clone, Default)]
+pub struct GameEntry {
+    /// The last version that loaded cleanly; what new sessions get.
+    pub rules: Option<Arc<Rules>>,
+    /// Why the file on disk does not load right now, as `file:line: message`.
+    pub error: Option<String>,
+}
+
+/// A change to the games folder, announced to running sessions.
+#[derive(Debug, Clone)]
+pub enum GameChange {
+    Updated { game: String, version: String },
+    Broken { game: String, message: String },
+    Removed { game: String },
+}
+
+/// The row `GET /api/games` returns for a game.
+#[derive(Debug, Serialize)]
+pub struct GameInfo {
+    pub name: String,
+    pub title: Option<String>,
+    pub version: Option<String>,
+    pub max_players: Option<usize>,
+    /// `ok`, or `error` when the file on disk does not load (a previous
+    /// version may still be serving, see `version`).
+    pub status: &'static str,
+    pub error: Option<String>,
+}
+
+/// All games of the folder, kept current by `script::watch`.
+pub struct Catalog {
+    /// The games folder.
+    dir: PathBuf,
+    /// Limits used when running a game's main chunk to validate it.
+    limits: Limits,
+    games: RwLock<BTreeMap<String, GameEntry>>,
+    /// Tells running sessions (and tests) about every change.
+    changes: broadcast::Sender<GameChange>,
+}
+
+impl Catalog {
+    pub fn new(dir: impl Into<PathBuf>, limits: Limits) -> Arc<Self> {
+        let (changes, _) = broadcast::channel(256);
+        Arc::new(Catalog {
+            dir: dir.into(),
+            limits,
+            games: RwLock::new(BTreeMap::new()),
+            changes,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<GameChange> {
+        self.changes.subscribe()
+    }
+
+    /// Loads every game in the folder; returns each game's outcome for logging.
+    pub fn load_all(&self) -> Vec<(String, Result<Arc<Rules>, String>)> {
+        let mut names = game_names(&self.dir);
+        names.sort();
+        names
+            .into_iter()
+            .map(|name| {
+                let outcome = self.reload(&name);
+                (name, outcome.ok_or_else(|| "removed".to_owned()).and_then(|r| r))
+            })
+            .collect()
+    }
+
+    /// Re-reads one game from disk. `None` when the game no longer exists.
+    pub fn reload(&self, name: &str) -> Option<Result<Arc<Rules>, String>> {
+        let loaded = read_game(&self.dir, name).map(|r| r.and_then(|r| validate(r, self.limits)));
+        let mut games = self.games.write().unwrap_or_else(|e| e.into_inner());
+        match loaded {
+            None => {
+                if games.remove(name).is_some() {
+                    let _ = self.changes.send(GameChange::Removed {
+                        game: name.to_owned(),
+                    });
+                }
+                None
+            }
+            Some(Ok(rules)) => {
+                let rules = Arc::new(rules);
+                let entry = games.entry(name.to_owned()).or_default();
+                let same = entry
+                    .rules
+                    .as_ref()
+                    .is_some_and(|old| old.version == rules.version);
+                entry.error = None;
+                if !same {
+                    entry.rules = Some(rules.clone());
+                    let _ = self.changes.send(GameChange::Updated {
+                        game: name.to_owned(),
+                        version: rules.version.clone(),
+                    });
+                }
+                Some(Ok(entry.rules.clone().unwrap_or(rules)))
+            }
+            Some(Err(message)) => {
+                let entry = games.entry(name.to_owned()).or_default();
+                entry.error = Some(message.clone());
+                let _ = self.changes.send(GameChange::Broken {
+                    game: name.to_owned(),
+                    message: message.clone(),
+                });
+                Some(Err(message))
+            }
+        }
+    }
+
+    /// Reloads the games touched by changed paths (from the file watcher).
+    /// Returns the names it reloaded.
+    pub fn reload_paths<'a>(&self, paths: impl IntoIterator<Item = &'a Path>) -> Vec<String> {
+        let mut names: Vec<String> = paths
+            .into_iter()
+            .filter_map(|p| game_of_path(&self.dir, p))
+            .collect();
+        names.sort();
+        names.dedup();
+        for name in &names {
+            match self.reload(name) {
+                Some(Ok(rules)) => tracing::info!(game = %name, version = %rules.version, "game reloaded"),
+                Some(Err(message)) => tracing::warn!(game = %name, "game failed to reload, the previous version keeps running: {message}"),
+                None => tracing::info!(game = %name, "game removed"),
+            }
+        }
+        names
+    }
+
+    /// The version new sessions get, if the game has ever loaded.
+    pub fn get(&self, name: &str) -> Option<Arc<Rules>> {
+        let games = self.games.read().unwrap_or_else(|e| e.into_inner());
+        games.get(name).and_then(|e| e.rules.clone())
+    }
+
+    pub fn entry(&self, name: &str) -> Option<GameEntry> {
+        let games = self.games.read().unwrap_or_else(|e| e.into_inner());
+        games.get(name).cloned()
+    }
+
+    pub fn list(&self) -> Vec<GameInfo> {
+        let games = self.games.read().unwrap_or_else(|e| e.into_inner());
+        games
+            .iter()
+            .map(|(name, e)| GameInfo {
+                name: name.clone(),
+                title: e.rules.as_ref().map(|r| r.title.clone()),
+                version: e.rules.as_ref().map(|r| r.version.clone()),
+                max_players: e.rules.as_ref().and_then(|r| r.max_players),
+                status: if e.error.is_some() { "error" } else { "ok" },
+                error: e.error.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Whether `name` can be a game name (it becomes part of paths and chunk names).
+pub fn valid_game_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Files editors write beside the real one while saving.
+fn is_editor_noise(file_name: &str) -> bool {
+    file_name.starts_with('.')
+        || file_name.ends_with('~')
+        || file_name.ends_with(".swp")
+        || file_name.ends_with(".swx")
+        || file_name.ends_with(".tmp")
+        || file_name == "4913"
+}
+
+fn game_names(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| game_of_path(dir, &e.path()))
+        .collect()
+}
+
+/// The game a path inside the games folder belongs to.
+fn game_of_path(dir: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(dir).ok()?;
+    let first = rel.components().next()?.as_os_str().to_str()?;
+    if is_editor_noise(first) {
+        return None;
+    }
+    let nested = rel.components().count() > 1;
+    let name = if nested {
+        first
+    } else if let Some(stem) = first.strip_suffix(".lua") {
+        stem
+    } else if path.is_dir() {
+        first
+    } else {
+        return None;
+    };
+    if nested {
+        let file = rel.file_name()?.to_str()?;
+        if is_editor_noise(file) {
+            return None;
+        }
+    }
+    valid_game_name(name).then(|| name.to_owned())
+}
+
+fn read_source(path: &Path, chunk_name: String) -> Result<Source, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{chunk_name}: {e}"))?;
+    if meta.len() > MAX_SOURCE_BYTES {
+        return Err(format!(
+            "{chunk_name}: file is larger than {MAX_SOURCE_BYTES} bytes"
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{chunk_name}: {e}"))?;
+    Ok(Source {
+        chunk_name,
+        text: text.into(),
+    })
+}
+
+/// Reads a game's sources; `None` when neither form exists.
+fn read_game(dir: &Path, name: &str) -> Option<Result<Rules, String>> {
+    let folder = dir.join(name);
+    let file = dir.join(format!("{name}.lua"));
+    if folder.join("init.lua").is_file() {
+        Some(read_folder_game(&folder, name))
+    } else if file.is_file() {
+        Some(read_source(&file, format!("{name}.lua")).map(|main| rules_from(name, main, HashMap::new())))
+    } else {
+        None
+    }
+}
+
+fn read_folder_game(folder: &Path, name: &str) -> Result<Rules, String> {
+    let main = read_source(&folder.join("init.lua"), format!("{name}/init.lua"))?;
+    let mut modules = HashMap::new();
+    let mut stack = vec![(folder.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{name}/: {e}"))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(file) = path.file_name().and_then(|f| f.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            if is_editor_noise(&file) {
+                continue;
+            }
+            if path.is_dir() && prefix.matches('.').count() < 4 {
+                stack.push((path, format!("{prefix}{file}.")));
+            } else if let Some(stem) = file.strip_suffix(".lua") {
+                if prefix.is_empty() && stem == "init" {
+                    continue;
+                }
+                if modules.len() >= MAX_MODULES {
+                    return Err(format!("{name}/: more than {MAX_MODULES} Lua files"));
+                }
+                let rel = format!("{}{file}", prefix.replace('.', "/"));
+                let source = read_source(&path, format!("{name}/{rel}"))?;
+                modules.insert(format!("{prefix}{stem}"), source);
+            }
+        }
+    }
+    Ok(rules_from(name, main, modules))
+}
+
+fn rules_from(name: &str, main: Source, modules: HashMap<String, Source>) -> Rules {
+    let mut hash = Fnv::default();
+    hash.write(main.chunk_name.as_bytes());
+    hash.write(main.text.as_bytes());
+    let mut names: Vec<&String> = modules.keys().collect();
+    names.sort();
+    for m in names {
+        hash.write(m.as_bytes());
+        hash.write(modules[m].text.as_bytes());
+    }
+    Rules {
+        game: name.to_owned(),
+        version: format!("{:016x}", hash.0),
+        main,
+        modules,
+        title: name.to_owned(),
+        max_players: None,
+    }
+}
+
+/// 64-bit FNV-1a: stable across builds and machines, unlike `DefaultHasher`,
+/// so a version written in a snapshot means the same thing after an upgrade.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 ^= 0xff;
+    }
+}
+
+/// Runs the main chunk in a scratch sandbox and checks the game table.
+fn validate(rules: Rules, limits: Limits) -> Result<Rules, String> {
+    let rules = Arc::new(rules);
+    let (title, max_players) = {
+        let budget = CallBudget::new();
+        let lua = sandbox::new_state(limits, budget.clone()).map_err(|e| sandbox::describe(&e))?;
+        budget.reset(limits.cpu_units);
+        let table = load_game_table(&lua, &rules)?;
+        check_game_table(&table, &rules.main.chunk_name)?
+    };
+    // The scratch state (and the `require` closure holding a clone) is gone now.
+    let mut rules = Arc::try_unwrap(rules)
+        .map_err(|_| "internal error: game rules still shared after validation".to_owned())?;
+    if let Some(title) = title {
+        rules.title = title;
+    }
+    rules.max_players = max_players;
+    Ok(rules)
+}
+
+/// Loads `rules` into `lua`: installs `require` for its modules, runs the main
+/// chunk and returns the game table. Errors are `file:line: message`.
+pub fn load_game_table(lua: &Lua, rules: &Arc<Rules>) -> Result<Table, String> {
+    install_require(lua, rules.clone()).map_err(|e| sandbox::describe(&e))?;
+    let value: Value = lua
+        .load(&*rules.main.text)
+        .set_name(format!("={}", rules.main.chunk_name))
+        .set_mode(ChunkMode::Text)
+        .eval()
+        .map_err(|e| sandbox::describe(&e))?;
+    match value {
+        Value::Table(t) => Ok(t),
+        other => Err(format!(
+            "{}: the file must end with `return {{ ... }}` (a game table), but it returned {}",
+            rules.main.chunk_name,
+            other.type_name()
+        )),
+    }
+}
+
+/// Checks handler types; returns the title and max_players.
+fn check_game_table(table: &Table, chunk: &str) -> Result<(Option<String>, Option<usize>), String> {
+    for name in HANDLERS {
+        let v: Value = table.raw_get(name).map_err(|e| sandbox::describe(&e))?;
+        match v {
+            Value::Function(_) => {}
+            Value::Nil if !REQUIRED.contains(&name) => {}
+            Value::Nil => {
+                return Err(format!(
+                    "{chunk}: the game table has no `{name}` function (every game needs `init` and `view`)"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "{chunk}: `{name}` must be a function, not a {}",
+                    other.type_name()
+                ));
+            }
+        }
+    }
+    let title = match table.raw_get::<Value>("title").map_err(|e| sandbox::describe(&e))? {
+        Value::Nil => None,
+        Value::String(s) => Some(s.to_string_lossy()),
+        other => return Err(format!("{chunk}: `title` must be a string, not a {}", other.type_name())),
+    };
+    let max_players = match table
+        .raw_get::<Value>("max_players")
+        .map_err(|e| sandbox::describe(&e))?
+    {
+        Value::Nil => None,
+        Value::Integer(n) if n > 0 => Some(n as usize),
+        Value::Number(n) if n >= 1.0 && n.fract() == 0.0 => Some(n as usize),
+        _ => return Err(format!("{chunk}: `max_players` must be a positive whole number")),
+    };
+    Ok((title, max_players))
+}
+
+/// Installs `require`, which loads only this game's own modules, from memory.
+pub fn install_require(lua: &Lua, rules: Arc<Rules>) -> mlua::Result<()> {
+    let cache = lua.create_table()?;
+    let require = lua.create_function(move |lua, name: String| {
+        if let Some(v) = cache.raw_get::<Option<Value>>(name.as_str())? {
+            return Ok(v);
+        }
+        let Some(source) = rules.modules.get(&name) else {
+            let hint = if rules.modules.is_empty() {
+                " (helper modules need the folder form: games/NAME/init.lua beside them)"
+            } else {
+                ""
+            };
+            return Err(mlua::Error::runtime(format!(
+                "module '{name}' not found in game '{}'{hint}",
+                rules.game
+            )));
+        };
+        // Mark the module as loading so a require cycle ends instead of recursing.
+        cache.raw_set(name.as_str(), true)?;
+        let value: Value = lua
+            .load(&*source.text)
+            .set_name(format!("={}", source.chunk_name))
+            .set_mode(ChunkMode::Text)
+            .call(name.as_str())?;
+        let value = if value.is_nil() { Value::Boolean(true) } else { value };
+        cache.raw_set(name.as_str(), value.clone())?;
+        Ok(value)
+    })?;
+    lua.globals().raw_set("require", require)
+}
+
+/// Validates a path as `recess check` does: a games folder, a game file or a
+/// game folder. Returns `(name, error)` per game.
+pub fn check_path(path: &Path, limits: Limits) -> Vec<(String, Option<String>)> {
+    let (dir, names) = if path.is_file() || path.join("init.lua").is_file() {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        (dir, vec![name])
+    } else {
+        let mut names = game_names(path);
+        names.sort();
+        (path.to_path_buf(), names)
+    };
+    names
+        .into_iter()
+        .map(|name| {
+            let outcome = match read_game(&dir, &name) {
+                None => Some(format!("{name}: no {name}.lua or {name}/init.lua here")),
+                Some(r) => r.and_then(|r| validate(r, limits)).err(),
+            };
+            (name, outcome)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(p, text).unwrap();
+    }
+
+    const GOOD: &str = "return { title = 'T', init = function() return {} end, view = function() return {} end }";
+
+    #[test]
+    fn loads_file_and_folder_games() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.lua", GOOD);
+        write(
+            dir.path(),
+            "b/init.lua",
+            "local h = require('helpers') return { init = function() return {n = h.n} end, view = function() return {} end }",
+        );
+        write(dir.path(), "b/helpers.lua", "return { n = 3 }");
+        write(dir.path(), ".hidden.lua", GOOD);
+        let catalog = Catalog::new(dir.path(), Limits::default());
+        let loaded = catalog.load_all();
+        let names: Vec<_> = loaded.iter().map(|(n, r)| (n.as_str(), r.is_ok())).collect();
+        assert_eq!(names, vec![("a", true), ("b", true)]);
+        assert_eq!(catalog.get("a").unwrap().title, "T");
+        assert_eq!(catalog.get("b").unwrap().title, "b");
+    }
+
+    #[test]
+    fn reports_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "s.lua", "return {\n init = function( end }");
+        write(dir.path(), "r.lua", "local x = 1\nerror('at load')");
+        write(dir.path(), "m.lua", "return { init = function() end }");
+        let catalog = Catalog::new(dir.path(), Limits::default());
+        catalog.load_all();
+        let s = catalog.entry("s").unwrap().error.unwrap();
+        assert!(s.starts_with("s.lua:2:"), "{s}");
+        assert_eq!(catalog.entry("r").unwrap().error.unwrap(), "r.lua:2: at load");
+        let m = catalog.entry("m").unwrap().error.unwrap();
+        assert!(m.contains("`view`"), "{m}");
+    }
+
+    #[test]
+    fn a_broken_save_keeps_the_previous_version() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "g.lua", GOOD);
+        let catalog = Catalog::new(dir.path(), Limits::default());
+        catalog.load_all();
+        let v1 = catalog.get("g").unwrap().version.clone();
+        write(dir.path(), "g.lua", "return {");
+        assert!(catalog.reload("g").unwrap().is_err());
+        assert_eq!(catalog.get("g").unwrap().version, v1);
+        assert!(catalog.entry("g").unwrap().error.is_some());
+        std::fs::remove_file(dir.path().join("g.lua")).unwrap();
+        assert!(catalog.reload("g").is_none());
+        assert!(catalog.get("g").is_none());
+    }
+
+    #[test]
+    fn paths_map_to_games() {
+        let dir = Path::new("/games");
+        assert_eq!(game_of_path(dir, Path::new("/games/quiz.lua")).as_deref(), Some("quiz"));
+        assert_eq!(game_of_path(dir, Path::new("/games/b/x.lua")).as_deref(), Some("b"));
+        assert_eq!(game_of_path(dir, Path::new("/games/.quiz.lua.swp")), None);
+        assert_eq!(game_of_path(dir, Path::new("/games/quiz.lua~")), None);
+        assert_eq!(game_of_path(dir, Path::new("/games/b/.x.swp")), None);
+    }
+}

@@ -1,0 +1,17 @@
+//! Game rules: the Lua sandbox, the `ctx` API, loading and hot reload.
+//!
+//! Architecture Invariant: `script` knows nothing about sockets, the cluster
+//! or persistence. It loads rules ([`catalog`]), runs them in a metered
+//! sandbox ([`sandbox`], [`budget`], [`pattern`]) and turns handler calls into
+//! effects and views ([`vm`]).
+
+pub mod budget;
+pub mod catalog;
+pub mod pattern;
+pub mod sandbox;
+pub mod vm;
+pub mod watch;
+
+pub use catalog::{Catalog, GameChange, Rules};
+pub use sandbox::Limits;
+pub use vm::{CallOutcome, Effect, GameVm, PlayerInfo, ScriptError, VmCounters};

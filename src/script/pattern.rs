@@ -1,0 +1,1 @@
+pub fn install(_lua: &mlua::Lua) -> mlua::Result<()> { Ok(()) }

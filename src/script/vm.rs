@@ -1,0 +1,689 @@
+//! One session's Lua state: the game table, the session state, and `ctx`.
+//!
+//! [`GameVm`] is owned by exactly one session actor and is the only way the
+//! engine calls into a game. Every handler call:
+//! 1. gets a fresh CPU allowance;
+//! 2. runs against a deep copy kept for rollback, so a failed or refused call
+//!    leaves the state exactly as it was;
+//! 3. collects what the script asked for through `ctx` as [`Effect`]s, which the
+//!    actor applies only if the call succeeded.
+//!
+//! Architecture Invariant: this module knows nothing about sockets, sequence
+//! numbers or persistence; it turns calls into effects and views.
+
+use std::sync::Arc;
+
+use mlua::chunk::ChunkMode;
+use mlua::{Function, Lua, LuaSerdeExt, MultiValue, Table, Value, Variadic};
+use serde_json::Value as Json;
+
+use super::budget::CallBudget;
+use super::catalog::{Rules, load_game_table};
+use super::sandbox::{self, Limits};
+
+/// Longest delay `ctx.after` accepts (a week), so timers always fit a snapshot.
+const MAX_TIMER_MS: i64 = 7 * 24 * 3600 * 1000;
+/// `ctx.log` lines one call may write, so a looping script cannot flood the log.
+const MAX_LOG_LINES: u32 = 50;
+
+/// A member as the rules see it.
+#[derive(Debug, Clone)]
+pub struct PlayerInfo {
+    pub id: String,
+    pub name: String,
+    pub role: crate::protocol::Role,
+    pub connected: bool,
+}
+
+/// Something a handler asked for through `ctx`, applied after the call succeeds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Broadcast { name: String, data: Json },
+    Send { to: String, name: String, data: Json },
+    After { id: u64, ms: u64, name: String, data: Json },
+    Cancel { id: u64 },
+    Kick { player: String, reason: String },
+    Finish { results: Json },
+}
+
+/// A handler call that failed: the state was rolled back.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ScriptError {
+    /// `quiz.lua:57: message`.
+    pub message: String,
+}
+
+/// What a successful handler call produced.
+#[derive(Debug, Default)]
+pub struct CallOutcome {
+    pub effects: Vec<Effect>,
+    /// `join`/`action` returned `false, "reason"`: nothing happened.
+    pub refusal: Option<String>,
+}
+
+/// Per-call data the `ctx` functions reach through the state's app data.
+struct CallScope {
+    /// `ctx` works only while a handler runs.
+    active: bool,
+    now_ms: i64,
+    effects: Vec<Effect>,
+    players: Vec<PlayerInfo>,
+    /// Session-seeded generator behind `ctx.random` and `math.random`.
+    rng: SplitMix64,
+    next_timer: u64,
+    log_lines: u32,
+    /// For log lines.
+    session: String,
+}
+
+/// The persistent numbers of a VM, stored in snapshots.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct VmCounters {
+    pub rng: u64,
+    pub next_timer: u64,
+}
+
+pub struct GameVm {
+    lua: Lua,
+    budget: Arc<CallBudget>,
+    limits: Limits,
+    /// The version of the rules this state runs.
+    rules: Arc<Rules>,
+    /// The table the game file returned.
+    game: Table,
+    /// The session state (what `init` returned, changed by handlers).
+    state: Value,
+    ctx: Table,
+    /// Deep copy used to roll back a failed call; compiled before any game code ran.
+    copy: Function,
+}
+
+impl GameVm {
+    /// A VM with `rules` loaded and no state yet (call `init` or `restore_state`).
+    pub fn new(
+        rules: Arc<Rules>,
+        limits: Limits,
+        session: &str,
+        counters: VmCounters,
+    ) -> Result<Self, ScriptError> {
+        let budget = CallBudget::new();
+        let lua = sandbox::new_state(limits, budget.clone()).map_err(script_error)?;
+        lua.set_app_data(CallScope {
+            active: false,
+            now_ms: 0,
+            effects: Vec::new(),
+            players: Vec::new(),
+            rng: SplitMix64(counters.rng),
+            next_timer: counters.next_timer,
+            log_lines: 0,
+            session: session.to_owned(),
+        });
+        let copy: Function = lua
+            .load(DEEP_COPY)
+            .set_name("=recess")
+            .set_mode(ChunkMode::Text)
+            .eval()
+            .map_err(script_error)?;
+        let ctx = make_ctx(&lua).map_err(script_error)?;
+        budget.reset(limits.cpu_units);
+        let game = load_game_table(&lua, &rules).map_err(|message| ScriptError { message })?;
+        Ok(GameVm {
+            lua,
+            budget,
+            limits,
+            rules,
+            game,
+            state: Value::Nil,
+            ctx,
+            copy,
+        })
+    }
+
+    pub fn rules(&self) -> &Arc<Rules> {
+        &self.rules
+    }
+
+    pub fn counters(&self) -> VmCounters {
+        self.with_scope(|s| VmCounters {
+            rng: s.rng.0,
+            next_timer: s.next_timer,
+        })
+    }
+
+    /// Memory the state uses now, in bytes.
+    pub fn used_memory(&self) -> usize {
+        self.lua.used_memory()
+    }
+
+    /// Who `ctx.players()` lists.
+    pub fn set_players(&self, players: Vec<PlayerInfo>) {
+        self.with_scope(|s| s.players = players);
+    }
+
+    /// Switches to a newer version of the rules, keeping the state; runs the
+    /// new version's `migrate(state)` if it has one. On error the old version
+    /// keeps running.
+    pub fn upgrade(&mut self, rules: Arc<Rules>) -> Result<(), ScriptError> {
+        self.budget.reset(self.limits.cpu_units);
+        let game = match load_game_table(&self.lua, &rules) {
+            Ok(g) => g,
+            Err(message) => {
+                let _ = super::catalog::install_require(&self.lua, self.rules.clone());
+                return Err(ScriptError { message });
+            }
+        };
+        let old_game = std::mem::replace(&mut self.game, game);
+        if let Err(e) = self.migrate() {
+            self.game = old_game;
+            let _ = super::catalog::install_require(&self.lua, self.rules.clone());
+            return Err(e);
+        }
+        self.rules = rules;
+        Ok(())
+    }
+
+    /// Runs the loaded rules' `migrate(state)`, if they have one; rolls back on error.
+    pub fn migrate(&mut self) -> Result<(), ScriptError> {
+        let Ok(Value::Function(migrate)) = self.game.raw_get::<Value>("migrate") else {
+            return Ok(());
+        };
+        let backup = self.backup()?;
+        self.budget.reset(self.limits.cpu_units);
+        match migrate.call::<Value>(self.state.clone()) {
+            Ok(Value::Table(t)) => self.state = Value::Table(t),
+            Ok(_) => {}
+            Err(e) => {
+                self.state = backup;
+                return Err(script_error(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `init(ctx, params)`; its return value becomes the state.
+    pub fn init(&mut self, params: &Json, now_ms: i64) -> Result<CallOutcome, ScriptError> {
+        let params = self.to_lua(params)?;
+        self.state = self.lua.create_table().map(Value::Table).map_err(script_error)?;
+        let ctx = self.ctx.clone();
+        self.call("init", now_ms, |_| Ok((ctx, params)), true)
+    }
+
+    /// Replaces the state with one read back from a snapshot.
+    pub fn restore_state(&mut self, state: &Json) -> Result<(), ScriptError> {
+        self.state = self.to_lua(state)?;
+        Ok(())
+    }
+
+    /// The state as JSON, for snapshots.
+    pub fn state_json(&self) -> Result<Json, ScriptError> {
+        self.to_json(self.state.clone())
+    }
+
+    pub fn join(&mut self, player: &PlayerInfo, now_ms: i64) -> Result<CallOutcome, ScriptError> {
+        let (state, ctx) = (self.state.clone(), self.ctx.clone());
+        self.call(
+            "join",
+            now_ms,
+            |lua| Ok((state, ctx, player_table(lua, player)?)),
+            false,
+        )
+    }
+
+    pub fn leave(&mut self, player: &PlayerInfo, now_ms: i64) -> Result<CallOutcome, ScriptError> {
+        let (state, ctx) = (self.state.clone(), self.ctx.clone());
+        self.call(
+            "leave",
+            now_ms,
+            |lua| Ok((state, ctx, player_table(lua, player)?)),
+            false,
+        )
+    }
+
+    pub fn action(
+        &mut self,
+        player: &PlayerInfo,
+        name: &str,
+        data: &Json,
+        now_ms: i64,
+    ) -> Result<CallOutcome, ScriptError> {
+        let data = self.to_lua(data)?;
+        let (state, ctx) = (self.state.clone(), self.ctx.clone());
+        self.call(
+            "action",
+            now_ms,
+            |lua| Ok((state, ctx, player_table(lua, player)?, name, data)),
+            false,
+        )
+    }
+
+    pub fn timer(&mut self, name: &str, data: &Json, now_ms: i64) -> Result<CallOutcome, ScriptError> {
+        let data = self.to_lua(data)?;
+        let (state, ctx) = (self.state.clone(), self.ctx.clone());
+        self.call("timer", now_ms, |_| Ok((state, ctx, name, data)), false)
+    }
+
+    pub fn event(&mut self, name: &str, data: &Json, now_ms: i64) -> Result<CallOutcome, ScriptError> {
+        let data = self.to_lua(data)?;
+        let (state, ctx) = (self.state.clone(), self.ctx.clone());
+        self.call("event", now_ms, |_| Ok((state, ctx, name, data)), false)
+    }
+
+    /// What `player` sees now. A view must be a table; nulls inside it are
+    /// dropped (a merge patch cannot carry them).
+    pub fn view(&mut self, player: &PlayerInfo) -> Result<Json, ScriptError> {
+        let Ok(Value::Function(view)) = self.game.raw_get::<Value>("view") else {
+            return Err(ScriptError {
+                message: format!("{}: the game has no view function", self.rules.main.chunk_name),
+            });
+        };
+        self.budget.reset(self.limits.cpu_units);
+        let p = player_table(&self.lua, player).map_err(script_error)?;
+        let v: Value = view.call((self.state.clone(), p)).map_err(script_error)?;
+        match self.to_json(v)? {
+            Json::Object(mut map) => {
+                strip_nulls(&mut map);
+                Ok(Json::Object(map))
+            }
+            Json::Array(a) if a.is_empty() => Ok(Json::Object(Default::default())),
+            other => Err(ScriptError {
+                message: format!(
+                    "{}: view must return a table of named fields, not {}",
+                    self.rules.main.chunk_name,
+                    json_kind(&other)
+                ),
+            }),
+        }
+    }
+
+    /// Runs handler `name` with rollback. `replace_state`: the return value is
+    /// the new state (init) rather than an optional replacement.
+    fn call<A: mlua::IntoLuaMulti>(
+        &mut self,
+        name: &str,
+        now_ms: i64,
+        args: impl FnOnce(&Lua) -> mlua::Result<A>,
+        is_init: bool,
+    ) -> Result<CallOutcome, ScriptError> {
+        let handler = match self.game.raw_get::<Value>(name) {
+            Ok(Value::Function(f)) => f,
+            _ => return Ok(CallOutcome::default()),
+        };
+        let backup = self.backup()?;
+        let (rng, next_timer) = self.with_scope(|s| {
+            s.active = true;
+            s.now_ms = now_ms;
+            s.effects.clear();
+            s.log_lines = 0;
+            (s.rng.0, s.next_timer)
+        });
+        self.budget.reset(self.limits.cpu_units);
+        let result = args(&self.lua).and_then(|a| handler.call::<MultiValue>(a));
+        let effects = self.with_scope(|s| {
+            s.active = false;
+            std::mem::take(&mut s.effects)
+        });
+        let rollback = |vm: &mut GameVm, backup: Value| {
+            vm.state = backup;
+            vm.with_scope(|s| {
+                s.rng.0 = rng;
+                s.next_timer = next_timer;
+            });
+        };
+        let returned = match result {
+            Ok(values) => values,
+            Err(e) => {
+                rollback(self, backup);
+                return Err(script_error(e));
+            }
+        };
+        let mut values = returned.into_iter();
+        let first = values.next().unwrap_or(Value::Nil);
+        if !is_init && first == Value::Boolean(false) && (name == "join" || name == "action") {
+            let reason = match values.next() {
+                Some(Value::String(s)) => s.to_string_lossy(),
+                _ => format!("the game refused this {name}"),
+            };
+            rollback(self, backup);
+            return Ok(CallOutcome {
+                effects: Vec::new(),
+                refusal: Some(reason),
+            });
+        }
+        match first {
+            Value::Table(t) => self.state = Value::Table(t),
+            Value::Nil if !is_init => {}
+            Value::Nil => {}
+            other if is_init => {
+                rollback(self, backup);
+                return Err(ScriptError {
+                    message: format!(
+                        "{}: init must return the state table, not a {}",
+                        self.rules.main.chunk_name,
+                        other.type_name()
+                    ),
+                });
+            }
+            _ => {}
+        }
+        Ok(CallOutcome {
+            effects,
+            refusal: None,
+        })
+    }
+
+    fn backup(&self) -> Result<Value, ScriptError> {
+        self.budget.reset(self.limits.cpu_units);
+        self.copy.call(self.state.clone()).map_err(script_error)
+    }
+
+    fn with_scope<R>(&self, f: impl FnOnce(&mut CallScope) -> R) -> R {
+        match self.lua.app_data_mut::<CallScope>() {
+            Some(mut scope) => f(&mut scope),
+            // The scope is installed in `new` and never removed.
+            None => unreachable!("GameVm without a call scope"),
+        }
+    }
+
+    fn to_lua(&self, json: &Json) -> Result<Value, ScriptError> {
+        self.lua.to_value(json).map_err(script_error)
+    }
+
+    fn to_json(&self, value: Value) -> Result<Json, ScriptError> {
+        lua_to_json(&self.lua, value).map_err(script_error)
+    }
+}
+
+/// Lua → JSON with the options every boundary uses: mixed tables are an error
+/// rather than silently losing keys; functions and userdata are an error.
+fn lua_to_json(lua: &Lua, value: Value) -> mlua::Result<Json> {
+    lua.from_value_with(
+        value,
+        mlua::serde::DeserializeOptions::new().detect_mixed_tables(true),
+    )
+}
+
+fn script_error(e: mlua::Error) -> ScriptError {
+    ScriptError {
+        message: sandbox::describe(&e),
+    }
+}
+
+fn json_kind(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "nil",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "a table",
+    }
+}
+
+fn strip_nulls(map: &mut serde_json::Map<String, Json>) {
+    map.retain(|_, v| !v.is_null());
+    for v in map.values_mut() {
+        if let Json::Object(inner) = v {
+            strip_nulls(inner);
+        }
+    }
+}
+
+fn player_table(lua: &Lua, p: &PlayerInfo) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(0, 3)?;
+    t.raw_set("id", p.id.as_str())?;
+    t.raw_set("name", p.name.as_str())?;
+    t.raw_set("role", p.role.as_str())?;
+    Ok(t)
+}
+
+const DEEP_COPY: &str = r#"
+local next, type, getmetatable, setmetatable, rawset = next, type, getmetatable, setmetatable, rawset
+local function copy(v, seen)
+  if type(v) ~= "table" then return v end
+  local c = seen[v]
+  if c then return c end
+  c = {}
+  seen[v] = c
+  for k, x in next, v do rawset(c, copy(k, seen), copy(x, seen)) end
+  local mt = getmetatable(v)
+  if type(mt) == "table" then setmetatable(c, mt) end
+  return c
+end
+return function(v) return copy(v, {}) end
+"#;
+
+/// Builds the `ctx` table. Its functions find the call in progress through
+/// the state's `CallScope`, so one table serves every call.
+fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
+    let ctx = lua.create_table()?;
+
+    fn scope<R>(lua: &Lua, f: impl FnOnce(&mut CallScope) -> mlua::Result<R>) -> mlua::Result<R> {
+        let mut s = lua
+            .app_data_mut::<CallScope>()
+            .ok_or_else(|| mlua::Error::runtime("ctx is not available here"))?;
+        if !s.active {
+            return Err(mlua::Error::runtime(
+                "ctx can only be used while a handler runs (do not keep it in the state)",
+            ));
+        }
+        f(&mut s)
+    }
+    fn name_arg(v: Value, what: &str) -> mlua::Result<String> {
+        match v {
+            Value::String(s) => Ok(s.to_string_lossy()),
+            other => Err(mlua::Error::runtime(format!(
+                "{what}: the name must be a string, not a {}",
+                other.type_name()
+            ))),
+        }
+    }
+    fn data_arg(lua: &Lua, v: Option<Value>) -> mlua::Result<Json> {
+        match v {
+            None | Some(Value::Nil) => Ok(Json::Null),
+            Some(v) => lua_to_json(lua, v),
+        }
+    }
+
+    ctx.raw_set(
+        "broadcast",
+        lua.create_function(|lua, (name, data): (Value, Option<Value>)| {
+            let name = name_arg(name, "ctx.broadcast")?;
+            let data = data_arg(lua, data)?;
+            scope(lua, |s| {
+                s.effects.push(Effect::Broadcast { name, data });
+                Ok(())
+            })
+        })?,
+    )?;
+    ctx.raw_set(
+        "send",
+        lua.create_function(|lua, (to, name, data): (Value, Value, Option<Value>)| {
+            let to = match to {
+                Value::String(s) => s.to_string_lossy(),
+                other => {
+                    return Err(mlua::Error::runtime(format!(
+                        "ctx.send: the first argument must be a player id (string), not a {}",
+                        other.type_name()
+                    )));
+                }
+            };
+            let name = name_arg(name, "ctx.send")?;
+            let data = data_arg(lua, data)?;
+            scope(lua, |s| {
+                s.effects.push(Effect::Send { to, name, data });
+                Ok(())
+            })
+        })?,
+    )?;
+    ctx.raw_set(
+        "after",
+        lua.create_function(|lua, (ms, name, data): (f64, Value, Option<Value>)| {
+            if !ms.is_finite() || ms < 0.0 || ms > MAX_TIMER_MS as f64 {
+                return Err(mlua::Error::runtime(format!(
+                    "ctx.after: delay must be between 0 and {MAX_TIMER_MS} ms"
+                )));
+            }
+            let name = name_arg(name, "ctx.after")?;
+            let data = data_arg(lua, data)?;
+            scope(lua, |s| {
+                s.next_timer += 1;
+                let id = s.next_timer;
+                s.effects.push(Effect::After {
+                    id,
+                    ms: ms as u64,
+                    name,
+                    data,
+                });
+                Ok(id)
+            })
+        })?,
+    )?;
+    ctx.raw_set(
+        "cancel",
+        lua.create_function(|lua, id: Value| {
+            let id = match id {
+                Value::Integer(i) if i > 0 => i as u64,
+                Value::Number(n) if n > 0.0 && n.fract() == 0.0 => n as u64,
+                Value::Nil => return Ok(()),
+                other => {
+                    return Err(mlua::Error::runtime(format!(
+                        "ctx.cancel: expected a timer id from ctx.after, got a {}",
+                        other.type_name()
+                    )));
+                }
+            };
+            scope(lua, |s| {
+                s.effects.push(Effect::Cancel { id });
+                Ok(())
+            })
+        })?,
+    )?;
+    ctx.raw_set(
+        "now",
+        lua.create_function(|lua, ()| scope(lua, |s| Ok(s.now_ms)))?,
+    )?;
+    let random = lua.create_function(|lua, args: Variadic<Value>| {
+        let mut s = lua
+            .app_data_mut::<CallScope>()
+            .ok_or_else(|| mlua::Error::runtime("random is not available here"))?;
+        random_value(&mut s.rng, &args)
+    })?;
+    ctx.raw_set("random", random.clone())?;
+    let math: Table = lua.globals().get("math")?;
+    math.raw_set("random", random)?;
+    ctx.raw_set(
+        "players",
+        lua.create_function(|lua, ()| {
+            let players = scope(lua, |s| Ok(s.players.clone()))?;
+            let list = lua.create_table_with_capacity(players.len(), 0)?;
+            for p in &players {
+                let t = player_table(lua, p)?;
+                t.raw_set("connected", p.connected)?;
+                list.raw_push(t)?;
+            }
+            list.set_metatable(Some(lua.array_metatable()))?;
+            Ok(list)
+        })?,
+    )?;
+    ctx.raw_set(
+        "kick",
+        lua.create_function(|lua, (player, reason): (String, Option<String>)| {
+            scope(lua, |s| {
+                s.effects.push(Effect::Kick {
+                    player,
+                    reason: reason.unwrap_or_else(|| "removed by the game".to_owned()),
+                });
+                Ok(())
+            })
+        })?,
+    )?;
+    ctx.raw_set(
+        "finish",
+        lua.create_function(|lua, results: Option<Value>| {
+            let results = data_arg(lua, results)?;
+            scope(lua, |s| {
+                s.effects.push(Effect::Finish { results });
+                Ok(())
+            })
+        })?,
+    )?;
+    let log = lua.create_function(|lua, args: Variadic<Value>| {
+        let mut parts = Vec::with_capacity(args.len());
+        for a in args.iter() {
+            parts.push(match a {
+                Value::String(s) => s.to_string_lossy(),
+                Value::Nil => "nil".to_owned(),
+                Value::Boolean(b) => b.to_string(),
+                Value::Integer(i) => i.to_string(),
+                Value::Number(n) => n.to_string(),
+                other => match lua_to_json(lua, other.clone()) {
+                    Ok(j) => j.to_string(),
+                    Err(_) => format!("<{}>", other.type_name()),
+                },
+            });
+        }
+        let mut line = parts.join("\t");
+        if line.len() > 1000 {
+            let mut cut = 1000;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.truncate(cut);
+            line.push('…');
+        }
+        let mut s = lua
+            .app_data_mut::<CallScope>()
+            .ok_or_else(|| mlua::Error::runtime("ctx.log is not available here"))?;
+        s.log_lines += 1;
+        if s.log_lines <= MAX_LOG_LINES {
+            tracing::info!(target: "recess::game", session = %s.session, "{line}");
+        }
+        Ok(())
+    })?;
+    ctx.raw_set("log", log.clone())?;
+    lua.globals().raw_set("print", log)?;
+    Ok(ctx)
+}
+
+/// `math.random` semantics on the session generator.
+fn random_value(rng: &mut SplitMix64, args: &[Value]) -> mlua::Result<Value> {
+    fn int(v: &Value, pos: usize) -> mlua::Result<i64> {
+        match v {
+            Value::Integer(i) => Ok(*i),
+            Value::Number(n) if n.fract() == 0.0 => Ok(*n as i64),
+            other => Err(mlua::Error::runtime(format!(
+                "bad argument #{pos} to 'random' (number has no integer representation, got {})",
+                other.type_name()
+            ))),
+        }
+    }
+    let (lo, hi) = match args {
+        [] => return Ok(Value::Number((rng.next() >> 11) as f64 / (1u64 << 53) as f64)),
+        [m] => (1, int(m, 1)?),
+        [m, n, ..] => (int(m, 1)?, int(n, 2)?),
+    };
+    if lo > hi {
+        return Err(mlua::Error::runtime(
+            "bad argument to 'random' (interval is empty)",
+        ));
+    }
+    let span = (hi as i128 - lo as i128 + 1) as u128;
+    let r = (rng.next() as u128 * span) >> 64;
+    Ok(Value::Integer((lo as i128 + r as i128) as i64))
+}
+
+/// SplitMix64: tiny, fast, and its whole state is one `u64` that a snapshot keeps,
+/// so a restored session continues the same random sequence.
+#[derive(Debug, Clone, Copy)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}

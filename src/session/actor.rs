@@ -1,0 +1,970 @@
+//! `SessionActor`: the one task that owns a session.
+//!
+//! The actor takes commands from its mailbox in batches. For each batch it
+//! 1. runs the handlers, one command at a time, in arrival order;
+//! 2. runs a view pass if views are due (at most one per `--view-interval`);
+//! 3. commits: writes the snapshot, the new messages and changed views to the
+//!    store and waits for the flush;
+//! 4. only then publishes the messages and answers (acks, welcomes).
+//!
+//! So nothing a client has seen or been told is done can be lost by a crash,
+//! and no `seq` is ever handed out twice.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde_json::Value as Json;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::replay::{Replay, ReplayLog};
+use super::view;
+use super::{
+    Attached, Audience, Command, MemberId, Outgoing, PlayerSummary, SessionId, SessionSummary,
+    make_token, now_ms,
+};
+use crate::metrics::Metrics;
+use crate::node::Node;
+use crate::protocol::{self, ErrorCode, PlayerRef, ProtocolError, Role, Welcome};
+use crate::script::{CallOutcome, Effect, GameChange, GameVm, PlayerInfo, Rules, ScriptError, VmCounters};
+use crate::store::{MemberRecord, SessionSnapshot, SessionWrite, StoredSession, TimerRecord};
+
+/// Most commands handled before a commit, so one busy session cannot delay
+/// its acks indefinitely.
+const MAX_BATCH: usize = 256;
+/// Longest accepted nickname, in characters.
+pub const MAX_NAME_CHARS: usize = 24;
+const MAX_ACTION_NAME: usize = 64;
+
+struct Member {
+    id: MemberId,
+    name: String,
+    role: Role,
+    secret: String,
+    /// The session's `seq` when this member joined.
+    joined_seq: u64,
+    welcomed: bool,
+    /// Sockets attached to this seat right now.
+    connections: u32,
+    /// The view this member last received (base of the next patch).
+    view: Json,
+}
+
+impl Member {
+    fn info(&self) -> PlayerInfo {
+        PlayerInfo {
+            id: self.id.to_string(),
+            name: self.name.clone(),
+            role: self.role,
+            connected: self.connections > 0,
+        }
+    }
+}
+
+/// What a batch produced, applied by `commit`.
+#[derive(Default)]
+struct Batch {
+    /// Sequenced messages and unsequenced notices, in order.
+    messages: Vec<Outgoing>,
+    evicted: Vec<u64>,
+    views: Vec<MemberId>,
+    removed: Vec<MemberId>,
+    /// Answers to send once the batch is durable.
+    replies: Vec<Box<dyn FnOnce() + Send>>,
+    /// Something that the snapshot holds changed.
+    dirty: bool,
+}
+
+/// Everything needed to create a session.
+pub struct NewSession {
+    pub id: SessionId,
+    pub code: String,
+    pub rules: Arc<Rules>,
+    pub params: Json,
+    pub host: MemberId,
+    pub host_secret: String,
+    /// Whether a socket receives the host's welcome now (false for REST).
+    pub host_attached: bool,
+}
+
+pub struct SessionActor {
+    id: SessionId,
+    code: String,
+    game: String,
+    vm: GameVm,
+    members: IndexMap<MemberId, Member>,
+    seq: u64,
+    log: ReplayLog,
+    timers: BTreeMap<u64, TimerRecord>,
+    ended: Option<Json>,
+    created_ms: i64,
+    active_ms: i64,
+    views_dirty: bool,
+    last_view_pass: Instant,
+    /// A rules version this session failed to switch to; not retried.
+    failed_version: Option<String>,
+    node: Arc<Node>,
+    batch: Batch,
+}
+
+impl SessionActor {
+    /// Creates a session: runs `init` and computes the host's first view.
+    pub fn create(node: Arc<Node>, new: NewSession) -> Result<(Self, Attached), ProtocolError> {
+        let mut seed = [0u8; 8];
+        let _ = getrandom::fill(&mut seed);
+        let counters = VmCounters {
+            rng: u64::from_le_bytes(seed),
+            next_timer: 0,
+        };
+        let vm = GameVm::new(new.rules.clone(), node.config.limits(), &new.id, counters)
+            .map_err(script_failure)?;
+        let now = now_ms();
+        let mut actor = SessionActor {
+            id: new.id,
+            code: new.code,
+            game: new.rules.game.clone(),
+            vm,
+            members: IndexMap::new(),
+            seq: 0,
+            log: ReplayLog::new(node.config.replay_window),
+            timers: BTreeMap::new(),
+            ended: None,
+            created_ms: now,
+            active_ms: now,
+            views_dirty: false,
+            last_view_pass: Instant::now(),
+            failed_version: None,
+            node,
+            batch: Batch::default(),
+        };
+        let host = Member {
+            id: new.host.clone(),
+            name: "Host".to_owned(),
+            role: Role::Host,
+            secret: new.host_secret,
+            joined_seq: 0,
+            welcomed: new.host_attached,
+            connections: u32::from(new.host_attached),
+            view: Json::Object(Default::default()),
+        };
+        actor.members.insert(host.id.clone(), host);
+        actor.sync_players();
+        let outcome = actor.vm.init(&new.params, now).map_err(script_failure)?;
+        actor.apply(outcome.effects, now);
+        let host_info = actor.members[&new.host].info();
+        let view = actor.vm.view(&host_info).map_err(script_failure)?;
+        actor.batch.dirty = true;
+        actor.batch.views.push(new.host.clone());
+        let host = &mut actor.members[&new.host];
+        host.view = view;
+        let attached = actor.attached(&new.host, None);
+        Metrics::inc(&actor.node.metrics.sessions_created_total);
+        Ok((actor, attached))
+    }
+
+    /// Brings a stored session back after a restart.
+    pub fn restore(node: Arc<Node>, stored: StoredSession, rules: Arc<Rules>) -> Result<Self, String> {
+        let snap = stored.snapshot;
+        let mut vm = GameVm::new(rules.clone(), node.config.limits(), &snap.id, snap.counters)
+            .map_err(|e| e.message)?;
+        vm.restore_state(&snap.state).map_err(|e| e.message)?;
+        if snap.rules_version != rules.version {
+            vm.migrate().map_err(|e| e.message)?;
+        }
+        let mut views: HashMap<String, Json> = stored.views.into_iter().collect();
+        let mut members = IndexMap::new();
+        for m in snap.members {
+            let id: MemberId = m.id.as_str().into();
+            let member = Member {
+                view: views
+                    .remove(&m.id)
+                    .unwrap_or_else(|| Json::Object(Default::default())),
+                id: id.clone(),
+                name: m.name,
+                role: m.role,
+                secret: m.secret,
+                joined_seq: m.joined_seq,
+                welcomed: m.welcomed,
+                connections: 0,
+            };
+            members.insert(id, member);
+        }
+        let mut log = ReplayLog::new(node.config.replay_window);
+        for m in stored.messages {
+            log.push(m);
+        }
+        let mut actor = SessionActor {
+            id: snap.id.as_str().into(),
+            code: snap.code,
+            game: snap.game,
+            vm,
+            members,
+            seq: snap.seq,
+            log,
+            timers: snap.timers.into_iter().map(|t| (t.id, t)).collect(),
+            ended: snap.ended,
+            created_ms: snap.created_ms,
+            active_ms: snap.active_ms,
+            views_dirty: true,
+            last_view_pass: Instant::now(),
+            failed_version: None,
+            node,
+            batch: Batch::default(),
+        };
+        actor.sync_players();
+        Ok(actor)
+    }
+
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    pub fn game(&self) -> &str {
+        &self.game
+    }
+
+    /// Runs the actor until its session expires or the node shuts down.
+    pub async fn run(
+        mut self,
+        mut mailbox: mpsc::Receiver<Command>,
+        mut changes: broadcast::Receiver<GameChange>,
+        shutdown: CancellationToken,
+    ) {
+        let interval = self.node.config.view_interval();
+        self.commit().await;
+        loop {
+            let timer_at = self.next_timer_at();
+            let view_at = self.views_dirty.then(|| self.last_view_pass + interval);
+            let expire_at = self.expire_at();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                cmd = mailbox.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    self.handle(cmd);
+                    for _ in 1..MAX_BATCH {
+                        match mailbox.try_recv() {
+                            Ok(cmd) => self.handle(cmd),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = sleep_until(timer_at) => self.fire_due_timers(),
+                _ = sleep_until(view_at) => {}
+                change = changes.recv() => {
+                    if let Ok(change) = change {
+                        self.on_game_change(change);
+                    }
+                }
+                _ = sleep_until(expire_at) => {
+                    self.expire().await;
+                    return;
+                }
+            }
+            if self.views_dirty && Instant::now() >= self.last_view_pass + interval {
+                self.view_pass();
+            }
+            self.commit().await;
+        }
+        self.commit().await;
+        self.node.detach(&self.id, &self.code);
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        let now = now_ms();
+        match cmd {
+            Command::Join {
+                member,
+                secret,
+                name,
+                reply,
+            } => {
+                self.active_ms = now;
+                let result = self.join(member, secret, name, now);
+                self.reply(reply, result);
+            }
+            Command::Resume {
+                member,
+                secret,
+                last_seq,
+                reply,
+            } => {
+                let result = self.resume(&member, &secret, last_seq);
+                self.reply(reply, result);
+            }
+            Command::Action {
+                member,
+                name,
+                data,
+                reply,
+            } => {
+                self.active_ms = now;
+                let result = self.action(&member, &name, &data, now);
+                self.reply(reply, result);
+            }
+            Command::Leave { member } => {
+                self.active_ms = now;
+                self.leave(&member, now);
+            }
+            Command::Disconnected { member } => {
+                if let Some(m) = self.members.get_mut(&member) {
+                    m.connections = m.connections.saturating_sub(1);
+                    self.sync_players();
+                }
+            }
+            Command::Event { name, data, reply } => {
+                self.active_ms = now;
+                let result = self.event(&name, &data, now);
+                self.reply(reply, result);
+            }
+            Command::Broadcast { name, data, reply } => {
+                self.active_ms = now;
+                let id = self.id.clone();
+                let seq = self.push(Audience::All, false, |seq| {
+                    protocol::encode_event(&id, seq, &name, &data)
+                });
+                self.reply(reply, Ok(seq));
+            }
+            Command::Summary { reply } => {
+                let summary = self.summary();
+                let _ = reply.send(Ok(summary));
+            }
+            Command::Results { reply } => {
+                let _ = reply.send(Ok(self.ended.clone()));
+            }
+        }
+    }
+
+    /// Queues an answer for after the commit.
+    fn reply<T: Send + 'static>(&mut self, reply: super::Reply<T>, result: Result<T, ProtocolError>) {
+        self.batch.replies.push(Box::new(move || {
+            let _ = reply.send(result);
+        }));
+    }
+
+    fn join(
+        &mut self,
+        member: MemberId,
+        secret: String,
+        name: String,
+        now: i64,
+    ) -> Result<Attached, ProtocolError> {
+        if self.ended.is_some() {
+            return Err(ProtocolError::new(ErrorCode::Ended, "this game has already finished"));
+        }
+        let name = clean_name(&name)?;
+        let lower = name.to_lowercase();
+        if self.members.values().any(|m| m.name.to_lowercase() == lower) {
+            return Err(ProtocolError::new(
+                ErrorCode::NameTaken,
+                format!("the name \"{name}\" is already taken in this game; pick another"),
+            ));
+        }
+        if let Some(max) = self.vm.rules().max_players {
+            let players = self.members.values().filter(|m| m.role == Role::Player).count();
+            if players >= max {
+                return Err(ProtocolError::new(
+                    ErrorCode::SessionFull,
+                    format!("this game is full ({max} players)"),
+                ));
+            }
+        }
+        if self.members.contains_key(&member) {
+            return Err(ProtocolError::new(ErrorCode::Internal, "member id clash; please try again"));
+        }
+        self.members.insert(
+            member.clone(),
+            Member {
+                id: member.clone(),
+                name,
+                role: Role::Player,
+                secret,
+                joined_seq: self.seq,
+                welcomed: true,
+                connections: 1,
+                view: Json::Object(Default::default()),
+            },
+        );
+        self.sync_players();
+        let info = self.members[&member].info();
+        self.refresh_rules();
+        let joined_seq = self.seq;
+        let outcome = match self.vm.join(&info, now) {
+            Ok(o) => o,
+            Err(e) => {
+                self.members.shift_remove(&member);
+                self.sync_players();
+                return Err(self.script_failed(e, Some(&member)));
+            }
+        };
+        if let Some(reason) = outcome.refusal {
+            self.members.shift_remove(&member);
+            self.sync_players();
+            return Err(ProtocolError::new(ErrorCode::Refused, reason));
+        }
+        self.apply(outcome.effects, now);
+        let view = match self.vm.view(&info) {
+            Ok(v) => v,
+            Err(e) => {
+                // The seat stays: the player sees an empty screen until the view works.
+                let _ = self.script_failed(e, None);
+                Json::Object(Default::default())
+            }
+        };
+        let m = &mut self.members[&member];
+        m.view = view;
+        m.joined_seq = joined_seq;
+        self.batch.views.push(member.clone());
+        self.batch.dirty = true;
+        self.views_dirty = true;
+        Ok(self.attached(&member, None))
+    }
+
+    fn resume(&mut self, member: &str, secret: &str, last_seq: u64) -> Result<Attached, ProtocolError> {
+        let Some(m) = self.members.get_mut(member) else {
+            return Err(ProtocolError::new(
+                ErrorCode::BadToken,
+                "this seat no longer exists (the player left or was removed); join again with the code",
+            ));
+        };
+        if !constant_time_eq(m.secret.as_bytes(), secret.as_bytes()) {
+            return Err(ProtocolError::new(ErrorCode::BadToken, "this token is not valid"));
+        }
+        m.connections += 1;
+        let member_id = m.id.clone();
+        let replay = if m.welcomed && last_seq >= m.joined_seq && last_seq <= self.seq {
+            self.log.since(last_seq, self.seq, member)
+        } else {
+            Replay::TooOld
+        };
+        let attached = match replay {
+            Replay::Complete(messages) => {
+                let mut attached = self.attached(&member_id, Some(true));
+                attached.frames.extend(messages.into_iter().map(|m| m.frame));
+                attached
+            }
+            Replay::TooOld => {
+                let m = &mut self.members[member];
+                if !m.welcomed {
+                    m.welcomed = true;
+                    self.batch.dirty = true;
+                }
+                self.attached(&member_id, Some(false))
+            }
+        };
+        self.sync_players();
+        Ok(attached)
+    }
+
+    fn action(&mut self, member: &str, name: &str, data: &Json, now: i64) -> Result<(), ProtocolError> {
+        let Some(m) = self.members.get(member) else {
+            return Err(not_member());
+        };
+        if self.ended.is_some() {
+            return Err(ProtocolError::new(ErrorCode::Ended, "this game has finished"));
+        }
+        if name.is_empty() || name.len() > MAX_ACTION_NAME {
+            return Err(ProtocolError::new(
+                ErrorCode::BadFrame,
+                format!("an action name must be 1 to {MAX_ACTION_NAME} bytes"),
+            ));
+        }
+        let info = m.info();
+        let member: MemberId = m.id.clone();
+        Metrics::inc(&self.node.metrics.actions_total);
+        self.refresh_rules();
+        let outcome = self
+            .vm
+            .action(&info, name, data, now)
+            .map_err(|e| self.script_failed(e, Some(&member)))?;
+        self.finish_call(outcome, now)
+    }
+
+    fn event(&mut self, name: &str, data: &Json, now: i64) -> Result<(), ProtocolError> {
+        if self.ended.is_some() {
+            return Err(ProtocolError::new(ErrorCode::Ended, "this game has finished"));
+        }
+        self.refresh_rules();
+        let outcome = self
+            .vm
+            .event(name, data, now)
+            .map_err(|e| self.script_failed(e, None))?;
+        self.finish_call(outcome, now)
+    }
+
+    fn finish_call(&mut self, outcome: CallOutcome, now: i64) -> Result<(), ProtocolError> {
+        if let Some(reason) = outcome.refusal {
+            return Err(ProtocolError::new(ErrorCode::Refused, reason));
+        }
+        self.apply(outcome.effects, now);
+        self.batch.dirty = true;
+        self.views_dirty = true;
+        Ok(())
+    }
+
+    fn leave(&mut self, member: &str, now: i64) {
+        let Some(m) = self.members.get(member) else {
+            return;
+        };
+        let info = m.info();
+        let id = m.id.clone();
+        self.members.shift_remove(member);
+        self.sync_players();
+        self.batch.removed.push(id.clone());
+        self.batch.dirty = true;
+        self.views_dirty = true;
+        if self.ended.is_some() {
+            return;
+        }
+        self.refresh_rules();
+        match self.vm.leave(&info, now) {
+            Ok(outcome) => self.apply(outcome.effects, now),
+            Err(e) => {
+                let _ = self.script_failed(e, None);
+            }
+        }
+    }
+
+    fn fire_due_timers(&mut self) {
+        let now = now_ms();
+        let mut due: Vec<(i64, u64)> = self
+            .timers
+            .values()
+            .filter(|t| t.due_ms <= now)
+            .map(|t| (t.due_ms, t.id))
+            .collect();
+        due.sort_unstable();
+        for (_, id) in due {
+            let Some(timer) = self.timers.remove(&id) else {
+                continue;
+            };
+            self.batch.dirty = true;
+            if self.ended.is_some() {
+                continue;
+            }
+            self.refresh_rules();
+            match self.vm.timer(&timer.name, &timer.data, now) {
+                Ok(outcome) => {
+                    self.apply(outcome.effects, now);
+                    self.views_dirty = true;
+                }
+                Err(e) => {
+                    let _ = self.script_failed(e, None);
+                }
+            }
+        }
+    }
+
+    /// Applies a successful call's effects, in the order the script made them.
+    fn apply(&mut self, effects: Vec<Effect>, now: i64) {
+        for effect in effects {
+            match effect {
+                Effect::Broadcast { name, data } => {
+                    let id = self.id.clone();
+                    self.push(Audience::All, false, |seq| {
+                        protocol::encode_event(&id, seq, &name, &data)
+                    });
+                }
+                Effect::Send { to, name, data } => {
+                    let Some(member) = self.members.get(to.as_str()).map(|m| m.id.clone()) else {
+                        tracing::debug!(session = %self.id, player = %to, "ctx.send to a player who is not here");
+                        continue;
+                    };
+                    let id = self.id.clone();
+                    self.push(Audience::Members(vec![member]), false, |seq| {
+                        protocol::encode_event(&id, seq, &name, &data)
+                    });
+                }
+                Effect::After { id, ms, name, data } => {
+                    self.timers.insert(
+                        id,
+                        TimerRecord {
+                            id,
+                            due_ms: now.saturating_add(ms as i64),
+                            name,
+                            data,
+                        },
+                    );
+                }
+                Effect::Cancel { id } => {
+                    self.timers.remove(&id);
+                }
+                Effect::Kick { player, reason } => {
+                    let Some(member) = self.members.get(player.as_str()).map(|m| m.id.clone()) else {
+                        continue;
+                    };
+                    let id = self.id.clone();
+                    let err = ProtocolError::new(ErrorCode::Kicked, reason);
+                    self.push(Audience::Members(vec![member.clone()]), true, |seq| {
+                        protocol::encode_session_error(&err, &id, seq)
+                    });
+                    self.members.shift_remove(&member);
+                    self.batch.removed.push(member);
+                    self.sync_players();
+                    self.views_dirty = true;
+                }
+                Effect::Finish { results } => {
+                    if self.ended.is_some() {
+                        continue;
+                    }
+                    self.timers.clear();
+                    let id = self.id.clone();
+                    self.push(Audience::All, false, |seq| {
+                        protocol::encode_ended(&id, seq, &results)
+                    });
+                    self.ended = Some(results);
+                    self.views_dirty = true;
+                }
+            }
+        }
+        self.batch.dirty = true;
+    }
+
+    /// Sends each member the patch from its last view to its current one.
+    /// Members whose patches are equal share one message (and one `seq`).
+    fn view_pass(&mut self) {
+        self.views_dirty = false;
+        self.last_view_pass = Instant::now();
+        Metrics::inc(&self.node.metrics.view_passes_total);
+        self.refresh_rules();
+        let mut groups: IndexMap<String, Vec<MemberId>> = IndexMap::new();
+        let mut errors: Vec<ScriptError> = Vec::new();
+        let ids: Vec<MemberId> = self.members.keys().cloned().collect();
+        for id in ids {
+            let info = self.members[&id].info();
+            let new = match self.vm.view(&info) {
+                Ok(v) => v,
+                Err(e) => {
+                    if !errors.iter().any(|x| x.message == e.message) {
+                        errors.push(e);
+                    }
+                    continue;
+                }
+            };
+            let m = &mut self.members[&id];
+            let Some(patch) = view::diff(&m.view, &new) else {
+                continue;
+            };
+            m.view = new;
+            let text = patch.to_string();
+            groups.entry(text).or_default().push(id.clone());
+            self.batch.views.push(id);
+        }
+        for e in errors {
+            let _ = self.script_failed(e, None);
+        }
+        let session = self.id.clone();
+        for (patch, ids) in groups {
+            self.push(Audience::Members(ids), false, |seq| {
+                protocol::encode_view_raw(&session, seq, &patch)
+            });
+        }
+    }
+
+    /// Adds a sequenced message to the batch and the replay log.
+    fn push(&mut self, audience: Audience, revoke: bool, frame: impl FnOnce(u64) -> String) -> u64 {
+        self.seq += 1;
+        let message = Outgoing {
+            seq: self.seq,
+            audience,
+            frame: frame(self.seq).into(),
+            revoke,
+        };
+        if let Some(evicted) = self.log.push(message.clone()) {
+            self.batch.evicted.push(evicted.seq);
+        }
+        self.batch.messages.push(message);
+        self.batch.dirty = true;
+        Metrics::inc(&self.node.metrics.messages_total);
+        self.seq
+    }
+
+    /// An unsequenced notice to the hosts (except `skip`), e.g. a script error.
+    fn notify_hosts(&mut self, err: &ProtocolError, skip: Option<&str>) {
+        let hosts: Vec<MemberId> = self
+            .members
+            .values()
+            .filter(|m| m.role == Role::Host && Some(&*m.id) != skip)
+            .map(|m| m.id.clone())
+            .collect();
+        if hosts.is_empty() {
+            return;
+        }
+        self.batch.messages.push(Outgoing {
+            seq: 0,
+            audience: Audience::Members(hosts),
+            frame: protocol::encode_error(err, None, Some(&self.id)).into(),
+            revoke: false,
+        });
+    }
+
+    /// Reports a failed handler call: logged, shown to the hosts, returned to the caller.
+    fn script_failed(&mut self, e: ScriptError, caller: Option<&str>) -> ProtocolError {
+        Metrics::inc(&self.node.metrics.script_errors_total);
+        tracing::warn!(session = %self.id, game = %self.game, "script error: {}", e.message);
+        let err = ProtocolError::new(ErrorCode::ScriptError, e.message);
+        self.notify_hosts(&err, caller);
+        err
+    }
+
+    /// Switches to the newest good rules before a handler call, if they changed.
+    fn refresh_rules(&mut self) {
+        let Some(current) = self.node.catalog.get(&self.game) else {
+            return;
+        };
+        if current.version == self.vm.rules().version
+            || self.failed_version.as_deref() == Some(current.version.as_str())
+        {
+            return;
+        }
+        match self.vm.upgrade(current.clone()) {
+            Ok(()) => {
+                tracing::info!(session = %self.id, game = %self.game, version = %current.version, "session switched to new rules");
+                self.batch.dirty = true;
+                self.views_dirty = true;
+            }
+            Err(e) => {
+                self.failed_version = Some(current.version.clone());
+                let err = ProtocolError::new(
+                    ErrorCode::GameBroken,
+                    format!("the new version of the game could not be applied, the previous one keeps running: {}", e.message),
+                );
+                self.notify_hosts(&err, None);
+            }
+        }
+    }
+
+    fn on_game_change(&mut self, change: GameChange) {
+        if let GameChange::Broken { game, message } = change
+            && game == self.game
+        {
+            let err = ProtocolError::new(
+                ErrorCode::GameBroken,
+                format!("the saved game file has an error; the previous version keeps running: {message}"),
+            );
+            self.notify_hosts(&err, None);
+        }
+    }
+
+    fn sync_players(&mut self) {
+        self.vm
+            .set_players(self.members.values().map(Member::info).collect());
+    }
+
+    fn attached(&self, member: &MemberId, resumed: Option<bool>) -> Attached {
+        let m = &self.members[member];
+        let token = make_token(&self.id, &m.id, &m.secret);
+        let frame = protocol::encode_welcome(&Welcome {
+            session: &self.id,
+            game: &self.game,
+            role: m.role,
+            player: PlayerRef {
+                id: &m.id,
+                name: &m.name,
+                role: m.role,
+            },
+            token: &token,
+            seq: self.seq,
+            view: (resumed != Some(true)).then_some(&m.view),
+            code: (m.role == Role::Host).then_some(self.code.as_str()),
+            resumed,
+        });
+        Attached {
+            member: member.clone(),
+            seq: self.seq,
+            frames: vec![frame.into()],
+        }
+    }
+
+    fn summary(&self) -> SessionSummary {
+        SessionSummary {
+            session: self.id.to_string(),
+            game: self.game.clone(),
+            title: self.vm.rules().title.clone(),
+            code: self.code.clone(),
+            seq: self.seq,
+            owner: self.node.node_id.clone(),
+            players: self
+                .members
+                .values()
+                .map(|m| PlayerSummary {
+                    id: m.id.to_string(),
+                    name: m.name.clone(),
+                    role: m.role,
+                    connected: m.connections > 0,
+                })
+                .collect(),
+            ended: self.ended.is_some(),
+            rules_version: self.vm.rules().version.clone(),
+            state_bytes: self.vm.used_memory(),
+            timers: self.timers.len(),
+        }
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, ScriptError> {
+        let snapshot = SessionSnapshot {
+            id: self.id.to_string(),
+            code: self.code.clone(),
+            game: self.game.clone(),
+            rules_version: self.vm.rules().version.clone(),
+            seq: self.seq,
+            state: self.vm.state_json()?,
+            members: self
+                .members
+                .values()
+                .map(|m| MemberRecord {
+                    id: m.id.to_string(),
+                    name: m.name.clone(),
+                    role: m.role,
+                    secret: m.secret.clone(),
+                    joined_seq: m.joined_seq,
+                    welcomed: m.welcomed,
+                })
+                .collect(),
+            timers: self.timers.values().cloned().collect(),
+            counters: self.vm.counters(),
+            ended: self.ended.clone(),
+            created_ms: self.created_ms,
+            active_ms: self.active_ms,
+        };
+        serde_json::to_vec(&snapshot).map_err(|e| ScriptError {
+            message: format!("the session could not be saved: {e}"),
+        })
+    }
+
+    /// Makes the batch durable, then publishes its messages and sends its answers.
+    pub async fn commit(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        if batch.dirty {
+            match self.snapshot() {
+                Ok(snapshot) => {
+                    let views = batch
+                        .views
+                        .iter()
+                        .filter_map(|id| {
+                            self.members.get(id).map(|m| {
+                                (&**id, serde_json::to_vec(&m.view).unwrap_or_default())
+                            })
+                        })
+                        .collect();
+                    let write = SessionWrite {
+                        id: &self.id,
+                        snapshot,
+                        messages: &batch.messages,
+                        evicted: batch.evicted.clone(),
+                        views,
+                        removed_members: batch.removed.iter().map(|m| &**m).collect(),
+                    };
+                    match self.node.store.commit(write).await {
+                        Ok(()) => Metrics::inc(&self.node.metrics.snapshot_writes_total),
+                        Err(e) => {
+                            Metrics::inc(&self.node.metrics.snapshot_errors_total);
+                            tracing::error!(session = %self.id, error = %e, "snapshot write failed");
+                        }
+                    }
+                }
+                Err(e) => {
+                    Metrics::inc(&self.node.metrics.snapshot_errors_total);
+                    let err = ProtocolError::new(
+                        ErrorCode::ScriptError,
+                        format!("the game state cannot be saved (keep it to tables, strings, numbers and booleans): {}", e.message),
+                    );
+                    tracing::error!(session = %self.id, "{}", err.message);
+                    self.notify_hosts(&err, None);
+                    let notices = std::mem::take(&mut self.batch.messages);
+                    self.node.bus.publish(&self.id, &notices);
+                }
+            }
+        }
+        if !batch.messages.is_empty() {
+            self.node.bus.publish(&self.id, &batch.messages);
+        }
+        for reply in batch.replies {
+            reply();
+        }
+    }
+
+    fn next_timer_at(&self) -> Option<Instant> {
+        let due = self.timers.values().map(|t| t.due_ms).min()?;
+        Some(instant_at(due))
+    }
+
+    fn expire_at(&self) -> Option<Instant> {
+        let config = &self.node.config;
+        if self.ended.is_some() {
+            return Some(instant_at(
+                self.active_ms + (config.ended_ttl_min * 60_000) as i64,
+            ));
+        }
+        if self.members.values().all(|m| m.connections == 0) {
+            return Some(instant_at(
+                self.active_ms + (config.idle_ttl_h * 3_600_000) as i64,
+            ));
+        }
+        None
+    }
+
+    async fn expire(&mut self) {
+        tracing::info!(session = %self.id, game = %self.game, "session expired");
+        if let Err(e) = self.node.store.delete(&self.id).await {
+            tracing::error!(session = %self.id, error = %e, "could not delete an expired session");
+        }
+        self.node.detach(&self.id, &self.code);
+    }
+}
+
+fn script_failure(e: ScriptError) -> ProtocolError {
+    ProtocolError::new(ErrorCode::ScriptError, e.message)
+}
+
+fn not_member() -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::NotMember,
+        "you are not in this session (join it first, or resume with your token)",
+    )
+}
+
+/// Trims and checks a nickname.
+pub fn clean_name(name: &str) -> Result<String, ProtocolError> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 {
+        return Err(ProtocolError::new(ErrorCode::NameInvalid, "please enter a name"));
+    }
+    if chars > MAX_NAME_CHARS {
+        return Err(ProtocolError::new(
+            ErrorCode::NameInvalid,
+            format!("names can be at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ProtocolError::new(
+            ErrorCode::NameInvalid,
+            "names cannot contain control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn instant_at(unix_ms: i64) -> Instant {
+    let delta = unix_ms.saturating_sub(now_ms()).max(0) as u64;
+    Instant::now() + Duration::from_millis(delta.min(365 * 24 * 3_600_000))
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

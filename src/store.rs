@@ -1,0 +1,272 @@
+//! The local snapshot store (sled): every session this node owns, so a node
+//! that restarts (even after `kill -9`) resumes its sessions.
+//!
+//! One tree, three kinds of keys, written together in one atomic batch and
+//! flushed before the owner acknowledges anything:
+//! - `s\0{session}` → the session snapshot (JSON [`SessionSnapshot`]);
+//! - `m\0{session}\0{seq:be64}` → one message of the replay window;
+//! - `v\0{session}\0{member}` → the view that member last received.
+//!
+//! Architecture Invariant: the store never interprets game state; it keeps
+//! bytes the session actor gave it.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::protocol::Role;
+use crate::script::VmCounters;
+use crate::session::{Audience, MemberId, Outgoing};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("a stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Everything needed to bring a session back, except its views and messages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionSnapshot {
+    pub id: String,
+    pub code: String,
+    pub game: String,
+    pub rules_version: String,
+    pub seq: u64,
+    pub state: Json,
+    pub members: Vec<MemberRecord>,
+    pub timers: Vec<TimerRecord>,
+    pub counters: VmCounters,
+    pub ended: Option<Json>,
+    pub created_ms: i64,
+    /// When the session last did anything (for idle expiry).
+    pub active_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub secret: String,
+    pub joined_seq: u64,
+    /// Whether this member has ever received a full view (REST-created hosts
+    /// have not until their first resume).
+    pub welcomed: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TimerRecord {
+    pub id: u64,
+    /// Unix ms at which it fires.
+    pub due_ms: i64,
+    pub name: String,
+    pub data: Json,
+}
+
+/// One commit of a session actor.
+pub struct SessionWrite<'a> {
+    pub id: &'a str,
+    pub snapshot: Vec<u8>,
+    pub messages: &'a [Outgoing],
+    /// Sequence numbers that fell out of the replay window.
+    pub evicted: Vec<u64>,
+    pub views: Vec<(&'a str, Vec<u8>)>,
+    pub removed_members: Vec<&'a str>,
+}
+
+/// A session as read back at start-up.
+pub struct StoredSession {
+    pub snapshot: SessionSnapshot,
+    pub messages: Vec<Outgoing>,
+    pub views: Vec<(String, Json)>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+}
+
+fn key(kind: u8, session: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(session.len() + 12);
+    k.push(kind);
+    k.push(0);
+    k.extend_from_slice(session.as_bytes());
+    k.push(0);
+    k
+}
+
+impl Store {
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(Some(500))
+            .open()?;
+        Ok(Store { db })
+    }
+
+    /// Writes one commit atomically and waits until it is on disk.
+    pub async fn commit(&self, w: SessionWrite<'_>) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut skey = key(b's', w.id);
+        skey.pop();
+        batch.insert(skey, w.snapshot);
+        let mprefix = key(b'm', w.id);
+        for m in w.messages.iter().filter(|m| m.seq > 0) {
+            let mut k = mprefix.clone();
+            k.extend_from_slice(&m.seq.to_be_bytes());
+            batch.insert(k, encode_message(m));
+        }
+        for seq in &w.evicted {
+            let mut k = mprefix.clone();
+            k.extend_from_slice(&seq.to_be_bytes());
+            batch.remove(k);
+        }
+        let vprefix = key(b'v', w.id);
+        for (member, view) in w.views {
+            let mut k = vprefix.clone();
+            k.extend_from_slice(member.as_bytes());
+            batch.insert(k, view);
+        }
+        for member in w.removed_members {
+            let mut k = vprefix.clone();
+            k.extend_from_slice(member.as_bytes());
+            batch.remove(k);
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Removes everything of a session.
+    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut skey = key(b's', id);
+        skey.pop();
+        batch.remove(skey);
+        for prefix in [key(b'm', id), key(b'v', id)] {
+            for entry in self.db.scan_prefix(prefix) {
+                let (k, _) = entry?;
+                batch.remove(k);
+            }
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Reads every stored session. A corrupt one is logged and skipped.
+    pub fn load_all(&self) -> Result<Vec<StoredSession>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix([b's', 0]) {
+            let (_, value) = entry?;
+            let snapshot: SessionSnapshot = match serde_json::from_slice(&value) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "skipping a corrupt session snapshot");
+                    continue;
+                }
+            };
+            let mut messages = Vec::new();
+            for entry in self.db.scan_prefix(key(b'm', &snapshot.id)) {
+                let (_, value) = entry?;
+                let m = decode_message(&value)?;
+                // A message newer than the snapshot was never acknowledged.
+                if m.seq <= snapshot.seq {
+                    messages.push(m);
+                }
+            }
+            let mut views = Vec::new();
+            let vprefix = key(b'v', &snapshot.id);
+            for entry in self.db.scan_prefix(&vprefix) {
+                let (k, value) = entry?;
+                let member = String::from_utf8_lossy(&k[vprefix.len()..]).into_owned();
+                let view = serde_json::from_slice(&value)
+                    .map_err(|e| StoreError::Corrupt(format!("view of {member}: {e}")))?;
+                views.push((member, view));
+            }
+            out.push(StoredSession {
+                snapshot,
+                messages,
+                views,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// `[seq:8][revoke:1][n:2]([len:2][id])*[frame]`
+fn encode_message(m: &Outgoing) -> Vec<u8> {
+    let ids: &[MemberId] = match &m.audience {
+        Audience::All => &[],
+        Audience::Members(ids) => ids,
+    };
+    let mut out = Vec::with_capacity(m.frame.len() + 16 + ids.len() * 12);
+    out.extend_from_slice(&m.seq.to_be_bytes());
+    out.push(u8::from(m.revoke));
+    let n = match m.audience {
+        Audience::All => u16::MAX,
+        Audience::Members(_) => ids.len().min(u16::MAX as usize - 1) as u16,
+    };
+    out.extend_from_slice(&n.to_be_bytes());
+    for id in ids.iter().take(n as usize) {
+        out.extend_from_slice(&(id.len() as u16).to_be_bytes());
+        out.extend_from_slice(id.as_bytes());
+    }
+    out.extend_from_slice(m.frame.as_bytes());
+    out
+}
+
+fn decode_message(b: &[u8]) -> Result<Outgoing, StoreError> {
+    let corrupt = || StoreError::Corrupt("replay message".to_owned());
+    let take = |b: &[u8], at: usize, n: usize| b.get(at..at + n).ok_or_else(corrupt).map(<[u8]>::to_vec);
+    let seq = u64::from_be_bytes(take(b, 0, 8)?.try_into().map_err(|_| corrupt())?);
+    let revoke = take(b, 8, 1)?[0] == 1;
+    let n = u16::from_be_bytes(take(b, 9, 2)?.try_into().map_err(|_| corrupt())?);
+    let mut at = 11;
+    let audience = if n == u16::MAX {
+        Audience::All
+    } else {
+        let mut ids = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let len = u16::from_be_bytes(take(b, at, 2)?.try_into().map_err(|_| corrupt())?) as usize;
+            let id = String::from_utf8(take(b, at + 2, len)?).map_err(|_| corrupt())?;
+            ids.push(MemberId::from(id));
+            at += 2 + len;
+        }
+        Audience::Members(ids)
+    };
+    let frame = String::from_utf8(b.get(at..).ok_or_else(corrupt)?.to_vec()).map_err(|_| corrupt())?;
+    Ok(Outgoing {
+        seq,
+        audience,
+        frame: frame.into(),
+        revoke,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip() {
+        for audience in [Audience::All, Audience::Members(vec!["pa".into(), "pbb".into()])] {
+            let m = Outgoing {
+                seq: 42,
+                audience: audience.clone(),
+                frame: r#"{"type":"event"}"#.into(),
+                revoke: true,
+            };
+            let back = decode_message(&encode_message(&m)).unwrap();
+            assert_eq!(back.seq, 42);
+            assert_eq!(back.audience, audience);
+            assert_eq!(back.frame.as_str(), m.frame.as_str());
+            assert!(back.revoke);
+        }
+        assert!(decode_message(&[1, 2, 3]).is_err());
+    }
+}

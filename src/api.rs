@@ -27,7 +27,10 @@ pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
-async fn dispatch(node: &Arc<Node>, req: Request<Incoming>) -> Result<Response<Body>, ProtocolError> {
+async fn dispatch(
+    node: &Arc<Node>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ProtocolError> {
     authorize(node, &req)?;
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
@@ -47,7 +50,14 @@ async fn dispatch(node: &Arc<Node>, req: Request<Incoming>) -> Result<Response<B
             let secret = random_id(24);
             let token = make_token(&session, &member, &secret);
             let (code, _) = node
-                .create_session(session.clone(), &body.game, body.params, member, secret, false)
+                .create_session(
+                    session.clone(),
+                    &body.game,
+                    body.params,
+                    member,
+                    secret,
+                    false,
+                )
                 .await?;
             Ok(respond(
                 StatusCode::CREATED,
@@ -147,7 +157,9 @@ fn authorize(node: &Node, req: &Request<Incoming>) -> Result<(), ProtocolError> 
     }
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, ProtocolError> {
+async fn read_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, ProtocolError> {
     let body = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
@@ -195,7 +207,10 @@ pub fn results_csv(results: &Json) -> String {
         .map(|rows| rows.iter().filter_map(Json::as_object).collect())
         .unwrap_or_default();
     let columns: Vec<String> = match results.get("columns").and_then(Json::as_array) {
-        Some(cols) => cols.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect(),
+        Some(cols) => cols
+            .iter()
+            .filter_map(|c| c.as_str().map(str::to_owned))
+            .collect(),
         None => {
             let mut keys: Vec<String> = rows.iter().flat_map(|r| r.keys().cloned()).collect();
             keys.sort();
@@ -204,7 +219,13 @@ pub fn results_csv(results: &Json) -> String {
         }
     };
     let mut out = String::new();
-    out.push_str(&columns.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
+    out.push_str(
+        &columns
+            .iter()
+            .map(|c| csv_cell(c))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
     out.push_str("\r\n");
     for row in rows {
         let cells: Vec<String> = columns
@@ -222,9 +243,7 @@ pub fn results_csv(results: &Json) -> String {
 }
 
 fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r'])
-        && s.parse::<f64>().is_err()
-    {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<f64>().is_err() {
         format!("'{s}")
     } else {
         s.to_owned()

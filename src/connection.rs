@@ -16,13 +16,13 @@ use std::time::Duration;
 
 use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use hyper_tungstenite::tungstenite::protocol::CloseFrame;
+use hyper_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use hyper_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use hyper_tungstenite::{HyperWebsocket, HyperWebsocketStream};
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use hyper_tungstenite::tungstenite::protocol::CloseFrame;
-use hyper_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use hyper_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
@@ -169,7 +169,10 @@ impl Connection {
         if text.len() > max {
             let err = ProtocolError::new(
                 ErrorCode::TooLarge,
-                format!("frame of {} bytes is above the limit of {max} bytes", text.len()),
+                format!(
+                    "frame of {} bytes is above the limit of {max} bytes",
+                    text.len()
+                ),
             );
             return self.bad_frame(&err, None).await;
         }
@@ -208,7 +211,11 @@ impl Connection {
         None
     }
 
-    async fn bad_frame(&mut self, err: &ProtocolError, session: Option<&str>) -> Option<(u16, &'static str)> {
+    async fn bad_frame(
+        &mut self,
+        err: &ProtocolError,
+        session: Option<&str>,
+    ) -> Option<(u16, &'static str)> {
         Metrics::inc(&self.node.metrics.frames_bad_total);
         self.bad_in_row += 1;
         let frame = protocol::encode_error(err, None, session);
@@ -269,7 +276,12 @@ impl Connection {
         }
     }
 
-    async fn host(&mut self, game: &str, params: Json, key: Option<String>) -> Result<(), ProtocolError> {
+    async fn host(
+        &mut self,
+        game: &str,
+        params: Json,
+        key: Option<String>,
+    ) -> Result<(), ProtocolError> {
         if let Some(expected) = &self.node.config.host_key
             && key.as_deref() != Some(expected.as_str())
         {
@@ -306,7 +318,9 @@ impl Connection {
             Metrics::inc(&self.node.metrics.join_failures_total);
             return Err(ProtocolError::new(
                 ErrorCode::UnknownCode,
-                format!("no game with code {code} is running; check the code on the teacher's screen"),
+                format!(
+                    "no game with code {code} is running; check the code on the teacher's screen"
+                ),
             ));
         };
         let member: MemberId = format!("p{}", random_id(8)).into();
@@ -327,7 +341,10 @@ impl Connection {
 
     async fn resume(&mut self, token: &str, last_seq: u64) -> Result<(), ProtocolError> {
         let Some((session, member, secret)) = parse_token(token) else {
-            return Err(ProtocolError::new(ErrorCode::BadToken, "that is not a Recess token"));
+            return Err(ProtocolError::new(
+                ErrorCode::BadToken,
+                "that is not a Recess token",
+            ));
         };
         let session: SessionId = session.into();
         let member: MemberId = member.into();
@@ -383,7 +400,9 @@ impl Connection {
             return;
         }
         self.pending.push_back(Box::pin(async move {
-            let result = rx.await.unwrap_or_else(|_| Err(crate::node::unknown_session()));
+            let result = rx
+                .await
+                .unwrap_or_else(|_| Err(crate::node::unknown_session()));
             match (result, reference) {
                 (Ok(()), Some(r)) => Some(protocol::encode_ack(&r, &session).into()),
                 (Ok(()), None) => None,
@@ -399,17 +418,29 @@ impl Connection {
         self.close_seat(session, &seat.member, seat.slot).await;
         let _ = self
             .node
-            .send(session, Command::Leave { member: seat.member })
+            .send(
+                session,
+                Command::Leave {
+                    member: seat.member,
+                },
+            )
             .await;
     }
 
     /// The socket is gone: seats are kept for `resume`, subscriptions end.
     async fn detach_all(&mut self) {
         for (session, seat) in std::mem::take(&mut self.seats) {
-            self.node.fanout.unsubscribe(&session, &seat.member, self.id);
+            self.node
+                .fanout
+                .unsubscribe(&session, &seat.member, self.id);
             let _ = self
                 .node
-                .send(&session, Command::Disconnected { member: seat.member })
+                .send(
+                    &session,
+                    Command::Disconnected {
+                        member: seat.member,
+                    },
+                )
                 .await;
         }
     }
@@ -541,7 +572,11 @@ async fn write_loop(
                 }
             }
             written += 1;
-            next = if written < 64 { rx.try_recv().ok() } else { None };
+            next = if written < 64 {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
         }
         if sink.flush().await.is_err() {
             break;

@@ -8,7 +8,11 @@ use recess::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "recess", version, about = "A game-session server for classrooms")]
+#[command(
+    name = "recess",
+    version,
+    about = "A game-session server for classrooms"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
@@ -36,7 +40,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Some(Cmd::Check { path }) => check(path.unwrap_or_else(|| cli.serve.games.clone()), &cli.serve),
+        Some(Cmd::Check { path }) => {
+            check(path.unwrap_or_else(|| cli.serve.games.clone()), &cli.serve)
+        }
         Some(Cmd::Serve(config)) => serve(*config),
         None => serve(cli.serve),
     }
@@ -58,11 +64,18 @@ fn check(path: PathBuf, config: &Config) -> ExitCode {
             }
         }
     }
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn serve(config: Config) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("recess: cannot start the runtime: {e}");

@@ -20,7 +20,9 @@ use crate::protocol::{ErrorCode, ProtocolError};
 use crate::script::Catalog;
 use crate::session::actor::NewSession;
 use crate::session::fanout::Fanout;
-use crate::session::{Attached, Command, MemberId, Reply, SessionActor, SessionId, random_code, random_id};
+use crate::session::{
+    Attached, Command, MemberId, Reply, SessionActor, SessionId, random_code, random_id,
+};
 use crate::store::Store;
 
 /// Commands a session's mailbox holds before senders wait.
@@ -83,7 +85,10 @@ impl Node {
     }
 
     pub fn session_count(&self) -> usize {
-        self.sessions.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// Sessions of `game` owned here (for tests and the host page).
@@ -264,5 +269,8 @@ fn unknown_game(game: &str) -> ProtocolError {
 }
 
 pub fn unknown_session() -> ProtocolError {
-    ProtocolError::new(ErrorCode::UnknownSession, "that session does not exist (any more)")
+    ProtocolError::new(
+        ErrorCode::UnknownSession,
+        "that session does not exist (any more)",
+    )
 }

@@ -303,7 +303,11 @@ pub fn encode_ack(reference: &Value, session: &str) -> String {
     encode(&ServerFrame::Ack { reference, session })
 }
 
-pub fn encode_error(err: &ProtocolError, reference: Option<&Value>, session: Option<&str>) -> String {
+pub fn encode_error(
+    err: &ProtocolError,
+    reference: Option<&Value>,
+    session: Option<&str>,
+) -> String {
     encode(&ServerFrame::Error {
         code: err.code,
         message: &err.message,
@@ -345,7 +349,10 @@ mod tests {
 
     #[test]
     fn parse_tells_errors_apart() {
-        assert_eq!(ClientFrame::parse("{nope").unwrap_err().code, ErrorCode::BadJson);
+        assert_eq!(
+            ClientFrame::parse("{nope").unwrap_err().code,
+            ErrorCode::BadJson
+        );
         assert_eq!(
             ClientFrame::parse(r#"{"type":"dance"}"#).unwrap_err().code,
             ErrorCode::UnknownType
@@ -353,7 +360,10 @@ mod tests {
         let e = ClientFrame::parse(r#"{"type":"join","name":"Ana"}"#).unwrap_err();
         assert_eq!(e.code, ErrorCode::BadFrame);
         assert!(e.message.contains("code"), "{}", e.message);
-        assert_eq!(ClientFrame::parse("[1]").unwrap_err().code, ErrorCode::BadFrame);
+        assert_eq!(
+            ClientFrame::parse("[1]").unwrap_err().code,
+            ErrorCode::BadFrame
+        );
     }
 
     #[test]

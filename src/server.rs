@@ -23,8 +23,8 @@ use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::node::Node;
-use crate::script::watch::{GamesWatcher, watch};
 use crate::script::Catalog;
+use crate::script::watch::{GamesWatcher, watch};
 use crate::store::Store;
 use crate::{api, connection, web};
 
@@ -43,7 +43,10 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("cannot create the games folder {path}: {source}")]
-    Games { path: String, source: std::io::Error },
+    Games {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A running node.
@@ -66,7 +69,9 @@ impl Server {
         let catalog = Catalog::new(&config.games, config.limits());
         for (name, outcome) in catalog.load_all() {
             match outcome {
-                Ok(rules) => tracing::info!(game = %name, title = %rules.title, version = %rules.version, "game loaded"),
+                Ok(rules) => {
+                    tracing::info!(game = %name, title = %rules.title, version = %rules.version, "game loaded")
+                }
                 Err(message) => tracing::warn!(game = %name, "game failed to load: {message}"),
             }
         }
@@ -90,7 +95,10 @@ impl Server {
         let node = Node::new(config, catalog.clone(), store);
         let restored = node.restore_sessions();
         if restored > 0 {
-            tracing::info!(sessions = restored, "restored sessions from the data folder");
+            tracing::info!(
+                sessions = restored,
+                "restored sessions from the data folder"
+            );
         }
         let watcher = match watch(catalog, node.shutdown.clone()) {
             Ok(w) => Some(w),
@@ -183,17 +191,26 @@ async fn route(node: Arc<Node>, mut req: Request<Incoming>) -> Response<Body> {
     match (req.method(), path.as_str()) {
         (&Method::GET, "/games") if hyper_tungstenite::is_upgrade_request(&req) => {
             if !origin_allowed(&req, &node.config) {
-                return text(StatusCode::FORBIDDEN, "this page's origin may not open game sockets here (see --allowed-origins)");
+                return text(
+                    StatusCode::FORBIDDEN,
+                    "this page's origin may not open game sockets here (see --allowed-origins)",
+                );
             }
             match hyper_tungstenite::upgrade(&mut req, Some(ws_config(node.config.max_frame))) {
                 Ok((response, socket)) => {
                     node.tasks.spawn(connection::serve(node.clone(), socket));
                     response
                 }
-                Err(e) => text(StatusCode::BAD_REQUEST, &format!("bad websocket upgrade: {e}")),
+                Err(e) => text(
+                    StatusCode::BAD_REQUEST,
+                    &format!("bad websocket upgrade: {e}"),
+                ),
             }
         }
-        (_, "/games") => text(StatusCode::BAD_REQUEST, "/games is the WebSocket endpoint: connect with a WebSocket client"),
+        (_, "/games") => text(
+            StatusCode::BAD_REQUEST,
+            "/games is the WebSocket endpoint: connect with a WebSocket client",
+        ),
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok"),
         (&Method::GET, "/metrics") => Response::builder()
             .header(CONTENT_TYPE, "text/plain; version=0.0.4")
@@ -255,6 +272,9 @@ mod tests {
         assert!(origin_allowed(&req(Some("http://a:1"), "a:1"), &config));
         assert!(!origin_allowed(&req(Some("http://evil"), "a:1"), &config));
         config.allowed_origins = vec!["https://school.example".into()];
-        assert!(origin_allowed(&req(Some("https://school.example"), "a:1"), &config));
+        assert!(origin_allowed(
+            &req(Some("https://school.example"), "a:1"),
+            &config
+        ));
     }
 }

@@ -222,7 +222,8 @@ fn encode_message(m: &Outgoing) -> Vec<u8> {
 
 fn decode_message(b: &[u8]) -> Result<Outgoing, StoreError> {
     let corrupt = || StoreError::Corrupt("replay message".to_owned());
-    let take = |b: &[u8], at: usize, n: usize| b.get(at..at + n).ok_or_else(corrupt).map(<[u8]>::to_vec);
+    let take =
+        |b: &[u8], at: usize, n: usize| b.get(at..at + n).ok_or_else(corrupt).map(<[u8]>::to_vec);
     let seq = u64::from_be_bytes(take(b, 0, 8)?.try_into().map_err(|_| corrupt())?);
     let revoke = take(b, 8, 1)?[0] == 1;
     let n = u16::from_be_bytes(take(b, 9, 2)?.try_into().map_err(|_| corrupt())?);
@@ -232,14 +233,16 @@ fn decode_message(b: &[u8]) -> Result<Outgoing, StoreError> {
     } else {
         let mut ids = Vec::with_capacity(n as usize);
         for _ in 0..n {
-            let len = u16::from_be_bytes(take(b, at, 2)?.try_into().map_err(|_| corrupt())?) as usize;
+            let len =
+                u16::from_be_bytes(take(b, at, 2)?.try_into().map_err(|_| corrupt())?) as usize;
             let id = String::from_utf8(take(b, at + 2, len)?).map_err(|_| corrupt())?;
             ids.push(MemberId::from(id));
             at += 2 + len;
         }
         Audience::Members(ids)
     };
-    let frame = String::from_utf8(b.get(at..).ok_or_else(corrupt)?.to_vec()).map_err(|_| corrupt())?;
+    let frame =
+        String::from_utf8(b.get(at..).ok_or_else(corrupt)?.to_vec()).map_err(|_| corrupt())?;
     Ok(Outgoing {
         seq,
         audience,
@@ -254,7 +257,10 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        for audience in [Audience::All, Audience::Members(vec!["pa".into(), "pbb".into()])] {
+        for audience in [
+            Audience::All,
+            Audience::Members(vec!["pa".into(), "pbb".into()]),
+        ] {
             let m = Outgoing {
                 seq: 42,
                 audience: audience.clone(),

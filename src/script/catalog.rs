@@ -119,7 +119,10 @@ impl Catalog {
             .into_iter()
             .map(|name| {
                 let outcome = self.reload(&name);
-                (name, outcome.ok_or_else(|| "removed".to_owned()).and_then(|r| r))
+                (
+                    name,
+                    outcome.ok_or_else(|| "removed".to_owned()).and_then(|r| r),
+                )
             })
             .collect()
     }
@@ -177,8 +180,12 @@ impl Catalog {
         names.dedup();
         for name in &names {
             match self.reload(name) {
-                Some(Ok(rules)) => tracing::info!(game = %name, version = %rules.version, "game reloaded"),
-                Some(Err(message)) => tracing::warn!(game = %name, "game failed to reload, the previous version keeps running: {message}"),
+                Some(Ok(rules)) => {
+                    tracing::info!(game = %name, version = %rules.version, "game reloaded")
+                }
+                Some(Err(message)) => {
+                    tracing::warn!(game = %name, "game failed to reload, the previous version keeps running: {message}")
+                }
                 None => tracing::info!(game = %name, "game removed"),
             }
         }
@@ -288,7 +295,10 @@ fn read_game(dir: &Path, name: &str) -> Option<Result<Rules, String>> {
     if folder.join("init.lua").is_file() {
         Some(read_folder_game(&folder, name))
     } else if file.is_file() {
-        Some(read_source(&file, format!("{name}.lua")).map(|main| rules_from(name, main, HashMap::new())))
+        Some(
+            read_source(&file, format!("{name}.lua"))
+                .map(|main| rules_from(name, main, HashMap::new())),
+        )
     } else {
         None
     }
@@ -426,10 +436,18 @@ fn check_game_table(table: &Table, chunk: &str) -> Result<(Option<String>, Optio
             }
         }
     }
-    let title = match table.raw_get::<Value>("title").map_err(|e| sandbox::describe(&e))? {
+    let title = match table
+        .raw_get::<Value>("title")
+        .map_err(|e| sandbox::describe(&e))?
+    {
         Value::Nil => None,
         Value::String(s) => Some(s.to_string_lossy()),
-        other => return Err(format!("{chunk}: `title` must be a string, not a {}", other.type_name())),
+        other => {
+            return Err(format!(
+                "{chunk}: `title` must be a string, not a {}",
+                other.type_name()
+            ));
+        }
     };
     let max_players = match table
         .raw_get::<Value>("max_players")
@@ -438,7 +456,11 @@ fn check_game_table(table: &Table, chunk: &str) -> Result<(Option<String>, Optio
         Value::Nil => None,
         Value::Integer(n) if n > 0 => Some(n as usize),
         Value::Number(n) if n >= 1.0 && n.fract() == 0.0 => Some(n as usize),
-        _ => return Err(format!("{chunk}: `max_players` must be a positive whole number")),
+        _ => {
+            return Err(format!(
+                "{chunk}: `max_players` must be a positive whole number"
+            ));
+        }
     };
     Ok((title, max_players))
 }
@@ -468,7 +490,11 @@ pub fn install_require(lua: &Lua, rules: Arc<Rules>) -> mlua::Result<()> {
             .set_name(format!("={}", source.chunk_name))
             .set_mode(ChunkMode::Text)
             .call(name.as_str())?;
-        let value = if value.is_nil() { Value::Boolean(true) } else { value };
+        let value = if value.is_nil() {
+            Value::Boolean(true)
+        } else {
+            value
+        };
         cache.raw_set(name.as_str(), value.clone())?;
         Ok(value)
     })?;
@@ -515,7 +541,8 @@ mod tests {
         std::fs::write(p, text).unwrap();
     }
 
-    const GOOD: &str = "return { title = 'T', init = function() return {} end, view = function() return {} end }";
+    const GOOD: &str =
+        "return { title = 'T', init = function() return {} end, view = function() return {} end }";
 
     #[test]
     fn loads_file_and_folder_games() {
@@ -530,7 +557,10 @@ mod tests {
         write(dir.path(), ".hidden.lua", GOOD);
         let catalog = Catalog::new(dir.path(), Limits::default());
         let loaded = catalog.load_all();
-        let names: Vec<_> = loaded.iter().map(|(n, r)| (n.as_str(), r.is_ok())).collect();
+        let names: Vec<_> = loaded
+            .iter()
+            .map(|(n, r)| (n.as_str(), r.is_ok()))
+            .collect();
         assert_eq!(names, vec![("a", true), ("b", true)]);
         assert_eq!(catalog.get("a").unwrap().title, "T");
         assert_eq!(catalog.get("b").unwrap().title, "b");
@@ -546,7 +576,10 @@ mod tests {
         catalog.load_all();
         let s = catalog.entry("s").unwrap().error.unwrap();
         assert!(s.starts_with("s.lua:2:"), "{s}");
-        assert_eq!(catalog.entry("r").unwrap().error.unwrap(), "r.lua:2: at load");
+        assert_eq!(
+            catalog.entry("r").unwrap().error.unwrap(),
+            "r.lua:2: at load"
+        );
         let m = catalog.entry("m").unwrap().error.unwrap();
         assert!(m.contains("`view`"), "{m}");
     }
@@ -570,8 +603,14 @@ mod tests {
     #[test]
     fn paths_map_to_games() {
         let dir = Path::new("/games");
-        assert_eq!(game_of_path(dir, Path::new("/games/quiz.lua")).as_deref(), Some("quiz"));
-        assert_eq!(game_of_path(dir, Path::new("/games/b/x.lua")).as_deref(), Some("b"));
+        assert_eq!(
+            game_of_path(dir, Path::new("/games/quiz.lua")).as_deref(),
+            Some("quiz")
+        );
+        assert_eq!(
+            game_of_path(dir, Path::new("/games/b/x.lua")).as_deref(),
+            Some("b")
+        );
         assert_eq!(game_of_path(dir, Path::new("/games/.quiz.lua.swp")), None);
         assert_eq!(game_of_path(dir, Path::new("/games/quiz.lua~")), None);
         assert_eq!(game_of_path(dir, Path::new("/games/b/.x.swp")), None);

@@ -1,1 +1,3 @@
-pub fn install(_lua: &mlua::Lua) -> mlua::Result<()> { Ok(()) }
+pub fn install(_lua: &mlua::Lua) -> mlua::Result<()> {
+    Ok(())
+}

@@ -126,9 +126,7 @@ pub fn describe(err: &mlua::Error) -> String {
         mlua::Error::MemoryError(_) => {
             "not enough memory: the game went over its session memory budget".to_owned()
         }
-        mlua::Error::BadArgument {
-            to, pos, cause, ..
-        } => match to {
+        mlua::Error::BadArgument { to, pos, cause, .. } => match to {
             Some(f) => format!("bad argument #{pos} to '{f}': {}", describe(cause)),
             None => format!("bad argument #{pos}: {}", describe(cause)),
         },
@@ -148,7 +146,9 @@ pub fn is_budget_error(err: &mlua::Error) -> bool {
 fn first_line(message: &str) -> String {
     // Lua appends "stack traceback:" to some messages; the first line is the error.
     let line = message.lines().next().unwrap_or(message);
-    line.strip_prefix("runtime error: ").unwrap_or(line).to_owned()
+    line.strip_prefix("runtime error: ")
+        .unwrap_or(line)
+        .to_owned()
 }
 
 #[cfg(test)]

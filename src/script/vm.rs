@@ -38,12 +38,31 @@ pub struct PlayerInfo {
 /// Something a handler asked for through `ctx`, applied after the call succeeds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    Broadcast { name: String, data: Json },
-    Send { to: String, name: String, data: Json },
-    After { id: u64, ms: u64, name: String, data: Json },
-    Cancel { id: u64 },
-    Kick { player: String, reason: String },
-    Finish { results: Json },
+    Broadcast {
+        name: String,
+        data: Json,
+    },
+    Send {
+        to: String,
+        name: String,
+        data: Json,
+    },
+    After {
+        id: u64,
+        ms: u64,
+        name: String,
+        data: Json,
+    },
+    Cancel {
+        id: u64,
+    },
+    Kick {
+        player: String,
+        reason: String,
+    },
+    Finish {
+        results: Json,
+    },
 }
 
 /// A handler call that failed: the state was rolled back.
@@ -204,7 +223,11 @@ impl GameVm {
     /// Runs `init(ctx, params)`; its return value becomes the state.
     pub fn init(&mut self, params: &Json, now_ms: i64) -> Result<CallOutcome, ScriptError> {
         let params = self.to_lua(params)?;
-        self.state = self.lua.create_table().map(Value::Table).map_err(script_error)?;
+        self.state = self
+            .lua
+            .create_table()
+            .map(Value::Table)
+            .map_err(script_error)?;
         let ctx = self.ctx.clone();
         self.call("init", now_ms, |_| Ok((ctx, params)), true)
     }
@@ -257,13 +280,23 @@ impl GameVm {
         )
     }
 
-    pub fn timer(&mut self, name: &str, data: &Json, now_ms: i64) -> Result<CallOutcome, ScriptError> {
+    pub fn timer(
+        &mut self,
+        name: &str,
+        data: &Json,
+        now_ms: i64,
+    ) -> Result<CallOutcome, ScriptError> {
         let data = self.to_lua(data)?;
         let (state, ctx) = (self.state.clone(), self.ctx.clone());
         self.call("timer", now_ms, |_| Ok((state, ctx, name, data)), false)
     }
 
-    pub fn event(&mut self, name: &str, data: &Json, now_ms: i64) -> Result<CallOutcome, ScriptError> {
+    pub fn event(
+        &mut self,
+        name: &str,
+        data: &Json,
+        now_ms: i64,
+    ) -> Result<CallOutcome, ScriptError> {
         let data = self.to_lua(data)?;
         let (state, ctx) = (self.state.clone(), self.ctx.clone());
         self.call("event", now_ms, |_| Ok((state, ctx, name, data)), false)
@@ -274,7 +307,10 @@ impl GameVm {
     pub fn view(&mut self, player: &PlayerInfo) -> Result<Json, ScriptError> {
         let Ok(Value::Function(view)) = self.game.raw_get::<Value>("view") else {
             return Err(ScriptError {
-                message: format!("{}: the game has no view function", self.rules.main.chunk_name),
+                message: format!(
+                    "{}: the game has no view function",
+                    self.rules.main.chunk_name
+                ),
             });
         };
         self.budget.reset(self.limits.cpu_units);
@@ -659,7 +695,11 @@ fn random_value(rng: &mut SplitMix64, args: &[Value]) -> mlua::Result<Value> {
         }
     }
     let (lo, hi) = match args {
-        [] => return Ok(Value::Number((rng.next() >> 11) as f64 / (1u64 << 53) as f64)),
+        [] => {
+            return Ok(Value::Number(
+                (rng.next() >> 11) as f64 / (1u64 << 53) as f64,
+            ));
+        }
         [m] => (1, int(m, 1)?),
         [m, n, ..] => (int(m, 1)?, int(n, 2)?),
     };

@@ -31,10 +31,7 @@ pub fn watch(catalog: Arc<Catalog>, shutdown: CancellationToken) -> notify::Resu
         Some(Duration::from_millis(50)),
         move |result: DebounceEventResult| match result {
             Ok(events) => {
-                let paths: Vec<PathBuf> = events
-                    .into_iter()
-                    .flat_map(|e| e.event.paths)
-                    .collect();
+                let paths: Vec<PathBuf> = events.into_iter().flat_map(|e| e.event.paths).collect();
                 if !paths.is_empty() {
                     let _ = tx.send(paths);
                 }

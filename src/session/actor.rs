@@ -29,7 +29,9 @@ use super::{
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::protocol::{self, ErrorCode, PlayerRef, ProtocolError, Role, Welcome};
-use crate::script::{CallOutcome, Effect, GameChange, GameVm, PlayerInfo, Rules, ScriptError, VmCounters};
+use crate::script::{
+    CallOutcome, Effect, GameChange, GameVm, PlayerInfo, Rules, ScriptError, VmCounters,
+};
 use crate::store::{MemberRecord, SessionSnapshot, SessionWrite, StoredSession, TimerRecord};
 
 /// Most commands handled before a commit, so one busy session cannot delay
@@ -166,7 +168,11 @@ impl SessionActor {
     }
 
     /// Brings a stored session back after a restart.
-    pub fn restore(node: Arc<Node>, stored: StoredSession, rules: Arc<Rules>) -> Result<Self, String> {
+    pub fn restore(
+        node: Arc<Node>,
+        stored: StoredSession,
+        rules: Arc<Rules>,
+    ) -> Result<Self, String> {
         let snap = stored.snapshot;
         let mut vm = GameVm::new(rules.clone(), node.config.limits(), &snap.id, snap.counters)
             .map_err(|e| e.message)?;
@@ -343,7 +349,11 @@ impl SessionActor {
     }
 
     /// Queues an answer for after the commit.
-    fn reply<T: Send + 'static>(&mut self, reply: super::Reply<T>, result: Result<T, ProtocolError>) {
+    fn reply<T: Send + 'static>(
+        &mut self,
+        reply: super::Reply<T>,
+        result: Result<T, ProtocolError>,
+    ) {
         self.batch.replies.push(Box::new(move || {
             let _ = reply.send(result);
         }));
@@ -357,18 +367,29 @@ impl SessionActor {
         now: i64,
     ) -> Result<Attached, ProtocolError> {
         if self.ended.is_some() {
-            return Err(ProtocolError::new(ErrorCode::Ended, "this game has already finished"));
+            return Err(ProtocolError::new(
+                ErrorCode::Ended,
+                "this game has already finished",
+            ));
         }
         let name = clean_name(&name)?;
         let lower = name.to_lowercase();
-        if self.members.values().any(|m| m.name.to_lowercase() == lower) {
+        if self
+            .members
+            .values()
+            .any(|m| m.name.to_lowercase() == lower)
+        {
             return Err(ProtocolError::new(
                 ErrorCode::NameTaken,
                 format!("the name \"{name}\" is already taken in this game; pick another"),
             ));
         }
         if let Some(max) = self.vm.rules().max_players {
-            let players = self.members.values().filter(|m| m.role == Role::Player).count();
+            let players = self
+                .members
+                .values()
+                .filter(|m| m.role == Role::Player)
+                .count();
             if players >= max {
                 return Err(ProtocolError::new(
                     ErrorCode::SessionFull,
@@ -377,7 +398,10 @@ impl SessionActor {
             }
         }
         if self.members.contains_key(&member) {
-            return Err(ProtocolError::new(ErrorCode::Internal, "member id clash; please try again"));
+            return Err(ProtocolError::new(
+                ErrorCode::Internal,
+                "member id clash; please try again",
+            ));
         }
         self.members.insert(
             member.clone(),
@@ -427,7 +451,12 @@ impl SessionActor {
         Ok(self.attached(&member, None))
     }
 
-    fn resume(&mut self, member: &str, secret: &str, last_seq: u64) -> Result<Attached, ProtocolError> {
+    fn resume(
+        &mut self,
+        member: &str,
+        secret: &str,
+        last_seq: u64,
+    ) -> Result<Attached, ProtocolError> {
         let Some(m) = self.members.get_mut(member) else {
             return Err(ProtocolError::new(
                 ErrorCode::BadToken,
@@ -435,7 +464,10 @@ impl SessionActor {
             ));
         };
         if !constant_time_eq(m.secret.as_bytes(), secret.as_bytes()) {
-            return Err(ProtocolError::new(ErrorCode::BadToken, "this token is not valid"));
+            return Err(ProtocolError::new(
+                ErrorCode::BadToken,
+                "this token is not valid",
+            ));
         }
         m.connections += 1;
         let member_id = m.id.clone();
@@ -447,7 +479,9 @@ impl SessionActor {
         let attached = match replay {
             Replay::Complete(messages) => {
                 let mut attached = self.attached(&member_id, Some(true));
-                attached.frames.extend(messages.into_iter().map(|m| m.frame));
+                attached
+                    .frames
+                    .extend(messages.into_iter().map(|m| m.frame));
                 attached
             }
             Replay::TooOld => {
@@ -463,12 +497,21 @@ impl SessionActor {
         Ok(attached)
     }
 
-    fn action(&mut self, member: &str, name: &str, data: &Json, now: i64) -> Result<(), ProtocolError> {
+    fn action(
+        &mut self,
+        member: &str,
+        name: &str,
+        data: &Json,
+        now: i64,
+    ) -> Result<(), ProtocolError> {
         let Some(m) = self.members.get(member) else {
             return Err(not_member());
         };
         if self.ended.is_some() {
-            return Err(ProtocolError::new(ErrorCode::Ended, "this game has finished"));
+            return Err(ProtocolError::new(
+                ErrorCode::Ended,
+                "this game has finished",
+            ));
         }
         if name.is_empty() || name.len() > MAX_ACTION_NAME {
             return Err(ProtocolError::new(
@@ -489,7 +532,10 @@ impl SessionActor {
 
     fn event(&mut self, name: &str, data: &Json, now: i64) -> Result<(), ProtocolError> {
         if self.ended.is_some() {
-            return Err(ProtocolError::new(ErrorCode::Ended, "this game has finished"));
+            return Err(ProtocolError::new(
+                ErrorCode::Ended,
+                "this game has finished",
+            ));
         }
         self.refresh_rules();
         let outcome = self
@@ -597,7 +643,8 @@ impl SessionActor {
                     self.timers.remove(&id);
                 }
                 Effect::Kick { player, reason } => {
-                    let Some(member) = self.members.get(player.as_str()).map(|m| m.id.clone()) else {
+                    let Some(member) = self.members.get(player.as_str()).map(|m| m.id.clone())
+                    else {
                         continue;
                     };
                     let id = self.id.clone();
@@ -734,7 +781,10 @@ impl SessionActor {
                 self.failed_version = Some(current.version.clone());
                 let err = ProtocolError::new(
                     ErrorCode::GameBroken,
-                    format!("the new version of the game could not be applied, the previous one keeps running: {}", e.message),
+                    format!(
+                        "the new version of the game could not be applied, the previous one keeps running: {}",
+                        e.message
+                    ),
                 );
                 self.notify_hosts(&err, None);
             }
@@ -747,7 +797,9 @@ impl SessionActor {
         {
             let err = ProtocolError::new(
                 ErrorCode::GameBroken,
-                format!("the saved game file has an error; the previous version keeps running: {message}"),
+                format!(
+                    "the saved game file has an error; the previous version keeps running: {message}"
+                ),
             );
             self.notify_hosts(&err, None);
         }
@@ -849,9 +901,9 @@ impl SessionActor {
                         .views
                         .iter()
                         .filter_map(|id| {
-                            self.members.get(id).map(|m| {
-                                (&**id, serde_json::to_vec(&m.view).unwrap_or_default())
-                            })
+                            self.members
+                                .get(id)
+                                .map(|m| (&**id, serde_json::to_vec(&m.view).unwrap_or_default()))
                         })
                         .collect();
                     let write = SessionWrite {
@@ -874,7 +926,10 @@ impl SessionActor {
                     Metrics::inc(&self.node.metrics.snapshot_errors_total);
                     let err = ProtocolError::new(
                         ErrorCode::ScriptError,
-                        format!("the game state cannot be saved (keep it to tables, strings, numbers and booleans): {}", e.message),
+                        format!(
+                            "the game state cannot be saved (keep it to tables, strings, numbers and booleans): {}",
+                            e.message
+                        ),
                     );
                     tracing::error!(session = %self.id, "{}", err.message);
                     self.notify_hosts(&err, None);
@@ -936,7 +991,10 @@ pub fn clean_name(name: &str) -> Result<String, ProtocolError> {
     let name = name.trim();
     let chars = name.chars().count();
     if chars == 0 {
-        return Err(ProtocolError::new(ErrorCode::NameInvalid, "please enter a name"));
+        return Err(ProtocolError::new(
+            ErrorCode::NameInvalid,
+            "please enter a name",
+        ));
     }
     if chars > MAX_NAME_CHARS {
         return Err(ProtocolError::new(

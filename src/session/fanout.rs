@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use tokio::sync::mpsc;
 use hyper_tungstenite::tungstenite::Utf8Bytes;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Audience, MemberId, Outgoing, SessionId};
@@ -18,11 +18,17 @@ use super::{Audience, MemberId, Outgoing, SessionId};
 #[derive(Debug)]
 pub enum Outbound {
     /// A session message for membership `slot`.
-    Deliver { slot: u32, seq: u64, frame: Utf8Bytes },
+    Deliver {
+        slot: u32,
+        seq: u64,
+        frame: Utf8Bytes,
+    },
     /// A reply to this socket only (ack, error).
     Frame(Utf8Bytes),
     /// Membership `slot` is being attached: hold its messages until `Attach`.
-    Open { slot: u32 },
+    Open {
+        slot: u32,
+    },
     /// The welcome (and replay) of `slot`; messages after `seq` follow.
     Attach {
         slot: u32,
@@ -30,10 +36,15 @@ pub enum Outbound {
         frames: Vec<Utf8Bytes>,
     },
     /// Membership `slot` ended; drop its messages.
-    Forget { slot: u32 },
+    Forget {
+        slot: u32,
+    },
     /// Keep-alive.
     Ping,
-    Close { code: u16, reason: &'static str },
+    Close {
+        code: u16,
+        reason: &'static str,
+    },
 }
 
 /// One socket's subscription to one membership.

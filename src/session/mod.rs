@@ -16,10 +16,10 @@ pub mod view;
 
 use std::sync::Arc;
 
+use hyper_tungstenite::tungstenite::Utf8Bytes;
 use serde::Serialize;
 use serde_json::Value as Json;
 use tokio::sync::oneshot;
-use hyper_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::protocol::ProtocolError;
 

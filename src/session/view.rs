@@ -75,7 +75,10 @@ mod tests {
     fn round_trips() {
         let cases = [
             (json!({}), json!({"a": 1})),
-            (json!({"a": 1, "b": {"c": 2, "d": 3}}), json!({"b": {"c": 2}})),
+            (
+                json!({"a": 1, "b": {"c": 2, "d": 3}}),
+                json!({"b": {"c": 2}}),
+            ),
             (json!({"a": [1, 2]}), json!({"a": [1]})),
             (json!({"a": {"x": 1}}), json!({"a": 5})),
             (json!({"a": 5}), json!({"a": {"x": 1}})),

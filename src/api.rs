@@ -15,7 +15,7 @@ use serde_json::{Value as Json, json};
 use crate::node::Node;
 use crate::protocol::{ErrorCode, ProtocolError};
 use crate::server::Body;
-use crate::session::{Command, MemberId, SessionId, make_token, random_id};
+use crate::session::{Command, MemberId, SessionId, make_token, parse_token, random_id};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 1 << 20;
@@ -31,10 +31,17 @@ async fn dispatch(
     node: &Arc<Node>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ProtocolError> {
-    authorize(node, &req)?;
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     let parts: Vec<&str> = path.split('/').skip(2).collect();
+    let token = query_param(&query, "token");
+    match (req.method(), parts.as_slice()) {
+        // Public: the host page lists games without a key.
+        (&Method::GET, ["games"]) => {}
+        // A session's host may fetch its results with its own token.
+        (&Method::GET, ["sessions", _, "results"]) if token.is_some() => {}
+        _ => authorize(node, &req)?,
+    }
     match (req.method().clone(), parts.as_slice()) {
         (Method::GET, ["games"]) => Ok(ok(json!({ "games": node.catalog.list() }))),
         (Method::POST, ["sessions"]) => {
@@ -92,14 +99,30 @@ async fn dispatch(
             Ok(ok(json!({ "ok": true, "seq": seq })))
         }
         (Method::GET, ["sessions", id, "results"]) => {
-            let results = node.request(id, |reply| Command::Results { reply }).await?;
+            let host = match &token {
+                None => None,
+                Some(t) => match parse_token(t) {
+                    Some((session, member, secret)) if session == *id => {
+                        Some((MemberId::from(member), secret.to_owned()))
+                    }
+                    _ => {
+                        return Err(ProtocolError::new(
+                            ErrorCode::Unauthorized,
+                            "that token is not this session's host",
+                        ));
+                    }
+                },
+            };
+            let results = node
+                .request(id, |reply| Command::Results { host, reply })
+                .await?;
             let Some(results) = results else {
                 return Err(ProtocolError::new(
                     ErrorCode::Refused,
                     "the game has not finished yet; results exist after `ended`",
                 ));
             };
-            if query.split('&').any(|kv| kv == "format=csv") {
+            if query_param(&query, "format").as_deref() == Some("csv") {
                 Ok(Response::builder()
                     .header(CONTENT_TYPE, "text/csv; charset=utf-8")
                     .header(
@@ -136,6 +159,39 @@ impl NamedData {
         }
         Ok(())
     }
+}
+
+/// One query parameter, percent-decoded.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn authorize(node: &Node, req: &Request<Incoming>) -> Result<(), ProtocolError> {

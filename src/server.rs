@@ -217,6 +217,7 @@ async fn route(node: Arc<Node>, mut req: Request<Incoming>) -> Response<Body> {
             .body(Body::from(node.metrics.render()))
             .unwrap_or_default(),
         (_, p) if p == "/api" || p.starts_with("/api/") => api::handle(node, req).await,
+        (&Method::GET, p) if p.starts_with("/custom/") => web::serve_custom(&node, p),
         (&Method::GET, _) | (&Method::HEAD, _) => web::serve(&node, &path),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
     }

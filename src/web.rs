@@ -38,3 +38,35 @@ fn content_type(file: &str) -> &'static str {
         _ => "application/octet-stream",
     }
 }
+
+/// `/custom/NAME/FILE`: a folder game's own client files (`client.html`,
+/// scripts, styles, images), read from the games folder on each request so a
+/// save is live at once. Only plain file names inside the game's folder.
+pub fn serve_custom(node: &Node, path: &str) -> Response<Body> {
+    let rest = path.trim_start_matches("/custom/");
+    let Some((game, file)) = rest.split_once('/') else {
+        return text(StatusCode::NOT_FOUND, "not found");
+    };
+    let plain = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with('.')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    };
+    let allowed = matches!(
+        file.rsplit('.').next(),
+        Some("html" | "js" | "css" | "svg" | "png" | "json")
+    );
+    if !crate::script::catalog::valid_game_name(game) || !plain(file) || !allowed {
+        return text(StatusCode::NOT_FOUND, "not found");
+    }
+    let full = node.catalog.dir().join(game).join(file);
+    match std::fs::read(&full) {
+        Ok(bytes) => Response::builder()
+            .header(CONTENT_TYPE, content_type(file))
+            .header(CACHE_CONTROL, "no-cache")
+            .body(Body::from(bytes))
+            .unwrap_or_default(),
+        Err(_) => text(StatusCode::NOT_FOUND, "not found"),
+    }
+}

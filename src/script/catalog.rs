@@ -49,6 +49,8 @@ pub struct Rules {
     pub modules: HashMap<String, Source>,
     pub title: String,
     pub max_players: Option<usize>,
+    /// A folder game that ships its own `client.html`.
+    pub has_client: bool,
 }
 
 /// What the catalog knows of one game name.
@@ -75,6 +77,8 @@ pub struct GameInfo {
     pub title: Option<String>,
     pub version: Option<String>,
     pub max_players: Option<usize>,
+    /// The game ships `client.html`, served at `/custom/NAME/client.html`.
+    pub client: bool,
     /// `ok`, or `error` when the file on disk does not load (a previous
     /// version may still be serving, see `version`).
     pub status: &'static str,
@@ -212,6 +216,7 @@ impl Catalog {
                 title: e.rules.as_ref().map(|r| r.title.clone()),
                 version: e.rules.as_ref().map(|r| r.version.clone()),
                 max_players: e.rules.as_ref().and_then(|r| r.max_players),
+                client: e.rules.as_ref().is_some_and(|r| r.has_client),
                 status: if e.error.is_some() { "error" } else { "ok" },
                 error: e.error.clone(),
             })
@@ -333,7 +338,9 @@ fn read_folder_game(folder: &Path, name: &str) -> Result<Rules, String> {
             }
         }
     }
-    Ok(rules_from(name, main, modules))
+    let mut rules = rules_from(name, main, modules);
+    rules.has_client = folder.join("client.html").is_file();
+    Ok(rules)
 }
 
 fn rules_from(name: &str, main: Source, modules: HashMap<String, Source>) -> Rules {
@@ -353,6 +360,7 @@ fn rules_from(name: &str, main: Source, modules: HashMap<String, Source>) -> Rul
         modules,
         title: name.to_owned(),
         max_players: None,
+        has_client: false,
     }
 }
 

@@ -342,8 +342,22 @@ impl SessionActor {
                 let summary = self.summary();
                 let _ = reply.send(Ok(summary));
             }
-            Command::Results { reply } => {
-                let _ = reply.send(Ok(self.ended.clone()));
+            Command::Results { host, reply } => {
+                let allowed = host.is_none_or(|(member, secret)| {
+                    self.members.get(&member).is_some_and(|m| {
+                        m.role == Role::Host
+                            && constant_time_eq(m.secret.as_bytes(), secret.as_bytes())
+                    })
+                });
+                let result = if allowed {
+                    Ok(self.ended.clone())
+                } else {
+                    Err(ProtocolError::new(
+                        ErrorCode::Unauthorized,
+                        "that token is not this session's host",
+                    ))
+                };
+                let _ = reply.send(result);
             }
         }
     }

@@ -107,7 +107,10 @@ pub enum Command {
     Summary {
         reply: Reply<SessionSummary>,
     },
+    /// The results after `ended`. With `host`, only if that seat is a host
+    /// whose secret matches (the REST route's `?token=` form).
     Results {
+        host: Option<(MemberId, String)>,
         reply: Reply<Option<Json>>,
     },
 }

@@ -1,0 +1,124 @@
+//! Runaway scripts over real sessions: each probe is stopped with an error
+//! frame naming the problem, the session stays usable, others are unaffected.
+
+mod common;
+
+use common::TestServer;
+use serde_json::json;
+
+const PROBES: &str = r#"
+local probes = {
+  loop = function() while true do end end,
+  pcall_loop = function() while true do pcall(function() while true do end end) end end,
+  sort_loop = function()
+    local t = {5, 3, 1, 4, 2}
+    table.sort(t, function(a, b) while true do end end)
+  end,
+  pattern_bomb = function() return ("a"):rep(20000):find(".-.-.-b") end,
+  gmatch_bomb = function() for _ in ("a"):rep(20000):gmatch(".-.-.-b") do end end,
+  memory = function() local t = {} while true do t[#t + 1] = ("x"):rep(1e6) end end,
+  huge = function() return string.rep("x", 2^31) end,
+  throw = function() error("the rules broke") end,
+  typo = function() local x = nil; return x.field end,
+  escape = function() return os.exit() end,
+}
+return {
+  init = function() return { count = 0 } end,
+  action = function(state, ctx, player, name, data)
+    if name == "bump" then
+      state.count = state.count + 1
+      return
+    end
+    state.count = state.count + 1000   -- must be rolled back
+    ctx.broadcast("should_not_arrive", {})
+    probes[name]()
+  end,
+  view = function(state) return { count = state.count } end,
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_probes_are_stopped_and_the_session_stays_usable() {
+    let server = TestServer::with_games(&[("probes.lua", PROBES)]).await;
+    let mut host = server.client().await;
+    let w = host.host("probes", json!({})).await;
+    let session = w["session"].as_str().unwrap().to_owned();
+    let mut bystander = server.client().await;
+    let other = bystander.host("probes", json!({})).await["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let cases = [
+        ("loop", "CPU budget"),
+        ("pcall_loop", "CPU budget"),
+        ("sort_loop", "CPU budget"),
+        ("pattern_bomb", "CPU budget"),
+        ("gmatch_bomb", "CPU budget"),
+        ("memory", "memory"),
+        ("huge", ""),
+        ("throw", "probes.lua:7: the rules broke"),
+        ("typo", "probes.lua:8:"),
+        ("escape", "probes.lua:9:"),
+    ];
+    let mut expected_count = 0;
+    for (probe, words) in cases {
+        let started = std::time::Instant::now();
+        let e = host.act(&session, probe, json!({})).await;
+        assert_eq!(e["type"], "error", "{probe}: {e}");
+        assert_eq!(e["code"], "script_error", "{probe}: {e}");
+        let message = e["message"].as_str().unwrap();
+        assert!(message.contains(words), "{probe}: {message}");
+        assert!(
+            !message.contains("[string"),
+            "{probe}: Lua's chunk form leaked: {message}"
+        );
+        assert!(!message.contains("stack traceback"), "{probe}: {message}");
+        assert!(
+            started.elapsed().as_secs() < 5,
+            "{probe} took {:?}",
+            started.elapsed()
+        );
+
+        // Still usable, and the failed call left no trace.
+        let ack = host.act(&session, "bump", json!({})).await;
+        assert_eq!(ack["type"], "ack", "after {probe}: {ack}");
+        expected_count += 1;
+        let view = host
+            .wait_view(&session, |v| v["count"] == expected_count)
+            .await;
+        assert_eq!(
+            view["count"], expected_count,
+            "after {probe}: state rolled back"
+        );
+
+        // Another session did not notice.
+        assert_eq!(
+            bystander.act(&other, "bump", json!({})).await["type"],
+            "ack"
+        );
+    }
+    assert!(
+        !host.log.iter().any(|v| v["name"] == "should_not_arrive"),
+        "effects of failed calls are dropped"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_error_reaches_the_caller_and_the_host() {
+    let server = TestServer::with_games(&[("probes.lua", PROBES)]).await;
+    let mut host = server.client().await;
+    let w = host.host("probes", json!({})).await;
+    let session = w["session"].as_str().unwrap().to_owned();
+    let mut student = server.client().await;
+    student.join(w["code"].as_str().unwrap(), "Ana").await;
+    let e = student.act(&session, "throw", json!({})).await;
+    assert_eq!(e["message"], "probes.lua:7: the rules broke");
+    let seen = host
+        .recv_until(|v| v["type"] == "error" && v["code"] == "script_error")
+        .await;
+    assert_eq!(seen["message"], "probes.lua:7: the rules broke");
+    assert_eq!(seen["session"], session.as_str());
+    server.stop().await;
+}

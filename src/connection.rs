@@ -509,16 +509,15 @@ async fn write_loop(
         while let Some(out) = next {
             match out {
                 Outbound::Deliver { slot, seq, frame } => match seats.get_mut(&slot) {
-                    Some(SeatState::Live(last)) => {
-                        if seq == 0 || seq > *last {
-                            if seq > 0 {
-                                *last = seq;
-                            }
-                            if sink.feed(Message::Text(frame)).await.is_err() {
-                                break 'outer;
-                            }
+                    Some(SeatState::Live(last)) if seq == 0 || seq > *last => {
+                        if seq > 0 {
+                            *last = seq;
+                        }
+                        if sink.feed(Message::Text(frame)).await.is_err() {
+                            break 'outer;
                         }
                     }
+                    Some(SeatState::Live(_)) => {}
                     Some(SeatState::Held(held)) => {
                         if held.len() >= MAX_HELD {
                             break 'outer;

@@ -208,6 +208,7 @@ async fn resume_replays_exactly_what_was_missed() {
     let mut ana = server.client().await;
     let w = ana.join(&code, "Ana").await;
     let token = w["token"].as_str().unwrap().to_owned();
+    let joined_at = w["seq"].as_u64().unwrap();
     ana.act(&session, "send", json!({"text": "before"})).await;
     ana.recv_until(|v| v["name"] == "message").await;
     let view_before = ana.wait_view(&session, |v| v["messages"].is_array()).await;
@@ -258,7 +259,7 @@ async fn resume_replays_exactly_what_was_missed() {
     // From the very start of the seat: everything addressed to Ana again.
     let mut again = server.client().await;
     again
-        .send(json!({"type": "resume", "token": token, "last_seq": 0}))
+        .send(json!({"type": "resume", "token": token, "last_seq": joined_at}))
         .await;
     let w = again.recv().await;
     assert_eq!(w["resumed"], true);
@@ -270,6 +271,24 @@ async fn resume_replays_exactly_what_was_missed() {
         }
     }
     assert_eq!(replayed, ["before", "missed 0", "missed 1", "missed 2"]);
+
+    // Before the seat existed there is no view to patch: a full view.
+    let mut fresh = server.client().await;
+    fresh
+        .send(json!({"type": "resume", "token": token, "last_seq": 0}))
+        .await;
+    let w = fresh.recv().await;
+    assert_eq!(w["resumed"], false);
+    assert_eq!(w["view"]["messages"].as_array().unwrap().len(), 4);
+
+    // Before the seat existed there is no view to patch: a full view.
+    let mut fresh = server.client().await;
+    fresh
+        .send(json!({"type": "resume", "token": token, "last_seq": 0}))
+        .await;
+    let w = fresh.recv().await;
+    assert_eq!(w["resumed"], false);
+    assert_eq!(w["view"]["messages"].as_array().unwrap().len(), 4);
 
     let mut bad = server.client().await;
     bad.send(json!({"type": "resume", "token": format!("{session}.nobody.x"), "last_seq": 0}))

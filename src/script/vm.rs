@@ -659,7 +659,7 @@ fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
                 },
             });
         }
-        let mut line = parts.join("\t");
+        let mut line = parts.join(" ");
         if line.len() > 1000 {
             let mut cut = 1000;
             while !line.is_char_boundary(cut) {

@@ -156,7 +156,13 @@ impl SessionActor {
         actor.sync_players();
         let outcome = actor.vm.init(&new.params, now).map_err(script_failure)?;
         actor.apply(outcome.effects, now);
+        // The host is a member like any other: `join` runs for it too.
         let host_info = actor.members[&new.host].info();
+        let joined = actor.vm.join(&host_info, now).map_err(script_failure)?;
+        if let Some(reason) = joined.refusal {
+            return Err(ProtocolError::new(ErrorCode::Refused, reason));
+        }
+        actor.apply(joined.effects, now);
         let view = actor.vm.view(&host_info).map_err(script_failure)?;
         actor.batch.dirty = true;
         actor.batch.views.push(new.host.clone());

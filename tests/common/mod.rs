@@ -221,10 +221,8 @@ impl Client {
             *last = (*last).max(seq);
         }
         match v["type"].as_str() {
-            Some("welcome") => {
-                if v["resumed"] != true {
-                    self.views.insert(session, v["view"].clone());
-                }
+            Some("welcome") if v["resumed"] != true => {
+                self.views.insert(session, v["view"].clone());
             }
             Some("view") => {
                 let entry = self.views.entry(session).or_insert_with(|| json!({}));

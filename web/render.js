@@ -1,0 +1,612 @@
+// render.js: draws a game's view (the screen vocabulary of docs/lua-api.md,
+// section 11) into the page. No framework, and no HTML from data: every
+// string from a game or a player goes in through textContent.
+//
+//   const r = createRenderer(element, { onAction, announce, me, slots, showQuestion });
+//   r.update(view);      // after every welcome / view frame
+//   r.destroy();
+//
+// Sections are created once, in the documented order, and updated in place,
+// so focus, a half-typed message and the scroll position of the chat survive
+// updates. Unchanged keys (same object after a merge patch) are skipped.
+
+/** The vocabulary, in drawing order. */
+export const KEYS = [
+  'title', 'image', 'text', 'banner', 'timer', 'status', 'choices', 'input',
+  'messages', 'podium', 'leaderboard', 'score', 'players', 'buttons',
+];
+
+const SHAPES = ['▲', '◆', '●', '■', '★', '⬟'];
+const STYLES = new Set(['selected', 'correct', 'wrong', 'disabled']);
+const STYLE_WORDS = {
+  selected: 'your answer',
+  correct: 'correct answer',
+  wrong: 'wrong',
+};
+const CONFIRM_MS = 4000;
+
+/** A string for display: numbers and strings as they are, anything else empty. */
+export function str(v) {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return '';
+}
+
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else if (k in e && typeof v !== 'string') e[k] = v;
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children) if (c) e.append(c);
+  return e;
+}
+
+function setText(e, text) {
+  if (e.textContent !== text) e.textContent = text;
+}
+
+/** Only http(s), same-site paths and inline images may be shown. */
+export function safeImageUrl(url) {
+  if (typeof url !== 'string' || url === '') return null;
+  try {
+    const u = new URL(url, location.href);
+    if (u.protocol === 'http:' || u.protocol === 'https:') return u.href;
+    if (u.protocol === 'data:' && /^data:image\/(png|gif|jpeg|webp|svg\+xml)[;,]/i.test(url)) return url;
+  } catch { /* not a URL */ }
+  return null;
+}
+
+function styleOf(button) {
+  return STYLES.has(button?.style) ? button.style : null;
+}
+
+function pressable(button) {
+  return typeof button?.action === 'string' && button.action !== '' && styleOf(button) !== 'disabled';
+}
+
+function formatTime(ms) {
+  if (typeof ms !== 'number') return '';
+  try {
+    return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * @param {HTMLElement} root
+ * @param {object} options
+ * @param {(name: string, data: any) => Promise<any>|void} options.onAction  sends an action
+ * @param {(text: string) => void} [options.announce]  speaks a line to screen readers
+ * @param {string} [options.me]        the viewer's player id (no remove button by them)
+ * @param {object} [options.slots]     key → element to draw that key into instead of root
+ * @param {boolean} [options.showQuestion] false hides `text` and `image` while `choices` are shown
+ * @param {number} [options.headingLevel] 1 (default) or 2 for `title`
+ */
+export function createRenderer(root, options = {}) {
+  const opts = { showQuestion: true, headingLevel: 1, slots: {}, ...options };
+  const announce = opts.announce ?? (() => {});
+  const sections = {};
+  let last = {};
+  let timerTick = null;
+  let timerState = null;
+
+  for (const key of KEYS) {
+    const parent = opts.slots[key] ?? root;
+    const section = el(key === 'title' ? `h${opts.headingLevel}` : 'div', {
+      class: `v-${key}`,
+      hidden: true,
+      'data-key': key,
+    });
+    parent.append(section);
+    sections[key] = section;
+  }
+
+  // ---- announcements ---------------------------------------------------------
+
+  function announceChanges(view, prev) {
+    const lines = [];
+    const questionVisible = opts.showQuestion || !Array.isArray(view.choices);
+    const textChanged = view.text !== prev.text && questionVisible;
+    if (view.title !== prev.title || textChanged) {
+      const parts = [str(view.title)];
+      if (questionVisible) parts.push(str(view.text));
+      const line = parts.filter(Boolean).join('. ');
+      if (line) lines.push(line);
+    }
+    if (view.banner !== prev.banner && str(view.banner?.text) &&
+        str(view.banner?.text) !== str(prev.banner?.text)) {
+      lines.push(str(view.banner.text));
+    }
+    if (lines.length) announce(lines.join('. '));
+  }
+
+  // ---- sections ------------------------------------------------------------------
+
+  const draw = {
+    title(e, v) {
+      setText(e, str(v));
+    },
+
+    image(e, v) {
+      const url = safeImageUrl(v);
+      if (!url) {
+        e.hidden = true;
+        return;
+      }
+      let img = e.querySelector('img');
+      if (!img) {
+        img = el('img', { alt: '', decoding: 'async' });
+        e.append(img);
+      }
+      if (img.getAttribute('src') !== url) img.src = url;
+      img.alt = str(currentView.image_alt);
+    },
+
+    text(e, v) {
+      setText(e, str(v));
+    },
+
+    banner(e, v) {
+      const text = str(v?.text);
+      if (!text) {
+        e.hidden = true;
+        return;
+      }
+      e.className = `v-banner${STYLES.has(v.style) ? ` is-${v.style}` : ''}`;
+      const icon = v.style === 'correct' ? '✓ ' : v.style === 'wrong' ? '✗ ' : '';
+      setText(e, icon + text);
+    },
+
+    timer(e, v) {
+      const endsAt = Number(v?.ends_at);
+      if (!Number.isFinite(endsAt)) {
+        e.hidden = true;
+        stopTimer();
+        return;
+      }
+      if (!e.firstChild) {
+        e.setAttribute('role', 'timer');
+        e.append(
+          el('span', { class: 'timer-label' }),
+          el('span', { class: 'timer-seconds' }),
+          el('span', { class: 'timer-bar', 'aria-hidden': 'true' }, el('span', { class: 'timer-fill' })),
+        );
+      }
+      setText(e.querySelector('.timer-label'), str(v.label) || 'Time left');
+      if (!timerState || timerState.endsAt !== endsAt) {
+        const total = Math.max(1000, endsAt - Date.now());
+        timerState = { endsAt, total, spoken: new Set() };
+        const secs = Math.ceil(total / 1000);
+        if (endsAt > Date.now()) {
+          timerState.spoken.add('start');
+          announce(`${secs} seconds to answer`);
+        }
+      }
+      tickTimer();
+      if (!timerTick) timerTick = setInterval(tickTimer, 250);
+    },
+
+    status(e, v) {
+      setText(e, str(v));
+    },
+
+    choices(e, list) {
+      drawChoices(e, Array.isArray(list) ? list : []);
+    },
+
+    input(e, v) {
+      drawInput(e, v);
+    },
+
+    messages(e, list) {
+      drawMessages(e, Array.isArray(list) ? list : []);
+    },
+
+    podium(e, list) {
+      drawPodium(e, Array.isArray(list) ? list.slice(0, 3) : []);
+    },
+
+    leaderboard(e, list) {
+      drawLeaderboard(e, Array.isArray(list) ? list : []);
+    },
+
+    score(e, v) {
+      if (!e.firstChild) {
+        e.append(el('span', { class: 'score-label', text: 'Score' }), el('span', { class: 'score-value' }));
+      }
+      setText(e.querySelector('.score-value'), str(v));
+    },
+
+    players(e, list) {
+      drawPlayers(e, Array.isArray(list) ? list : []);
+    },
+
+    buttons(e, list) {
+      drawButtons(e, Array.isArray(list) ? list : []);
+    },
+  };
+
+  // ---- timer ------------------------------------------------------------------------
+
+  function tickTimer() {
+    const e = sections.timer;
+    if (!timerState || e.hidden) return;
+    const left = timerState.endsAt - Date.now();
+    const secs = Math.max(0, Math.ceil(left / 1000));
+    setText(e.querySelector('.timer-seconds'), String(secs));
+    const fill = e.querySelector('.timer-fill');
+    const ratio = Math.max(0, Math.min(1, left / timerState.total));
+    fill.style.transform = `scaleX(${ratio})`;
+    e.classList.toggle('is-urgent', secs <= 5 && secs > 0);
+    e.classList.toggle('is-over', secs === 0);
+    // Spoken at a few moments only, never every second.
+    if (secs === 10 && timerState.total > 15000 && !timerState.spoken.has(10)) {
+      timerState.spoken.add(10);
+      announce('10 seconds left');
+    }
+    if (secs === 0 && !timerState.spoken.has(0)) {
+      timerState.spoken.add(0);
+      if (timerState.spoken.has('start')) announce('Time is up');
+      clearInterval(timerTick);
+      timerTick = null;
+    }
+  }
+
+  function stopTimer() {
+    clearInterval(timerTick);
+    timerTick = null;
+    timerState = null;
+  }
+
+  // ---- buttons --------------------------------------------------------------------------
+
+  /** Sends a button's action; the button waits (aria-busy) until the game answers. */
+  function press(button, spec) {
+    if (button.getAttribute('aria-busy') === 'true') return;
+    const result = opts.onAction?.(spec.action, spec.data);
+    if (result && typeof result.then === 'function') {
+      button.setAttribute('aria-busy', 'true');
+      const done = () => button.removeAttribute('aria-busy');
+      result.then(done, done);
+    }
+  }
+
+  function fillButton(b, spec, index, withShape) {
+    const style = styleOf(spec);
+    const label = str(spec?.label);
+    const detail = str(spec?.detail);
+    b.className = `${withShape ? 'choice' : 'control'}${style ? ` is-${style}` : ''}${withShape ? ` c${(index % 6) + 1}` : ''}`;
+    b._spec = spec;
+    const can = pressable(spec);
+    b.disabled = !can;
+    // A button without an action is information (the host's answer counts):
+    // greyed only when the game says "disabled".
+    b.classList.toggle('is-info', !can && style !== 'disabled');
+    let parts = b._parts;
+    if (!parts) {
+      parts = {
+        shape: withShape ? el('span', { class: 'choice-shape', 'aria-hidden': 'true' }) : null,
+        label: el('span', { class: 'btn-label' }),
+        state: el('span', { class: 'btn-state' }),
+        detail: el('span', { class: 'btn-detail' }),
+      };
+      b._parts = parts;
+      b.append(...[parts.shape, parts.label, parts.state, parts.detail].filter(Boolean));
+    }
+    if (parts.shape) setText(parts.shape, SHAPES[index % SHAPES.length]);
+    setText(parts.label, label);
+    const word = STYLE_WORDS[style] ?? '';
+    setText(parts.state, word ? (style === 'correct' ? '✓' : style === 'wrong' ? '✗' : '✓') : '');
+    parts.state.setAttribute('aria-label', word);
+    parts.state.hidden = !word;
+    if (word) parts.state.setAttribute('role', 'img');
+    setText(parts.detail, detail);
+    parts.detail.hidden = !detail;
+  }
+
+  function drawButtonList(container, list, { withShape, listClass }) {
+    let ul = container.firstChild;
+    if (!ul) {
+      ul = el('ul', { class: listClass, role: 'list' });
+      container.append(ul);
+    }
+    ul.dataset.count = String(list.length);
+    while (ul.children.length > list.length) ul.lastChild.remove();
+    list.forEach((spec, i) => {
+      let li = ul.children[i];
+      if (!li) {
+        const b = el('button', { type: 'button' });
+        b.addEventListener('click', () => { if (pressable(b._spec)) press(b, b._spec); });
+        li = el('li', {}, b);
+        ul.append(li);
+      }
+      fillButton(li.firstChild, spec, i, withShape);
+    });
+  }
+
+  function drawChoices(e, list) {
+    drawButtonList(e, list, { withShape: true, listClass: 'choice-list' });
+  }
+
+  function drawButtons(e, list) {
+    drawButtonList(e, list, { withShape: false, listClass: 'control-list' });
+  }
+
+  // ---- input ------------------------------------------------------------------------------
+
+  function drawInput(e, v) {
+    const action = str(v?.action);
+    if (!action) {
+      e.hidden = true;
+      return;
+    }
+    let form = e.firstChild;
+    if (!form) {
+      const id = `in-${Math.random().toString(36).slice(2, 8)}`;
+      form = el('form', { class: 'input-row', novalidate: true },
+        el('label', { for: id, class: 'input-label' }),
+        el('input', { id, type: 'text', autocomplete: 'off', enterkeyhint: 'send' }),
+        el('button', { type: 'submit', class: 'send', text: 'Send' }),
+      );
+      form.addEventListener('submit', (ev) => {
+        ev.preventDefault();
+        const input = form.querySelector('input');
+        const spec = form._spec;
+        const text = input.value.trim();
+        if (!text || !spec) return;
+        const result = opts.onAction?.(spec.action, { text });
+        input.value = '';
+        if (result && typeof result.then === 'function') {
+          result.catch(() => {
+            // Give the text back so it is not lost.
+            if (!input.value) input.value = text;
+          });
+        }
+      });
+      e.append(form);
+    }
+    form._spec = v;
+    const input = form.querySelector('input');
+    const label = form.querySelector('label');
+    const caption = str(v.label);
+    setText(label, caption || 'Message');
+    label.classList.toggle('sr-only', !caption);
+    input.placeholder = str(v.placeholder);
+    const max = Number(v.max);
+    if (Number.isFinite(max) && max > 0) input.maxLength = Math.floor(max);
+    else input.removeAttribute('maxlength');
+  }
+
+  // ---- messages -------------------------------------------------------------------------------
+
+  function messageKey(m) {
+    return JSON.stringify([m?.at ?? null, str(m?.from), str(m?.text)]);
+  }
+
+  function drawMessages(e, list) {
+    let ol = e.firstChild;
+    if (!ol) {
+      ol = el('ol', { class: 'message-list', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', tabindex: '0' });
+      e.append(ol);
+    }
+    const atBottom = ol.scrollHeight - ol.scrollTop - ol.clientHeight < 40;
+    const have = [...ol.children].map((li) => li.dataset.key);
+    const want = list.map(messageKey);
+    // Largest overlap between the end of what is shown and the start of the
+    // new list: drop older ones from the top, append newer ones at the bottom.
+    let overlap = 0;
+    for (let k = Math.min(have.length, want.length); k > 0; k--) {
+      let same = true;
+      for (let i = 0; i < k; i++) {
+        if (have[have.length - k + i] !== want[i]) { same = false; break; }
+      }
+      if (same) { overlap = k; break; }
+    }
+    if (overlap === 0) ol.replaceChildren();
+    else for (let i = 0; i < have.length - overlap; i++) ol.firstChild.remove();
+    for (let i = overlap; i < list.length; i++) {
+      const m = list[i];
+      const from = str(m?.from);
+      const li = el('li', { class: from ? 'message' : 'message is-notice' });
+      li.dataset.key = want[i];
+      if (from) li.append(el('span', { class: 'message-from', text: from }));
+      li.append(el('span', { class: 'message-text', text: str(m?.text) }));
+      const at = formatTime(m?.at);
+      if (at) li.append(el('time', { class: 'message-at', datetime: new Date(m.at).toISOString(), text: at }));
+      ol.append(li);
+    }
+    if (atBottom || overlap === 0) ol.scrollTop = ol.scrollHeight;
+  }
+
+  // ---- podium, leaderboard ---------------------------------------------------------------------
+
+  function drawPodium(e, list) {
+    const ol = el('ol', { class: 'podium-list', 'aria-label': 'Podium' });
+    list.forEach((p, i) => {
+      const rank = Number(p?.rank) || i + 1;
+      ol.append(el('li', { class: `podium-place place-${i + 1}` },
+        el('span', { class: 'podium-medal', 'aria-hidden': 'true', text: ['🥇', '🥈', '🥉'][Math.min(rank, 3) - 1] ?? '' }),
+        el('span', { class: 'podium-rank', text: ordinal(rank) }),
+        el('span', { class: 'podium-name', text: str(p?.name) }),
+        el('span', { class: 'podium-score', text: `${str(p?.score)} pts` }),
+      ));
+    });
+    e.replaceChildren(ol);
+  }
+
+  function drawLeaderboard(e, list) {
+    const table = el('table', { class: 'leaderboard-table' },
+      el('caption', { class: 'sr-only', text: 'Leaderboard' }),
+    );
+    const head = el('thead', {}, el('tr', {},
+      el('th', { scope: 'col', text: 'Rank' }),
+      el('th', { scope: 'col', text: 'Name' }),
+      el('th', { scope: 'col', class: 'num', text: 'Score' }),
+    ));
+    const body = el('tbody');
+    list.forEach((r, i) => {
+      const me = r?.highlight === true;
+      const tr = el('tr', { class: me ? 'is-me' : null, 'aria-current': me ? 'true' : null },
+        el('td', { class: 'rank', text: str(r?.rank) || String(i + 1) }),
+        el('td', { class: 'name' }, el('span', { text: str(r?.name) }),
+          me ? el('span', { class: 'you', text: ' (you)' }) : null),
+        el('td', { class: 'num', text: str(r?.score) }),
+      );
+      body.append(tr);
+    });
+    table.append(head, body);
+    e.replaceChildren(table);
+  }
+
+  // ---- players ---------------------------------------------------------------------------------------
+
+  function drawPlayers(e, list) {
+    const kick = str(currentView.kick);
+    let heading = e.querySelector('h2');
+    let ul = e.querySelector('ul');
+    if (!heading) {
+      heading = el('h2', { class: 'players-heading' });
+      ul = el('ul', { class: 'player-list', role: 'list' });
+      e.append(heading, ul);
+    }
+    setText(heading, `Players (${list.length})`);
+    const byId = new Map([...ul.children].map((li) => [li.dataset.id, li]));
+    const keep = new Set();
+    let prev = null;
+    for (const p of list) {
+      const id = str(p?.id);
+      const name = str(p?.name);
+      let li = byId.get(id);
+      if (!li || keep.has(id)) {
+        li = el('li', { class: 'player' },
+          el('span', { class: 'player-name' }),
+          el('span', { class: 'player-detail' }),
+        );
+        li.dataset.id = id;
+      }
+      keep.add(id);
+      setText(li.querySelector('.player-name'), name);
+      const detail = li.querySelector('.player-detail');
+      setText(detail, str(p?.detail));
+      detail.hidden = !str(p?.detail);
+      let btn = li.querySelector('button.kick');
+      const canKick = kick && id && id !== opts.me;
+      if (canKick && !btn) {
+        btn = el('button', { type: 'button', class: 'kick', text: 'Remove' });
+        btn.addEventListener('click', () => confirmKick(btn, li));
+        li.append(btn);
+      } else if (!canKick && btn) {
+        btn.remove();
+        btn = null;
+      }
+      if (btn) {
+        btn._kick = kick;
+        if (!btn.classList.contains('is-confirming')) btn.setAttribute('aria-label', `Remove ${name}`);
+      }
+      const at = prev ? prev.nextSibling : ul.firstChild;
+      if (at !== li) ul.insertBefore(li, at);
+      prev = li;
+    }
+    for (const [id, li] of byId) if (!keep.has(id)) li.remove();
+  }
+
+  /** Two presses to remove someone: "Remove" → "Really remove?" (4 s) → kick. */
+  function confirmKick(btn, li) {
+    const name = li.querySelector('.player-name').textContent;
+    if (btn.classList.contains('is-confirming')) {
+      clearTimeout(btn._timer);
+      btn.classList.remove('is-confirming');
+      setText(btn, 'Remove');
+      btn.setAttribute('aria-label', `Remove ${name}`);
+      press(btn, { action: btn._kick, data: { player: li.dataset.id } });
+      return;
+    }
+    btn.classList.add('is-confirming');
+    setText(btn, 'Really remove?');
+    btn.setAttribute('aria-label', `Really remove ${name}? Press again to confirm`);
+    btn._timer = setTimeout(() => {
+      btn.classList.remove('is-confirming');
+      setText(btn, 'Remove');
+      btn.setAttribute('aria-label', `Remove ${name}`);
+    }, CONFIRM_MS);
+  }
+
+  // ---- update ---------------------------------------------------------------------------------------
+
+  let currentView = {};
+
+  function present(view, key) {
+    const v = view[key];
+    if (v === undefined || v === null || v === false) return false;
+    if (Array.isArray(v) && v.length === 0) return false;
+    if (!opts.showQuestion && (key === 'text' || key === 'image') && Array.isArray(view.choices)) return false;
+    if (key === 'kick') return false;
+    return true;
+  }
+
+  function update(view, { force = false } = {}) {
+    view = view && typeof view === 'object' && !Array.isArray(view) ? view : {};
+    const prev = last;
+    currentView = view;
+    for (const key of KEYS) {
+      const e = sections[key];
+      const show = present(view, key);
+      const dependsOnKick = key === 'players' && view.kick !== prev.kick;
+      const dependsOnAlt = key === 'image' && view.image_alt !== prev.image_alt;
+      if (!show) {
+        e.hidden = true;
+        if (key === 'timer') stopTimer();
+        continue;
+      }
+      const wasHidden = e.hidden;
+      e.hidden = false;
+      if (force || wasHidden || view[key] !== prev[key] || dependsOnKick || dependsOnAlt) {
+        draw[key](e, view[key]);
+      }
+    }
+    root.dataset.hasChoices = String(Array.isArray(view.choices) && view.choices.length > 0);
+    announceChanges(view, prev);
+    last = view;
+  }
+
+  return {
+    update,
+    /** Redraws everything (after an option changed). */
+    setOptions(next) {
+      Object.assign(opts, next);
+      update(last, { force: true });
+    },
+    get view() { return last; },
+    destroy() {
+      stopTimer();
+      for (const key of KEYS) sections[key].remove();
+    },
+  };
+}
+
+export function ordinal(n) {
+  const v = Math.abs(Math.trunc(n));
+  const lastTwo = v % 100;
+  if (lastTwo >= 11 && lastTwo <= 13) return `${n}th`;
+  return `${n}${({ 1: 'st', 2: 'nd', 3: 'rd' })[v % 10] ?? 'th'}`;
+}
+
+/** A polite live region; `say(text)` speaks once even when the text repeats. */
+export function createAnnouncer(parent = document.body) {
+  const region = el('div', { class: 'sr-only', 'aria-live': 'polite', 'aria-atomic': 'true', id: 'announcer' });
+  parent.append(region);
+  let pending = null;
+  return {
+    element: region,
+    say(text) {
+      region.textContent = '';
+      clearTimeout(pending);
+      pending = setTimeout(() => { region.textContent = text; }, 60);
+    },
+  };
+}

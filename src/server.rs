@@ -60,6 +60,9 @@ pub struct Server {
 impl Server {
     /// Loads the games, restores stored sessions, starts hot reload and listens.
     pub async fn start(config: Config) -> Result<Server, StartError> {
+        if config.redis.is_some() {
+            return Err(StartError::ClusterUnavailable);
+        }
         if !config.games.exists() {
             std::fs::create_dir_all(&config.games).map_err(|source| StartError::Games {
                 path: config.games.display().to_string(),

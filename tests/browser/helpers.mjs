@@ -1,0 +1,229 @@
+// Shared pieces of the browser tests: the real server binary, headless
+// Chromium (Debian's /usr/bin/chromium, driven by playwright-core), a TCP
+// proxy that can cut the browser off, and a polling helper.
+
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, copyFile, writeFile, rm, mkdir, cp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const RECESS_BIN = path.resolve(process.env.RECESS_BIN ?? path.join(REPO, 'target', 'debug', 'recess'));
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+export const SCREENSHOTS = path.join(REPO, 'target', 'screenshots');
+
+export const PHONE = { width: 390, height: 844 };
+export const LAPTOP = { width: 1366, height: 768 };
+
+/**
+ * Starts `recess --port 0` on copies of the repo's games (plus `extraGames`,
+ * a map of file name → Lua text). Resolves when it prints its address.
+ */
+export async function startServer({ extraGames = {}, timeoutMs = 20000 } = {}) {
+  const root = await mkdtemp(path.join(tmpdir(), 'recess-browser-'));
+  const games = path.join(root, 'games');
+  const data = path.join(root, 'data');
+  await mkdir(games);
+  await mkdir(data);
+  for (const entry of await readdir(path.join(REPO, 'games'), { withFileTypes: true })) {
+    const from = path.join(REPO, 'games', entry.name);
+    if (entry.isFile() && entry.name.endsWith('.lua')) await copyFile(from, path.join(games, entry.name));
+    else if (entry.isDirectory()) await cp(from, path.join(games, entry.name), { recursive: true });
+  }
+  for (const [name, text] of Object.entries(extraGames)) await writeFile(path.join(games, name), text);
+
+  const proc = spawn(RECESS_BIN, ['--port', '0', '--games', games, '--data', data], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
+  });
+  const log = [];
+  proc.stderr.on('data', (d) => {
+    log.push(String(d));
+    if (log.length > 200) log.shift();
+  });
+  const url = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`recess did not print its address within ${timeoutMs} ms; stderr:\n${log.join('')}`)), timeoutMs);
+    proc.on('error', (e) => { clearTimeout(timer); reject(new Error(`cannot start ${RECESS_BIN}: ${e.message} (build it with cargo build, or set RECESS_BIN)`)); });
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`recess exited with ${code} before listening; stderr:\n${log.join('')}`)); });
+    proc.stdout.on('data', (d) => {
+      out += String(d);
+      const m = out.match(/recess listening on (http:\/\/[^\s]+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1].replace(/\/$/, ''));
+      }
+    });
+  });
+  proc.removeAllListeners('exit');
+  const port = Number(new URL(url).port);
+  return {
+    url,
+    port,
+    games,
+    log,
+    async stop() {
+      if (proc.exitCode === null) {
+        proc.kill('SIGTERM');
+        await Promise.race([
+          new Promise((r) => proc.once('exit', r)),
+          new Promise((r) => setTimeout(r, 3000)),
+        ]);
+        if (proc.exitCode === null) proc.kill('SIGKILL');
+      }
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--no-first-run', '--disable-sync', '--disable-quic'],
+    timeout: 30000,
+  });
+}
+
+/** A page in its own context (own sessionStorage), with dialogs and page errors recorded. */
+export async function newPage(browser, { viewport = PHONE, timeoutMs = 10000 } = {}) {
+  const context = await browser.newContext({ viewport, acceptDownloads: true });
+  context.setDefaultTimeout(timeoutMs);
+  const page = await context.newPage();
+  page.dialogs = [];
+  page.errors = [];
+  page.on('dialog', (d) => { page.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  return page;
+}
+
+/**
+ * A TCP proxy in front of the server that the test can cut: `cut(ms)`
+ * destroys every open connection and refuses new ones for `ms`, then accepts
+ * again on the same port.
+ */
+export async function startProxy(targetPort) {
+  const sockets = new Set();
+  let server = null;
+  let port = 0;
+  const onConnection = (client) => {
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    sockets.add(client);
+    sockets.add(upstream);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', drop);
+    upstream.on('error', drop);
+    client.on('close', drop);
+    upstream.on('close', drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  };
+  const listen = () => new Promise((resolve, reject) => {
+    server = net.createServer(onConnection);
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      port = server.address().port;
+      resolve();
+    });
+  });
+  await listen();
+  return {
+    get port() { return port; },
+    get url() { return `http://127.0.0.1:${port}`; },
+    get open() { return sockets.size; },
+    async cut(refuseMs) {
+      const closed = new Promise((r) => server.close(r));
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+      await closed;
+      await new Promise((r) => setTimeout(r, refuseMs));
+      await listen();
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/**
+ * Polls `fn` until it returns a truthy value (which is returned) or the time
+ * is up (then throws with `what` and the last value seen).
+ */
+export async function until(fn, what, { timeoutMs = 10000, intervalMs = 50 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** Waits until the element's text matches `pattern`; returns the text. */
+export async function waitText(locator, pattern, timeoutMs = 10000) {
+  const re = pattern instanceof RegExp ? pattern : new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  return until(async () => {
+    const t = await locator.first().textContent({ timeout: 200 }).catch(() => null);
+    return t !== null && re.test(t) ? t : false;
+  }, `text ${re} in ${locator}`, { timeoutMs });
+}
+
+/** Host page: starts `game` with `params` from the game list; returns the join code. */
+export async function hostGame(page, baseUrl, game, params) {
+  await page.goto(`${baseUrl}/host`);
+  if (params !== undefined) {
+    await page.locator('#advanced summary').click();
+    await page.getByLabel('Game parameters (JSON)').fill(JSON.stringify(params));
+  }
+  await page.locator(`li.game[data-game="${game}"] button.start`).click();
+  await page.locator('#join-code').waitFor({ state: 'visible' });
+  const code = await until(() => page.locator('#join-code').getAttribute('data-code').then((c) => /^\d{6}$/.test(c ?? '') && c), 'a join code');
+  return code;
+}
+
+/** Player page: joins with `code` as `name`. */
+export async function joinGame(page, baseUrl, code, name) {
+  await page.goto(`${baseUrl}/`);
+  await page.getByLabel('Game code').fill(code);
+  await page.getByLabel('Your nickname').fill(name);
+  await page.getByRole('button', { name: 'Join' }).click();
+  await page.locator('#game-screen').waitFor({ state: 'visible' });
+}
+
+/** Parses the simple CSV the server writes (quoted cells allowed). */
+export function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { cell += '"'; i++; }
+      else if (c === '"') quoted = false;
+      else cell += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') { row.push(cell); cell = ''; }
+    else if (c === '\n' || c === '\r') {
+      if (c === '\r' && text[i + 1] === '\n') i++;
+      row.push(cell); rows.push(row); row = []; cell = '';
+    } else cell += c;
+  }
+  if (cell !== '' || row.length) { row.push(cell); rows.push(row); }
+  const [header, ...body] = rows;
+  return body.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i]])));
+}

@@ -47,6 +47,10 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "--redis: running as a cluster is not available in this version yet; run without --redis"
+    )]
+    ClusterUnavailable,
 }
 
 /// A running node.

@@ -128,7 +128,7 @@ async fn frames_far_above_the_limit_close_with_1009() {
     let server = TestServer::start().await;
     let mut c = server.client().await;
     c.send_text("x".repeat(2 << 20)).await;
-    assert!(c.try_recv().await.is_none(), "the server closes the socket");
+    assert_eq!(c.wait_close().await, Some(1009));
     server.stop().await;
 }
 
@@ -136,15 +136,17 @@ async fn frames_far_above_the_limit_close_with_1009() {
 async fn garbage_forever_gets_the_socket_closed() {
     let server = TestServer::start().await;
     let mut c = server.client().await;
-    let mut errors = 0;
     for _ in 0..30 {
         c.send_text("garbage".into()).await;
     }
-    while let Some(v) = c.try_recv().await {
-        assert_eq!(v["code"], "bad_json");
-        errors += 1;
+    for _ in 0..20 {
+        assert_eq!(c.recv().await["code"], "bad_json");
     }
-    assert_eq!(errors, 20, "closed after 20 bad frames in a row");
+    assert_eq!(
+        c.wait_close().await,
+        Some(1008),
+        "closed after 20 bad frames in a row"
+    );
     server.stop().await;
 }
 
@@ -434,4 +436,39 @@ async fn resume_beyond_the_window_gets_a_full_view() {
         .await;
     assert_eq!(view["messages"][4]["text"], "m4");
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kicked_player_is_told_and_cannot_come_back_with_the_token() {
+    let server = TestServer::start().await;
+    let (mut host, session, code) = chat_with_host(&server).await;
+    let mut eve = server.client().await;
+    let w = eve.join(&code, "Eve").await;
+    let eve_id = w["player"]["id"].as_str().unwrap().to_owned();
+    let token = w["token"].as_str().unwrap().to_owned();
+    let ack = host.act(&session, "kick", json!({"player": eve_id})).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let kicked = eve.recv_until(|v| v["type"] == "error").await;
+    assert_eq!(kicked["code"], "kicked");
+    assert!(kicked["seq"].as_u64().is_some());
+    let e = eve
+        .act(&session, "send", json!({"text": "let me in"}))
+        .await;
+    assert_eq!(e["code"], "not_member");
+    let mut again = server.client().await;
+    again
+        .send(json!({"type": "resume", "token": token, "last_seq": 0}))
+        .await;
+    assert_eq!(again.recv().await["code"], "bad_token");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_sockets_with_1001() {
+    let server = TestServer::start().await;
+    let (mut host, _, _) = chat_with_host(&server).await;
+    let stop = tokio::spawn(server.stop());
+    let close = host.wait_close().await;
+    assert_eq!(close, Some(1001));
+    stop.await.unwrap();
 }

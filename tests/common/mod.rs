@@ -261,6 +261,20 @@ impl Client {
             .await
     }
 
+    /// Reads until the server closes the socket; returns the close code.
+    pub async fn wait_close(&mut self) -> Option<u16> {
+        loop {
+            let msg = tokio::time::timeout(TIMEOUT, self.ws.next())
+                .await
+                .expect("the socket was not closed within the timeout")?;
+            match msg {
+                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }

@@ -1,0 +1,78 @@
+//! The `recess` command line: `check`, flags, the listening line.
+
+mod common;
+
+use std::process::Command;
+
+fn recess() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_recess"))
+}
+
+#[test]
+fn check_reports_file_and_line_and_fails_on_broken_games() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("good.lua"),
+        "return { init = function() return {} end, view = function() return {} end }",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("bad.lua"),
+        "return {\n  init = function() return {} end,\n  view = function( end\n}",
+    )
+    .unwrap();
+    let out = recess().arg("check").arg(dir.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.lines().any(|l| l.starts_with("bad.lua:3:")),
+        "{stdout}"
+    );
+    assert!(stdout.lines().any(|l| l == "ok  good"), "{stdout}");
+
+    let out = recess()
+        .arg("check")
+        .arg(dir.path().join("good.lua"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn the_shipped_games_pass_check() {
+    let out = recess()
+        .arg("check")
+        .arg(common::shipped_games())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("ok  quiz") && stdout.contains("ok  chat"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn serve_prints_the_listening_line_and_refuses_redis_for_now() {
+    let games = common::games_dir_with_shipped();
+    let data = tempfile::tempdir().unwrap();
+    let node = common::Process::spawn(games.path(), data.path(), &[]).await;
+    assert_eq!(node.addr.ip().to_string(), "127.0.0.1");
+    node.kill().await;
+
+    let out = recess()
+        .args(["--port", "0", "--redis", "redis://127.0.0.1:1"])
+        .arg("--games")
+        .arg(games.path())
+        .arg("--data")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--redis"));
+}

@@ -58,7 +58,7 @@ impl Node {
     pub fn new(config: Config, catalog: Arc<Catalog>, store: Store) -> Arc<Node> {
         let fanout = Arc::new(Fanout::default());
         let metrics = Arc::new(Metrics::default());
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(fanout.clone(), metrics.clone()));
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(store.clone(), fanout.clone(), metrics.clone()));
         let node_id = config
             .node_id
             .clone()

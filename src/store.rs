@@ -69,7 +69,13 @@ pub struct TimerRecord {
 /// One commit of a session actor.
 pub struct SessionWrite<'a> {
     pub id: &'a str,
-    pub snapshot: Vec<u8>,
+    pub session: &'a crate::session::SessionId,
+    pub code: &'a str,
+    /// `None` when the state could not be serialized (the old snapshot stays).
+    pub snapshot: Option<Vec<u8>>,
+    /// Everything (whole replay window, every view) rather than what changed:
+    /// used to rebuild a copy that was lost (a Redis restart).
+    pub full: bool,
     pub messages: &'a [Outgoing],
     /// Sequence numbers that fell out of the replay window.
     pub evicted: Vec<u64>,
@@ -109,11 +115,13 @@ impl Store {
     }
 
     /// Writes one commit atomically and waits until it is on disk.
-    pub async fn commit(&self, w: SessionWrite<'_>) -> Result<(), StoreError> {
+    pub async fn commit(&self, w: &SessionWrite<'_>) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        let mut skey = key(b's', w.id);
-        skey.pop();
-        batch.insert(skey, w.snapshot);
+        if let Some(snapshot) = &w.snapshot {
+            let mut skey = key(b's', w.id);
+            skey.pop();
+            batch.insert(skey, snapshot.as_slice());
+        }
         let mprefix = key(b'm', w.id);
         for m in w.messages.iter().filter(|m| m.seq > 0) {
             let mut k = mprefix.clone();
@@ -126,12 +134,12 @@ impl Store {
             batch.remove(k);
         }
         let vprefix = key(b'v', w.id);
-        for (member, view) in w.views {
+        for (member, view) in &w.views {
             let mut k = vprefix.clone();
             k.extend_from_slice(member.as_bytes());
-            batch.insert(k, view);
+            batch.insert(k, view.as_slice());
         }
-        for member in w.removed_members {
+        for member in &w.removed_members {
             let mut k = vprefix.clone();
             k.extend_from_slice(member.as_bytes());
             batch.remove(k);
@@ -199,7 +207,7 @@ impl Store {
 }
 
 /// `[seq:8][revoke:1][n:2]([len:2][id])*[frame]`
-fn encode_message(m: &Outgoing) -> Vec<u8> {
+pub fn encode_message(m: &Outgoing) -> Vec<u8> {
     let ids: &[MemberId] = match &m.audience {
         Audience::All => &[],
         Audience::Members(ids) => ids,
@@ -220,7 +228,7 @@ fn encode_message(m: &Outgoing) -> Vec<u8> {
     out
 }
 
-fn decode_message(b: &[u8]) -> Result<Outgoing, StoreError> {
+pub fn decode_message(b: &[u8]) -> Result<Outgoing, StoreError> {
     let corrupt = || StoreError::Corrupt("replay message".to_owned());
     let take =
         |b: &[u8], at: usize, n: usize| b.get(at..at + n).ok_or_else(corrupt).map(<[u8]>::to_vec);

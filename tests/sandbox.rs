@@ -57,9 +57,9 @@ async fn runaway_probes_are_stopped_and_the_session_stays_usable() {
         ("gmatch_bomb", "CPU budget"),
         ("memory", "memory"),
         ("huge", ""),
-        ("throw", "probes.lua:7: the rules broke"),
-        ("typo", "probes.lua:8:"),
-        ("escape", "probes.lua:9:"),
+        ("throw", "probes.lua:13: the rules broke"),
+        ("typo", "probes.lua:14:"),
+        ("escape", "probes.lua:15:"),
     ];
     let mut expected_count = 0;
     for (probe, words) in cases {
@@ -114,11 +114,11 @@ async fn a_handler_error_reaches_the_caller_and_the_host() {
     let mut student = server.client().await;
     student.join(w["code"].as_str().unwrap(), "Ana").await;
     let e = student.act(&session, "throw", json!({})).await;
-    assert_eq!(e["message"], "probes.lua:7: the rules broke");
+    assert_eq!(e["message"], "probes.lua:13: the rules broke");
     let seen = host
         .recv_until(|v| v["type"] == "error" && v["code"] == "script_error")
         .await;
-    assert_eq!(seen["message"], "probes.lua:7: the rules broke");
+    assert_eq!(seen["message"], "probes.lua:13: the rules broke");
     assert_eq!(seen["session"], session.as_str());
     server.stop().await;
 }

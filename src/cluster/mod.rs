@@ -1,40 +1,93 @@
-//! The cluster bus: how a session owner's messages reach every node that has
-//! members of that session.
+//! The cluster bus: how a session's committed messages become durable and
+//! reach every node that has members of that session.
 //!
-//! [`Bus`] has one implementation per deployment: [`LocalBus`] (the embedded
-//! default, one process, no Redis) delivers straight to this node's
-//! [`Fanout`]. The session actor only ever sees `Arc<dyn Bus>`.
+//! [`Bus`] has two implementations. [`LocalBus`] (one process, no Redis) makes
+//! a batch durable in the node's sled store and delivers it to this node's
+//! [`Fanout`]. `redis::RedisBus` also writes it to Redis (the cluster's
+//! source of truth for failover) and publishes it to the other nodes. The
+//! session actor only ever sees `Arc<dyn Bus>`.
 //!
 //! Architecture Invariant: `cluster` never calls Lua and never changes session
-//! state; it moves already-encoded messages.
+//! state; it moves and stores bytes the session actor produced.
+
+pub mod redis;
+pub mod wire;
 
 use std::sync::Arc;
 
-use crate::metrics::Metrics;
-use crate::session::fanout::Fanout;
-use crate::session::{Outgoing, SessionId};
+use futures_util::future::BoxFuture;
 
-pub trait Bus: Send + Sync + 'static {
-    /// Delivers one committed batch of a session's messages, in order, to the
-    /// subscribers of every node.
-    fn publish(&self, session: &SessionId, messages: &[Outgoing]);
+use crate::metrics::Metrics;
+use crate::session::SessionId;
+use crate::session::fanout::Fanout;
+use crate::store::{SessionWrite, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Another node owns the session now: this actor must stop at once.
+    #[error("this node no longer owns the session")]
+    NotOwner,
+    #[error("{0}")]
+    Failed(String),
 }
 
-/// One node, no Redis: publishing is local delivery.
+pub trait Bus: Send + Sync + 'static {
+    /// Makes one batch of a session durable, then delivers its messages, in
+    /// order, to the subscribers of every node. Nothing of the batch may be
+    /// acknowledged before this returns `Ok`.
+    fn commit<'a>(&'a self, write: SessionWrite<'a>) -> BoxFuture<'a, Result<(), CommitError>>;
+
+    /// Forgets a session that ended or expired.
+    fn remove<'a>(&'a self, session: &'a str, code: &'a str) -> BoxFuture<'a, ()>;
+}
+
+/// One node, no Redis: sled for durability, local delivery.
 pub struct LocalBus {
+    store: Store,
     fanout: Arc<Fanout>,
     metrics: Arc<Metrics>,
 }
 
 impl LocalBus {
-    pub fn new(fanout: Arc<Fanout>, metrics: Arc<Metrics>) -> Self {
-        LocalBus { fanout, metrics }
+    pub fn new(store: Store, fanout: Arc<Fanout>, metrics: Arc<Metrics>) -> Self {
+        LocalBus {
+            store,
+            fanout,
+            metrics,
+        }
     }
 }
 
+/// Delivers a committed batch to this node's sockets.
+pub fn deliver_locally(fanout: &Fanout, metrics: &Metrics, session: &SessionId, write: &SessionWrite<'_>) {
+    if write.messages.is_empty() {
+        return;
+    }
+    let n = fanout.deliver(session, write.messages);
+    Metrics::add(&metrics.deliveries_total, n as u64);
+}
+
 impl Bus for LocalBus {
-    fn publish(&self, session: &SessionId, messages: &[Outgoing]) {
-        let n = self.fanout.deliver(session, messages);
-        Metrics::add(&self.metrics.deliveries_total, n as u64);
+    fn commit<'a>(&'a self, write: SessionWrite<'a>) -> BoxFuture<'a, Result<(), CommitError>> {
+        Box::pin(async move {
+            let result = self.store.commit(&write).await;
+            match &result {
+                Ok(()) => Metrics::inc(&self.metrics.snapshot_writes_total),
+                Err(e) => {
+                    Metrics::inc(&self.metrics.snapshot_errors_total);
+                    tracing::error!(session = %write.id, error = %e, "snapshot write failed");
+                }
+            }
+            deliver_locally(&self.fanout, &self.metrics, write.session, &write);
+            result.map_err(|e| CommitError::Failed(e.to_string()))
+        })
+    }
+
+    fn remove<'a>(&'a self, session: &'a str, _code: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.store.delete(session).await {
+                tracing::error!(session, error = %e, "could not delete a session");
+            }
+        })
     }
 }

@@ -32,6 +32,7 @@ use crate::protocol::{self, ErrorCode, PlayerRef, ProtocolError, Role, Welcome};
 use crate::script::{
     CallOutcome, Effect, GameChange, GameVm, PlayerInfo, Rules, ScriptError, VmCounters,
 };
+use crate::cluster::CommitError;
 use crate::store::{MemberRecord, SessionSnapshot, SessionWrite, StoredSession, TimerRecord};
 
 /// Most commands handled before a commit, so one busy session cannot delay
@@ -108,6 +109,8 @@ pub struct SessionActor {
     last_view_pass: Instant,
     /// A rules version this session failed to switch to; not retried.
     failed_version: Option<String>,
+    /// The next commit rewrites everything (see `request_resync`).
+    resync: bool,
     node: Arc<Node>,
     batch: Batch,
 }
@@ -139,6 +142,7 @@ impl SessionActor {
             views_dirty: false,
             last_view_pass: Instant::now(),
             failed_version: None,
+            resync: false,
             node,
             batch: Batch::default(),
         };
@@ -223,6 +227,7 @@ impl SessionActor {
             views_dirty: true,
             last_view_pass: Instant::now(),
             failed_version: None,
+            resync: false,
             node,
             batch: Batch::default(),
         };
@@ -250,7 +255,10 @@ impl SessionActor {
         shutdown: CancellationToken,
     ) {
         let interval = self.node.config.view_interval();
-        self.commit().await;
+        if !self.commit().await {
+            self.node.detach(&self.id, &self.code);
+            return;
+        }
         loop {
             let timer_at = self.next_timer_at();
             let view_at = self.views_dirty.then(|| self.last_view_pass + interval);
@@ -283,7 +291,10 @@ impl SessionActor {
             if self.views_dirty && Instant::now() >= self.last_view_pass + interval {
                 self.view_pass();
             }
-            self.commit().await;
+            if !self.commit().await {
+                self.node.detach(&self.id, &self.code);
+                return;
+            }
         }
         self.commit().await;
         self.node.detach(&self.id, &self.code);
@@ -328,6 +339,12 @@ impl SessionActor {
             Command::Disconnected { member } => {
                 if let Some(m) = self.members.get_mut(&member) {
                     m.connections = m.connections.saturating_sub(1);
+                    self.sync_players();
+                }
+            }
+            Command::Reattach { member } => {
+                if let Some(m) = self.members.get_mut(&member) {
+                    m.connections += 1;
                     self.sync_players();
                 }
             }
@@ -911,59 +928,95 @@ impl SessionActor {
         })
     }
 
-    /// Makes the batch durable, then publishes its messages and sends its answers.
-    pub async fn commit(&mut self) {
-        let batch = std::mem::take(&mut self.batch);
-        if batch.dirty {
-            match self.snapshot() {
-                Ok(snapshot) => {
-                    let views = batch
-                        .views
-                        .iter()
-                        .filter_map(|id| {
-                            self.members
-                                .get(id)
-                                .map(|m| (&**id, serde_json::to_vec(&m.view).unwrap_or_default()))
-                        })
-                        .collect();
-                    let write = SessionWrite {
-                        id: &self.id,
-                        snapshot,
-                        messages: &batch.messages,
-                        evicted: batch.evicted.clone(),
-                        views,
-                        removed_members: batch.removed.iter().map(|m| &**m).collect(),
-                    };
-                    match self.node.store.commit(write).await {
-                        Ok(()) => Metrics::inc(&self.node.metrics.snapshot_writes_total),
-                        Err(e) => {
-                            Metrics::inc(&self.node.metrics.snapshot_errors_total);
-                            tracing::error!(session = %self.id, error = %e, "snapshot write failed");
-                        }
-                    }
-                }
-                Err(e) => {
-                    Metrics::inc(&self.node.metrics.snapshot_errors_total);
-                    let err = ProtocolError::new(
-                        ErrorCode::ScriptError,
-                        format!(
-                            "the game state cannot be saved (keep it to tables, strings, numbers and booleans): {}",
-                            e.message
-                        ),
-                    );
-                    tracing::error!(session = %self.id, "{}", err.message);
-                    self.notify_hosts(&err, None);
-                    let notices = std::mem::take(&mut self.batch.messages);
-                    self.node.bus.publish(&self.id, &notices);
-                }
+    /// Makes the batch durable, then publishes its messages and sends its
+    /// answers. Returns `false` when this node no longer owns the session.
+    pub async fn commit(&mut self) -> bool {
+        let mut batch = std::mem::take(&mut self.batch);
+        let full = std::mem::take(&mut self.resync);
+        if !batch.dirty && !full && batch.messages.is_empty() {
+            for reply in batch.replies {
+                reply();
             }
+            return true;
         }
-        if !batch.messages.is_empty() {
-            self.node.bus.publish(&self.id, &batch.messages);
+        // A batch of notices only (seq 0) changes nothing that is stored.
+        let snapshot = if !batch.dirty && !full {
+            None
+        } else {
+            self.snapshot_or_notify(&mut batch)
+        };
+        let all_messages: Vec<Outgoing>;
+        let messages: &[Outgoing] = if full {
+            all_messages = self.log.iter().cloned().chain(batch.messages.iter().filter(|m| m.seq == 0).cloned()).collect();
+            &all_messages
+        } else {
+            &batch.messages
+        };
+        let view_ids: Vec<&MemberId> = if full {
+            self.members.keys().collect()
+        } else {
+            batch.views.iter().collect()
+        };
+        let views = view_ids
+            .into_iter()
+            .filter_map(|id| {
+                self.members
+                    .get(id)
+                    .map(|m| (&**id, serde_json::to_vec(&m.view).unwrap_or_default()))
+            })
+            .collect();
+        let write = SessionWrite {
+            id: &self.id,
+            session: &self.id,
+            code: &self.code,
+            snapshot,
+            full,
+            messages,
+            evicted: batch.evicted.clone(),
+            views,
+            removed_members: batch.removed.iter().map(|m| &**m).collect(),
+        };
+        match self.node.bus.commit(write).await {
+            Ok(()) => {}
+            Err(CommitError::NotOwner) => {
+                tracing::warn!(session = %self.id, "another node took this session over; stopping here");
+                return false;
+            }
+            Err(CommitError::Failed(e)) => {
+                tracing::error!(session = %self.id, error = %e, "commit failed");
+            }
         }
         for reply in batch.replies {
             reply();
         }
+        true
+    }
+
+    /// The snapshot to store, or `None` (and a notice to the hosts) when the
+    /// state cannot be serialized.
+    fn snapshot_or_notify(&mut self, batch: &mut Batch) -> Option<Vec<u8>> {
+        match self.snapshot() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                Metrics::inc(&self.node.metrics.snapshot_errors_total);
+                let err = ProtocolError::new(
+                    ErrorCode::ScriptError,
+                    format!(
+                        "the game state cannot be saved (keep it to tables, strings, numbers and booleans): {}",
+                        e.message
+                    ),
+                );
+                tracing::error!(session = %self.id, "{}", err.message);
+                self.notify_hosts(&err, None);
+                batch.messages.append(&mut self.batch.messages);
+                None
+            }
+        }
+    }
+
+    /// Asks for the next commit to rewrite everything (the cluster copy was lost).
+    pub fn request_resync(&mut self) {
+        self.resync = true;
     }
 
     fn next_timer_at(&self) -> Option<Instant> {
@@ -988,9 +1041,7 @@ impl SessionActor {
 
     async fn expire(&mut self) {
         tracing::info!(session = %self.id, game = %self.game, "session expired");
-        if let Err(e) = self.node.store.delete(&self.id).await {
-            tracing::error!(session = %self.id, error = %e, "could not delete an expired session");
-        }
+        self.node.bus.remove(&self.id, &self.code).await;
         self.node.detach(&self.id, &self.code);
     }
 }

@@ -92,6 +92,11 @@ pub enum Command {
     Disconnected {
         member: MemberId,
     },
+    /// A socket that already holds this seat tells a new owner it is there
+    /// (after a failover).
+    Reattach {
+        member: MemberId,
+    },
     /// `POST /api/sessions/{id}/events`: runs the `event` handler.
     Event {
         name: String,

@@ -97,6 +97,11 @@ export async function newPage(browser, { viewport = PHONE, timeoutMs = 10000 } =
   page.errors = [];
   page.on('dialog', (d) => { page.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
   page.on('pageerror', (e) => page.errors.push(String(e)));
+  page.wsLog = [];
+  page.on('websocket', (ws) => {
+    ws.on('framereceived', (f) => { page.wsLog.push(`<- ${f.payload}`); if (page.wsLog.length > 300) page.wsLog.shift(); });
+    ws.on('framesent', (f) => { page.wsLog.push(`-> ${f.payload}`); if (page.wsLog.length > 300) page.wsLog.shift(); });
+  });
   return page;
 }
 
@@ -107,6 +112,7 @@ export async function newPage(browser, { viewport = PHONE, timeoutMs = 10000 } =
  */
 export async function startProxy(targetPort) {
   const sockets = new Set();
+  const frozen = new Set();
   let server = null;
   let port = 0;
   const onConnection = (client) => {
@@ -147,8 +153,17 @@ export async function startProxy(targetPort) {
       await new Promise((r) => setTimeout(r, refuseMs));
       await listen();
     },
+    /** Stops forwarding on every open connection without closing it (a half-open socket). */
+    freeze() {
+      for (const s of sockets) {
+        s.unpipe();
+        s.pause();
+        frozen.add(s);
+      }
+      sockets.clear();
+    },
     async close() {
-      for (const s of sockets) s.destroy();
+      for (const s of [...sockets, ...frozen]) s.destroy();
       await new Promise((r) => server.close(r));
     },
   };
@@ -173,13 +188,21 @@ export async function until(fn, what, { timeoutMs = 10000, intervalMs = 50 } = {
   }
 }
 
-/** Waits until the element's text matches `pattern`; returns the text. */
+/** Waits until the element is visible and its text matches `pattern`; returns the text. */
 export async function waitText(locator, pattern, timeoutMs = 10000) {
   const re = pattern instanceof RegExp ? pattern : new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  let seen = null;
   return until(async () => {
-    const t = await locator.first().textContent({ timeout: 200 }).catch(() => null);
-    return t !== null && re.test(t) ? t : false;
-  }, `text ${re} in ${locator}`, { timeoutMs });
+    const first = locator.first();
+    if (!(await first.isVisible())) {
+      seen = '(not visible)';
+      return false;
+    }
+    seen = await first.textContent({ timeout: 200 }).catch(() => null);
+    return seen !== null && re.test(seen) ? seen : false;
+  }, `text ${re} in ${locator}`, { timeoutMs }).catch((e) => {
+    throw new Error(`${e.message}; text seen: ${JSON.stringify(seen)}`);
+  });
 }
 
 /** Host page: starts `game` with `params` from the game list; returns the join code. */

@@ -227,9 +227,11 @@ impl Connection {
         let _ = self.tx.send(out).await;
     }
 
-    /// Reserves a slot and subscribes it before the session computes the
-    /// welcome, so nothing sent after the welcome can be missed.
-    async fn open_seat(&mut self, session: &SessionId, member: &MemberId) -> u32 {
+    /// Reserves a slot and subscribes it (on this node and, in a cluster, to
+    /// the session's channel) before the session computes the welcome, so
+    /// nothing sent after the welcome can be missed.
+    async fn open_seat(&mut self, session: &SessionId, member: &MemberId) -> Result<u32, ProtocolError> {
+        self.node.follow(session).await?;
         let slot = self.next_slot;
         self.next_slot += 1;
         self.send(Outbound::Open { slot }).await;
@@ -243,11 +245,12 @@ impl Connection {
                 too_slow: self.too_slow.clone(),
             },
         );
-        slot
+        Ok(slot)
     }
 
     async fn close_seat(&mut self, session: &str, member: &str, slot: u32) {
         self.node.fanout.unsubscribe(session, member, self.id);
+        self.node.unfollow(session).await;
         self.send(Outbound::Forget { slot }).await;
     }
 
@@ -293,7 +296,7 @@ impl Connection {
         let session: SessionId = random_id(12).into();
         let member: MemberId = format!("p{}", random_id(8)).into();
         let secret = random_id(24);
-        let slot = self.open_seat(&session, &member).await;
+        let slot = self.open_seat(&session, &member).await?;
         let result = self
             .node
             .create_session(session.clone(), game, params, member.clone(), secret, true)
@@ -310,9 +313,11 @@ impl Connection {
             ));
         }
         let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-        let session = (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| self.node.lookup_code(&code))
-            .flatten();
+        let session = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+            self.node.lookup_code(&code).await?
+        } else {
+            None
+        };
         let Some(session) = session else {
             self.join_limit.failed();
             Metrics::inc(&self.node.metrics.join_failures_total);
@@ -325,7 +330,7 @@ impl Connection {
         };
         let member: MemberId = format!("p{}", random_id(8)).into();
         let secret = random_id(24);
-        let slot = self.open_seat(&session, &member).await;
+        let slot = self.open_seat(&session, &member).await?;
         let m = member.clone();
         let result = self
             .node
@@ -356,7 +361,7 @@ impl Connection {
                 .send(&session, Command::Disconnected { member: old.member })
                 .await;
         }
-        let slot = self.open_seat(&session, &member).await;
+        let slot = self.open_seat(&session, &member).await?;
         let m = member.clone();
         let result = self
             .node

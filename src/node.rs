@@ -13,6 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cluster::redis::{RedisBus, RedisCluster};
+use crate::cluster::wire::{RemoteCommand, RemoteReply};
 use crate::cluster::{Bus, LocalBus};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -52,17 +54,31 @@ pub struct Node {
     pub shutdown: CancellationToken,
     /// Every actor and connection task, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// The cluster link, when the node runs with `--redis`.
+    pub cluster: Option<Arc<RedisCluster>>,
 }
 
 impl Node {
-    pub fn new(config: Config, catalog: Arc<Catalog>, store: Store) -> Arc<Node> {
-        let fanout = Arc::new(Fanout::default());
-        let metrics = Arc::new(Metrics::default());
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(store.clone(), fanout.clone(), metrics.clone()));
-        let node_id = config
-            .node_id
-            .clone()
-            .unwrap_or_else(|| format!("node-{}", random_id(6)));
+    /// A node; with `cluster`, sessions are shared through Redis.
+    pub fn new(
+        config: Config,
+        catalog: Arc<Catalog>,
+        store: Store,
+        fanout: Arc<Fanout>,
+        metrics: Arc<Metrics>,
+        cluster: Option<Arc<RedisCluster>>,
+    ) -> Arc<Node> {
+        let bus: Arc<dyn Bus> = match &cluster {
+            Some(c) => Arc::new(RedisBus { cluster: c.clone() }),
+            None => Arc::new(LocalBus::new(store.clone(), fanout.clone(), metrics.clone())),
+        };
+        let node_id = match &cluster {
+            Some(c) => c.node_id().to_owned(),
+            None => config
+                .node_id
+                .clone()
+                .unwrap_or_else(|| format!("node-{}", random_id(6))),
+        };
         Arc::new(Node {
             node_id,
             config,
@@ -75,13 +91,53 @@ impl Node {
             codes: RwLock::new(HashMap::new()),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            cluster,
         })
     }
 
-    /// The session a join code belongs to.
-    pub fn lookup_code(&self, code: &str) -> Option<SessionId> {
-        let codes = self.codes.read().unwrap_or_else(|e| e.into_inner());
-        codes.get(code).cloned()
+    /// The session a join code belongs to, on any node.
+    pub async fn lookup_code(&self, code: &str) -> Result<Option<SessionId>, ProtocolError> {
+        let local = {
+            let codes = self.codes.read().unwrap_or_else(|e| e.into_inner());
+            codes.get(code).cloned()
+        };
+        match (local, &self.cluster) {
+            (Some(s), _) => Ok(Some(s)),
+            (None, Some(c)) => Ok(c.lookup_code(code).await?.map(SessionId::from)),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Whether this node owns `session` now.
+    pub fn owns(&self, session: &str) -> bool {
+        self.sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(session)
+    }
+
+    /// The sessions this node owns now.
+    pub fn owned_sessions(&self) -> Vec<SessionId> {
+        self.sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Makes sure messages of `session` reach this node (a no-op alone).
+    pub async fn follow(&self, session: &SessionId) -> Result<(), ProtocolError> {
+        match &self.cluster {
+            Some(c) => c.follow(session).await,
+            None => Ok(()),
+        }
+    }
+
+    pub async fn unfollow(&self, session: &str) {
+        if let Some(c) = &self.cluster {
+            c.unfollow(session).await;
+        }
     }
 
     pub fn session_count(&self) -> usize {
@@ -124,7 +180,13 @@ impl Node {
             },
             None => return Err(unknown_game(game)),
         };
-        let code = self.claim_code(&id);
+        let code = self.claim_code(&id).await?;
+        if let Some(c) = &self.cluster
+            && !c.claim(&id).await?
+        {
+            self.release_code(&code).await;
+            return Err(ProtocolError::new(ErrorCode::Internal, "session id clash; please try again"));
+        }
         let created = SessionActor::create(
             self.clone(),
             NewSession {
@@ -140,7 +202,10 @@ impl Node {
         let (mut actor, attached) = match created {
             Ok(c) => c,
             Err(e) => {
-                self.release_code(&code);
+                self.release_code(&code).await;
+                if let Some(c) = &self.cluster {
+                    c.release(&id).await;
+                }
                 return Err(e);
             }
         };
@@ -151,8 +216,10 @@ impl Node {
         Ok((code, attached))
     }
 
-    /// Brings back every session in the store (at start-up).
-    pub fn restore_sessions(self: &Arc<Self>) -> usize {
+    /// Brings back every session in the store (at start-up). In a cluster,
+    /// only sessions no other node has taken over, from whichever copy (local
+    /// or Redis) is newer.
+    pub async fn restore_sessions(self: &Arc<Self>) -> usize {
         let stored = match self.store.load_all() {
             Ok(s) => s,
             Err(e) => {
@@ -161,25 +228,117 @@ impl Node {
             }
         };
         let mut restored = 0;
-        for session in stored {
+        for mut session in stored {
             let id = session.snapshot.id.clone();
+            if let Some(c) = &self.cluster {
+                match c.claim(&id).await {
+                    Ok(true) => {}
+                    _ => continue,
+                }
+                if let Ok(Some(shared)) = c.load(&id).await
+                    && shared.snapshot.seq > session.snapshot.seq
+                {
+                    session = shared;
+                }
+            }
             let game = session.snapshot.game.clone();
             let Some(rules) = self.catalog.get(&game) else {
                 tracing::error!(session = %id, game = %game, "cannot restore a session: its game is not loaded (kept on disk)");
                 continue;
             };
             match SessionActor::restore(self.clone(), session, rules) {
-                Ok(actor) => {
-                    let mut codes = self.codes.write().unwrap_or_else(|e| e.into_inner());
-                    codes.insert(actor.code().to_owned(), actor.id().clone());
-                    drop(codes);
-                    self.spawn(actor);
+                Ok(mut actor) => {
+                    if self.cluster.is_some() {
+                        actor.request_resync();
+                    }
+                    self.adopt(actor);
                     restored += 1;
                 }
                 Err(e) => tracing::error!(session = %id, "cannot restore a session: {e}"),
             }
         }
         restored
+    }
+
+    fn adopt(self: &Arc<Self>, actor: SessionActor) {
+        {
+            let mut codes = self.codes.write().unwrap_or_else(|e| e.into_inner());
+            codes.insert(actor.code().to_owned(), actor.id().clone());
+        }
+        self.spawn(actor);
+    }
+
+    /// Takes over a session whose owner is gone: claims its lease, restores it
+    /// from Redis and tells every node. Returns whether it is owned here now.
+    pub async fn take_over(self: &Arc<Self>, session: &str) -> bool {
+        let Some(cluster) = &self.cluster else {
+            return self.owns(session);
+        };
+        let _guard = cluster.takeover_guard().await;
+        if self.owns(session) {
+            return true;
+        }
+        if !matches!(cluster.claim(session).await, Ok(true)) {
+            return false;
+        }
+        let stored = match cluster.load(session).await {
+            Ok(Some(s)) => s,
+            _ => {
+                cluster.release(session).await;
+                return false;
+            }
+        };
+        let Some(rules) = self.catalog.get(&stored.snapshot.game) else {
+            tracing::error!(session, game = %stored.snapshot.game, "cannot take over: the game is not loaded here");
+            cluster.release(session).await;
+            return false;
+        };
+        match SessionActor::restore(self.clone(), stored, rules) {
+            Ok(actor) => {
+                tracing::info!(session, node = %self.node_id, "took the session over");
+                self.adopt(actor);
+                for member in self.fanout.members(session) {
+                    let _ = self.send_local(session, Command::Reattach { member }).await;
+                }
+                cluster.announce_takeover(session).await;
+                true
+            }
+            Err(e) => {
+                tracing::error!(session, "cannot take over: {e}");
+                cluster.release(session).await;
+                false
+            }
+        }
+    }
+
+    /// Runs a command another node forwarded to this owner.
+    pub async fn serve_forwarded(
+        self: &Arc<Self>,
+        session: &str,
+        command: RemoteCommand,
+    ) -> Result<RemoteReply, ProtocolError> {
+        if !self.owns(session) {
+            let orphan = match &self.cluster {
+                Some(c) => c.owner(session).await?.is_none(),
+                None => false,
+            };
+            if !(orphan && self.take_over(session).await) {
+                return Err(ProtocolError::new(
+                    ErrorCode::Unavailable,
+                    "this game is moving to another server; try again in a moment",
+                ));
+            }
+        }
+        let (cmd, rx) = command.into_local();
+        if let Some(cmd) = cmd {
+            self.send_local(session, cmd)
+                .await
+                .map_err(|_| unknown_session())?;
+        }
+        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            _ => Err(unknown_session()),
+        }
     }
 
     fn spawn(self: &Arc<Self>, actor: SessionActor) {
@@ -209,42 +368,98 @@ impl Node {
         if removed {
             Metrics::dec(&self.metrics.sessions_live);
         }
-        if !self.shutdown.is_cancelled() {
-            self.release_code(code);
-        }
-    }
-
-    fn claim_code(&self, id: &SessionId) -> String {
-        let mut codes = self.codes.write().unwrap_or_else(|e| e.into_inner());
-        loop {
-            let code = random_code();
-            if !codes.contains_key(&code) {
-                codes.insert(code.clone(), id.clone());
-                return code;
-            }
-        }
-    }
-
-    fn release_code(&self, code: &str) {
+        // The code stays claimed in the cluster while another node serves
+        // the session; locally it is no longer ours to answer for.
         let mut codes = self.codes.write().unwrap_or_else(|e| e.into_inner());
         codes.remove(code);
     }
 
-    /// Hands a command to a session's actor.
-    pub async fn send(&self, session: &str, cmd: Command) -> Result<(), ProtocolError> {
+    async fn claim_code(&self, id: &SessionId) -> Result<String, ProtocolError> {
+        loop {
+            let code = random_code();
+            {
+                let mut codes = self.codes.write().unwrap_or_else(|e| e.into_inner());
+                if codes.contains_key(&code) {
+                    continue;
+                }
+                codes.insert(code.clone(), id.clone());
+            }
+            match &self.cluster {
+                None => return Ok(code),
+                Some(c) => match c.claim_code(&code, id).await {
+                    Ok(true) => return Ok(code),
+                    Ok(false) => self.forget_code(&code),
+                    Err(e) => {
+                        self.forget_code(&code);
+                        return Err(e);
+                    }
+                },
+            }
+        }
+    }
+
+    fn forget_code(&self, code: &str) {
+        let mut codes = self.codes.write().unwrap_or_else(|e| e.into_inner());
+        codes.remove(code);
+    }
+
+    async fn release_code(&self, code: &str) {
+        let session = {
+            let mut codes = self.codes.write().unwrap_or_else(|e| e.into_inner());
+            codes.remove(code)
+        };
+        if let (Some(c), Some(session)) = (&self.cluster, session) {
+            c.release_code(code, &session).await;
+        }
+    }
+
+    async fn send_local(&self, session: &str, cmd: Command) -> Result<(), Command> {
         let tx = {
             let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
             sessions.get(session).map(|h| h.tx.clone())
         };
-        let Some(tx) = tx else {
+        match tx {
+            Some(tx) => tx.send(cmd).await.map_err(|e| e.0),
+            None => Err(cmd),
+        }
+    }
+
+    /// Hands a command to a session's actor, on this node or its owner's.
+    pub async fn send(self: &Arc<Self>, session: &str, cmd: Command) -> Result<(), ProtocolError> {
+        let cmd = match self.send_local(session, cmd).await {
+            Ok(()) => return Ok(()),
+            Err(cmd) => cmd,
+        };
+        let Some(cluster) = self.cluster.clone() else {
             return Err(unknown_session());
         };
-        tx.send(cmd).await.map_err(|_| unknown_session())
+        let owner = match cluster.owner(session).await? {
+            Some(owner) if owner != self.node_id => owner,
+            _ => {
+                // Nobody (alive) owns it: take it over and serve it here.
+                if self.take_over(session).await {
+                    return self.send_local(session, cmd).await.map_err(|_| unknown_session());
+                }
+                match cluster.owner(session).await? {
+                    Some(owner) if owner != self.node_id => owner,
+                    _ => return Err(unknown_session()),
+                }
+            }
+        };
+        let (remote, adapter) = RemoteCommand::from_local(cmd);
+        let session = session.to_owned();
+        // The reply is delivered through the command's own channel; the
+        // caller keeps waiting on it as for a local session.
+        self.tasks.spawn(async move {
+            let reply = cluster.forward(&owner, &session, remote).await;
+            adapter(reply);
+        });
+        Ok(())
     }
 
     /// Sends a command built around a reply channel and waits for the answer.
     pub async fn request<T>(
-        &self,
+        self: &Arc<Self>,
         session: &str,
         make: impl FnOnce(Reply<T>) -> Command,
     ) -> Result<T, ProtocolError> {

@@ -21,7 +21,10 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::cluster::redis::RedisCluster;
 use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::session::fanout::Fanout;
 use crate::node::Node;
 use crate::script::Catalog;
 use crate::script::watch::{GamesWatcher, watch};
@@ -47,10 +50,11 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
-    #[error(
-        "--redis: running as a cluster is not available in this version yet; run without --redis"
-    )]
-    ClusterUnavailable,
+    #[error("cannot reach Redis at {url}: {source}")]
+    Redis {
+        url: String,
+        source: redis::RedisError,
+    },
 }
 
 /// A running node.
@@ -64,9 +68,6 @@ pub struct Server {
 impl Server {
     /// Loads the games, restores stored sessions, starts hot reload and listens.
     pub async fn start(config: Config) -> Result<Server, StartError> {
-        if config.redis.is_some() {
-            return Err(StartError::ClusterUnavailable);
-        }
         if !config.games.exists() {
             std::fs::create_dir_all(&config.games).map_err(|source| StartError::Games {
                 path: config.games.display().to_string(),
@@ -99,8 +100,44 @@ impl Server {
             addr: addr.to_string(),
             source,
         })?;
-        let node = Node::new(config, catalog.clone(), store);
-        let restored = node.restore_sessions();
+        let fanout = Arc::new(Fanout::default());
+        let metrics = Arc::new(Metrics::default());
+        let cluster = match &config.redis {
+            None => None,
+            Some(url) => {
+                let node_id = config
+                    .node_id
+                    .clone()
+                    .unwrap_or_else(|| format!("node-{}", crate::session::random_id(6)));
+                let (cluster, pushes) = RedisCluster::connect(
+                    url,
+                    node_id,
+                    config.replay_window,
+                    store.clone(),
+                    fanout.clone(),
+                    metrics.clone(),
+                )
+                .await
+                .map_err(|source| StartError::Redis {
+                    url: url.clone(),
+                    source,
+                })?;
+                Some((cluster, pushes))
+            }
+        };
+        let node = Node::new(
+            config,
+            catalog.clone(),
+            store,
+            fanout,
+            metrics,
+            cluster.as_ref().map(|(c, _)| c.clone()),
+        );
+        if let Some((cluster, pushes)) = cluster {
+            cluster.start(&node, pushes);
+            tracing::info!(node = %node.node_id, "joined the cluster");
+        }
+        let restored = node.restore_sessions().await;
         if restored > 0 {
             tracing::info!(
                 sessions = restored,

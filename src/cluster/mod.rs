@@ -39,6 +39,11 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Forgets a session that ended or expired.
     fn remove<'a>(&'a self, session: &'a str, code: &'a str) -> BoxFuture<'a, ()>;
+
+    /// Gives up ownership on shutdown so another node can take over at once.
+    fn release<'a>(&'a self, _session: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// One node, no Redis: sled for durability, local delivery.

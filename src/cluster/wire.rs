@@ -202,3 +202,90 @@ mod tests {
         assert!(decode_batch(&bytes[..bytes.len() - 1]).is_none());
     }
 }
+
+/// Delivers a remote reply to the local command's reply channel.
+pub type ReplyAdapter = Box<dyn FnOnce(Result<RemoteReply, ProtocolError>) + Send>;
+
+impl RemoteCommand {
+    /// Splits a local command into what crosses the network and how to hand
+    /// the answer back to whoever is waiting for it.
+    pub fn from_local(cmd: Command) -> (RemoteCommand, ReplyAdapter) {
+        fn adapt<T: Send + 'static>(
+            reply: crate::session::Reply<T>,
+            map: impl FnOnce(RemoteReply) -> Option<T> + Send + 'static,
+        ) -> ReplyAdapter {
+            Box::new(move |r| {
+                let result = match r {
+                    Ok(RemoteReply::Failed { error }) => Err(error),
+                    Ok(other) => map(other).ok_or_else(|| {
+                        ProtocolError::new(
+                            crate::protocol::ErrorCode::Internal,
+                            "the owning server answered something unexpected",
+                        )
+                    }),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(result);
+            })
+        }
+        fn attached(r: RemoteReply) -> Option<Attached> {
+            match r {
+                RemoteReply::Attached { member, seq, frames } => Some(Attached {
+                    member: member.into(),
+                    seq,
+                    frames: frames.into_iter().map(Into::into).collect(),
+                }),
+                _ => None,
+            }
+        }
+        let none: ReplyAdapter = Box::new(|_| {});
+        match cmd {
+            Command::Join { member, secret, name, reply } => (
+                RemoteCommand::Join { member: member.to_string(), secret, name },
+                adapt(reply, attached),
+            ),
+            Command::Resume { member, secret, last_seq, reply } => (
+                RemoteCommand::Resume { member: member.to_string(), secret, last_seq },
+                adapt(reply, attached),
+            ),
+            Command::Action { member, name, data, reply } => (
+                RemoteCommand::Action { member: member.to_string(), name, data },
+                adapt(reply, |r| matches!(r, RemoteReply::Done).then_some(())),
+            ),
+            Command::Event { name, data, reply } => (
+                RemoteCommand::Event { name, data },
+                adapt(reply, |r| matches!(r, RemoteReply::Done).then_some(())),
+            ),
+            Command::Broadcast { name, data, reply } => (
+                RemoteCommand::Broadcast { name, data },
+                adapt(reply, |r| match r {
+                    RemoteReply::Seq { seq } => Some(seq),
+                    _ => None,
+                }),
+            ),
+            Command::Summary { reply } => (
+                RemoteCommand::Summary,
+                adapt(reply, |r| match r {
+                    RemoteReply::Summary { summary } => serde_json::from_value(summary).ok(),
+                    _ => None,
+                }),
+            ),
+            Command::Results { host, reply } => (
+                RemoteCommand::Results {
+                    host: host.map(|(m, s)| (m.to_string(), s)),
+                },
+                adapt(reply, |r| match r {
+                    RemoteReply::Results { results } => Some(results),
+                    _ => None,
+                }),
+            ),
+            Command::Leave { member } => (RemoteCommand::Leave { member: member.to_string() }, none),
+            Command::Disconnected { member } => {
+                (RemoteCommand::Disconnected { member: member.to_string() }, none)
+            }
+            Command::Reattach { member } => (RemoteCommand::Reattach { member: member.to_string() }, none),
+            // Node-internal commands never cross the network.
+            Command::Resync | Command::Relinquish => (RemoteCommand::Summary, none),
+        }
+    }
+}

@@ -111,6 +111,8 @@ pub struct SessionActor {
     failed_version: Option<String>,
     /// The next commit rewrites everything (see `request_resync`).
     resync: bool,
+    /// Another node owns the session now: stop without committing.
+    relinquished: bool,
     node: Arc<Node>,
     batch: Batch,
 }
@@ -143,6 +145,7 @@ impl SessionActor {
             last_view_pass: Instant::now(),
             failed_version: None,
             resync: false,
+            relinquished: false,
             node,
             batch: Batch::default(),
         };
@@ -228,6 +231,7 @@ impl SessionActor {
             last_view_pass: Instant::now(),
             failed_version: None,
             resync: false,
+            relinquished: false,
             node,
             batch: Batch::default(),
         };
@@ -288,6 +292,10 @@ impl SessionActor {
                     return;
                 }
             }
+            if self.relinquished {
+                self.node.detach(&self.id, &self.code);
+                return;
+            }
             if self.views_dirty && Instant::now() >= self.last_view_pass + interval {
                 self.view_pass();
             }
@@ -296,7 +304,9 @@ impl SessionActor {
                 return;
             }
         }
+        // Shutting down: a last commit, then hand the session to another node.
         self.commit().await;
+        self.node.bus.release(&self.id).await;
         self.node.detach(&self.id, &self.code);
     }
 
@@ -348,6 +358,8 @@ impl SessionActor {
                     self.sync_players();
                 }
             }
+            Command::Resync => self.resync = true,
+            Command::Relinquish => self.relinquished = true,
             Command::Event { name, data, reply } => {
                 self.active_ms = now;
                 let result = self.event(&name, &data, now);
@@ -983,7 +995,9 @@ impl SessionActor {
                 return false;
             }
             Err(CommitError::Failed(e)) => {
-                tracing::error!(session = %self.id, error = %e, "commit failed");
+                // What is stored elsewhere may now lag: rewrite it all next time.
+                self.resync = true;
+                tracing::warn!(session = %self.id, error = %e, "commit did not reach every store");
             }
         }
         for reply in batch.replies {

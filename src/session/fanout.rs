@@ -100,6 +100,25 @@ impl Fanout {
         sessions.keys().cloned().collect()
     }
 
+    /// Members of `session` with sockets on this node.
+    pub fn members(&self, session: &str) -> Vec<MemberId> {
+        let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+        sessions
+            .get(session)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Closes every local socket following `session` (their clients resume).
+    pub fn close_session(&self, session: &str, code: u16, reason: &'static str) {
+        let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(members) = sessions.get(session) {
+            for s in members.values().flatten() {
+                let _ = s.tx.try_send(Outbound::Close { code, reason });
+            }
+        }
+    }
+
     /// Delivers `messages` (in order) to this node's subscribers; returns how
     /// many socket deliveries were made.
     pub fn deliver(&self, session: &str, messages: &[Outgoing]) -> usize {

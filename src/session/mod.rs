@@ -97,6 +97,11 @@ pub enum Command {
     Reattach {
         member: MemberId,
     },
+    /// The cluster's copy of this session was lost (Redis restarted): the
+    /// next commit rewrites all of it.
+    Resync,
+    /// Another node owns this session now: stop without writing anything.
+    Relinquish,
     /// `POST /api/sessions/{id}/events`: runs the `event` handler.
     Event {
         name: String,
@@ -121,7 +126,7 @@ pub enum Command {
 }
 
 /// `GET /api/sessions/{id}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SessionSummary {
     pub session: String,
     pub game: String,
@@ -136,7 +141,7 @@ pub struct SessionSummary {
     pub timers: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PlayerSummary {
     pub id: String,
     pub name: String,

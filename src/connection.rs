@@ -230,7 +230,11 @@ impl Connection {
     /// Reserves a slot and subscribes it (on this node and, in a cluster, to
     /// the session's channel) before the session computes the welcome, so
     /// nothing sent after the welcome can be missed.
-    async fn open_seat(&mut self, session: &SessionId, member: &MemberId) -> Result<u32, ProtocolError> {
+    async fn open_seat(
+        &mut self,
+        session: &SessionId,
+        member: &MemberId,
+    ) -> Result<u32, ProtocolError> {
         self.node.follow(session).await?;
         let slot = self.next_slot;
         self.next_slot += 1;

@@ -70,7 +70,11 @@ impl Node {
     ) -> Arc<Node> {
         let bus: Arc<dyn Bus> = match &cluster {
             Some(c) => Arc::new(RedisBus { cluster: c.clone() }),
-            None => Arc::new(LocalBus::new(store.clone(), fanout.clone(), metrics.clone())),
+            None => Arc::new(LocalBus::new(
+                store.clone(),
+                fanout.clone(),
+                metrics.clone(),
+            )),
         };
         let node_id = match &cluster {
             Some(c) => c.node_id().to_owned(),
@@ -185,7 +189,10 @@ impl Node {
             && !c.claim(&id).await?
         {
             self.release_code(&code).await;
-            return Err(ProtocolError::new(ErrorCode::Internal, "session id clash; please try again"));
+            return Err(ProtocolError::new(
+                ErrorCode::Internal,
+                "session id clash; please try again",
+            ));
         }
         let created = SessionActor::create(
             self.clone(),
@@ -311,12 +318,13 @@ impl Node {
         }
     }
 
-    /// Runs a command another node forwarded to this owner.
+    /// Hands a command another node forwarded to this owner's session;
+    /// the receiver yields the reply.
     pub async fn serve_forwarded(
         self: &Arc<Self>,
         session: &str,
         command: RemoteCommand,
-    ) -> Result<RemoteReply, ProtocolError> {
+    ) -> Result<oneshot::Receiver<RemoteReply>, ProtocolError> {
         if !self.owns(session) {
             let orphan = match &self.cluster {
                 Some(c) => c.owner(session).await?.is_none(),
@@ -335,10 +343,7 @@ impl Node {
                 .await
                 .map_err(|_| unknown_session())?;
         }
-        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
-            Ok(Ok(reply)) => Ok(reply),
-            _ => Err(unknown_session()),
-        }
+        Ok(rx)
     }
 
     fn spawn(self: &Arc<Self>, actor: SessionActor) {
@@ -438,7 +443,10 @@ impl Node {
             _ => {
                 // Nobody (alive) owns it: take it over and serve it here.
                 if self.take_over(session).await {
-                    return self.send_local(session, cmd).await.map_err(|_| unknown_session());
+                    return self
+                        .send_local(session, cmd)
+                        .await
+                        .map_err(|_| unknown_session());
                 }
                 match cluster.owner(session).await? {
                     Some(owner) if owner != self.node_id => owner,
@@ -447,14 +455,26 @@ impl Node {
             }
         };
         let (remote, adapter) = RemoteCommand::from_local(cmd);
-        let session = session.to_owned();
-        // The reply is delivered through the command's own channel; the
-        // caller keeps waiting on it as for a local session.
-        self.tasks.spawn(async move {
-            let reply = cluster.forward(&owner, &session, remote).await;
-            adapter(reply);
-        });
-        Ok(())
+        // Published before returning, so a connection's commands reach the
+        // owner in the order it sent them; the reply is awaited on a task and
+        // delivered through the command's own channel.
+        match cluster.forward(&owner, session, remote).await {
+            Ok(Some(pending)) => {
+                let shutdown = self.shutdown.clone();
+                self.tasks.spawn(async move {
+                    tokio::select! {
+                        reply = cluster.reply(pending) => adapter(reply),
+                        _ = shutdown.cancelled() => {}
+                    }
+                });
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                adapter(Err(e.clone()));
+                Err(e)
+            }
+        }
     }
 
     /// Sends a command built around a reply channel and waits for the answer.

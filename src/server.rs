@@ -24,10 +24,10 @@ use tokio::sync::Semaphore;
 use crate::cluster::redis::RedisCluster;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::session::fanout::Fanout;
 use crate::node::Node;
 use crate::script::Catalog;
 use crate::script::watch::{GamesWatcher, watch};
+use crate::session::fanout::Fanout;
 use crate::store::Store;
 use crate::{api, connection, web};
 

@@ -64,7 +64,12 @@ impl LocalBus {
 }
 
 /// Delivers a committed batch to this node's sockets.
-pub fn deliver_locally(fanout: &Fanout, metrics: &Metrics, session: &SessionId, write: &SessionWrite<'_>) {
+pub fn deliver_locally(
+    fanout: &Fanout,
+    metrics: &Metrics,
+    session: &SessionId,
+    write: &SessionWrite<'_>,
+) {
     if write.messages.is_empty() {
         return;
     }

@@ -27,14 +27,18 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, PushKind, Script};
 use tokio::sync::{mpsc, oneshot};
 
-use super::wire::{NodeMessage, RemoteCommand, RemoteReply, Request, Response, decode_batch, encode_batch};
+use super::wire::{
+    NodeMessage, RemoteCommand, RemoteReply, Request, Response, decode_batch, encode_batch,
+};
 use super::{Bus, CommitError, deliver_locally};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::protocol::{ErrorCode, ProtocolError};
 use crate::session::fanout::Fanout;
 use crate::session::{Command, SessionId};
-use crate::store::{SessionSnapshot, SessionWrite, Store, StoredSession, decode_message, encode_message};
+use crate::store::{
+    SessionSnapshot, SessionWrite, Store, StoredSession, decode_message, encode_message,
+};
 
 /// How long an owner's lease lasts without renewal: a dead owner's sessions
 /// are taken over this long after its last renewal (plus one scan).
@@ -165,11 +169,15 @@ impl RedisCluster {
             .set_number_of_retries(3)
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_connection_timeout(Some(Duration::from_secs(1)));
-        let cmd = client.get_connection_manager_with_config(settings.clone()).await?;
+        let cmd = client
+            .get_connection_manager_with_config(settings.clone())
+            .await?;
         let (push_tx, push_rx) = mpsc::unbounded_channel();
         let sub = client
             .get_connection_manager_with_config(
-                settings.set_push_sender(push_tx).set_automatic_resubscription(),
+                settings
+                    .set_push_sender(push_tx)
+                    .set_automatic_resubscription(),
             )
             .await?;
         let cluster = Arc::new(RedisCluster {
@@ -200,10 +208,16 @@ impl RedisCluster {
     }
 
     /// Starts the push dispatcher and the lease/takeover loop.
-    pub fn start(self: &Arc<Self>, node: &Arc<Node>, pushes: mpsc::UnboundedReceiver<redis::PushInfo>) {
+    pub fn start(
+        self: &Arc<Self>,
+        node: &Arc<Node>,
+        pushes: mpsc::UnboundedReceiver<redis::PushInfo>,
+    ) {
         let _ = self.node.set(Arc::downgrade(node));
-        node.tasks.spawn(self.clone().dispatch(pushes, node.shutdown.clone()));
-        node.tasks.spawn(self.clone().lease_loop(node.shutdown.clone()));
+        node.tasks
+            .spawn(self.clone().dispatch(pushes, node.shutdown.clone()));
+        node.tasks
+            .spawn(self.clone().lease_loop(node.shutdown.clone()));
     }
 
     pub fn node_id(&self) -> &str {
@@ -220,7 +234,9 @@ impl RedisCluster {
             if ok {
                 tracing::info!("Redis is reachable again");
             } else {
-                tracing::warn!("Redis is unreachable; sessions owned here keep running, cross-node play waits");
+                tracing::warn!(
+                    "Redis is unreachable; sessions owned here keep running, cross-node play waits"
+                );
             }
         }
     }
@@ -246,7 +262,9 @@ impl RedisCluster {
 
     pub async fn lookup_code(&self, code: &str) -> Result<Option<String>, ProtocolError> {
         let mut con = self.con();
-        con.get(key("code", code)).await.map_err(|e| self.unavailable(e))
+        con.get(key("code", code))
+            .await
+            .map_err(|e| self.unavailable(e))
     }
 
     pub async fn release_code(&self, code: &str, session: &str) {
@@ -286,7 +304,10 @@ impl RedisCluster {
     /// The node that owns `session` now, if any.
     pub async fn owner(&self, session: &str) -> Result<Option<String>, ProtocolError> {
         let mut con = self.con();
-        let owner = con.get(key("owner", session)).await.map_err(|e| self.unavailable(e))?;
+        let owner = con
+            .get(key("owner", session))
+            .await
+            .map_err(|e| self.unavailable(e))?;
         self.mark(true);
         Ok(owner)
     }
@@ -306,12 +327,18 @@ impl RedisCluster {
     /// Reads a session as its owner last committed it.
     pub async fn load(&self, session: &str) -> Result<Option<StoredSession>, ProtocolError> {
         let mut con = self.con();
-        let snap: Option<Vec<u8>> = con.get(key("snap", session)).await.map_err(|e| self.unavailable(e))?;
+        let snap: Option<Vec<u8>> = con
+            .get(key("snap", session))
+            .await
+            .map_err(|e| self.unavailable(e))?;
         let Some(snap) = snap else {
             return Ok(None);
         };
         let snapshot: SessionSnapshot = serde_json::from_slice(&snap).map_err(|e| {
-            ProtocolError::new(ErrorCode::Internal, format!("a stored session is corrupt: {e}"))
+            ProtocolError::new(
+                ErrorCode::Internal,
+                format!("a stored session is corrupt: {e}"),
+            )
         })?;
         let raw: Vec<Vec<u8>> = con
             .lrange(key("log", session), 0, -1)
@@ -389,19 +416,29 @@ impl RedisCluster {
 
     // ---- forwarding -------------------------------------------------------
 
-    /// Sends a command to the node `owner` and waits for the reply.
+    /// Publishes a command to the node `owner`. Returns once Redis has it,
+    /// so commands published one after another reach the owner in that order;
+    /// the receiver yields the reply (`None` for commands that need none).
     pub async fn forward(
         &self,
         owner: &str,
         session: &str,
         command: RemoteCommand,
-    ) -> Result<RemoteReply, ProtocolError> {
-        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, tx);
+    ) -> Result<Option<PendingReply>, ProtocolError> {
+        let wants_reply = command.wants_reply();
+        let id = if wants_reply {
+            self.next_request.fetch_add(1, Ordering::Relaxed)
+        } else {
+            0
+        };
+        let rx = wants_reply.then(|| {
+            let (tx, rx) = oneshot::channel();
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, tx);
+            rx
+        });
         let request = Request {
             id,
             from: self.node_id.clone(),
@@ -411,30 +448,34 @@ impl RedisCluster {
         let payload = serde_json::to_vec(&request).unwrap_or_default();
         let mut con = self.con();
         let receivers: Result<i64, _> = con.publish(key("n", owner), payload).await;
-        let forget = || {
-            self.pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
+        let failed = match receivers {
+            Ok(0) => Some(moving()),
+            Ok(_) => None,
+            Err(e) => Some(self.unavailable(e)),
         };
-        match receivers {
-            Ok(0) => {
-                forget();
-                return Err(moving());
-            }
-            Ok(_) => {}
-            Err(e) => {
-                forget();
-                return Err(self.unavailable(e));
-            }
+        if let Some(error) = failed {
+            self.forget(id);
+            return Err(error);
         }
-        match tokio::time::timeout(FORWARD_TIMEOUT, rx).await {
+        Ok(rx.map(|rx| PendingReply { id, rx }))
+    }
+
+    /// Waits for a forwarded command's reply.
+    pub async fn reply(&self, pending: PendingReply) -> Result<RemoteReply, ProtocolError> {
+        match tokio::time::timeout(FORWARD_TIMEOUT, pending.rx).await {
             Ok(Ok(reply)) => Ok(reply),
             _ => {
-                forget();
+                self.forget(pending.id);
                 Err(moving())
             }
         }
+    }
+
+    fn forget(&self, id: u64) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 
     async fn answer(&self, to: &str, reply_to: u64, reply: RemoteReply) {
@@ -459,17 +500,19 @@ impl RedisCluster {
             };
             match push.kind {
                 PushKind::Message => {
-                    let (Some(channel), Some(payload)) = (push.data.first(), push.data.get(1)) else {
+                    let (Some(channel), Some(payload)) = (push.data.first(), push.data.get(1))
+                    else {
                         continue;
                     };
-                    let (Some(channel), Some(payload)) = (bytes_of(channel), bytes_of(payload)) else {
+                    let (Some(channel), Some(payload)) = (bytes_of(channel), bytes_of(payload))
+                    else {
                         continue;
                     };
                     let channel = String::from_utf8_lossy(channel);
                     if let Some(session) = channel.strip_prefix(session_prefix) {
                         self.on_batch(session, payload);
                     } else if channel == own_channel {
-                        self.on_node_message(payload);
+                        self.on_node_message(payload).await;
                     } else if channel == TAKEOVER {
                         self.on_takeover(&String::from_utf8_lossy(payload));
                     }
@@ -495,7 +538,7 @@ impl RedisCluster {
         Metrics::add(&self.metrics.deliveries_total, n as u64);
     }
 
-    fn on_node_message(self: &Arc<Self>, payload: &[u8]) {
+    async fn on_node_message(self: &Arc<Self>, payload: &[u8]) {
         match serde_json::from_slice::<NodeMessage>(payload) {
             Ok(NodeMessage::Response(r)) => {
                 let tx = self
@@ -511,11 +554,22 @@ impl RedisCluster {
                 let Some(node) = self.node.get().and_then(Weak::upgrade) else {
                     return;
                 };
+                // The command is handed to the session right here, in the
+                // order its sender published it; only the wait for the answer
+                // runs on its own task.
+                let handed = node.serve_forwarded(&req.session, req.command).await;
+                if req.id == 0 {
+                    return;
+                }
                 let me = self.clone();
-                let tasks = node.tasks.clone();
-                tasks.spawn(async move {
-                    let reply = match node.serve_forwarded(&req.session, req.command).await {
-                        Ok(reply) => reply,
+                node.tasks.spawn(async move {
+                    let reply = match handed {
+                        Ok(rx) => match tokio::time::timeout(FORWARD_TIMEOUT, rx).await {
+                            Ok(Ok(reply)) => reply,
+                            _ => RemoteReply::Failed {
+                                error: crate::node::unknown_session(),
+                            },
+                        },
                         Err(error) => RemoteReply::Failed { error },
                     };
                     me.answer(&req.from, req.id, reply).await;
@@ -559,7 +613,8 @@ impl RedisCluster {
             .collect();
         for session in followed {
             if !node.owns(&session) {
-                self.fanout.close_session(&session, 1012, "reconnecting to the game server");
+                self.fanout
+                    .close_session(&session, 1012, "reconnecting to the game server");
             }
         }
     }
@@ -648,17 +703,18 @@ impl RedisCluster {
     }
 
     async fn commit_redis(&self, w: &SessionWrite<'_>) -> Result<bool, redis::RedisError> {
-        let sequenced: Vec<&crate::session::Outgoing> = w.messages.iter().filter(|m| m.seq > 0).collect();
+        let sequenced: Vec<&crate::session::Outgoing> =
+            w.messages.iter().filter(|m| m.seq > 0).collect();
         let payload = if w.messages.is_empty() || w.full {
             // A full rewrite republishes nothing: followers already have it,
             // and clients that missed it resume.
-            let fresh: Vec<crate::session::Outgoing> = w
-                .messages
-                .iter()
-                .filter(|m| m.seq == 0)
-                .cloned()
-                .collect();
-            if fresh.is_empty() { Vec::new() } else { encode_batch(&self.node_id, &fresh) }
+            let fresh: Vec<crate::session::Outgoing> =
+                w.messages.iter().filter(|m| m.seq == 0).cloned().collect();
+            if fresh.is_empty() {
+                Vec::new()
+            } else {
+                encode_batch(&self.node_id, &fresh)
+            }
         } else {
             encode_batch(&self.node_id, w.messages)
         };
@@ -702,6 +758,12 @@ fn bytes_of(v: &redis::Value) -> Option<&[u8]> {
         redis::Value::SimpleString(s) => Some(s.as_bytes()),
         _ => None,
     }
+}
+
+/// A forwarded command's reply, still on its way.
+pub struct PendingReply {
+    id: u64,
+    rx: oneshot::Receiver<RemoteReply>,
 }
 
 fn moving() -> ProtocolError {

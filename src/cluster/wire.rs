@@ -13,28 +13,66 @@ use crate::store::{decode_message, encode_message};
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RemoteCommand {
-    Join { member: String, secret: String, name: String },
-    Resume { member: String, secret: String, last_seq: u64 },
-    Action { member: String, name: String, data: Json },
-    Leave { member: String },
-    Disconnected { member: String },
-    Reattach { member: String },
-    Event { name: String, data: Json },
-    Broadcast { name: String, data: Json },
+    Join {
+        member: String,
+        secret: String,
+        name: String,
+    },
+    Resume {
+        member: String,
+        secret: String,
+        last_seq: u64,
+    },
+    Action {
+        member: String,
+        name: String,
+        data: Json,
+    },
+    Leave {
+        member: String,
+    },
+    Disconnected {
+        member: String,
+    },
+    Reattach {
+        member: String,
+    },
+    Event {
+        name: String,
+        data: Json,
+    },
+    Broadcast {
+        name: String,
+        data: Json,
+    },
     Summary,
-    Results { host: Option<(String, String)> },
+    Results {
+        host: Option<(String, String)>,
+    },
 }
 
 /// The answer to a `RemoteCommand`.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RemoteReply {
-    Attached { member: String, seq: u64, frames: Vec<String> },
+    Attached {
+        member: String,
+        seq: u64,
+        frames: Vec<String>,
+    },
     Done,
-    Seq { seq: u64 },
-    Summary { summary: Json },
-    Results { results: Option<Json> },
-    Failed { error: ProtocolError },
+    Seq {
+        seq: u64,
+    },
+    Summary {
+        summary: Json,
+    },
+    Results {
+        results: Option<Json>,
+    },
+    Failed {
+        error: ProtocolError,
+    },
 }
 
 /// A request on a node's channel.
@@ -62,6 +100,16 @@ pub enum NodeMessage {
 }
 
 impl RemoteCommand {
+    /// Whether the sender waits for an answer (the others are notices).
+    pub fn wants_reply(&self) -> bool {
+        !matches!(
+            self,
+            RemoteCommand::Leave { .. }
+                | RemoteCommand::Disconnected { .. }
+                | RemoteCommand::Reattach { .. }
+        )
+    }
+
     /// Turns the command into a local one; the receiver yields its reply.
     pub fn into_local(self) -> (Option<Command>, oneshot::Receiver<RemoteReply>) {
         let (tx, rx) = oneshot::channel();
@@ -88,13 +136,21 @@ impl RemoteCommand {
             frames: a.frames.iter().map(|f| f.as_str().to_owned()).collect(),
         };
         let cmd = match self {
-            RemoteCommand::Join { member, secret, name } => Some(Command::Join {
+            RemoteCommand::Join {
+                member,
+                secret,
+                name,
+            } => Some(Command::Join {
                 member: member.into(),
                 secret,
                 name,
                 reply: reply(tx, attached),
             }),
-            RemoteCommand::Resume { member, secret, last_seq } => Some(Command::Resume {
+            RemoteCommand::Resume {
+                member,
+                secret,
+                last_seq,
+            } => Some(Command::Resume {
                 member: member.into(),
                 secret,
                 last_seq,
@@ -127,15 +183,21 @@ impl RemoteCommand {
             }),
             RemoteCommand::Leave { member } => {
                 let _ = tx.send(RemoteReply::Done);
-                Some(Command::Leave { member: member.into() })
+                Some(Command::Leave {
+                    member: member.into(),
+                })
             }
             RemoteCommand::Disconnected { member } => {
                 let _ = tx.send(RemoteReply::Done);
-                Some(Command::Disconnected { member: member.into() })
+                Some(Command::Disconnected {
+                    member: member.into(),
+                })
             }
             RemoteCommand::Reattach { member } => {
                 let _ = tx.send(RemoteReply::Done);
-                Some(Command::Reattach { member: member.into() })
+                Some(Command::Reattach {
+                    member: member.into(),
+                })
             }
         };
         (cmd, rx)
@@ -145,7 +207,8 @@ impl RemoteCommand {
 /// A batch of session messages on a session channel:
 /// `[origin len:1][origin][count:4]([len:4][message])*`.
 pub fn encode_batch(origin: &str, messages: &[Outgoing]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + messages.iter().map(|m| m.frame.len() + 32).sum::<usize>());
+    let mut out =
+        Vec::with_capacity(64 + messages.iter().map(|m| m.frame.len() + 32).sum::<usize>());
     out.push(origin.len().min(255) as u8);
     out.extend_from_slice(&origin.as_bytes()[..origin.len().min(255)]);
     out.extend_from_slice(&(messages.len() as u32).to_be_bytes());
@@ -160,7 +223,9 @@ pub fn encode_batch(origin: &str, messages: &[Outgoing]) -> Vec<u8> {
 /// The origin node and messages of a batch; `None` if it is malformed.
 pub fn decode_batch(bytes: &[u8]) -> Option<(String, Vec<Outgoing>)> {
     let olen = *bytes.first()? as usize;
-    let origin = std::str::from_utf8(bytes.get(1..1 + olen)?).ok()?.to_owned();
+    let origin = std::str::from_utf8(bytes.get(1..1 + olen)?)
+        .ok()?
+        .to_owned();
     let mut at = 1 + olen;
     let count = u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?) as usize;
     at += 4;
@@ -230,7 +295,11 @@ impl RemoteCommand {
         }
         fn attached(r: RemoteReply) -> Option<Attached> {
             match r {
-                RemoteReply::Attached { member, seq, frames } => Some(Attached {
+                RemoteReply::Attached {
+                    member,
+                    seq,
+                    frames,
+                } => Some(Attached {
                     member: member.into(),
                     seq,
                     frames: frames.into_iter().map(Into::into).collect(),
@@ -240,16 +309,43 @@ impl RemoteCommand {
         }
         let none: ReplyAdapter = Box::new(|_| {});
         match cmd {
-            Command::Join { member, secret, name, reply } => (
-                RemoteCommand::Join { member: member.to_string(), secret, name },
+            Command::Join {
+                member,
+                secret,
+                name,
+                reply,
+            } => (
+                RemoteCommand::Join {
+                    member: member.to_string(),
+                    secret,
+                    name,
+                },
                 adapt(reply, attached),
             ),
-            Command::Resume { member, secret, last_seq, reply } => (
-                RemoteCommand::Resume { member: member.to_string(), secret, last_seq },
+            Command::Resume {
+                member,
+                secret,
+                last_seq,
+                reply,
+            } => (
+                RemoteCommand::Resume {
+                    member: member.to_string(),
+                    secret,
+                    last_seq,
+                },
                 adapt(reply, attached),
             ),
-            Command::Action { member, name, data, reply } => (
-                RemoteCommand::Action { member: member.to_string(), name, data },
+            Command::Action {
+                member,
+                name,
+                data,
+                reply,
+            } => (
+                RemoteCommand::Action {
+                    member: member.to_string(),
+                    name,
+                    data,
+                },
                 adapt(reply, |r| matches!(r, RemoteReply::Done).then_some(())),
             ),
             Command::Event { name, data, reply } => (
@@ -279,11 +375,24 @@ impl RemoteCommand {
                     _ => None,
                 }),
             ),
-            Command::Leave { member } => (RemoteCommand::Leave { member: member.to_string() }, none),
-            Command::Disconnected { member } => {
-                (RemoteCommand::Disconnected { member: member.to_string() }, none)
-            }
-            Command::Reattach { member } => (RemoteCommand::Reattach { member: member.to_string() }, none),
+            Command::Leave { member } => (
+                RemoteCommand::Leave {
+                    member: member.to_string(),
+                },
+                none,
+            ),
+            Command::Disconnected { member } => (
+                RemoteCommand::Disconnected {
+                    member: member.to_string(),
+                },
+                none,
+            ),
+            Command::Reattach { member } => (
+                RemoteCommand::Reattach {
+                    member: member.to_string(),
+                },
+                none,
+            ),
             // Node-internal commands never cross the network.
             Command::Resync | Command::Relinquish => (RemoteCommand::Summary, none),
         }

@@ -26,13 +26,13 @@ use super::{
     Attached, Audience, Command, MemberId, Outgoing, PlayerSummary, SessionId, SessionSummary,
     make_token, now_ms,
 };
+use crate::cluster::CommitError;
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::protocol::{self, ErrorCode, PlayerRef, ProtocolError, Role, Welcome};
 use crate::script::{
     CallOutcome, Effect, GameChange, GameVm, PlayerInfo, Rules, ScriptError, VmCounters,
 };
-use crate::cluster::CommitError;
 use crate::store::{MemberRecord, SessionSnapshot, SessionWrite, StoredSession, TimerRecord};
 
 /// Most commands handled before a commit, so one busy session cannot delay
@@ -959,7 +959,12 @@ impl SessionActor {
         };
         let all_messages: Vec<Outgoing>;
         let messages: &[Outgoing] = if full {
-            all_messages = self.log.iter().cloned().chain(batch.messages.iter().filter(|m| m.seq == 0).cloned()).collect();
+            all_messages = self
+                .log
+                .iter()
+                .cloned()
+                .chain(batch.messages.iter().filter(|m| m.seq == 0).cloned())
+                .collect();
             &all_messages
         } else {
             &batch.messages

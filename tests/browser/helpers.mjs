@@ -18,6 +18,17 @@ export const SCREENSHOTS = path.join(REPO, 'target', 'screenshots');
 export const PHONE = { width: 390, height: 844 };
 export const LAPTOP = { width: 1366, height: 768 };
 
+// Servers still running when this process ends are killed with it, so an
+// interrupted or timed-out run leaves nothing behind.
+const children = new Set();
+process.on('exit', () => { for (const c of children) c.kill('SIGKILL'); });
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    for (const c of children) c.kill('SIGKILL');
+    process.exit(130);
+  });
+}
+
 /**
  * Starts `recess --port 0` on copies of the repo's games (plus `extraGames`,
  * a map of file name → Lua text). Resolves when it prints its address.
@@ -39,16 +50,20 @@ export async function startServer({ extraGames = {}, timeoutMs = 20000 } = {}) {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
   const log = [];
   proc.stderr.on('data', (d) => {
     log.push(String(d));
     if (log.length > 200) log.shift();
   });
+  let earlyExit = null;
   const url = await new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`recess did not print its address within ${timeoutMs} ms; stderr:\n${log.join('')}`)), timeoutMs);
     proc.on('error', (e) => { clearTimeout(timer); reject(new Error(`cannot start ${RECESS_BIN}: ${e.message} (build it with cargo build, or set RECESS_BIN)`)); });
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`recess exited with ${code} before listening; stderr:\n${log.join('')}`)); });
+    earlyExit = (code) => { clearTimeout(timer); reject(new Error(`recess exited with ${code} before listening; stderr:\n${log.join('')}`)); };
+    proc.on('exit', earlyExit);
     proc.stdout.on('data', (d) => {
       out += String(d);
       const m = out.match(/recess listening on (http:\/\/[^\s]+)/);
@@ -57,8 +72,12 @@ export async function startServer({ extraGames = {}, timeoutMs = 20000 } = {}) {
         resolve(m[1].replace(/\/$/, ''));
       }
     });
+  }).catch(async (e) => {
+    proc.kill('SIGKILL');
+    await rm(root, { recursive: true, force: true });
+    throw e;
   });
-  proc.removeAllListeners('exit');
+  proc.off('exit', earlyExit);
   const port = Number(new URL(url).port);
   return {
     url,

@@ -61,6 +61,13 @@ test('a host page and 5 player pages play a whole quiz, with podium and CSV', { 
   }));
 
   assert.equal(await players.Ana.locator('#me').textContent(), 'Ana');
+  // Record what screen readers are told (the polite live region).
+  await players.Ana.evaluate(() => {
+    window.said = [];
+    const region = document.getElementById('announcer');
+    new MutationObserver(() => { if (region.textContent) window.said.push(region.textContent); })
+      .observe(region, { childList: true, characterData: true, subtree: true });
+  });
 
   // The host sees everyone arrive, then starts.
   await until(async () => (await host.locator('#players-slot .player').count()) === 5, 'five players on the host page');
@@ -116,7 +123,7 @@ test('a host page and 5 player pages play a whole quiz, with podium and CSV', { 
       }
       totals[name] += points;
       await until(async () => (await scoreOf(players[name])) === totals[name], `${name}'s score ${totals[name]}`)
-        .catch(async (e) => { throw new Error(`${e.message}; shown: ${await scoreOf(players[name])}, banner: ${await players[name].locator('.v-banner').textContent()}, title: ${await players[name].locator('.v-title').textContent()}\n${players[name].wsLog.join('\n')}`); });
+        .catch(async (e) => { throw new Error(`${e.message}; shown: ${await scoreOf(players[name])}, banner: ${await players[name].locator('.v-banner').textContent()}, title: ${await players[name].locator('.v-title').textContent()}\n${players[name].wsLog.slice(-40).join('\n')}`); });
     }
     await waitText(host.locator('.v-leaderboard'), names[0]);
     const next = q < plan.length - 1 ? 'Next question' : 'Show podium';
@@ -135,6 +142,15 @@ test('a host page and 5 player pages play a whole quiz, with podium and CSV', { 
   }
   await host.locator('#results').waitFor({ state: 'visible' });
 
+  // Screen readers heard each question and its result, and the timer only at a few moments.
+  const said = await players.Ana.evaluate(() => window.said);
+  for (let q = 0; q < QUESTIONS.length; q++) {
+    assert.ok(said.some((line) => line.includes(`Question ${q + 1} of 3`) && line.includes(QUESTIONS[q].text)), `question ${q + 1} announced: ${JSON.stringify(said)}`);
+  }
+  assert.ok(said.some((line) => line.startsWith('Correct!')), JSON.stringify(said));
+  const timerLines = said.filter((line) => /seconds|Time is up/.test(line));
+  assert.ok(timerLines.length >= 3 && timerLines.length <= 3 * QUESTIONS.length, `timer announcements: ${JSON.stringify(timerLines)}`);
+
   const [download] = await Promise.all([
     host.waitForEvent('download', { timeout: 10000 }),
     host.getByRole('button', { name: 'Download results (CSV)' }).click(),
@@ -150,6 +166,16 @@ test('a host page and 5 player pages play a whole quiz, with podium and CSV', { 
     assert.equal(Number(r.correct), correct[r.name], `CSV correct answers of ${r.name}`);
   }
   assert.equal(rows[0].rank, '1');
+  // The file is the server's own CSV (fetched with the host token), not the page's fallback.
+  const { id, token } = await host.evaluate(() => [...window.recess.sessions.values()][0]);
+  const res = await fetch(`${server.url}/api/sessions/${id}/results?format=csv&token=${encodeURIComponent(token)}`);
+  assert.equal(res.status, 200);
+  assert.equal(await res.text(), csv);
+  const fallback = await host.evaluate(async () => {
+    const { resultsToCsv } = await import('/recess.js');
+    return resultsToCsv([...window.recess.sessions.values()][0].results);
+  });
+  assert.equal(fallback, csv, 'the page builds the same CSV when the server cannot');
 
   for (const page of [host, ...Object.values(players)]) {
     assert.deepEqual(page.errors, [], 'no script errors in the page');
@@ -186,6 +212,8 @@ test('a player cut off mid-question reconnects by itself and sees the right ques
   const cut = proxy.cut(3000);
   await waitText(player.locator('#conn'), /reconnecting/i);
   assert.equal(await player.locator('#conn').isVisible(), true);
+  await mkdir(SCREENSHOTS, { recursive: true });
+  await shot(player, 'player-reconnecting-phone');
   await host.getByRole('button', { name: 'Skip question' }).click();
   await waitText(host.locator('.v-title'), 'Question 3 of 3');
   await until(async () => (await host.locator('#players-slot .player').count()) === 1, 'the seat is kept');
@@ -213,6 +241,18 @@ test('a player cut off mid-question reconnects by itself and sees the right ques
   await waitText(player.locator('.v-banner'), 'Correct!');
   assert.equal(await scoreOf(player), points + more);
   assert.equal(await player.locator('#join-screen').isHidden(), true);
+
+  // A seat the server does not know (bad_token): back to the join form, with the reason.
+  // (Changed in memory: the page stores its sessions again when it unloads.)
+  await player.evaluate(() => {
+    const [s] = window.recess.sessions.values();
+    s.token = `${s.id}.pnobody.wrongsecret`;
+  });
+  await player.reload();
+  await player.locator('#join-screen').waitFor({ state: 'visible' });
+  await waitText(player.locator('#join-error'), /.+/);
+  assert.equal(await player.evaluate(() => window.recess.sessions.size), 0);
+  assert.equal(await player.evaluate(() => sessionStorage.getItem('recess.player')), null);
   assert.deepEqual(player.errors, []);
 });
 
@@ -370,7 +410,12 @@ test('screenshots of the player and host pages at phone and laptop sizes', { tim
   await host.setViewportSize(LAPTOP);
 
   const questions = [
-    { text: 'Which planet is known as the Red Planet?', choices: ['Mars', 'Venus', 'Jupiter', 'Mercury'], answer: 1 },
+    {
+      text: 'Which planet is known as the Red Planet?',
+      choices: ['Mars', 'Venus', 'Jupiter', 'Mercury'],
+      answer: 1,
+      image: `data:image/svg+xml,${encodeURIComponent('<svg xmlns="http://www.w3.org/2000/svg" width="320" height="120"><rect width="320" height="120" fill="#0b1026"/><circle cx="160" cy="60" r="42" fill="#c1440e"/><circle cx="145" cy="48" r="8" fill="#8e2f08"/></svg>')}`,
+    },
   ];
   const code = await hostGame(host, server.url, 'quiz', { time_limit: 60, questions, title: 'Space quiz' });
 
@@ -398,6 +443,7 @@ test('screenshots of the player and host pages at phone and laptop sizes', { tim
   await host.getByRole('button', { name: 'Start' }).click();
   await waitText(ana.locator('.v-title'), 'Question 1 of 1');
   await ana.locator('.v-timer .timer-seconds').waitFor();
+  await until(() => ana.locator('.v-image img').evaluate((img) => img.complete && img.naturalWidth > 0), 'the question picture');
   const box = await ana.locator('.v-choices button.choice').first().boundingBox();
   assert.ok(box.height >= 56 && box.width >= 300, `answer buttons are big on a phone: ${box.width}x${box.height}`);
   await shot(ana, 'player-question-phone');

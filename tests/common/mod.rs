@@ -3,6 +3,8 @@
 //! that speaks protocol v1 and keeps each session's view by applying patches.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +42,11 @@ pub struct TestServer {
     pub server: Option<Server>,
     pub games: tempfile::TempDir,
     pub data: tempfile::TempDir,
+    /// With `RECESS_TEST_CLUSTER=1`: a second node and the Redis they share;
+    /// clients alternate between the nodes.
+    pub others: Vec<(Server, tempfile::TempDir)>,
+    pub redis: Option<cluster::RedisServer>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 impl TestServer {
@@ -61,25 +68,60 @@ impl TestServer {
         Self::start_in(dir, |_| {}).await
     }
 
-    pub async fn start_in(games: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestServer {
+    pub async fn start_in(games: tempfile::TempDir, tweak: impl Fn(&mut Config)) -> TestServer {
         let data = tempfile::tempdir().expect("temp data dir");
         let mut config = Config::for_dirs(games.path(), data.path());
         tweak(&mut config);
+        let clustered = std::env::var_os("RECESS_TEST_CLUSTER").is_some_and(|v| v == "1");
+        let redis = if clustered {
+            Some(cluster::RedisServer::start().await)
+        } else {
+            None
+        };
+        if let Some(r) = &redis {
+            config.redis = Some(r.url());
+            config.node_id = Some("a".into());
+        }
         let server = Server::start(config).await.expect("server starts");
+        let mut others = Vec::new();
+        if let Some(r) = &redis {
+            let data = tempfile::tempdir().expect("temp data dir");
+            let mut config = Config::for_dirs(games.path(), data.path());
+            tweak(&mut config);
+            config.redis = Some(r.url());
+            config.node_id = Some("b".into());
+            others.push((
+                Server::start(config).await.expect("second node starts"),
+                data,
+            ));
+        }
         TestServer {
             addr: server.addr,
             server: Some(server),
             games,
             data,
+            others,
+            redis,
+            next: Default::default(),
         }
+    }
+
+    /// Every node's address (one unless running as a cluster).
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.addr)
+            .chain(self.others.iter().map(|(s, _)| s.addr))
+            .collect()
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
+    /// A client on the next node (round-robin in a cluster).
     pub async fn client(&self) -> Client {
-        Client::connect(self.addr).await
+        let addrs = self.addrs();
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Client::connect(addrs[i % addrs.len()]).await
     }
 
     pub fn write_game(&self, name: &str, text: &str) {
@@ -87,6 +129,9 @@ impl TestServer {
     }
 
     pub async fn stop(mut self) {
+        for (s, _) in self.others.drain(..) {
+            s.shutdown().await;
+        }
         if let Some(s) = self.server.take() {
             s.shutdown().await;
         }

@@ -199,6 +199,11 @@ impl Connection {
                 self.leave(&session).await;
                 Ok(())
             }
+            ClientFrame::Ping { reference } => {
+                let pong = protocol::encode_pong(reference.as_ref());
+                self.send(Outbound::Frame(pong.into())).await;
+                Ok(())
+            }
         };
         if let Err(err) = result {
             Metrics::inc(&self.node.metrics.frames_bad_total);

@@ -38,9 +38,14 @@ pub enum ClientFrame {
     },
     /// Leave a session; the game's `leave` handler runs.
     Leave { session: String },
+    /// Liveness probe (browsers cannot send WebSocket pings): answered `pong`.
+    Ping {
+        #[serde(default, rename = "ref")]
+        reference: Option<Value>,
+    },
 }
 
-const CLIENT_TYPES: [&str; 5] = ["host", "join", "resume", "action", "leave"];
+const CLIENT_TYPES: [&str; 6] = ["host", "join", "resume", "action", "leave", "ping"];
 
 impl ClientFrame {
     /// Parses one text frame, telling bad JSON, unknown types and bad fields apart
@@ -267,6 +272,10 @@ enum ServerFrame<'a> {
         seq: u64,
         results: &'a Value,
     },
+    Pong {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a Value>,
+    },
 }
 
 fn encode(frame: &ServerFrame<'_>) -> String {
@@ -333,6 +342,10 @@ pub fn encode_session_error(err: &ProtocolError, session: &str, seq: u64) -> Str
 pub fn encode_view_raw(session: &str, seq: u64, patch_json: &str) -> String {
     let session = serde_json::to_string(session).unwrap_or_else(|_| "\"\"".to_owned());
     format!(r#"{{"type":"view","session":{session},"seq":{seq},"patch":{patch_json}}}"#)
+}
+
+pub fn encode_pong(reference: Option<&Value>) -> String {
+    encode(&ServerFrame::Pong { reference })
 }
 
 pub fn encode_ended(session: &str, seq: u64, results: &Value) -> String {

@@ -58,7 +58,7 @@ fn the_shipped_games_pass_check() {
 }
 
 #[tokio::test]
-async fn serve_prints_the_listening_line_and_refuses_redis_for_now() {
+async fn serve_prints_the_listening_line_and_fails_clearly_without_redis() {
     let games = common::games_dir_with_shipped();
     let data = tempfile::tempdir().unwrap();
     let node = common::Process::spawn(games.path(), data.path(), &[]).await;
@@ -74,5 +74,9 @@ async fn serve_prints_the_listening_line_and_refuses_redis_for_now() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--redis"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach Redis at redis://127.0.0.1:1"),
+        "{stderr}"
+    );
 }

@@ -148,6 +148,7 @@ function show(sessionId) {
   codeEl.textContent = code.length === 6 ? `${code.slice(0, 3)} ${code.slice(3)}` : code;
   codeEl.setAttribute('aria-label', `Join code ${code.split('').join(' ')}`);
   $('join-url').textContent = joinUrl();
+  $('join-hint').hidden = !/^(127\.|localhost$|\[::1\]$)/.test(location.hostname);
   $('error-list').replaceChildren();
   $('errors').hidden = true;
   $('action-error').textContent = '';
@@ -177,16 +178,30 @@ function showPick() {
   $('session-screen').hidden = true;
   $('pick-screen').hidden = false;
   $('results').hidden = true;
+  $('download').hidden = true;
   document.title = 'Recess: host a game';
   loadGames();
 }
 
 function addError(code, message) {
-  const li = el('li', {},
-    el('span', { class: 'when', text: new Date().toLocaleTimeString() }),
-    el('span', { class: 'code', text: `${code}: ` }),
-    el('span', { class: 'message', text: String(message ?? '') }));
-  $('error-list').append(li);
+  const list = $('error-list');
+  const text = String(message ?? '');
+  const last = list.lastElementChild;
+  // The same problem again (a save reported twice, a failing button pressed
+  // by the whole class): count it instead of filling the panel.
+  if (last && last.dataset.code === code && last.dataset.message === text) {
+    const n = Number(last.dataset.count) + 1;
+    last.dataset.count = String(n);
+    last.querySelector('.err-when').textContent = new Date().toLocaleTimeString();
+    last.querySelector('.err-count').textContent = ` (${n} times)`;
+    return;
+  }
+  const li = el('li', { 'data-code': code, 'data-message': text, 'data-count': '1' },
+    el('span', { class: 'err-when', text: new Date().toLocaleTimeString() }),
+    el('span', { class: 'err-code', text: `${code}: ` }),
+    el('span', { class: 'err-message', text }),
+    el('span', { class: 'err-count' }));
+  list.append(li);
   while ($('error-list').children.length > 50) $('error-list').firstChild.remove();
   $('errors').hidden = false;
 }
@@ -207,6 +222,7 @@ async function act(name, data) {
 // from the `ended` frame when the server cannot give it.
 function showResults(s) {
   const box = $('results');
+  $('download').hidden = !s.ended;
   if (!s.ended) {
     box.hidden = true;
     return;

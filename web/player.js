@@ -30,6 +30,12 @@ function writePref(key, value) {
 const params = new URLSearchParams(location.search);
 if (params.get('code')) $('code').value = params.get('code').replace(/\D/g, '').slice(0, 6);
 $('name').value = readPref(NAME_KEY, '');
+// At most 24 characters, counted after the leading spaces (trimmed anyway).
+$('name').addEventListener('input', () => {
+  const field = $('name');
+  const chars = Array.from(field.value.replace(/^\s+/, ''));
+  if (chars.length > MAX_NAME_CHARS) field.value = chars.slice(0, MAX_NAME_CHARS).join('');
+});
 
 $('join-form').addEventListener('submit', async (e) => {
   e.preventDefault();

@@ -298,7 +298,16 @@ export class RecessClient extends EventTarget {
       this._setState('closed');
       return;
     }
-    if (this.sessions.size === 0 && this._waiting.length === 0 && this._actions.size === 0) {
+    if (this.sessions.size === 0) {
+      // Not in any game: nothing to come back to. A host/join that could not
+      // even be sent fails now, so the page can say so, instead of waiting.
+      const waiting = this._waiting;
+      this._waiting = [];
+      for (const r of waiting) {
+        r.reject(new RecessError('connection_lost',
+          'Cannot reach the game server. Check the network connection and try again.'));
+      }
+      this.attempt = 0;
       this._setState('idle', { reason });
       return;
     }
@@ -408,7 +417,7 @@ export class RecessClient extends EventTarget {
     if (now - this._lastRx >= this.heartbeat.idleMs) {
       const ref = `hb${this._nextRef++}`;
       this._probe = { ref, at: now };
-      this._send({ type: 'action', session: '', name: 'ping', ref });
+      this._send({ type: 'ping', ref });
     }
   }
 

@@ -25,6 +25,17 @@ const STYLE_WORDS = {
 };
 const CONFIRM_MS = 4000;
 
+const isText = (v) => (typeof v === 'string' && v !== '') || typeof v === 'number';
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+/** What each key must be to be drawn: a key of the wrong type is skipped. */
+const KINDS = {
+  title: isText, image: (v) => typeof v === 'string', text: isText, banner: isObject,
+  timer: isObject, status: isText, choices: Array.isArray, input: isObject,
+  messages: Array.isArray, podium: Array.isArray, leaderboard: Array.isArray,
+  score: isText, players: Array.isArray, buttons: Array.isArray,
+};
+const CLEARED_WHEN_HIDDEN = new Set(['title', 'text', 'banner', 'status', 'podium', 'leaderboard']);
+
 /** A string for display: numbers and strings as they are, anything else empty. */
 export function str(v) {
   if (typeof v === 'string') return v;
@@ -292,11 +303,12 @@ export function createRenderer(root, options = {}) {
       parts = {
         shape: withShape ? el('span', { class: 'choice-shape', 'aria-hidden': 'true' }) : null,
         label: el('span', { class: 'btn-label' }),
-        state: el('span', { class: 'btn-state' }),
         detail: el('span', { class: 'btn-detail' }),
+        state: el('span', { class: 'btn-state' }),
       };
       b._parts = parts;
-      b.append(...[parts.shape, parts.label, parts.state, parts.detail].filter(Boolean));
+      const text = el('span', { class: 'btn-text' }, parts.label, parts.detail);
+      b.append(...[parts.shape, text, parts.state].filter(Boolean));
     }
     if (parts.shape) setText(parts.shape, SHAPES[index % SHAPES.length]);
     setText(parts.label, label);
@@ -430,8 +442,8 @@ export function createRenderer(root, options = {}) {
     list.forEach((p, i) => {
       const rank = Number(p?.rank) || i + 1;
       ol.append(el('li', { class: `podium-place place-${i + 1}` },
-        el('span', { class: 'podium-medal', 'aria-hidden': 'true', text: ['🥇', '🥈', '🥉'][Math.min(rank, 3) - 1] ?? '' }),
-        el('span', { class: 'podium-rank', text: ordinal(rank) }),
+        el('span', { class: 'podium-medal', 'aria-hidden': 'true', text: String(rank) }),
+        el('span', { class: 'sr-only', text: `${ordinal(rank)}: ` }),
         el('span', { class: 'podium-name', text: str(p?.name) }),
         el('span', { class: 'podium-score', text: `${str(p?.score)} pts` }),
       ));
@@ -543,6 +555,7 @@ export function createRenderer(root, options = {}) {
   function present(view, key) {
     const v = view[key];
     if (v === undefined || v === null || v === false) return false;
+    if (!KINDS[key](v)) return false;
     if (Array.isArray(v) && v.length === 0) return false;
     if (!opts.showQuestion && (key === 'text' || key === 'image') && Array.isArray(view.choices)) return false;
     if (key === 'kick') return false;
@@ -553,13 +566,18 @@ export function createRenderer(root, options = {}) {
     view = view && typeof view === 'object' && !Array.isArray(view) ? view : {};
     const prev = last;
     currentView = view;
+    announceChanges(view, prev);
     for (const key of KEYS) {
       const e = sections[key];
       const show = present(view, key);
       const dependsOnKick = key === 'players' && view.kick !== prev.kick;
       const dependsOnAlt = key === 'image' && view.image_alt !== prev.image_alt;
       if (!show) {
-        e.hidden = true;
+        if (!e.hidden) {
+          e.hidden = true;
+          // Nothing stale stays behind in the page (tools and tests read it).
+          if (CLEARED_WHEN_HIDDEN.has(key)) e.textContent = '';
+        }
         if (key === 'timer') stopTimer();
         continue;
       }
@@ -570,7 +588,6 @@ export function createRenderer(root, options = {}) {
       }
     }
     root.dataset.hasChoices = String(Array.isArray(view.choices) && view.choices.length > 0);
-    announceChanges(view, prev);
     last = view;
   }
 
@@ -601,12 +618,19 @@ export function createAnnouncer(parent = document.body) {
   const region = el('div', { class: 'sr-only', 'aria-live': 'polite', 'aria-atomic': 'true', id: 'announcer' });
   parent.append(region);
   let pending = null;
+  let queue = [];
   return {
     element: region,
+    /** Lines said within the same moment are spoken together, in order. */
     say(text) {
+      if (!text) return;
+      queue.push(text);
       region.textContent = '';
       clearTimeout(pending);
-      pending = setTimeout(() => { region.textContent = text; }, 60);
+      pending = setTimeout(() => {
+        region.textContent = queue.join('. ');
+        queue = [];
+      }, 60);
     },
   };
 }

@@ -285,6 +285,11 @@ impl Node {
         if self.owns(session) {
             return true;
         }
+        // Only a session Redis still has a copy of can be taken over; claim
+        // it, then read it again (its last owner may have committed since).
+        if !matches!(cluster.load(session).await, Ok(Some(_))) {
+            return false;
+        }
         if !matches!(cluster.claim(session).await, Ok(true)) {
             return false;
         }
@@ -450,6 +455,12 @@ impl Node {
                 }
                 match cluster.owner(session).await? {
                     Some(owner) if owner != self.node_id => owner,
+                    _ if cluster.settling() => {
+                        return Err(ProtocolError::new(
+                            ErrorCode::Unavailable,
+                            "the game servers are reconnecting; try again in a moment",
+                        ));
+                    }
                     _ => return Err(unknown_session()),
                 }
             }

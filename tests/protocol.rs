@@ -127,8 +127,15 @@ async fn bad_frames_get_errors_and_the_socket_stays_usable() {
 async fn frames_far_above_the_limit_close_with_1009() {
     let server = TestServer::start().await;
     let mut c = server.client().await;
-    c.send_text("x".repeat(2 << 20)).await;
-    assert_eq!(c.wait_close().await, Some(1009));
+    // The server may close (1009) before the client finished writing; then
+    // the client's write fails and the close frame can be lost to a reset.
+    let sent = c.try_send_text("x".repeat(2 << 20)).await;
+    let close = c.wait_close().await;
+    if sent {
+        assert_eq!(close, Some(1009));
+    } else {
+        assert!(matches!(close, None | Some(1009)), "{close:?}");
+    }
     server.stop().await;
 }
 

@@ -126,6 +126,9 @@ pub struct RedisCluster {
     next_request: AtomicU64,
     /// Whether the last Redis round trip worked (for `/healthz` and logs).
     reachable: AtomicBool,
+    /// When Redis last came back after being unreachable: for a while after,
+    /// a session missing from Redis may just not be written back yet.
+    recovered_at: Mutex<Option<std::time::Instant>>,
     replay_window: usize,
     store: Store,
     fanout: Arc<Fanout>,
@@ -188,6 +191,7 @@ impl RedisCluster {
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             reachable: AtomicBool::new(true),
+            recovered_at: Mutex::new(None),
             replay_window,
             store,
             fanout,
@@ -232,6 +236,8 @@ impl RedisCluster {
         let was = self.reachable.swap(ok, Ordering::Relaxed);
         if was != ok {
             if ok {
+                *self.recovered_at.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(std::time::Instant::now());
                 tracing::info!("Redis is reachable again");
             } else {
                 tracing::warn!(
@@ -239,6 +245,16 @@ impl RedisCluster {
                 );
             }
         }
+    }
+
+    /// Whether Redis came back so recently (or is away now) that a session
+    /// missing from it may still be written back by its owner.
+    pub fn settling(&self) -> bool {
+        if !self.is_reachable() {
+            return true;
+        }
+        let at = *self.recovered_at.lock().unwrap_or_else(|e| e.into_inner());
+        at.is_some_and(|t| t.elapsed() < LEASE * 3)
     }
 
     fn con(&self) -> ConnectionManager {
@@ -631,8 +647,20 @@ impl RedisCluster {
             let Some(node) = self.node.get().and_then(Weak::upgrade) else {
                 return;
             };
+            self.keep_subscribed().await;
             self.renew(&node).await;
             self.adopt_orphans(&node).await;
+        }
+    }
+
+    /// A managed connection reconnects only when it is used: ping the
+    /// subscription connection so that after a Redis restart it reconnects
+    /// and resubscribes by itself.
+    async fn keep_subscribed(&self) {
+        let mut sub = self.sub.lock().await.clone();
+        let ok: Result<String, _> = redis::cmd("PING").query_async(&mut sub).await;
+        if ok.is_err() {
+            self.mark(false);
         }
     }
 

@@ -42,7 +42,7 @@ pub struct TestServer {
     pub server: Option<Server>,
     pub games: tempfile::TempDir,
     pub data: tempfile::TempDir,
-    /// With `RECESS_TEST_CLUSTER=1`: a second node and the Redis they share;
+    /// With `RECESS_TEST_CLUSTER=N`: N-1 more nodes and the Redis they share;
     /// clients alternate between the nodes.
     pub others: Vec<(Server, tempfile::TempDir)>,
     pub redis: Option<cluster::RedisServer>,
@@ -72,7 +72,12 @@ impl TestServer {
         let data = tempfile::tempdir().expect("temp data dir");
         let mut config = Config::for_dirs(games.path(), data.path());
         tweak(&mut config);
-        let clustered = std::env::var_os("RECESS_TEST_CLUSTER").is_some_and(|v| v == "1");
+        // RECESS_TEST_CLUSTER=N runs the same tests against N nodes (at least 2).
+        let nodes: usize = std::env::var("RECESS_TEST_CLUSTER")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let clustered = nodes > 0;
         let redis = if clustered {
             Some(cluster::RedisServer::start().await)
         } else {
@@ -176,6 +181,11 @@ impl Client {
 
     pub async fn send(&mut self, frame: Value) {
         self.send_text(frame.to_string()).await;
+    }
+
+    /// Sends a frame; `false` if the server had already closed the socket.
+    pub async fn try_send_text(&mut self, text: String) -> bool {
+        self.ws.send(Message::Text(text.into())).await.is_ok()
     }
 
     pub async fn send_text(&mut self, text: String) {
@@ -295,6 +305,29 @@ impl Client {
         w
     }
 
+    /// Like `act`, but `None` when the server closes the socket instead.
+    pub async fn try_act(&mut self, session: &str, name: &str, data: Value) -> Option<Value> {
+        let r = format!("t{}", self.log.len());
+        self.send(
+            json!({"type": "action", "session": session, "name": name, "data": data, "ref": r}),
+        )
+        .await;
+        loop {
+            let v = self.try_recv().await?;
+            if (v["type"] == "ack" || v["type"] == "error") && v["ref"] == r.as_str() {
+                return Some(v);
+            }
+        }
+    }
+
+    /// Resumes a seat; returns the welcome (or the error).
+    pub async fn resume(&mut self, token: &str, last_seq: u64) -> Value {
+        self.send(json!({"type": "resume", "token": token, "last_seq": last_seq}))
+            .await;
+        self.recv_until(|v| v["type"] == "welcome" || v["type"] == "error")
+            .await
+    }
+
     /// Sends an action with a ref and waits for its ack or error.
     pub async fn act(&mut self, session: &str, name: &str, data: Value) -> Value {
         let r = format!("r{}", self.log.len());
@@ -366,6 +399,20 @@ impl Process {
     /// `kill -9`.
     pub async fn kill(mut self) {
         self.child.kill().await.expect("kill");
+    }
+
+    /// SIGTERM, then waits for the process to exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        tokio::time::timeout(TIMEOUT, self.child.wait())
+            .await
+            .expect("the node did not exit after SIGTERM")
+            .expect("wait")
     }
 }
 

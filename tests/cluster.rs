@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{Nginx, RedisServer};
 use common::{Client, Process, games_dir_with_shipped};
-use serde_json::{Value, json};
+use serde_json::json;
 
 struct Cluster {
     redis: RedisServer,

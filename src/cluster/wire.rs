@@ -6,7 +6,7 @@ use serde_json::Value as Json;
 use tokio::sync::oneshot;
 
 use crate::protocol::ProtocolError;
-use crate::session::{Attached, Audience, Command, MemberId, Outgoing, SessionSummary};
+use crate::session::{Attached, Command, MemberId, Outgoing, SessionSummary};
 use crate::store::{decode_message, encode_message};
 
 /// A `Command` without its reply channel, as it crosses the network.
@@ -239,35 +239,6 @@ pub fn decode_batch(bytes: &[u8]) -> Option<(String, Vec<Outgoing>)> {
     Some((origin, messages))
 }
 
-/// An unsequenced message addressed to everyone (used in tests of the codec).
-pub fn notice(frame: &str) -> Outgoing {
-    Outgoing {
-        seq: 0,
-        audience: Audience::All,
-        frame: frame.into(),
-        revoke: false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batches_round_trip() {
-        let mut m = notice(r#"{"type":"event"}"#);
-        m.seq = 9;
-        m.audience = Audience::Members(vec!["pa".into()]);
-        let bytes = encode_batch("node-a", &[m.clone(), notice("{}")]);
-        let (origin, back) = decode_batch(&bytes).unwrap();
-        assert_eq!(origin, "node-a");
-        assert_eq!(back.len(), 2);
-        assert_eq!(back[0].seq, 9);
-        assert_eq!(back[0].audience, m.audience);
-        assert!(decode_batch(&bytes[..bytes.len() - 1]).is_none());
-    }
-}
-
 /// Delivers a remote reply to the local command's reply channel.
 pub type ReplyAdapter = Box<dyn FnOnce(Result<RemoteReply, ProtocolError>) + Send>;
 
@@ -396,5 +367,34 @@ impl RemoteCommand {
             // Node-internal commands never cross the network.
             Command::Resync | Command::Relinquish => (RemoteCommand::Summary, none),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Audience;
+
+    fn notice(frame: &str) -> Outgoing {
+        Outgoing {
+            seq: 0,
+            audience: Audience::All,
+            frame: frame.into(),
+            revoke: false,
+        }
+    }
+
+    #[test]
+    fn batches_round_trip() {
+        let mut m = notice(r#"{"type":"event"}"#);
+        m.seq = 9;
+        m.audience = Audience::Members(vec!["pa".into()]);
+        let bytes = encode_batch("node-a", &[m.clone(), notice("{}")]);
+        let (origin, back) = decode_batch(&bytes).unwrap();
+        assert_eq!(origin, "node-a");
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0].seq, 9);
+        assert_eq!(back[0].audience, m.audience);
+        assert!(decode_batch(&bytes[..bytes.len() - 1]).is_none());
     }
 }

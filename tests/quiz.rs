@@ -3,6 +3,9 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::Barrier;
 
 use common::{Client, TestServer, http};
 use serde_json::{Value, json};
@@ -58,7 +61,13 @@ fn leaks(v: &Value) -> bool {
     }
 }
 
-async fn student(mut c: Client, code: String, i: usize, answers: Vec<u64>) -> Outcome {
+async fn student(
+    mut c: Client,
+    code: String,
+    i: usize,
+    answers: Vec<u64>,
+    question_done: Arc<Barrier>,
+) -> Outcome {
     let name = format!("Student {i:02}");
     let w = c.join(&code, &name).await;
     let session = w["session"].as_str().unwrap().to_owned();
@@ -87,6 +96,8 @@ async fn student(mut c: Client, code: String, i: usize, answers: Vec<u64>) -> Ou
             again["code"], "refused",
             "a second answer is refused: {again}"
         );
+        // The host moves on only when every student has checked this.
+        question_done.wait().await;
         let result = c
             .recv_until(|v| v["type"] == "event" && v["name"] == "result")
             .await;
@@ -136,10 +147,17 @@ async fn thirty_students_play_a_whole_quiz() {
         .map(|q| q["answer"].as_u64().unwrap())
         .collect();
 
+    let question_done = Arc::new(Barrier::new(PLAYERS + 1));
     let mut tasks = Vec::new();
     for i in 0..PLAYERS {
         let c = server.client().await;
-        tasks.push(tokio::spawn(student(c, code.clone(), i, answers.clone())));
+        tasks.push(tokio::spawn(student(
+            c,
+            code.clone(),
+            i,
+            answers.clone(),
+            question_done.clone(),
+        )));
     }
     host.wait_view(&session, |v| {
         v["players"].as_array().is_some_and(|p| p.len() == PLAYERS)
@@ -152,6 +170,7 @@ async fn thirty_students_play_a_whole_quiz() {
             v["type"] == "event" && v["name"] == "reveal" && v["data"]["number"] == q
         })
         .await;
+        question_done.wait().await;
         let ack = host.act(&session, "next", json!({})).await;
         assert_eq!(ack["type"], "ack", "{ack}");
     }

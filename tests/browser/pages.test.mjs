@@ -544,7 +544,7 @@ test('recess.js on its own: merge patches, CSV, and a silent socket detected by 
     window.states = [];
     window.probes = 0;
     c.on('status', ({ state }) => window.states.push(state));
-    c.on('frame', (f) => { if (f.type === 'error' && String(f.ref).startsWith('hb')) window.probes += 1; });
+    c.on('frame', (f) => { if (f.type === 'pong' && String(f.ref).startsWith('hb')) window.probes += 1; });
     const s = await c.join(code, 'Probe');
     window.sessionId = s.id;
     await c.action(s.id, 'send', { text: 'before' });

@@ -244,23 +244,11 @@ impl GameVm {
     }
 
     pub fn join(&mut self, player: &PlayerInfo, now_ms: i64) -> Result<CallOutcome, ScriptError> {
-        let (state, ctx) = (self.state.clone(), self.ctx.clone());
-        self.call(
-            "join",
-            now_ms,
-            |lua| Ok((state, ctx, player_table(lua, player)?)),
-            false,
-        )
+        self.player_call("join", player, now_ms)
     }
 
     pub fn leave(&mut self, player: &PlayerInfo, now_ms: i64) -> Result<CallOutcome, ScriptError> {
-        let (state, ctx) = (self.state.clone(), self.ctx.clone());
-        self.call(
-            "leave",
-            now_ms,
-            |lua| Ok((state, ctx, player_table(lua, player)?)),
-            false,
-        )
+        self.player_call("leave", player, now_ms)
     }
 
     pub fn action(
@@ -286,9 +274,7 @@ impl GameVm {
         data: &Json,
         now_ms: i64,
     ) -> Result<CallOutcome, ScriptError> {
-        let data = self.to_lua(data)?;
-        let (state, ctx) = (self.state.clone(), self.ctx.clone());
-        self.call("timer", now_ms, |_| Ok((state, ctx, name, data)), false)
+        self.named_call("timer", name, data, now_ms)
     }
 
     pub fn event(
@@ -297,9 +283,36 @@ impl GameVm {
         data: &Json,
         now_ms: i64,
     ) -> Result<CallOutcome, ScriptError> {
+        self.named_call("event", name, data, now_ms)
+    }
+
+    /// `handler(state, ctx, player)`: `join` and `leave`.
+    fn player_call(
+        &mut self,
+        handler: &str,
+        player: &PlayerInfo,
+        now_ms: i64,
+    ) -> Result<CallOutcome, ScriptError> {
+        let (state, ctx) = (self.state.clone(), self.ctx.clone());
+        self.call(
+            handler,
+            now_ms,
+            |lua| Ok((state, ctx, player_table(lua, player)?)),
+            false,
+        )
+    }
+
+    /// `handler(state, ctx, name, data)`: `timer` and `event`.
+    fn named_call(
+        &mut self,
+        handler: &str,
+        name: &str,
+        data: &Json,
+        now_ms: i64,
+    ) -> Result<CallOutcome, ScriptError> {
         let data = self.to_lua(data)?;
         let (state, ctx) = (self.state.clone(), self.ctx.clone());
-        self.call("event", now_ms, |_| Ok((state, ctx, name, data)), false)
+        self.call(handler, now_ms, |_| Ok((state, ctx, name, data)), false)
     }
 
     /// What `player` sees now. A view must be a table; nulls inside it are

@@ -443,7 +443,7 @@ impl Node {
         let Some(cluster) = self.cluster.clone() else {
             return Err(unknown_session());
         };
-        let owner = match cluster.owner(session).await? {
+        let owner = match cluster.owner_cached(session).await? {
             Some(owner) if owner != self.node_id => owner,
             _ => {
                 // Nobody (alive) owns it: take it over and serve it here.
@@ -472,9 +472,10 @@ impl Node {
         match cluster.forward(&owner, session, remote).await {
             Ok(Some(pending)) => {
                 let shutdown = self.shutdown.clone();
+                let session = session.to_owned();
                 self.tasks.spawn(async move {
                     tokio::select! {
-                        reply = cluster.reply(pending) => adapter(reply),
+                        reply = cluster.reply(&session, pending) => adapter(reply),
                         _ = shutdown.cancelled() => {}
                     }
                 });

@@ -123,6 +123,10 @@ pub struct RedisCluster {
     followed: Mutex<HashMap<SessionId, usize>>,
     /// Forwarded commands waiting for their reply.
     pending: Mutex<HashMap<u64, oneshot::Sender<RemoteReply>>>,
+    /// Last known owner of sessions owned elsewhere, so forwarding an action
+    /// costs one Redis round trip, not two. Dropped when a forward fails or a
+    /// takeover is announced.
+    owners: Mutex<HashMap<String, String>>,
     next_request: AtomicU64,
     /// Whether the last Redis round trip worked (for `/healthz` and logs).
     reachable: AtomicBool,
@@ -189,6 +193,7 @@ impl RedisCluster {
             sub: tokio::sync::Mutex::new(sub),
             followed: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
+            owners: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             reachable: AtomicBool::new(true),
             recovered_at: Mutex::new(None),
@@ -320,12 +325,43 @@ impl RedisCluster {
     /// The node that owns `session` now, if any.
     pub async fn owner(&self, session: &str) -> Result<Option<String>, ProtocolError> {
         let mut con = self.con();
-        let owner = con
+        let owner: Option<String> = con
             .get(key("owner", session))
             .await
             .map_err(|e| self.unavailable(e))?;
         self.mark(true);
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        match &owner {
+            Some(o) if *o != self.node_id => {
+                owners.insert(session.to_owned(), o.clone());
+            }
+            _ => {
+                owners.remove(session);
+            }
+        }
         Ok(owner)
+    }
+
+    /// The owner as last seen, or as Redis says now.
+    pub async fn owner_cached(&self, session: &str) -> Result<Option<String>, ProtocolError> {
+        let cached = self
+            .owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(session)
+            .cloned();
+        match cached {
+            Some(o) => Ok(Some(o)),
+            None => self.owner(session).await,
+        }
+    }
+
+    /// Forgets the cached owner of `session` (it moved, or did not answer).
+    pub fn forget_owner(&self, session: &str) {
+        self.owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(session);
     }
 
     /// Gives a session's lease up (graceful shutdown), so another node takes
@@ -471,20 +507,29 @@ impl RedisCluster {
         };
         if let Some(error) = failed {
             self.forget(id);
+            self.forget_owner(session);
             return Err(error);
         }
         Ok(rx.map(|rx| PendingReply { id, rx }))
     }
 
     /// Waits for a forwarded command's reply.
-    pub async fn reply(&self, pending: PendingReply) -> Result<RemoteReply, ProtocolError> {
-        match tokio::time::timeout(FORWARD_TIMEOUT, pending.rx).await {
+    pub async fn reply(
+        &self,
+        session: &str,
+        pending: PendingReply,
+    ) -> Result<RemoteReply, ProtocolError> {
+        let reply = match tokio::time::timeout(FORWARD_TIMEOUT, pending.rx).await {
             Ok(Ok(reply)) => Ok(reply),
             _ => {
                 self.forget(pending.id);
                 Err(moving())
             }
+        };
+        if matches!(&reply, Err(_) | Ok(RemoteReply::Failed { .. })) {
+            self.forget_owner(session);
         }
+        reply
     }
 
     fn forget(&self, id: u64) {
@@ -597,6 +642,7 @@ impl RedisCluster {
 
     /// A session moved: this node's seats in it tell the new owner they are here.
     fn on_takeover(&self, session: &str) {
+        self.forget_owner(session);
         let Some(node) = self.node.get().and_then(Weak::upgrade) else {
             return;
         };

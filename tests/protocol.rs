@@ -479,3 +479,35 @@ async fn shutdown_closes_sockets_with_1001() {
     assert_eq!(close, Some(1001));
     stop.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_game_serves_its_own_client_files() {
+    let init = "return { init = function() return {} end, view = function() return {} end }";
+    let server = TestServer::with_games(&[
+        ("space/init.lua", init),
+        ("space/client.html", "<h1>v1</h1>"),
+    ])
+    .await;
+    let (status, body) = http(server.addr, "GET", "/api/games", None).await;
+    assert_eq!(status, 200);
+    let games: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(games["games"][0]["client"], true);
+    let (status, body) = http(server.addr, "GET", "/custom/space/client.html", None).await;
+    assert_eq!((status, body.as_str()), (200, "<h1>v1</h1>"));
+    // Saved files are served at once, like the rules.
+    std::fs::write(server.games.path().join("space/client.html"), "<h1>v2</h1>").unwrap();
+    let (_, body) = http(server.addr, "GET", "/custom/space/client.html", None).await;
+    assert_eq!(body, "<h1>v2</h1>");
+    // Only plain files of the game's own folder.
+    for path in [
+        "/custom/space/init.lua",
+        "/custom/space/..%2Finit.lua",
+        "/custom/space/../space/client.html",
+        "/custom/../games/space/client.html",
+        "/custom/space/.hidden.html",
+    ] {
+        let (status, _) = http(server.addr, "GET", path, None).await;
+        assert_eq!(status, 404, "{path}");
+    }
+    server.stop().await;
+}

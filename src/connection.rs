@@ -184,7 +184,7 @@ impl Connection {
         let session = frame.session().map(str::to_owned);
         let result = match frame {
             ClientFrame::Host { game, params, key } => self.host(&game, params, key).await,
-            ClientFrame::Join { code, name } => self.join(&code, name).await,
+            ClientFrame::Join { code, name, nonce } => self.join(&code, name, nonce).await,
             ClientFrame::Resume { token, last_seq } => self.resume(&token, last_seq).await,
             ClientFrame::Action {
                 session,
@@ -314,7 +314,18 @@ impl Connection {
         self.finish_seat(session, member, slot, result).await
     }
 
-    async fn join(&mut self, code: &str, name: String) -> Result<(), ProtocolError> {
+    async fn join(
+        &mut self,
+        code: &str,
+        name: String,
+        nonce: Option<String>,
+    ) -> Result<(), ProtocolError> {
+        if nonce.as_ref().is_some_and(|n| n.is_empty() || n.len() > 64) {
+            return Err(ProtocolError::new(
+                ErrorCode::BadFrame,
+                "`nonce` must be 1 to 64 characters",
+            ));
+        }
         if !self.join_limit.allow() {
             return Err(ProtocolError::new(
                 ErrorCode::RateLimited,
@@ -347,10 +358,25 @@ impl Connection {
                 member: m,
                 secret,
                 name,
+                nonce,
                 reply,
             })
             .await;
-        self.finish_seat(session, member, slot, result).await
+        match result {
+            // A retried join: the seat exists under another member id.
+            Ok(attached) if attached.member != member => {
+                self.close_seat(&session, &member, slot).await;
+                match welcome_token(&attached) {
+                    // `u64::MAX`: this socket has no view yet, so a full one.
+                    Some(token) => self.resume(&token, u64::MAX).await,
+                    None => Err(ProtocolError::new(
+                        ErrorCode::Internal,
+                        "the seat could not be recovered; join with another name",
+                    )),
+                }
+            }
+            result => self.finish_seat(session, member, slot, result).await,
+        }
     }
 
     async fn resume(&mut self, token: &str, last_seq: u64) -> Result<(), ProtocolError> {
@@ -458,6 +484,12 @@ impl Connection {
                 .await;
         }
     }
+}
+
+/// The token in an `Attached`'s welcome frame.
+fn welcome_token(attached: &Attached) -> Option<String> {
+    let welcome: Json = serde_json::from_str(attached.frames.first()?.as_str()).ok()?;
+    welcome.get("token")?.as_str().map(str::to_owned)
 }
 
 /// Failed joins allowed per connection: a burst of 5, then one every 2 s;

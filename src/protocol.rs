@@ -22,8 +22,14 @@ pub enum ClientFrame {
         #[serde(default)]
         key: Option<String>,
     },
-    /// Join a session by its 6-digit code.
-    Join { code: String, name: String },
+    /// Join a session by its 6-digit code. A client that retries a join whose
+    /// answer it never got sends the same `nonce` and gets the same seat.
+    Join {
+        code: String,
+        name: String,
+        #[serde(default)]
+        nonce: Option<String>,
+    },
     /// Come back after a dropped connection, on any node.
     Resume { token: String, last_seq: u64 },
     /// Run the game's `action` handler.

@@ -55,6 +55,8 @@ pub struct MemberRecord {
     /// Whether this member has ever received a full view (REST-created hosts
     /// have not until their first resume).
     pub welcomed: bool,
+    #[serde(default)]
+    pub join_nonce: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

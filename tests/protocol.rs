@@ -511,3 +511,51 @@ async fn a_folder_game_serves_its_own_client_files() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_join_gets_the_seat_whose_welcome_was_lost() {
+    let server = TestServer::start().await;
+    let (mut host, session, code) = chat_with_host(&server).await;
+    // The first attempt's answer is lost: the socket goes away unread.
+    let mut lost = server.client().await;
+    lost.send(json!({"type": "join", "code": code, "name": "Ana", "nonce": "n-123"}))
+        .await;
+    host.recv_until(|v| v["name"] == "joined" && v["data"]["name"] == "Ana")
+        .await;
+    lost.close().await;
+
+    let mut retry = server.client().await;
+    retry
+        .send(json!({"type": "join", "code": code, "name": "Ana", "nonce": "n-123"}))
+        .await;
+    let w = retry
+        .recv_until(|v| v["type"] == "welcome" || v["type"] == "error")
+        .await;
+    assert_eq!(w["type"], "welcome", "{w}");
+    assert_eq!(w["player"]["name"], "Ana");
+    assert!(w["view"].is_object(), "a full view: {w}");
+    assert_eq!(
+        retry.act(&session, "send", json!({"text": "hi"})).await["type"],
+        "ack"
+    );
+
+    // Same name, another nonce: someone else.
+    let mut other = server.client().await;
+    other
+        .send(json!({"type": "join", "code": code, "name": "ana", "nonce": "n-999"}))
+        .await;
+    assert_eq!(other.recv().await["code"], "name_taken");
+    let view = host
+        .wait_view(&session, |v| {
+            v["players"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|x| x["name"] == "Ana"))
+        })
+        .await;
+    let anas = view["players"]
+        .as_array()
+        .map(|p| p.iter().filter(|x| x["name"] == "Ana").count())
+        .unwrap_or(0);
+    assert_eq!(anas, 1, "one seat, not two: {view}");
+    server.stop().await;
+}

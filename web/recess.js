@@ -93,6 +93,7 @@ export class RecessClient extends EventTarget {
     this._ws = null;
     this._waiting = [];           // host/join not sent yet (no socket)
     this._inflight = [];          // host/join/resume sent, awaiting welcome or error, in send order
+    this._joinNonces = new Map(); // "code|name" -> nonce, so a retried join gets the same seat
     this._actions = new Map();    // ref → {resolve, reject, session, frame, sent}
     this._nextRef = 1;
     this._retryTimer = null;
@@ -164,11 +165,17 @@ export class RecessClient extends EventTarget {
 
   /** Joins a session by its 6-digit code. Resolves with the session record. */
   join(code, name) {
-    return this._request('join', {
-      type: 'join',
-      code: String(code).replace(/\s+/g, ''),
-      name: cleanName(name),
-    });
+    const c = String(code).replace(/\s+/g, '');
+    const n = cleanName(name);
+    // The same nonce for a retry of the same join: if the first answer was
+    // lost with the connection, the server gives back the seat it made.
+    const key = `${c}|${n.toLowerCase()}`;
+    let nonce = this._joinNonces.get(key);
+    if (!nonce) {
+      nonce = randomNonce();
+      this._joinNonces.set(key, nonce);
+    }
+    return this._request('join', { type: 'join', code: c, name: n, nonce });
   }
 
   /**
@@ -629,4 +636,11 @@ export function resultsToCsv(results) {
   const lines = [columns.map(cell).join(',')];
   for (const r of rows) lines.push(columns.map((c) => cell(r[c])).join(','));
   return lines.join('\r\n') + '\r\n';
+}
+
+/** 128 random bits as hex: a join's retry key. */
+function randomNonce() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }

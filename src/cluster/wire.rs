@@ -17,6 +17,7 @@ pub enum RemoteCommand {
         member: String,
         secret: String,
         name: String,
+        nonce: Option<String>,
     },
     Resume {
         member: String,
@@ -140,10 +141,12 @@ impl RemoteCommand {
                 member,
                 secret,
                 name,
+                nonce,
             } => Some(Command::Join {
                 member: member.into(),
                 secret,
                 name,
+                nonce,
                 reply: reply(tx, attached),
             }),
             RemoteCommand::Resume {
@@ -284,12 +287,14 @@ impl RemoteCommand {
                 member,
                 secret,
                 name,
+                nonce,
                 reply,
             } => (
                 RemoteCommand::Join {
                     member: member.to_string(),
                     secret,
                     name,
+                    nonce,
                 },
                 adapt(reply, attached),
             ),

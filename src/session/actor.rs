@@ -54,6 +54,8 @@ struct Member {
     connections: u32,
     /// The view this member last received (base of the next patch).
     view: Json,
+    /// The client's join retry key (see `Command::Join`).
+    join_nonce: Option<String>,
 }
 
 impl Member {
@@ -158,6 +160,7 @@ impl SessionActor {
             welcomed: new.host_attached,
             connections: u32::from(new.host_attached),
             view: Json::Object(Default::default()),
+            join_nonce: None,
         };
         actor.members.insert(host.id.clone(), host);
         actor.sync_players();
@@ -208,6 +211,7 @@ impl SessionActor {
                 joined_seq: m.joined_seq,
                 welcomed: m.welcomed,
                 connections: 0,
+                join_nonce: m.join_nonce,
             };
             members.insert(id, member);
         }
@@ -317,10 +321,11 @@ impl SessionActor {
                 member,
                 secret,
                 name,
+                nonce,
                 reply,
             } => {
                 self.active_ms = now;
-                let result = self.join(member, secret, name, now);
+                let result = self.join(member, secret, name, nonce, now);
                 self.reply(reply, result);
             }
             Command::Resume {
@@ -413,6 +418,7 @@ impl SessionActor {
         member: MemberId,
         secret: String,
         name: String,
+        nonce: Option<String>,
         now: i64,
     ) -> Result<Attached, ProtocolError> {
         if self.ended.is_some() {
@@ -423,6 +429,16 @@ impl SessionActor {
         }
         let name = clean_name(&name)?;
         let lower = name.to_lowercase();
+        // A retried join (its first answer was lost): the same seat again.
+        // The connection resumes it, since it holds another member id.
+        if let Some(nonce) = &nonce
+            && let Some(existing) = self.members.values().find(|m| {
+                m.name.to_lowercase() == lower && m.join_nonce.as_deref() == Some(nonce.as_str())
+            })
+        {
+            let id = existing.id.clone();
+            return Ok(self.attached(&id, None));
+        }
         if self
             .members
             .values()
@@ -463,6 +479,7 @@ impl SessionActor {
                 welcomed: true,
                 connections: 1,
                 view: Json::Object(Default::default()),
+                join_nonce: nonce,
             },
         );
         self.sync_players();
@@ -927,6 +944,7 @@ impl SessionActor {
                     secret: m.secret.clone(),
                     joined_seq: m.joined_seq,
                     welcomed: m.welcomed,
+                    join_nonce: m.join_nonce.clone(),
                 })
                 .collect(),
             timers: self.timers.values().cloned().collect(),

@@ -71,6 +71,9 @@ pub enum Command {
         member: MemberId,
         secret: String,
         name: String,
+        /// The client's retry key: a join with the same name and nonce as an
+        /// existing seat answers with that seat.
+        nonce: Option<String>,
         reply: Reply<Attached>,
     },
     Resume {

@@ -7,6 +7,11 @@ use clap::{Parser, Subcommand};
 use recess::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
+/// Session actors and Lua states allocate many small objects; mimalloc is
+/// markedly faster than glibc's malloc at that (see docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "recess",

@@ -88,6 +88,9 @@ struct CallScope {
     now_ms: i64,
     effects: Vec<Effect>,
     players: Vec<PlayerInfo>,
+    /// The Lua list `ctx.players()` returns, built once per change of the
+    /// member list rather than on every call (games call it per action).
+    players_table: Option<Table>,
     /// Session-seeded generator behind `ctx.random` and `math.random`.
     rng: SplitMix64,
     next_timer: u64,
@@ -133,6 +136,7 @@ impl GameVm {
             now_ms: 0,
             effects: Vec::new(),
             players: Vec::new(),
+            players_table: None,
             rng: SplitMix64(counters.rng),
             next_timer: counters.next_timer,
             log_lines: 0,
@@ -177,7 +181,10 @@ impl GameVm {
 
     /// Who `ctx.players()` lists.
     pub fn set_players(&self, players: Vec<PlayerInfo>) {
-        self.with_scope(|s| s.players = players);
+        self.with_scope(|s| {
+            s.players = players;
+            s.players_table = None;
+        });
     }
 
     /// Switches to a newer version of the rules, keeping the state; runs the
@@ -624,6 +631,9 @@ fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
     ctx.raw_set(
         "players",
         lua.create_function(|lua, ()| {
+            if let Some(list) = scope(lua, |s| Ok(s.players_table.clone()))? {
+                return Ok(list);
+            }
             let players = scope(lua, |s| Ok(s.players.clone()))?;
             let list = lua.create_table_with_capacity(players.len(), 0)?;
             for p in &players {
@@ -632,6 +642,10 @@ fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
                 list.raw_push(t)?;
             }
             list.set_metatable(Some(lua.array_metatable()))?;
+            scope(lua, |s| {
+                s.players_table = Some(list.clone());
+                Ok(())
+            })?;
             Ok(list)
         })?,
     )?;

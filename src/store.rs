@@ -25,6 +25,8 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("a stored record is corrupt: {0}")]
     Corrupt(String),
+    #[error("the store writer: {0}")]
+    Writer(String),
 }
 
 /// Everything needed to bring a session back, except its views and messages.
@@ -92,9 +94,25 @@ pub struct StoredSession {
     pub views: Vec<(String, Json)>,
 }
 
+/// A batch for the writer thread, with the caller waiting for it.
+struct Job {
+    work: Work,
+    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+}
+
+enum Work {
+    Apply(sled::Batch),
+    Delete(String),
+}
+
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// All writes go through one thread that applies every batch waiting and
+    /// flushes once for the group (group commit). Writing and flushing from
+    /// many tokio workers at once (`apply_batch` + `flush_async`) deadlocked
+    /// sled 0.34 under load, and blocked the runtime's workers.
+    writer: std::sync::mpsc::Sender<Job>,
 }
 
 fn key(kind: u8, session: &str) -> Vec<u8> {
@@ -113,7 +131,23 @@ impl Store {
             .cache_capacity(cache_bytes)
             .flush_every_ms(Some(500))
             .open()?;
-        Ok(Store { db })
+        let (writer, jobs) = std::sync::mpsc::channel::<Job>();
+        let db2 = db.clone();
+        std::thread::Builder::new()
+            .name("recess-store".into())
+            .spawn(move || write_loop(&db2, &jobs))
+            .map_err(|e| StoreError::Writer(format!("cannot start: {e}")))?;
+        Ok(Store { db, writer })
+    }
+
+    /// Hands work to the writer thread and waits until it is on disk.
+    async fn write(&self, work: Work) -> Result<(), StoreError> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(Job { work, done })
+            .map_err(|_| StoreError::Writer("stopped".into()))?;
+        wait.await
+            .map_err(|_| StoreError::Writer("stopped".into()))?
     }
 
     /// Writes one commit atomically and waits until it is on disk.
@@ -146,26 +180,12 @@ impl Store {
             k.extend_from_slice(member.as_bytes());
             batch.remove(k);
         }
-        self.db.apply_batch(batch)?;
-        self.db.flush_async().await?;
-        Ok(())
+        self.write(Work::Apply(batch)).await
     }
 
     /// Removes everything of a session.
     pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        let mut skey = key(b's', id);
-        skey.pop();
-        batch.remove(skey);
-        for prefix in [key(b'm', id), key(b'v', id)] {
-            for entry in self.db.scan_prefix(prefix) {
-                let (k, _) = entry?;
-                batch.remove(k);
-            }
-        }
-        self.db.apply_batch(batch)?;
-        self.db.flush_async().await?;
-        Ok(())
+        self.write(Work::Delete(id.to_owned())).await
     }
 
     /// Reads every stored session. A corrupt one is logged and skipped.
@@ -206,6 +226,48 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The writer thread: applies every waiting job, then one flush for all.
+fn write_loop(db: &sled::Db, jobs: &std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while let Ok(more) = jobs.try_recv() {
+            group.push(more);
+        }
+        let mut results: Vec<Result<(), StoreError>> = group
+            .iter_mut()
+            .map(|job| {
+                match std::mem::replace(&mut job.work, Work::Apply(sled::Batch::default())) {
+                    Work::Apply(batch) => db.apply_batch(batch).map_err(StoreError::from),
+                    Work::Delete(id) => delete_batch(db, &id).and_then(|b| Ok(db.apply_batch(b)?)),
+                }
+            })
+            .collect();
+        if let Err(e) = db.flush() {
+            let message = e.to_string();
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(StoreError::Writer(format!("flush failed: {message}")));
+            }
+        }
+        for (job, result) in group.into_iter().zip(results) {
+            let _ = job.done.send(result);
+        }
+    }
+}
+
+fn delete_batch(db: &sled::Db, id: &str) -> Result<sled::Batch, StoreError> {
+    let mut batch = sled::Batch::default();
+    let mut skey = key(b's', id);
+    skey.pop();
+    batch.remove(skey);
+    for prefix in [key(b'm', id), key(b'v', id)] {
+        for entry in db.scan_prefix(prefix) {
+            let (k, _) = entry?;
+            batch.remove(k);
+        }
+    }
+    Ok(batch)
 }
 
 /// `[seq:8][revoke:1][n:2]([len:2][id])*[frame]`

@@ -133,7 +133,19 @@ impl Catalog {
 
     /// Re-reads one game from disk. `None` when the game no longer exists.
     pub fn reload(&self, name: &str) -> Option<Result<Arc<Rules>, String>> {
-        let loaded = read_game(&self.dir, name).map(|r| r.and_then(|r| validate(r, self.limits)));
+        let read = read_game(&self.dir, name);
+        // Unchanged sources (same hash as the version serving): nothing to do.
+        if let Some(Ok(r)) = &read {
+            let games = self.games.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = games.get(name)
+                && entry.error.is_none()
+                && let Some(current) = &entry.rules
+                && current.version == r.version
+            {
+                return Some(Ok(current.clone()));
+            }
+        }
+        let loaded = read.map(|r| r.and_then(|r| validate(r, self.limits)));
         let mut games = self.games.write().unwrap_or_else(|e| e.into_inner());
         match loaded {
             None => {

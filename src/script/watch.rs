@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::RecursiveMode;
+use notify::event::ModifyKind;
+use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -31,7 +32,23 @@ pub fn watch(catalog: Arc<Catalog>, shutdown: CancellationToken) -> notify::Resu
         Some(Duration::from_millis(50)),
         move |result: DebounceEventResult| match result {
             Ok(events) => {
-                let paths: Vec<PathBuf> = events.into_iter().flat_map(|e| e.event.paths).collect();
+                // Only changes: reading a file (an editor, `cat`, or another
+                // node's reload of a shared folder) raises access events too,
+                // and reacting to them would reload forever.
+                let paths: Vec<PathBuf> = events
+                    .into_iter()
+                    .filter(|e| {
+                        matches!(
+                            e.event.kind,
+                            EventKind::Create(_)
+                                | EventKind::Remove(_)
+                                | EventKind::Modify(ModifyKind::Data(_))
+                                | EventKind::Modify(ModifyKind::Name(_))
+                                | EventKind::Modify(ModifyKind::Any)
+                        )
+                    })
+                    .flat_map(|e| e.event.paths)
+                    .collect();
                 if !paths.is_empty() {
                     let _ = tx.send(paths);
                 }

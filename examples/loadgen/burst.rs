@@ -108,6 +108,7 @@ async fn measure(cluster: &mut Cluster, params: &Params) -> Result<Outcome> {
 
     // The burst: the host asks, everyone answers within the window.
     cluster.start_profiling("burst").await?;
+    let commits_before = cluster::metric_sum(&addrs, "recess_snapshot_writes_total").await;
     let start = cluster.usage()?;
     let t0 = Instant::now();
     ws::action(&mut host, &session, "ask", &json!({}), 1).await?;
@@ -136,6 +137,8 @@ async fn measure(cluster: &mut Cluster, params: &Params) -> Result<Outcome> {
     let end = cluster.usage()?;
     cluster.stop_profiling().await;
     cluster.check_alive()?;
+    let commits =
+        cluster::metric_sum(&addrs, "recess_snapshot_writes_total").await - commits_before;
     stop.cancel();
 
     let unanswered = players - answered;
@@ -167,6 +170,7 @@ async fn measure(cluster: &mut Cluster, params: &Params) -> Result<Outcome> {
         "client_cpu_s",
         json!(round(end.client.cpu_s - start.client.cpu_s, 2)),
     );
+    figures.put("commits", json!(commits));
     figures.put("measured_s", json!(round(wall.as_secs_f64(), 2)));
     figures.put("rss_mb", end.rss_mb());
     figures.put("join_s", json!(round(join_s, 2)));

@@ -38,20 +38,23 @@ pub struct Options {
 /// folder as this example (`target/release/examples/loadgen` →
 /// `target/release/recess`).
 pub fn recess_binary(given: Option<&Path>) -> Result<PathBuf> {
-    let candidate = match given {
-        Some(p) => p.to_path_buf(),
-        None => {
-            let exe = std::env::current_exe()?;
-            match exe.parent().and_then(Path::parent) {
-                Some(profile) => profile.join("recess"),
-                None => bail!("cannot locate the recess binary; pass --bin PATH"),
-            }
+    if let Some(path) = given {
+        if !path.is_file() {
+            bail!("{} does not exist (--bin)", path.display());
         }
+        return Ok(path.to_path_buf());
+    }
+    let exe = std::env::current_exe()?;
+    let Some(profile) = exe.parent().and_then(Path::parent) else {
+        bail!("cannot locate the recess binary; pass --bin PATH");
     };
+    let candidate = profile.join("recess");
     if !candidate.is_file() {
+        let release = profile.file_name().is_some_and(|n| n == "release");
         bail!(
-            "{} does not exist: build the server first with `cargo build --release --bin recess` (or pass --bin PATH)",
-            candidate.display()
+            "{} does not exist: build the server first with `cargo build{} --bin recess` (or pass --bin PATH)",
+            candidate.display(),
+            if release { " --release" } else { "" }
         );
     }
     Ok(candidate)

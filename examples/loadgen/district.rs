@@ -198,6 +198,7 @@ async fn measure(cluster: &mut Cluster, params: &Params) -> Result<Outcome> {
     cluster.start_profiling("district").await?;
     let start = cluster.usage()?;
     let deliveries_before = cluster::metric_sum(&addrs, "recess_deliveries_total").await;
+    let commits_before = cluster::metric_sum(&addrs, "recess_snapshot_writes_total").await;
     let t0 = Instant::now();
     let _ = start_tx.send(Some(t0));
     let per_question = Duration::from_secs_f64(params.time_limit) + params.reveal;
@@ -223,6 +224,8 @@ async fn measure(cluster: &mut Cluster, params: &Params) -> Result<Outcome> {
     cluster.check_alive()?;
     let server_deliveries =
         cluster::metric_sum(&addrs, "recess_deliveries_total").await - deliveries_before;
+    let commits =
+        cluster::metric_sum(&addrs, "recess_snapshot_writes_total").await - commits_before;
     stop.cancel();
 
     let mut total = Report::default();
@@ -272,6 +275,7 @@ async fn measure(cluster: &mut Cluster, params: &Params) -> Result<Outcome> {
         json!(per(server_cpu, server_deliveries)),
     );
     figures.put("server_deliveries", json!(server_deliveries));
+    figures.put("commits", json!(commits));
     figures.extend(total.acks.summary("ack_"));
     figures.put(
         "client_cpu_s",

@@ -187,7 +187,7 @@ fn main() -> ExitCode {
                 Ok(r) => r,
                 Err(_) => Err(format!("gave up after {} s (--max-seconds)", cli.max_seconds).into()),
             },
-            _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+            signal = stop_signal() => Err(format!("stopped by {signal}").into()),
         }
     });
     // Client tasks still running are dropped with the runtime; the processes
@@ -207,6 +207,24 @@ fn main() -> ExitCode {
             eprintln!("loadgen: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Waits for Ctrl-C, SIGTERM or SIGHUP, so that `run` is dropped and every
+/// process it started is stopped before the tool exits.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "Ctrl-C";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        _ = term.recv() => "SIGTERM",
+        _ = hup.recv() => "SIGHUP",
     }
 }
 

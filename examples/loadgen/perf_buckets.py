@@ -19,7 +19,7 @@ BUCKETS = [
     ("view diff (session::view::diff)", ["view::diff"]),
     ("view() calls + Lua->JSON (GameVm::view)", ["GameVm::view"]),
     ("view pass, rest (grouping, encode)", ["SessionActor::view_pass"]),
-    ("sled apply_batch (on a tokio worker)", ["apply_batch"]),
+    ("sled apply_batch", ["apply_batch"]),
     ("sled flush/io threads", ["sled::"]),
     ("Lua handlers (action/join/timer/event)", ["GameVm::action", "GameVm::join", "player_call", "GameVm::timer", "GameVm::event", "GameVm::named_call", "GameVm::call"]),
     ("fanout deliver (try_send to writers)", ["Fanout::deliver"]),

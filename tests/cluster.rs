@@ -39,6 +39,26 @@ impl Cluster {
     }
 }
 
+/// What a host's welcome says about its new session.
+struct Hosted {
+    session: String,
+    code: String,
+    token: String,
+}
+
+/// Connects to `addr` and hosts a chat session there.
+async fn host_chat(addr: SocketAddr) -> (Client, Hosted) {
+    let mut host = Client::connect(addr).await;
+    let w = host.host("chat", json!({})).await;
+    let field = |k: &str| w[k].as_str().unwrap().to_owned();
+    let hosted = Hosted {
+        session: field("session"),
+        code: field("code"),
+        token: field("token"),
+    };
+    (host, hosted)
+}
+
 /// The message events a client received in a session: (seq, text).
 fn messages(c: &Client, session: &str) -> Vec<(u64, String)> {
     c.log
@@ -81,10 +101,7 @@ async fn players_through_nginx_reconnect_to_other_nodes_and_miss_nothing() {
     ];
     let nginx = Nginx::start(&nodes.iter().map(|n| n.addr).collect::<Vec<_>>()).await;
 
-    let mut host = Client::connect(nginx.addr).await;
-    let w = host.host("chat", json!({})).await;
-    let session = w["session"].as_str().unwrap().to_owned();
-    let code = w["code"].as_str().unwrap().to_owned();
+    let (mut host, Hosted { session, code, .. }) = host_chat(nginx.addr).await;
 
     let mut players = Vec::new();
     for i in 0..6 {
@@ -219,10 +236,7 @@ async fn redis_restart_mid_game() {
     let mut cluster = Cluster::start().await;
     let a = cluster.node("a").await;
     let b = cluster.node("b").await;
-    let mut host = Client::connect(a.addr).await;
-    let w = host.host("chat", json!({})).await;
-    let session = w["session"].as_str().unwrap().to_owned();
-    let code = w["code"].as_str().unwrap().to_owned();
+    let (mut host, Hosted { session, code, .. }) = host_chat(a.addr).await;
     let mut on_b = Client::connect(b.addr).await;
     let b_token = on_b.join(&code, "Bea").await["token"]
         .as_str()
@@ -294,10 +308,7 @@ async fn sigterm_hands_sessions_over() {
     let mut cluster = Cluster::start().await;
     let a = cluster.node("a").await;
     let b = cluster.node("b").await;
-    let mut host = Client::connect(a.addr).await;
-    let w = host.host("chat", json!({})).await;
-    let session = w["session"].as_str().unwrap().to_owned();
-    let token = w["token"].as_str().unwrap().to_owned();
+    let (mut host, Hosted { session, token, .. }) = host_chat(a.addr).await;
     assert_eq!(
         host.act(&session, "send", json!({"text": "one"})).await["type"],
         "ack"

@@ -131,26 +131,8 @@ impl SessionActor {
         let vm = GameVm::new(new.rules.clone(), node.config.limits(), &new.id, counters)
             .map_err(script_failure)?;
         let now = now_ms();
-        let mut actor = SessionActor {
-            id: new.id,
-            code: new.code,
-            game: new.rules.game.clone(),
-            vm,
-            members: IndexMap::new(),
-            seq: 0,
-            log: ReplayLog::new(node.config.replay_window),
-            timers: BTreeMap::new(),
-            ended: None,
-            created_ms: now,
-            active_ms: now,
-            views_dirty: false,
-            last_view_pass: Instant::now(),
-            failed_version: None,
-            resync: false,
-            relinquished: false,
-            node,
-            batch: Batch::default(),
-        };
+        let mut actor =
+            SessionActor::fresh(node, new.id, new.code, new.rules.game.clone(), vm, now);
         let host = Member {
             id: new.host.clone(),
             name: "Host".to_owned(),
@@ -215,32 +197,57 @@ impl SessionActor {
             };
             members.insert(id, member);
         }
-        let mut log = ReplayLog::new(node.config.replay_window);
-        for m in stored.messages {
-            log.push(m);
-        }
-        let mut actor = SessionActor {
-            id: snap.id.as_str().into(),
-            code: snap.code,
-            game: snap.game,
+        let mut actor = SessionActor::fresh(
+            node,
+            snap.id.as_str().into(),
+            snap.code,
+            snap.game,
             vm,
-            members,
-            seq: snap.seq,
-            log,
-            timers: snap.timers.into_iter().map(|t| (t.id, t)).collect(),
-            ended: snap.ended,
-            created_ms: snap.created_ms,
-            active_ms: snap.active_ms,
-            views_dirty: true,
+            snap.created_ms,
+        );
+        for m in stored.messages {
+            actor.log.push(m);
+        }
+        actor.members = members;
+        actor.seq = snap.seq;
+        actor.timers = snap.timers.into_iter().map(|t| (t.id, t)).collect();
+        actor.ended = snap.ended;
+        actor.active_ms = snap.active_ms;
+        // What members last saw was stored; recompute once in case it lags.
+        actor.views_dirty = true;
+        actor.sync_players();
+        Ok(actor)
+    }
+
+    /// An actor with no members, messages or timers yet.
+    fn fresh(
+        node: Arc<Node>,
+        id: SessionId,
+        code: String,
+        game: String,
+        vm: GameVm,
+        created_ms: i64,
+    ) -> Self {
+        SessionActor {
+            id,
+            code,
+            game,
+            vm,
+            members: IndexMap::new(),
+            seq: 0,
+            log: ReplayLog::new(node.config.replay_window),
+            timers: BTreeMap::new(),
+            ended: None,
+            created_ms,
+            active_ms: created_ms,
+            views_dirty: false,
             last_view_pass: Instant::now(),
             failed_version: None,
             resync: false,
             relinquished: false,
             node,
             batch: Batch::default(),
-        };
-        actor.sync_players();
-        Ok(actor)
+        }
     }
 
     pub fn id(&self) -> &SessionId {

@@ -422,12 +422,12 @@ struct Player {
 impl Player {
     async fn run(mut self) -> Report {
         let mut report = Report::default();
-        let joined = async {
-            let _permit = self.gate.acquire().await?;
-            let mut socket = ws::connect(self.addr).await?;
-            ws::join(&mut socket, &self.code, &format!("p{}", self.index)).await?;
-            Ok::<_, crate::Error>(socket)
-        }
+        let joined = ws::connect_and_join(
+            &self.gate,
+            self.addr,
+            &self.code,
+            &format!("p{}", self.index),
+        )
         .await;
         let mut socket = match joined {
             Ok(s) => s,

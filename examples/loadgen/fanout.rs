@@ -320,12 +320,12 @@ impl Player {
             other_frames: 0,
             error: None,
         };
-        let joined = async {
-            let _permit = self.gate.acquire().await?;
-            let mut socket = ws::connect(self.addr).await?;
-            ws::join(&mut socket, &self.code, &format!("p{}", self.index)).await?;
-            Ok::<_, crate::Error>(socket)
-        }
+        let joined = ws::connect_and_join(
+            &self.gate,
+            self.addr,
+            &self.code,
+            &format!("p{}", self.index),
+        )
         .await;
         let mut socket = match joined {
             Ok(s) => {

@@ -88,6 +88,20 @@ pub async fn join(ws: &mut Ws, code: &str, name: &str) -> Result<Value> {
     welcome(ws).await
 }
 
+/// Connects and joins as `name`, holding a permit of `gate` while doing it
+/// (so thousands of players do not all connect at once).
+pub async fn connect_and_join(
+    gate: &tokio::sync::Semaphore,
+    addr: SocketAddr,
+    code: &str,
+    name: &str,
+) -> Result<Ws> {
+    let _permit = gate.acquire().await?;
+    let mut socket = connect(addr).await?;
+    join(&mut socket, code, name).await?;
+    Ok(socket)
+}
+
 /// `host` a game; returns the welcome (with `session` and `code`).
 pub async fn host(ws: &mut Ws, game: &str, params: &Value) -> Result<Value> {
     send(ws, &json!({"type": "host", "game": game, "params": params})).await?;

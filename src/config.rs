@@ -27,7 +27,8 @@ pub struct Config {
     /// the node runs alone with the in-process bus.
     #[arg(long, env = "RECESS_REDIS")]
     pub redis: Option<String>,
-    /// This node's name in the cluster (defaults to a random one).
+    /// This node's name in the cluster; each process adds a random suffix
+    /// (its instance name), so a restarted node is a new instance.
     #[arg(long, env = "RECESS_NODE_ID")]
     pub node_id: Option<String>,
     /// When set, `host` frames must carry this `key`.
@@ -68,6 +69,9 @@ pub struct Config {
     /// sled page cache, in MiB.
     #[arg(long, env = "RECESS_SLED_CACHE_MB", default_value_t = 64)]
     pub sled_cache_mb: u64,
+    /// Runtime worker threads (sessions, sockets); 0 means one per core.
+    #[arg(long, env = "RECESS_THREADS", default_value_t = 0)]
+    pub threads: usize,
 }
 
 impl Config {
@@ -103,6 +107,7 @@ impl Config {
             ended_ttl_min: 60,
             idle_ttl_h: 24,
             sled_cache_mb: 64,
+            threads: 0,
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cluster::redis::{RedisBus, RedisCluster};
+use crate::cluster::redis::{Claim, RedisBus, RedisCluster};
 use crate::cluster::wire::{RemoteCommand, RemoteReply};
 use crate::cluster::{Bus, LocalBus};
 use crate::config::Config;
@@ -186,7 +186,7 @@ impl Node {
         };
         let code = self.claim_code(&id).await?;
         if let Some(c) = &self.cluster
-            && !c.claim(&id).await?
+            && !c.claim(&id, Claim::Create).await?
         {
             self.release_code(&code).await;
             return Err(ProtocolError::new(
@@ -238,7 +238,7 @@ impl Node {
         for mut session in stored {
             let id = session.snapshot.id.clone();
             if let Some(c) = &self.cluster {
-                match c.claim(&id).await {
+                match c.claim(&id, Claim::Restore).await {
                     Ok(true) => {}
                     _ => continue,
                 }
@@ -275,8 +275,9 @@ impl Node {
         self.spawn(actor);
     }
 
-    /// Takes over a session whose owner is gone: claims its lease, restores it
-    /// from Redis and tells every node. Returns whether it is owned here now.
+    /// Takes over a session whose owner is gone: claims it (only if its
+    /// owner's heartbeat is gone), restores it from Redis and tells every
+    /// node. Returns whether it is owned here now.
     pub async fn take_over(self: &Arc<Self>, session: &str) -> bool {
         let Some(cluster) = &self.cluster else {
             return self.owns(session);
@@ -285,12 +286,9 @@ impl Node {
         if self.owns(session) {
             return true;
         }
-        // Only a session Redis still has a copy of can be taken over; claim
-        // it, then read it again (its last owner may have committed since).
-        if !matches!(cluster.load(session).await, Ok(Some(_))) {
-            return false;
-        }
-        if !matches!(cluster.claim(session).await, Ok(true)) {
+        // Claimed first, then read: the last owner's commits all landed
+        // before the claim, and none can land after it.
+        if !matches!(cluster.claim(session, Claim::Adopt).await, Ok(true)) {
             return false;
         }
         let stored = match cluster.load(session).await {

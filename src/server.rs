@@ -105,10 +105,14 @@ impl Server {
         let cluster = match &config.redis {
             None => None,
             Some(url) => {
-                let node_id = config
-                    .node_id
-                    .clone()
-                    .unwrap_or_else(|| format!("node-{}", crate::session::random_id(6)));
+                // One name per process: a restarted node is a new instance,
+                // which takes its old sessions back only once the old
+                // instance's heartbeat is gone.
+                let node_id = format!(
+                    "{}-{}",
+                    config.node_id.as_deref().unwrap_or("node"),
+                    crate::session::random_id(6)
+                );
                 let (cluster, pushes) = RedisCluster::connect(
                     url,
                     node_id,
@@ -164,6 +168,9 @@ impl Server {
         self.node.shutdown.cancel();
         self.node.tasks.close();
         self.node.tasks.wait().await;
+        if let Some(cluster) = &self.node.cluster {
+            cluster.leave().await;
+        }
     }
 }
 

@@ -156,6 +156,78 @@ async fn players_through_nginx_reconnect_to_other_nodes_and_miss_nothing() {
     }
 }
 
+/// A game whose `spin` action keeps the node's CPU busy for a while.
+const SPIN_GAME: &str = r#"
+return {
+  init = function(ctx, params) return { spins = 0 } end,
+  action = function(state, ctx, player, name, data)
+    local x = 0
+    for i = 1, data.n do x = x + i % 7 end
+    state.spins = state.spins + 1
+  end,
+  view = function(state, player) return { spins = state.spins } end,
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_busy_running_scripts_keeps_its_sessions() {
+    let mut cluster = Cluster::start().await;
+    std::fs::write(cluster.games.path().join("spin.lua"), SPIN_GAME).unwrap();
+    // One runtime thread on the owner, so the scripts below leave it no
+    // time for anything else for several seconds (longer than the 2 s
+    // heartbeat), as a node saturated by many classrooms would be.
+    let data = tempfile::tempdir().unwrap();
+    let url = cluster.redis.url();
+    let a = Process::spawn(
+        cluster.games.path(),
+        data.path(),
+        &["--redis", &url, "--node-id", "a", "--threads", "1"],
+    )
+    .await;
+    let b = cluster.node("b").await;
+
+    let mut host = Client::connect(a.addr).await;
+    let w = host.host("spin", json!({})).await;
+    let session = w["session"].as_str().unwrap().to_owned();
+    let summary = |addr| {
+        let session = session.clone();
+        async move {
+            let (status, body) =
+                common::http(addr, "GET", &format!("/api/sessions/{session}"), None).await;
+            assert_eq!(status, 200, "{body}");
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            body["owner"].as_str().unwrap().to_owned()
+        }
+    };
+    let owner = summary(a.addr).await;
+    assert!(owner.starts_with('a'), "{owner}");
+
+    // Twelve expensive actions at once: they are handled in one batch, so
+    // the owner's only runtime thread runs Lua for seconds without a break.
+    const SPINS: usize = 12;
+    let started = Instant::now();
+    for i in 0..SPINS {
+        host.send(json!({"type": "action", "session": session, "name": "spin",
+            "data": {"n": 5_000_000}, "ref": format!("s{i}")}))
+            .await;
+    }
+    for i in 0..SPINS {
+        let reply = host
+            .recv_until(|v| v["ref"] == format!("s{i}") || v["type"] == "error")
+            .await;
+        assert_eq!(reply["type"], "ack", "{reply}");
+    }
+    println!("the owner was busy for {:?}", started.elapsed());
+    // Nobody took the session over: both nodes still see A as its owner,
+    // and it keeps serving.
+    assert_eq!(summary(a.addr).await, owner);
+    assert_eq!(summary(b.addr).await, owner);
+    let view = host.recv_until(|v| v["type"] == "view").await;
+    assert!(view.to_string().contains("spins"), "{view}");
+    a.kill().await;
+    b.kill().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_owner_mid_quiz() {
     let mut cluster = Cluster::start().await;

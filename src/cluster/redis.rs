@@ -1,23 +1,35 @@
 //! The Redis bus: several nodes, one Redis, sessions that survive a node.
 //!
 //! What lives in Redis (all keys prefixed `recess:`; no TTL unless stated):
-//! - `owner:{session}` → node id, the owner's lease (`PX` = `LEASE`, renewed
-//!   every `RENEW_EVERY` by the owner);
+//! - `alive:{instance}` → the heartbeat of one running node process (`PX`
+//!   = `HEARTBEAT_TTL`, renewed every `BEAT_EVERY` from a thread of its own);
+//! - `instances` → set of node instances that may own sessions;
+//! - `owner:{session}` → the instance that owns the session; it stays the
+//!   owner for as long as its heartbeat lives;
+//! - `owned:{instance}` → set of the sessions that instance owns, so a dead
+//!   instance's sessions are found without scanning every session;
+//! - `orphans` → sessions given up by their owner (graceful shutdown);
 //! - `snap:{session}` → the session snapshot (JSON, as in sled);
 //! - `log:{session}` → list of the replay window's messages, oldest first;
 //! - `views:{session}` → hash member → the view that member last received;
 //! - `code:{code}` → session id; `sessions` → set of every live session id.
 //!
 //! Channels: `recess:s:{session}` carries each committed batch of a session's
-//! messages to the nodes following it; `recess:n:{node}` carries forwarded
+//! messages to the nodes following it; `recess:n:{instance}` carries forwarded
 //! commands and their replies; `recess:takeover` announces a new owner.
 //!
 //! The owner writes a batch (snapshot, messages, views) and publishes it in
-//! one Lua script that first checks the lease, so a node that lost its lease
-//! can never overwrite the new owner's session, and nothing is acknowledged
+//! one Lua script that first checks ownership, so a node that lost a session
+//! can never overwrite the new owner's copy, and nothing is acknowledged
 //! before the batch is in Redis.
+//!
+//! Architecture Invariant: a session is taken over only when its owner's
+//! heartbeat is gone. The heartbeat runs on its own thread and Redis
+//! connection, so a node whose runtime is saturated by game scripts keeps its
+//! sessions; it stops beating only when its runtime has made no progress for
+//! `RUNTIME_STALL` (a hung node), or when it cannot reach Redis.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -40,22 +52,31 @@ use crate::store::{
     SessionSnapshot, SessionWrite, Store, StoredSession, decode_message, encode_message,
 };
 
-/// How long an owner's lease lasts without renewal: a dead owner's sessions
-/// are taken over this long after its last renewal (plus one scan).
-pub const LEASE: Duration = Duration::from_millis(2000);
-/// How often owners renew their leases and nodes look for orphaned sessions.
-pub const RENEW_EVERY: Duration = Duration::from_millis(500);
-/// How long a forwarded command waits for the owner's reply.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a node's heartbeat lives without renewal: a dead node's
+/// sessions are taken over this long after its last beat (plus one scan).
+pub const HEARTBEAT_TTL: Duration = Duration::from_millis(2000);
+/// How often the heartbeat thread renews the heartbeat.
+const BEAT_EVERY: Duration = Duration::from_millis(500);
+/// How often nodes look for sessions whose owner is gone.
+const SCAN_EVERY: Duration = Duration::from_millis(500);
+/// A runtime that has not ticked for this long is hung, not busy: the
+/// heartbeat stops, so other nodes take its sessions over.
+const RUNTIME_STALL: Duration = Duration::from_secs(10);
+/// How long a forwarded command waits for the owner's reply before checking
+/// that the owner is still alive; a live owner is waited for up to
+/// `FORWARD_GIVE_UP`.
+const FORWARD_CHECK: Duration = Duration::from_secs(5);
+const FORWARD_GIVE_UP: Duration = Duration::from_secs(60);
 
 const COMMIT: &str = r#"
--- KEYS: owner, snap, log, views, sessions, code
--- ARGV: node, lease_ms, snapshot ('' = keep), window, channel, payload ('' = none),
+-- KEYS: owner, snap, log, views, sessions, code, owned (of this instance)
+-- ARGV: instance, (unused), snapshot ('' = keep), window, channel, payload ('' = none),
 --       full (1/0), session, code, n, messages..., m, (member, view)..., k, removed...
 local owner = redis.call('GET', KEYS[1])
 if owner ~= ARGV[1] then
   if owner then return 0 end
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  redis.call('SET', KEYS[1], ARGV[1])
+  redis.call('SADD', KEYS[7], ARGV[8])
 end
 if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3]) end
 if ARGV[7] == '1' then
@@ -75,34 +96,75 @@ if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
 return 1
 "#;
 
-const RENEW: &str = r#"
--- KEYS: owner keys; ARGV: node, lease_ms. Per key: 1 renewed, 2 reclaimed (Redis lost it), 0 lost.
-local out = {}
-for i, k in ipairs(KEYS) do
-  local v = redis.call('GET', k)
-  if v == ARGV[1] then
-    redis.call('PEXPIRE', k, ARGV[2]); out[i] = 1
-  elseif not v then
-    redis.call('SET', k, ARGV[1], 'PX', ARGV[2]); out[i] = 2
-  else
-    out[i] = 0
-  end
+const CLAIM: &str = r#"
+-- KEYS: owner, snap, orphans, owned (of this instance)
+-- ARGV: instance, session, mode: 'create' (nobody may own it), 'restore' (a
+-- stored copy of ours: claim unless a live instance owns it), 'adopt' (a
+-- takeover: as restore, and Redis must hold the session).
+-- Returns 1 claimed (or already ours), 0 a live instance owns it, -1 gone.
+local owner = redis.call('GET', KEYS[1])
+if owner == ARGV[1] then return 1 end
+if ARGV[3] == 'adopt' and redis.call('EXISTS', KEYS[2]) == 0 then
+  if owner then redis.call('SREM', 'recess:owned:' .. owner, ARGV[2]) end
+  redis.call('SREM', KEYS[3], ARGV[2])
+  return -1
 end
-return out
+if owner then
+  if ARGV[3] == 'create' then return 0 end
+  if redis.call('EXISTS', 'recess:alive:' .. owner) == 1 then return 0 end
+  redis.call('SREM', 'recess:owned:' .. owner, ARGV[2])
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[2])
+redis.call('SREM', KEYS[3], ARGV[2])
+return 1
+"#;
+
+const OWNER: &str = r#"
+-- KEYS: owner. Returns the owning instance if its heartbeat lives, else nil.
+local owner = redis.call('GET', KEYS[1])
+if owner and redis.call('EXISTS', 'recess:alive:' .. owner) == 1 then return owner end
+return false
+"#;
+
+const HEARTBEAT: &str = r#"
+-- KEYS: alive (of this instance), instances; ARGV: instance, ttl_ms.
+-- Returns 1 renewed, 2 (re)started: the heartbeat had lapsed or never ran.
+if redis.call('PEXPIRE', KEYS[1], ARGV[2]) == 1 then return 1 end
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 2
 "#;
 
 const RELEASE: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+-- KEYS: owner, orphans, owned (of this instance); ARGV: instance, session
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[3], ARGV[2])
+  redis.call('SADD', KEYS[2], ARGV[2])
+  return 1
+end
 return 0
 "#;
 
 const REMOVE: &str = r#"
--- KEYS: owner, snap, log, views, sessions, code; ARGV: node, session
+-- KEYS: owner, snap, log, views, sessions, code, orphans; ARGV: instance, session
 local owner = redis.call('GET', KEYS[1])
 if owner and owner ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 if redis.call('GET', KEYS[6]) == ARGV[2] then redis.call('DEL', KEYS[6]) end
 redis.call('SREM', KEYS[5], ARGV[2])
+redis.call('SREM', KEYS[7], ARGV[2])
+if owner then redis.call('SREM', 'recess:owned:' .. owner, ARGV[2]) end
+return 1
+"#;
+
+const FORGET_INSTANCE: &str = r#"
+-- KEYS: alive, owned (of a dead instance), instances; ARGV: instance.
+-- Drops a dead instance once it owns nothing.
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('SCARD', KEYS[2]) > 0 then return 0 end
+redis.call('SREM', KEYS[3], ARGV[1])
 return 1
 "#;
 
@@ -110,10 +172,15 @@ fn key(kind: &str, id: &str) -> String {
     format!("recess:{kind}:{id}")
 }
 const SESSIONS: &str = "recess:sessions";
+const INSTANCES: &str = "recess:instances";
+const ORPHANS: &str = "recess:orphans";
 const TAKEOVER: &str = "recess:takeover";
 
 /// One node's link to the cluster.
 pub struct RedisCluster {
+    /// This process's name in the cluster (`--node-id` plus a per-process
+    /// suffix, so a restarted node is a new instance): it owns sessions,
+    /// beats, and receives forwarded commands under this name.
     node_id: String,
     /// Commands, scripts and publishes.
     cmd: ConnectionManager,
@@ -141,10 +208,50 @@ pub struct RedisCluster {
     node: OnceLock<Weak<Node>>,
     /// Serializes takeovers so one session is restored once.
     takeover: tokio::sync::Mutex<()>,
+    /// The heartbeat thread; `leave` stops it, and so does dropping it.
+    heartbeat: Mutex<Option<Heartbeat>>,
+    /// Woken by the heartbeat thread when the heartbeat had lapsed: this
+    /// node checks which of its sessions are still its own.
+    lapsed: Arc<tokio::sync::Notify>,
+    /// When the runtime last ran the scan loop (ms since `started`), so the
+    /// heartbeat thread can tell a busy runtime from a hung one.
+    runtime_tick: Arc<AtomicU64>,
+    started: std::time::Instant,
     commit_script: Script,
-    renew_script: Script,
+    claim_script: Script,
+    owner_script: Script,
     release_script: Script,
     remove_script: Script,
+    forget_script: Script,
+}
+
+/// How a node claims a session (see the `CLAIM` script).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// A new session: only if nobody owns the id.
+    Create,
+    /// A session from this node's own store, at start-up.
+    Restore,
+    /// A takeover of a session whose owner is gone.
+    Adopt,
+}
+
+impl Claim {
+    fn as_arg(self) -> &'static str {
+        match self {
+            Claim::Create => "create",
+            Claim::Restore => "restore",
+            Claim::Adopt => "adopt",
+        }
+    }
+}
+
+/// The handle of the heartbeat thread.
+struct Heartbeat {
+    /// `Some(())` asks the thread to end the heartbeat (graceful leave);
+    /// dropping the sender just stops it.
+    stop: std::sync::mpsc::Sender<()>,
+    done: Option<oneshot::Receiver<()>>,
 }
 
 /// Adds `protocol=resp3` (needed for pushes on a managed connection).
@@ -171,6 +278,7 @@ impl RedisCluster {
         metrics: Arc<Metrics>,
     ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<redis::PushInfo>), redis::RedisError> {
         let client = redis::Client::open(resp3_url(url))?;
+        let beat_client = redis::Client::open(url)?;
         let settings = ConnectionManagerConfig::new()
             .set_max_delay(Duration::from_millis(500))
             .set_number_of_retries(3)
@@ -203,17 +311,128 @@ impl RedisCluster {
             metrics,
             node: OnceLock::new(),
             takeover: tokio::sync::Mutex::new(()),
+            heartbeat: Mutex::new(None),
+            lapsed: Arc::new(tokio::sync::Notify::new()),
+            runtime_tick: Arc::new(AtomicU64::new(0)),
+            started: std::time::Instant::now(),
             commit_script: Script::new(COMMIT),
-            renew_script: Script::new(RENEW),
+            claim_script: Script::new(CLAIM),
+            owner_script: Script::new(OWNER),
             release_script: Script::new(RELEASE),
             remove_script: Script::new(REMOVE),
+            forget_script: Script::new(FORGET_INSTANCE),
         });
         {
             let mut sub = cluster.sub.lock().await;
             sub.subscribe(key("n", &cluster.node_id)).await?;
             sub.subscribe(TAKEOVER).await?;
         }
+        // The first beat, before this node claims anything.
+        let mut con = cluster.con();
+        let _: i64 = Script::new(HEARTBEAT)
+            .key(key("alive", &cluster.node_id))
+            .key(INSTANCES)
+            .arg(&cluster.node_id)
+            .arg(HEARTBEAT_TTL.as_millis() as u64)
+            .invoke_async(&mut con)
+            .await?;
+        let heartbeat = cluster.spawn_heartbeat(beat_client)?;
+        *cluster.heartbeat.lock().unwrap_or_else(|e| e.into_inner()) = Some(heartbeat);
         Ok((cluster, push_rx))
+    }
+
+    /// Starts the heartbeat thread: a plain thread with its own blocking
+    /// Redis connection, so no amount of work on the runtime delays a beat.
+    fn spawn_heartbeat(&self, client: redis::Client) -> Result<Heartbeat, redis::RedisError> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done) = oneshot::channel();
+        let instance = self.node_id.clone();
+        let lapsed = self.lapsed.clone();
+        let tick = self.runtime_tick.clone();
+        let started = self.started;
+        std::thread::Builder::new()
+            .name("recess-heartbeat".into())
+            .spawn(move || {
+                let beat = Script::new(HEARTBEAT);
+                let alive = key("alive", &instance);
+                let mut con: Option<redis::Connection> = None;
+                let mut stalled = false;
+                loop {
+                    match stopped.recv_timeout(BEAT_EVERY) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        Ok(()) => {
+                            if con.is_none() {
+                                con = connect_blocking(&client);
+                            }
+                            if let Some(c) = con.as_mut() {
+                                end_heartbeat(c, &instance);
+                            }
+                            break;
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                    let now = started.elapsed().as_millis() as u64;
+                    let last = tick.load(Ordering::Relaxed);
+                    if now.saturating_sub(last) > RUNTIME_STALL.as_millis() as u64 {
+                        if !stalled {
+                            tracing::error!(
+                                "the runtime has made no progress for {}s; no more heartbeats, so other nodes take this node's sessions over",
+                                RUNTIME_STALL.as_secs()
+                            );
+                        }
+                        stalled = true;
+                        continue;
+                    }
+                    stalled = false;
+                    if con.is_none() {
+                        con = connect_blocking(&client);
+                    }
+                    let Some(c) = con.as_mut() else { continue };
+                    let beaten: Result<i64, _> = beat
+                        .key(&alive)
+                        .key(INSTANCES)
+                        .arg(&instance)
+                        .arg(HEARTBEAT_TTL.as_millis() as u64)
+                        .invoke(c);
+                    match beaten {
+                        Ok(2) => {
+                            tracing::warn!("this node's heartbeat had lapsed; checking which sessions are still its own");
+                            lapsed.notify_one();
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::debug!(error = %e, "heartbeat failed");
+                            con = None;
+                        }
+                    }
+                }
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| {
+                redis::RedisError::from(std::io::Error::other(format!(
+                    "cannot start the heartbeat thread: {e}"
+                )))
+            })?;
+        Ok(Heartbeat {
+            stop,
+            done: Some(done),
+        })
+    }
+
+    /// Leaves the cluster (graceful shutdown, after every session was given
+    /// up): ends the heartbeat and forgets this instance.
+    pub async fn leave(&self) {
+        let heartbeat = self
+            .heartbeat
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(mut h) = heartbeat {
+            let _ = h.stop.send(());
+            if let Some(done) = h.done.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(3), done).await;
+            }
+        }
     }
 
     /// Starts the push dispatcher and the lease/takeover loop.
@@ -226,7 +445,7 @@ impl RedisCluster {
         node.tasks
             .spawn(self.clone().dispatch(pushes, node.shutdown.clone()));
         node.tasks
-            .spawn(self.clone().lease_loop(node.shutdown.clone()));
+            .spawn(self.clone().scan_loop(node.shutdown.clone()));
     }
 
     pub fn node_id(&self) -> &str {
@@ -259,7 +478,7 @@ impl RedisCluster {
             return true;
         }
         let at = *self.recovered_at.lock().unwrap_or_else(|e| e.into_inner());
-        at.is_some_and(|t| t.elapsed() < LEASE * 3)
+        at.is_some_and(|t| t.elapsed() < HEARTBEAT_TTL * 3)
     }
 
     fn con(&self) -> ConnectionManager {
@@ -307,26 +526,33 @@ impl RedisCluster {
 
     // ---- ownership --------------------------------------------------------
 
-    /// Takes the lease of a session nobody owns.
-    pub async fn claim(&self, session: &str) -> Result<bool, ProtocolError> {
+    /// Makes this node the owner of `session` (see [`Claim`]). Returns
+    /// whether it is ours now.
+    pub async fn claim(&self, session: &str, how: Claim) -> Result<bool, ProtocolError> {
         let mut con = self.con();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(key("owner", session))
+        let claimed: i64 = self
+            .claim_script
+            .key(key("owner", session))
+            .key(key("snap", session))
+            .key(ORPHANS)
+            .key(key("owned", &self.node_id))
             .arg(&self.node_id)
-            .arg("NX")
-            .arg("PX")
-            .arg(LEASE.as_millis() as u64)
-            .query_async(&mut con)
+            .arg(session)
+            .arg(how.as_arg())
+            .invoke_async(&mut con)
             .await
             .map_err(|e| self.unavailable(e))?;
-        Ok(set.is_some())
+        Ok(claimed == 1)
     }
 
-    /// The node that owns `session` now, if any.
+    /// The live node that owns `session` now, if any: an owner whose
+    /// heartbeat is gone counts as none.
     pub async fn owner(&self, session: &str) -> Result<Option<String>, ProtocolError> {
         let mut con = self.con();
-        let owner: Option<String> = con
-            .get(key("owner", session))
+        let owner: Option<String> = self
+            .owner_script
+            .key(key("owner", session))
+            .invoke_async(&mut con)
             .await
             .map_err(|e| self.unavailable(e))?;
         self.mark(true);
@@ -340,6 +566,13 @@ impl RedisCluster {
             }
         }
         Ok(owner)
+    }
+
+    /// Whether `instance`'s heartbeat lives.
+    async fn is_alive(&self, instance: &str) -> bool {
+        let mut con = self.con();
+        let alive: Result<bool, _> = con.exists(key("alive", instance)).await;
+        alive.unwrap_or(false)
     }
 
     /// The owner as last seen, or as Redis says now.
@@ -364,14 +597,17 @@ impl RedisCluster {
             .remove(session);
     }
 
-    /// Gives a session's lease up (graceful shutdown), so another node takes
-    /// it over at its next scan instead of waiting for the lease to expire.
+    /// Gives a session up (graceful shutdown, or a takeover that failed
+    /// here): it becomes an orphan that another node adopts at its next scan.
     pub async fn release(&self, session: &str) {
         let mut con = self.con();
         let _: Result<i64, _> = self
             .release_script
             .key(key("owner", session))
+            .key(ORPHANS)
+            .key(key("owned", &self.node_id))
             .arg(&self.node_id)
+            .arg(session)
             .invoke_async(&mut con)
             .await;
     }
@@ -510,22 +746,34 @@ impl RedisCluster {
             self.forget_owner(session);
             return Err(error);
         }
-        Ok(rx.map(|rx| PendingReply { id, rx }))
+        Ok(rx.map(|rx| PendingReply {
+            id,
+            owner: owner.to_owned(),
+            rx,
+        }))
     }
 
-    /// Waits for a forwarded command's reply.
+    /// Waits for a forwarded command's reply: for as long as the owner is
+    /// alive (a busy owner answers late, not never), up to `FORWARD_GIVE_UP`.
     pub async fn reply(
         &self,
         session: &str,
-        pending: PendingReply,
+        mut pending: PendingReply,
     ) -> Result<RemoteReply, ProtocolError> {
-        let reply = match tokio::time::timeout(FORWARD_TIMEOUT, pending.rx).await {
-            Ok(Ok(reply)) => Ok(reply),
-            _ => {
-                self.forget(pending.id);
-                Err(moving())
+        let give_up = tokio::time::Instant::now() + FORWARD_GIVE_UP;
+        let reply = loop {
+            match tokio::time::timeout(FORWARD_CHECK, &mut pending.rx).await {
+                Ok(Ok(reply)) => break Ok(reply),
+                Ok(Err(_)) => break Err(moving()),
+                Err(_)
+                    if tokio::time::Instant::now() < give_up
+                        && self.is_alive(&pending.owner).await => {}
+                Err(_) => break Err(moving()),
             }
         };
+        if reply.is_err() {
+            self.forget(pending.id);
+        }
         if matches!(&reply, Err(_) | Ok(RemoteReply::Failed { .. })) {
             self.forget_owner(session);
         }
@@ -625,7 +873,7 @@ impl RedisCluster {
                 let me = self.clone();
                 node.tasks.spawn(async move {
                     let reply = match handed {
-                        Ok(rx) => match tokio::time::timeout(FORWARD_TIMEOUT, rx).await {
+                        Ok(rx) => match tokio::time::timeout(FORWARD_GIVE_UP, rx).await {
                             Ok(Ok(reply)) => reply,
                             _ => RemoteReply::Failed {
                                 error: crate::node::unknown_session(),
@@ -681,20 +929,29 @@ impl RedisCluster {
         }
     }
 
-    /// Renews this node's leases and takes over sessions whose owner is gone.
-    async fn lease_loop(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
-        let mut tick = tokio::time::interval(RENEW_EVERY);
+    /// Every `SCAN_EVERY`: shows the heartbeat thread the runtime is alive,
+    /// keeps the subscription connection up, and adopts sessions whose
+    /// owner is gone. When the heartbeat had lapsed, checks this node's
+    /// sessions first.
+    async fn scan_loop(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(SCAN_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            let lapsed = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
+                _ = tick.tick() => false,
+                _ = self.lapsed.notified() => true,
+            };
+            self.runtime_tick
+                .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
             let Some(node) = self.node.get().and_then(Weak::upgrade) else {
                 return;
             };
+            if lapsed {
+                self.check_owned(&node).await;
+                continue;
+            }
             self.keep_subscribed().await;
-            self.renew(&node).await;
             self.adopt_orphans(&node).await;
         }
     }
@@ -710,62 +967,94 @@ impl RedisCluster {
         }
     }
 
-    async fn renew(&self, node: &Arc<Node>) {
+    /// After a lapse of the heartbeat (Redis was away or restarted, or this
+    /// node was cut off): sessions another node took meanwhile are given up,
+    /// sessions Redis lost are written back in full.
+    async fn check_owned(&self, node: &Arc<Node>) {
         let owned = node.owned_sessions();
         if owned.is_empty() {
-            // Still a cheap round trip, so reachability is known.
-            let mut con = self.con();
-            let ok: Result<String, _> = redis::cmd("PING").query_async(&mut con).await;
-            self.mark(ok.is_ok());
             return;
         }
-        let mut invocation = self.renew_script.prepare_invoke();
+        let mut pipe = redis::pipe();
         for s in &owned {
-            invocation.key(key("owner", s));
+            pipe.get(key("owner", s));
         }
-        invocation.arg(&self.node_id).arg(LEASE.as_millis() as u64);
         let mut con = self.con();
-        let result: Result<Vec<i64>, _> = invocation.invoke_async(&mut con).await;
-        let Ok(states) = result else {
+        let owners: Result<Vec<Option<String>>, _> = pipe.query_async(&mut con).await;
+        let Ok(owners) = owners else {
             self.mark(false);
+            // Try again at the next beat.
+            self.lapsed.notify_one();
             return;
         };
         self.mark(true);
-        for (session, state) in owned.iter().zip(states) {
-            match state {
-                2 => {
+        for (session, owner) in owned.iter().zip(owners) {
+            match owner {
+                Some(o) if o == self.node_id => {}
+                None => {
                     tracing::info!(session = %session, "Redis lost this session; writing it back");
                     let _ = node.send(session, Command::Resync).await;
                 }
-                0 => {
+                Some(_) => {
                     tracing::warn!(session = %session, "another node owns this session now; stopping here");
                     let _ = node.send(session, Command::Relinquish).await;
                 }
-                _ => {}
             }
         }
     }
 
+    /// Takes over the sessions of instances whose heartbeat is gone, and
+    /// sessions given up by their owner. Costs a few round trips per scan
+    /// whatever the number of sessions.
     async fn adopt_orphans(&self, node: &Arc<Node>) {
         let mut con = self.con();
-        let all: Result<HashSet<String>, _> = con.smembers(SESSIONS).await;
-        let Ok(all) = all else {
+        let instances: Result<Vec<String>, _> = con.smembers(INSTANCES).await;
+        let Ok(instances) = instances else {
+            self.mark(false);
             return;
         };
-        let candidates: Vec<String> = all.into_iter().filter(|s| !node.owns(s)).collect();
-        if candidates.is_empty() {
-            return;
+        self.mark(true);
+        let others: Vec<String> = instances
+            .into_iter()
+            .filter(|i| *i != self.node_id)
+            .collect();
+        if !others.is_empty() {
+            let mut pipe = redis::pipe();
+            for i in &others {
+                pipe.exists(key("alive", i));
+            }
+            let alive: Result<Vec<bool>, _> = pipe.query_async(&mut con).await;
+            let Ok(alive) = alive else {
+                return;
+            };
+            for (instance, alive) in others.iter().zip(alive) {
+                if alive {
+                    continue;
+                }
+                let owned: Result<Vec<String>, _> = con.smembers(key("owned", instance)).await;
+                let Ok(owned) = owned else {
+                    return;
+                };
+                if owned.is_empty() {
+                    let _: Result<i64, _> = self
+                        .forget_script
+                        .key(key("alive", instance))
+                        .key(key("owned", instance))
+                        .key(INSTANCES)
+                        .arg(instance)
+                        .invoke_async(&mut con)
+                        .await;
+                    continue;
+                }
+                tracing::info!(instance = %instance, sessions = owned.len(), "a node is gone; taking its sessions over");
+                for session in owned {
+                    node.take_over(&session).await;
+                }
+            }
         }
-        let mut pipe = redis::pipe();
-        for s in &candidates {
-            pipe.exists(key("owner", s));
-        }
-        let owned: Result<Vec<bool>, _> = pipe.query_async(&mut con).await;
-        let Ok(owned) = owned else {
-            return;
-        };
-        for (session, has_owner) in candidates.into_iter().zip(owned) {
-            if !has_owner {
+        let orphans: Result<Vec<String>, _> = con.smembers(ORPHANS).await;
+        for session in orphans.unwrap_or_default() {
+            if !node.owns(&session) {
                 node.take_over(&session).await;
             }
         }
@@ -798,9 +1087,10 @@ impl RedisCluster {
             .key(key("log", w.id))
             .key(key("views", w.id))
             .key(SESSIONS)
-            .key(key("code", w.code));
+            .key(key("code", w.code))
+            .key(key("owned", &self.node_id));
         inv.arg(&self.node_id)
-            .arg(LEASE.as_millis() as u64)
+            .arg(0)
             .arg(w.snapshot.as_deref().unwrap_or(b""))
             .arg(self.replay_window.max(1))
             .arg(key("s", w.id))
@@ -826,6 +1116,29 @@ impl RedisCluster {
     }
 }
 
+/// A blocking connection for the heartbeat thread, with short timeouts so a
+/// beat never waits long on a Redis that went away.
+fn connect_blocking(client: &redis::Client) -> Option<redis::Connection> {
+    let con = client
+        .get_connection_with_timeout(Duration::from_secs(1))
+        .ok()?;
+    con.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    con.set_write_timeout(Some(Duration::from_secs(1))).ok()?;
+    Some(con)
+}
+
+/// Ends this instance's heartbeat at once (graceful leave) and forgets the
+/// instance if it owns nothing any more.
+fn end_heartbeat(con: &mut redis::Connection, instance: &str) {
+    let _: Result<i64, _> = redis::cmd("DEL").arg(key("alive", instance)).query(con);
+    let _: Result<i64, _> = Script::new(FORGET_INSTANCE)
+        .key(key("alive", instance))
+        .key(key("owned", instance))
+        .key(INSTANCES)
+        .arg(instance)
+        .invoke(con);
+}
+
 fn bytes_of(v: &redis::Value) -> Option<&[u8]> {
     match v {
         redis::Value::BulkString(b) => Some(b),
@@ -837,6 +1150,8 @@ fn bytes_of(v: &redis::Value) -> Option<&[u8]> {
 /// A forwarded command's reply, still on its way.
 pub struct PendingReply {
     id: u64,
+    /// The instance the command went to, checked while the reply is late.
+    owner: String,
     rx: oneshot::Receiver<RemoteReply>,
 }
 
@@ -895,6 +1210,7 @@ impl Bus for RedisBus {
                 .key(key("views", session))
                 .key(SESSIONS)
                 .key(key("code", code))
+                .key(ORPHANS)
                 .arg(&c.node_id)
                 .arg(session)
                 .invoke_async(&mut con)

@@ -243,7 +243,7 @@ impl Node {
                     _ => continue,
                 }
                 if let Ok(Some(shared)) = c.load(&id).await
-                    && shared.snapshot.seq > session.snapshot.seq
+                    && shared.seq() > session.seq()
                 {
                     session = shared;
                 }

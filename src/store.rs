@@ -1,11 +1,18 @@
 //! The local snapshot store (sled): every session this node owns, so a node
 //! that restarts (even after `kill -9`) resumes its sessions.
 //!
-//! One tree, three kinds of keys, written together in one atomic batch and
+//! One tree, four kinds of keys, written together in one atomic batch and
 //! flushed before the owner acknowledges anything:
-//! - `s\0{session}` → the session snapshot (JSON [`SessionSnapshot`]);
+//! - `s\0{session}` → the session snapshot (JSON [`SessionSnapshot`]): game
+//!   state, timers, counters; rewritten only when a handler ran (or the rules
+//!   or the session's activity time changed), not for every message;
+//! - `p\0{session}\0{member}` → one member's record ([`MemberRecord`]),
+//!   written when that member joins or changes, removed when it goes;
 //! - `m\0{session}\0{seq:be64}` → one message of the replay window;
 //! - `v\0{session}\0{member}` → the view that member last received.
+//!
+//! A session's `seq` is the highest of the snapshot's and its messages': a
+//! batch of messages alone (a REST broadcast) does not rewrite the snapshot.
 //!
 //! Architecture Invariant: the store never interprets game state; it keeps
 //! bytes the session actor gave it.
@@ -36,8 +43,12 @@ pub struct SessionSnapshot {
     pub code: String,
     pub game: String,
     pub rules_version: String,
+    /// The `seq` when the snapshot was written; later messages raise it.
     pub seq: u64,
     pub state: Json,
+    /// Members as snapshots written before member records had keys of
+    /// their own held them; empty in new snapshots.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<MemberRecord>,
     pub timers: Vec<TimerRecord>,
     pub counters: VmCounters,
@@ -59,6 +70,9 @@ pub struct MemberRecord {
     pub welcomed: bool,
     #[serde(default)]
     pub join_nonce: Option<String>,
+    /// Position in the session's member list (join order).
+    #[serde(default)]
+    pub order: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,14 +98,55 @@ pub struct SessionWrite<'a> {
     /// Sequence numbers that fell out of the replay window.
     pub evicted: Vec<u64>,
     pub views: Vec<(&'a str, Vec<u8>)>,
+    /// Member records (JSON [`MemberRecord`]) that are new or changed.
+    pub members: Vec<(&'a str, Vec<u8>)>,
+    /// Members gone: their record and view are removed.
     pub removed_members: Vec<&'a str>,
 }
 
-/// A session as read back at start-up.
+/// A session as read back at start-up (or from Redis at a takeover).
 pub struct StoredSession {
     pub snapshot: SessionSnapshot,
+    /// In join order.
+    pub members: Vec<MemberRecord>,
     pub messages: Vec<Outgoing>,
     pub views: Vec<(String, Json)>,
+}
+
+impl StoredSession {
+    /// Puts the parts read back together: members in join order (from the
+    /// old snapshot format too), messages in `seq` order.
+    pub fn assemble(
+        mut snapshot: SessionSnapshot,
+        mut members: Vec<MemberRecord>,
+        mut messages: Vec<Outgoing>,
+        views: Vec<(String, Json)>,
+    ) -> StoredSession {
+        if members.is_empty() {
+            members = std::mem::take(&mut snapshot.members)
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| MemberRecord {
+                    order: i as u64,
+                    ..m
+                })
+                .collect();
+        }
+        members.sort_by_key(|m| m.order);
+        messages.sort_by_key(|m| m.seq);
+        StoredSession {
+            snapshot,
+            members,
+            messages,
+            views,
+        }
+    }
+
+    /// The session's last `seq`: its snapshot's or its newest message's.
+    pub fn seq(&self) -> u64 {
+        let newest = self.messages.last().map_or(0, |m| m.seq);
+        self.snapshot.seq.max(newest)
+    }
 }
 
 /// A batch for the writer thread, with the caller waiting for it.
@@ -170,15 +225,17 @@ impl Store {
             batch.remove(k);
         }
         let vprefix = key(b'v', w.id);
+        let pprefix = key(b'p', w.id);
+        let keyed = |prefix: &[u8], member: &str| [prefix, member.as_bytes()].concat();
         for (member, view) in &w.views {
-            let mut k = vprefix.clone();
-            k.extend_from_slice(member.as_bytes());
-            batch.insert(k, view.as_slice());
+            batch.insert(keyed(&vprefix, member), view.as_slice());
+        }
+        for (member, record) in &w.members {
+            batch.insert(keyed(&pprefix, member), record.as_slice());
         }
         for member in &w.removed_members {
-            let mut k = vprefix.clone();
-            k.extend_from_slice(member.as_bytes());
-            batch.remove(k);
+            batch.remove(keyed(&vprefix, member));
+            batch.remove(keyed(&pprefix, member));
         }
         self.write(Work::Apply(batch)).await
     }
@@ -203,11 +260,14 @@ impl Store {
             let mut messages = Vec::new();
             for entry in self.db.scan_prefix(key(b'm', &snapshot.id)) {
                 let (_, value) = entry?;
-                let m = decode_message(&value)?;
-                // A message newer than the snapshot was never acknowledged.
-                if m.seq <= snapshot.seq {
-                    messages.push(m);
-                }
+                messages.push(decode_message(&value)?);
+            }
+            let mut members = Vec::new();
+            for entry in self.db.scan_prefix(key(b'p', &snapshot.id)) {
+                let (_, value) = entry?;
+                let record: MemberRecord = serde_json::from_slice(&value)
+                    .map_err(|e| StoreError::Corrupt(format!("member record: {e}")))?;
+                members.push(record);
             }
             let mut views = Vec::new();
             let vprefix = key(b'v', &snapshot.id);
@@ -218,11 +278,7 @@ impl Store {
                     .map_err(|e| StoreError::Corrupt(format!("view of {member}: {e}")))?;
                 views.push((member, view));
             }
-            out.push(StoredSession {
-                snapshot,
-                messages,
-                views,
-            });
+            out.push(StoredSession::assemble(snapshot, members, messages, views));
         }
         Ok(out)
     }
@@ -261,7 +317,7 @@ fn delete_batch(db: &sled::Db, id: &str) -> Result<sled::Batch, StoreError> {
     let mut skey = key(b's', id);
     skey.pop();
     batch.remove(skey);
-    for prefix in [key(b'm', id), key(b'v', id)] {
+    for prefix in [key(b'm', id), key(b'v', id), key(b'p', id)] {
         for entry in db.scan_prefix(prefix) {
             let (k, _) = entry?;
             batch.remove(k);
@@ -326,6 +382,121 @@ pub fn decode_message(b: &[u8]) -> Result<Outgoing, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn snapshot(seq: u64, members: Vec<MemberRecord>) -> SessionSnapshot {
+        SessionSnapshot {
+            id: "s1".into(),
+            code: "ABCD".into(),
+            game: "chat".into(),
+            rules_version: "v".into(),
+            seq,
+            state: serde_json::json!({"n": 1}),
+            members,
+            timers: Vec::new(),
+            counters: VmCounters {
+                rng: 1,
+                next_timer: 0,
+            },
+            ended: None,
+            created_ms: 0,
+            active_ms: 0,
+        }
+    }
+
+    fn member(id: &str, order: u64) -> MemberRecord {
+        MemberRecord {
+            id: id.into(),
+            name: id.to_uppercase(),
+            role: Role::Player,
+            secret: "x".into(),
+            joined_seq: 0,
+            welcomed: true,
+            join_nonce: None,
+            order,
+        }
+    }
+
+    fn event(seq: u64) -> Outgoing {
+        Outgoing {
+            seq,
+            audience: Audience::All,
+            frame: format!(r#"{{"seq":{seq}}}"#).into(),
+            revoke: false,
+        }
+    }
+
+    /// Members have records of their own, and messages written without a
+    /// snapshot (a REST broadcast) still count: the session's `seq` is the
+    /// newest message's.
+    #[tokio::test]
+    async fn members_and_messages_written_without_a_snapshot_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let id: crate::session::SessionId = "s1".into();
+        let first = [event(1)];
+        let records = [member("pb", 1), member("pa", 0), member("pc", 2)];
+        let encoded: Vec<Vec<u8>> = records
+            .iter()
+            .map(|m| serde_json::to_vec(m).unwrap())
+            .collect();
+        store
+            .commit(&SessionWrite {
+                id: "s1",
+                session: &id,
+                code: "ABCD",
+                snapshot: Some(serde_json::to_vec(&snapshot(1, Vec::new())).unwrap()),
+                full: false,
+                messages: &first,
+                evicted: Vec::new(),
+                views: Vec::new(),
+                members: records
+                    .iter()
+                    .zip(&encoded)
+                    .map(|(m, e)| (m.id.as_str(), e.clone()))
+                    .collect(),
+                removed_members: Vec::new(),
+            })
+            .await
+            .unwrap();
+        // A batch of messages alone, and a member leaving.
+        let later = [event(2), event(3)];
+        store
+            .commit(&SessionWrite {
+                id: "s1",
+                session: &id,
+                code: "ABCD",
+                snapshot: None,
+                full: false,
+                messages: &later,
+                evicted: Vec::new(),
+                views: Vec::new(),
+                members: Vec::new(),
+                removed_members: vec!["pc"],
+            })
+            .await
+            .unwrap();
+        let stored = store.load_all().unwrap();
+        assert_eq!(stored.len(), 1);
+        let s = &stored[0];
+        assert_eq!(s.snapshot.seq, 1);
+        assert_eq!(s.seq(), 3);
+        assert_eq!(s.messages.len(), 3);
+        let ids: Vec<&str> = s.members.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["pa", "pb"], "join order, without the one who left");
+    }
+
+    /// A snapshot written before member records had keys of their own.
+    #[test]
+    fn members_inside_an_old_snapshot_are_read() {
+        let old = snapshot(5, vec![member("pz", 0), member("py", 0)]);
+        let text = serde_json::to_vec(&old).unwrap();
+        let back: SessionSnapshot = serde_json::from_slice(&text).unwrap();
+        let s = StoredSession::assemble(back, Vec::new(), Vec::new(), Vec::new());
+        let ids: Vec<&str> = s.members.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["pz", "py"]);
+        assert_eq!(s.seq(), 5);
+        assert!(s.snapshot.members.is_empty());
+    }
 
     #[test]
     fn messages_round_trip() {

@@ -52,7 +52,20 @@ async fn kill_9_and_restart_loses_nothing_acknowledged() {
             "ack"
         );
     }
+    // A backend rings a bell over REST: a message that changes no state.
+    let (status, body) = common::http(
+        node.addr,
+        "POST",
+        &format!("/api/sessions/{session}/broadcast"),
+        Some(&json!({"name": "bell", "data": {}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let bell: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let bell_seq = bell["seq"].as_u64().unwrap();
+    ana.recv_until(|v| v["name"] == "bell").await;
     let ana_last = ana.last_seq[&session];
+    assert_eq!(ana_last, bell_seq);
     let ana_view = ana.views[&session].clone();
     node.kill().await; // kill -9, right after the acks.
 
@@ -74,6 +87,12 @@ async fn kill_9_and_restart_loses_nothing_acknowledged() {
         .await;
     assert_eq!(texts(&bo, &session), ["m3", "m4", "m5"]);
     assert_eq!(view["messages"][4]["text"], "m5");
+    let bell = bo.recv_until(|v| v["name"] == "bell").await;
+    assert_eq!(
+        bell["seq"].as_u64(),
+        Some(bell_seq),
+        "the bell survived too"
+    );
 
     // Ana resumes at her last seq: only what came after it (a view patch the
     // session may have sent after her last ack), no message repeated.
@@ -111,7 +130,7 @@ async fn kill_9_and_restart_loses_nothing_acknowledged() {
         .recv_until(|v| v["name"] == "message" && v["data"]["text"] == "m6")
         .await;
     assert_eq!(m6["data"]["text"], "m6");
-    assert!(m6["seq"].as_u64().unwrap() > ana_last);
+    assert!(m6["seq"].as_u64().unwrap() > bell_seq, "no seq reused");
     assert!(
         texts(&ana, &session).iter().all(|t| t == "m6"),
         "nothing replayed twice to Ana"

@@ -10,6 +10,7 @@
 //!   instance's sessions are found without scanning every session;
 //! - `orphans` → sessions given up by their owner (graceful shutdown);
 //! - `snap:{session}` → the session snapshot (JSON, as in sled);
+//! - `members:{session}` → hash member → that member's record (JSON);
 //! - `log:{session}` → list of the replay window's messages, oldest first;
 //! - `views:{session}` → hash member → the view that member last received;
 //! - `code:{code}` → session id; `sessions` → set of every live session id.
@@ -69,9 +70,10 @@ const FORWARD_CHECK: Duration = Duration::from_secs(5);
 const FORWARD_GIVE_UP: Duration = Duration::from_secs(60);
 
 const COMMIT: &str = r#"
--- KEYS: owner, snap, log, views, sessions, code, owned (of this instance)
+-- KEYS: owner, snap, log, views, sessions, code, owned (of this instance), members
 -- ARGV: instance, (unused), snapshot ('' = keep), window, channel, payload ('' = none),
---       full (1/0), session, code, n, messages..., m, (member, view)..., k, removed...
+--       full (1/0), session, code, n, messages..., m, (member, view)...,
+--       p, (member, record)..., k, removed...
 local owner = redis.call('GET', KEYS[1])
 if owner ~= ARGV[1] then
   if owner then return 0 end
@@ -80,7 +82,7 @@ if owner ~= ARGV[1] then
 end
 if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3]) end
 if ARGV[7] == '1' then
-  redis.call('DEL', KEYS[3], KEYS[4])
+  redis.call('DEL', KEYS[3], KEYS[4], KEYS[8])
   redis.call('SET', KEYS[6], ARGV[8])
 end
 redis.call('SADD', KEYS[5], ARGV[8])
@@ -90,8 +92,12 @@ for _ = 1, n do redis.call('RPUSH', KEYS[3], ARGV[i]); i = i + 1 end
 if n > 0 then redis.call('LTRIM', KEYS[3], -tonumber(ARGV[4]), -1) end
 local m = tonumber(ARGV[i]); i = i + 1
 for _ = 1, m do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]); i = i + 2 end
+local p = tonumber(ARGV[i]); i = i + 1
+for _ = 1, p do redis.call('HSET', KEYS[8], ARGV[i], ARGV[i + 1]); i = i + 2 end
 local k = tonumber(ARGV[i]); i = i + 1
-for _ = 1, k do redis.call('HDEL', KEYS[4], ARGV[i]); i = i + 1 end
+for _ = 1, k do
+  redis.call('HDEL', KEYS[4], ARGV[i]); redis.call('HDEL', KEYS[8], ARGV[i]); i = i + 1
+end
 if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
 return 1
 "#;
@@ -148,10 +154,10 @@ return 0
 "#;
 
 const REMOVE: &str = r#"
--- KEYS: owner, snap, log, views, sessions, code, orphans; ARGV: instance, session
+-- KEYS: owner, snap, log, views, sessions, code, orphans, members; ARGV: instance, session
 local owner = redis.call('GET', KEYS[1])
 if owner and owner ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[8])
 if redis.call('GET', KEYS[6]) == ARGV[2] then redis.call('DEL', KEYS[6]) end
 redis.call('SREM', KEYS[5], ARGV[2])
 redis.call('SREM', KEYS[7], ARGV[2])
@@ -632,11 +638,7 @@ impl RedisCluster {
             .lrange(key("log", session), 0, -1)
             .await
             .map_err(|e| self.unavailable(e))?;
-        let messages = raw
-            .iter()
-            .filter_map(|b| decode_message(b).ok())
-            .filter(|m| m.seq <= snapshot.seq)
-            .collect();
+        let messages = raw.iter().filter_map(|b| decode_message(b).ok()).collect();
         let views: HashMap<String, Vec<u8>> = con
             .hgetall(key("views", session))
             .await
@@ -645,11 +647,17 @@ impl RedisCluster {
             .into_iter()
             .filter_map(|(k, v)| serde_json::from_slice(&v).ok().map(|v| (k, v)))
             .collect();
-        Ok(Some(StoredSession {
-            snapshot,
-            messages,
-            views,
-        }))
+        let members: HashMap<String, Vec<u8>> = con
+            .hgetall(key("members", session))
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let members = members
+            .values()
+            .filter_map(|v| serde_json::from_slice(v).ok())
+            .collect();
+        Ok(Some(StoredSession::assemble(
+            snapshot, members, messages, views,
+        )))
     }
 
     /// Tells every node that `session` has a new owner, so their sockets
@@ -1088,7 +1096,8 @@ impl RedisCluster {
             .key(key("views", w.id))
             .key(SESSIONS)
             .key(key("code", w.code))
-            .key(key("owned", &self.node_id));
+            .key(key("owned", &self.node_id))
+            .key(key("members", w.id));
         inv.arg(&self.node_id)
             .arg(0)
             .arg(w.snapshot.as_deref().unwrap_or(b""))
@@ -1105,6 +1114,10 @@ impl RedisCluster {
         inv.arg(w.views.len());
         for (member, view) in &w.views {
             inv.arg(*member).arg(view.as_slice());
+        }
+        inv.arg(w.members.len());
+        for (member, record) in &w.members {
+            inv.arg(*member).arg(record.as_slice());
         }
         inv.arg(w.removed_members.len());
         for member in &w.removed_members {
@@ -1211,6 +1224,7 @@ impl Bus for RedisBus {
                 .key(SESSIONS)
                 .key(key("code", code))
                 .key(ORPHANS)
+                .key(key("members", session))
                 .arg(&c.node_id)
                 .arg(session)
                 .invoke_async(&mut con)

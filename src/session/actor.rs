@@ -56,6 +56,8 @@ struct Member {
     view: Json,
     /// The client's join retry key (see `Command::Join`).
     join_nonce: Option<String>,
+    /// Join order, kept in the stored record so a restore keeps the order.
+    order: u64,
 }
 
 impl Member {
@@ -67,6 +69,19 @@ impl Member {
             connected: self.connections > 0,
         }
     }
+
+    fn record(&self) -> MemberRecord {
+        MemberRecord {
+            id: self.id.to_string(),
+            name: self.name.clone(),
+            role: self.role,
+            secret: self.secret.clone(),
+            joined_seq: self.joined_seq,
+            welcomed: self.welcomed,
+            join_nonce: self.join_nonce.clone(),
+            order: self.order,
+        }
+    }
 }
 
 /// What a batch produced, applied by `commit`.
@@ -76,12 +91,30 @@ struct Batch {
     messages: Vec<Outgoing>,
     evicted: Vec<u64>,
     views: Vec<MemberId>,
+    /// Members whose stored record is new or changed.
+    members: Vec<MemberId>,
     removed: Vec<MemberId>,
     /// Answers to send once the batch is durable.
     replies: Vec<Box<dyn FnOnce() + Send>>,
-    /// Something that the snapshot holds changed.
-    dirty: bool,
+    /// Something that the snapshot holds changed (a handler ran, the rules
+    /// changed, timers changed): the snapshot is rewritten.
+    state: bool,
 }
+
+impl Batch {
+    /// Whether the batch has nothing to store.
+    fn is_empty(&self) -> bool {
+        !self.state
+            && self.messages.is_empty()
+            && self.views.is_empty()
+            && self.members.is_empty()
+            && self.removed.is_empty()
+    }
+}
+
+/// How stale the stored activity time may get before a batch of messages
+/// alone rewrites the snapshot (it only matters for idle expiry).
+const ACTIVE_MS_SLACK: i64 = 60_000;
 
 /// Everything needed to create a session.
 pub struct NewSession {
@@ -107,6 +140,10 @@ pub struct SessionActor {
     ended: Option<Json>,
     created_ms: i64,
     active_ms: i64,
+    /// `active_ms` as of the last snapshot written.
+    stored_active_ms: i64,
+    /// The next member's `order`.
+    next_order: u64,
     views_dirty: bool,
     last_view_pass: Instant,
     /// A rules version this session failed to switch to; not retried.
@@ -143,7 +180,10 @@ impl SessionActor {
             connections: u32::from(new.host_attached),
             view: Json::Object(Default::default()),
             join_nonce: None,
+            order: 0,
         };
+        actor.next_order = 1;
+        actor.batch.members.push(host.id.clone());
         actor.members.insert(host.id.clone(), host);
         actor.sync_players();
         let outcome = actor.vm.init(&new.params, now).map_err(script_failure)?;
@@ -156,7 +196,7 @@ impl SessionActor {
         }
         actor.apply(joined.effects, now);
         let view = actor.vm.view(&host_info).map_err(script_failure)?;
-        actor.batch.dirty = true;
+        actor.batch.state = true;
         actor.batch.views.push(new.host.clone());
         let host = &mut actor.members[&new.host];
         host.view = view;
@@ -171,6 +211,7 @@ impl SessionActor {
         stored: StoredSession,
         rules: Arc<Rules>,
     ) -> Result<Self, String> {
+        let seq = stored.seq();
         let snap = stored.snapshot;
         let mut vm = GameVm::new(rules.clone(), node.config.limits(), &snap.id, snap.counters)
             .map_err(|e| e.message)?;
@@ -180,7 +221,9 @@ impl SessionActor {
         }
         let mut views: HashMap<String, Json> = stored.views.into_iter().collect();
         let mut members = IndexMap::new();
-        for m in snap.members {
+        let mut next_order = 0;
+        for m in stored.members {
+            next_order = next_order.max(m.order + 1);
             let id: MemberId = m.id.as_str().into();
             let member = Member {
                 view: views
@@ -194,6 +237,7 @@ impl SessionActor {
                 welcomed: m.welcomed,
                 connections: 0,
                 join_nonce: m.join_nonce,
+                order: m.order,
             };
             members.insert(id, member);
         }
@@ -209,10 +253,12 @@ impl SessionActor {
             actor.log.push(m);
         }
         actor.members = members;
-        actor.seq = snap.seq;
+        actor.next_order = next_order;
+        actor.seq = seq;
         actor.timers = snap.timers.into_iter().map(|t| (t.id, t)).collect();
         actor.ended = snap.ended;
         actor.active_ms = snap.active_ms;
+        actor.stored_active_ms = snap.active_ms;
         // What members last saw was stored; recompute once in case it lags.
         actor.views_dirty = true;
         actor.sync_players();
@@ -240,6 +286,8 @@ impl SessionActor {
             ended: None,
             created_ms,
             active_ms: created_ms,
+            stored_active_ms: created_ms,
+            next_order: 0,
             views_dirty: false,
             last_view_pass: Instant::now(),
             failed_version: None,
@@ -487,8 +535,10 @@ impl SessionActor {
                 connections: 1,
                 view: Json::Object(Default::default()),
                 join_nonce: nonce,
+                order: self.next_order,
             },
         );
+        self.next_order += 1;
         self.sync_players();
         let info = self.members[&member].info();
         self.refresh_rules();
@@ -519,7 +569,8 @@ impl SessionActor {
         m.view = view;
         m.joined_seq = joined_seq;
         self.batch.views.push(member.clone());
-        self.batch.dirty = true;
+        self.batch.members.push(member.clone());
+        self.batch.state = true;
         self.views_dirty = true;
         Ok(self.attached(&member, None))
     }
@@ -561,7 +612,7 @@ impl SessionActor {
                 let m = &mut self.members[member];
                 if !m.welcomed {
                     m.welcomed = true;
-                    self.batch.dirty = true;
+                    self.batch.members.push(member_id.clone());
                 }
                 self.attached(&member_id, Some(false))
             }
@@ -623,7 +674,7 @@ impl SessionActor {
             return Err(ProtocolError::new(ErrorCode::Refused, reason));
         }
         self.apply(outcome.effects, now);
-        self.batch.dirty = true;
+        self.batch.state = true;
         self.views_dirty = true;
         Ok(())
     }
@@ -637,7 +688,7 @@ impl SessionActor {
         self.members.shift_remove(member);
         self.sync_players();
         self.batch.removed.push(id.clone());
-        self.batch.dirty = true;
+        self.batch.state = true;
         self.views_dirty = true;
         if self.ended.is_some() {
             return;
@@ -664,7 +715,7 @@ impl SessionActor {
             let Some(timer) = self.timers.remove(&id) else {
                 continue;
             };
-            self.batch.dirty = true;
+            self.batch.state = true;
             if self.ended.is_some() {
                 continue;
             }
@@ -744,7 +795,7 @@ impl SessionActor {
                 }
             }
         }
-        self.batch.dirty = true;
+        self.batch.state = true;
     }
 
     /// Sends each member the patch from its last view to its current one.
@@ -801,7 +852,6 @@ impl SessionActor {
             self.batch.evicted.push(evicted.seq);
         }
         self.batch.messages.push(message);
-        self.batch.dirty = true;
         Metrics::inc(&self.node.metrics.messages_total);
         self.seq
     }
@@ -847,7 +897,7 @@ impl SessionActor {
         match self.vm.upgrade(current.clone()) {
             Ok(()) => {
                 tracing::info!(session = %self.id, game = %self.game, version = %current.version, "session switched to new rules");
-                self.batch.dirty = true;
+                self.batch.state = true;
                 self.views_dirty = true;
             }
             Err(e) => {
@@ -941,19 +991,7 @@ impl SessionActor {
             rules_version: self.vm.rules().version.clone(),
             seq: self.seq,
             state: self.vm.state_json()?,
-            members: self
-                .members
-                .values()
-                .map(|m| MemberRecord {
-                    id: m.id.to_string(),
-                    name: m.name.clone(),
-                    role: m.role,
-                    secret: m.secret.clone(),
-                    joined_seq: m.joined_seq,
-                    welcomed: m.welcomed,
-                    join_nonce: m.join_nonce.clone(),
-                })
-                .collect(),
+            members: Vec::new(),
             timers: self.timers.values().cloned().collect(),
             counters: self.vm.counters(),
             ended: self.ended.clone(),
@@ -970,17 +1008,23 @@ impl SessionActor {
     pub async fn commit(&mut self) -> bool {
         let mut batch = std::mem::take(&mut self.batch);
         let full = std::mem::take(&mut self.resync);
-        if !batch.dirty && !full && batch.messages.is_empty() {
+        if batch.is_empty() && !full {
             for reply in batch.replies {
                 reply();
             }
             return true;
         }
-        // A batch of notices only (seq 0) changes nothing that is stored.
-        let snapshot = if !batch.dirty && !full {
-            None
+        // Messages alone (a REST broadcast, notices) leave the snapshot as
+        // it is: the stored messages carry the new `seq`.
+        let stale_activity = self.active_ms - self.stored_active_ms > ACTIVE_MS_SLACK;
+        let snapshot = if batch.state || full || stale_activity {
+            let s = self.snapshot_or_notify(&mut batch);
+            if s.is_some() {
+                self.stored_active_ms = self.active_ms;
+            }
+            s
         } else {
-            self.snapshot_or_notify(&mut batch)
+            None
         };
         let all_messages: Vec<Outgoing>;
         let messages: &[Outgoing] = if full {
@@ -994,10 +1038,12 @@ impl SessionActor {
         } else {
             &batch.messages
         };
-        let view_ids: Vec<&MemberId> = if full {
-            self.members.keys().collect()
+        let (view_ids, member_ids): (Vec<&MemberId>, Vec<&MemberId>) = if full {
+            (self.members.keys().collect(), self.members.keys().collect())
         } else {
-            batch.views.iter().collect()
+            batch.members.sort_unstable();
+            batch.members.dedup();
+            (batch.views.iter().collect(), batch.members.iter().collect())
         };
         let views = view_ids
             .into_iter()
@@ -1005,6 +1051,14 @@ impl SessionActor {
                 self.members
                     .get(id)
                     .map(|m| (&**id, serde_json::to_vec(&m.view).unwrap_or_default()))
+            })
+            .collect();
+        let members = member_ids
+            .into_iter()
+            .filter_map(|id| {
+                self.members
+                    .get(id)
+                    .map(|m| (&**id, serde_json::to_vec(&m.record()).unwrap_or_default()))
             })
             .collect();
         let write = SessionWrite {
@@ -1016,6 +1070,7 @@ impl SessionActor {
             messages,
             evicted: batch.evicted.clone(),
             views,
+            members,
             removed_members: batch.removed.iter().map(|m| &**m).collect(),
         };
         match self.node.bus.commit(write).await {

@@ -152,8 +152,13 @@ impl StoredSession {
 /// A batch for the writer thread, with the caller waiting for it.
 struct Job {
     work: Work,
-    done: tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+    /// `None`: nobody waits, and the batch need not be flushed at once (it
+    /// is on disk within `FLUSH_EVERY_MS`).
+    done: Option<tokio::sync::oneshot::Sender<Result<(), StoreError>>>,
 }
+
+/// How often sled flushes by itself what was written without waiting.
+const FLUSH_EVERY_MS: u64 = 500;
 
 enum Work {
     Apply(sled::Batch),
@@ -184,7 +189,7 @@ impl Store {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
-            .flush_every_ms(Some(500))
+            .flush_every_ms(Some(FLUSH_EVERY_MS))
             .open()?;
         let (writer, jobs) = std::sync::mpsc::channel::<Job>();
         let db2 = db.clone();
@@ -199,7 +204,10 @@ impl Store {
     async fn write(&self, work: Work) -> Result<(), StoreError> {
         let (done, wait) = tokio::sync::oneshot::channel();
         self.writer
-            .send(Job { work, done })
+            .send(Job {
+                work,
+                done: Some(done),
+            })
             .map_err(|_| StoreError::Writer("stopped".into()))?;
         wait.await
             .map_err(|_| StoreError::Writer("stopped".into()))?
@@ -207,6 +215,23 @@ impl Store {
 
     /// Writes one commit atomically and waits until it is on disk.
     pub async fn commit(&self, w: &SessionWrite<'_>) -> Result<(), StoreError> {
+        self.write(Work::Apply(Self::batch_of(w))).await
+    }
+
+    /// Queues one commit (applied atomically, in order with every other
+    /// write) without waiting for it: for a cluster node, whose durable copy
+    /// is in Redis and whose local copy only speeds up a restart. It reaches
+    /// the disk within `FLUSH_EVERY_MS`.
+    pub fn commit_behind(&self, w: &SessionWrite<'_>) -> Result<(), StoreError> {
+        self.writer
+            .send(Job {
+                work: Work::Apply(Self::batch_of(w)),
+                done: None,
+            })
+            .map_err(|_| StoreError::Writer("stopped".into()))
+    }
+
+    fn batch_of(w: &SessionWrite<'_>) -> sled::Batch {
         let mut batch = sled::Batch::default();
         if let Some(snapshot) = &w.snapshot {
             let mut skey = key(b's', w.id);
@@ -237,7 +262,7 @@ impl Store {
             batch.remove(keyed(&vprefix, member));
             batch.remove(keyed(&pprefix, member));
         }
-        self.write(Work::Apply(batch)).await
+        batch
     }
 
     /// Removes everything of a session.
@@ -300,14 +325,24 @@ fn write_loop(db: &sled::Db, jobs: &std::sync::mpsc::Receiver<Job>) {
                 }
             })
             .collect();
-        if let Err(e) = db.flush() {
+        let waited = group.iter().any(|job| job.done.is_some());
+        if waited && let Err(e) = db.flush() {
             let message = e.to_string();
             for r in results.iter_mut().filter(|r| r.is_ok()) {
                 *r = Err(StoreError::Writer(format!("flush failed: {message}")));
             }
         }
         for (job, result) in group.into_iter().zip(results) {
-            let _ = job.done.send(result);
+            match job.done {
+                Some(done) => {
+                    let _ = done.send(result);
+                }
+                None => {
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "local copy of a session not written");
+                    }
+                }
+            }
         }
     }
 }
@@ -483,6 +518,34 @@ mod tests {
         assert_eq!(s.messages.len(), 3);
         let ids: Vec<&str> = s.members.iter().map(|m| m.id.as_str()).collect();
         assert_eq!(ids, ["pa", "pb"], "join order, without the one who left");
+    }
+
+    /// A write behind (a cluster node's local copy) is applied in order with
+    /// the writes that wait.
+    #[tokio::test]
+    async fn writes_behind_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let id: crate::session::SessionId = "s1".into();
+        let (first, second) = ([event(1)], [event(2)]);
+        let write = |seq: u64, messages| SessionWrite {
+            id: "s1",
+            session: &id,
+            code: "ABCD",
+            snapshot: Some(serde_json::to_vec(&snapshot(seq, Vec::new())).unwrap()),
+            full: false,
+            messages,
+            evicted: Vec::new(),
+            views: Vec::new(),
+            members: Vec::new(),
+            removed_members: Vec::new(),
+        };
+        store.commit_behind(&write(1, &first)).unwrap();
+        store.commit(&write(2, &second)).await.unwrap();
+        let stored = store.load_all().unwrap();
+        assert_eq!(stored[0].snapshot.seq, 2);
+        let seqs: Vec<u64> = stored[0].messages.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, [1, 2]);
     }
 
     /// A snapshot written before member records had keys of their own.

@@ -1185,7 +1185,13 @@ impl Bus for RedisBus {
         Box::pin(async move {
             let c = &self.cluster;
             let redis = c.commit_redis(&write).await;
-            let local = c.store.commit(&write).await;
+            // Redis holds the durable copy; the local one (for a restart) is
+            // written behind, unless Redis failed and it is all there is.
+            let local = match &redis {
+                Ok(true) => c.store.commit_behind(&write),
+                Ok(false) => Ok(()),
+                Err(_) => c.store.commit(&write).await,
+            };
             if let Err(e) = &local {
                 Metrics::inc(&c.metrics.snapshot_errors_total);
                 tracing::error!(session = %write.id, error = %e, "local snapshot write failed");

@@ -13,9 +13,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HOST, ORIGIN};
+use hyper::header::{
+    CONNECTION, CONTENT_TYPE, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
+};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
+use hyper_tungstenite::tungstenite::handshake::derive_accept_key;
 use hyper_tungstenite::tungstenite::protocol::WebSocketConfig;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -217,17 +221,47 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>) {
     }
 }
 
-/// The WebSocket settings: small buffers (the defaults would cost 256 KiB per
-/// socket) and a hard cap well above `--max-frame`, past which the socket is
-/// closed with 1009 instead of answered with an error.
-fn ws_config(max_frame: usize) -> WebSocketConfig {
+/// The WebSocket reader's settings: a small read buffer (the default would
+/// cost 128 KiB per socket; a client frame is usually 100–300 bytes, and a
+/// larger one gets a buffer of its own size while it is read) and a hard cap
+/// well above `--max-frame`, past which the socket is closed with 1009
+/// instead of answered with an error. (Writes do not go through tungstenite:
+/// see `session::fanout::Socket`.)
+pub(crate) fn ws_config(max_frame: usize) -> WebSocketConfig {
     let hard_cap = (max_frame * 16).max(1 << 20);
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(0)
         .max_write_buffer_size(4 << 20)
         .max_message_size(Some(hard_cap))
         .max_frame_size(Some(hard_cap))
+}
+
+/// Bytes read from a WebSocket at a time (and kept per socket).
+const WS_READ_BUFFER: usize = 1024;
+
+/// The `101 Switching Protocols` answer to a WebSocket upgrade request
+/// (RFC 6455 §4.2.2), or why the request is not one.
+fn accept_websocket<B>(req: &Request<B>) -> Result<Response<Body>, &'static str> {
+    let key = req
+        .headers()
+        .get(SEC_WEBSOCKET_KEY)
+        .ok_or("no Sec-WebSocket-Key header")?;
+    if req
+        .headers()
+        .get(SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        return Err("Sec-WebSocket-Version must be 13");
+    }
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(CONNECTION, "upgrade")
+        .header(UPGRADE, "websocket")
+        .header(SEC_WEBSOCKET_ACCEPT, derive_accept_key(key.as_bytes()))
+        .body(Body::default())
+        .map_err(|_| "bad Sec-WebSocket-Key header")
 }
 
 async fn route(node: Arc<Node>, mut req: Request<Incoming>) -> Response<Body> {
@@ -240,9 +274,10 @@ async fn route(node: Arc<Node>, mut req: Request<Incoming>) -> Response<Body> {
                     "this page's origin may not open game sockets here (see --allowed-origins)",
                 );
             }
-            match hyper_tungstenite::upgrade(&mut req, Some(ws_config(node.config.max_frame))) {
-                Ok((response, socket)) => {
-                    node.tasks.spawn(connection::serve(node.clone(), socket));
+            match accept_websocket(&req) {
+                Ok(response) => {
+                    let upgrade = hyper::upgrade::on(&mut req);
+                    node.tasks.spawn(connection::serve(node.clone(), upgrade));
                     response
                 }
                 Err(e) => text(

@@ -113,17 +113,21 @@ pub async fn serve(node: Arc<Node>, upgrade: OnUpgrade) {
         },
     };
     conn.detach_all().await;
-    match end {
-        End::Close(code, reason) => socket.close(Some((code, reason))),
-        End::PeerClosed => {
-            // Writes tungstenite's answer to the client's close frame.
-            let _ = ws.flush(&mut WsIo(&socket));
-            socket.close(None);
+    let close = match end {
+        End::Close(code, reason) => Some((code, reason)),
+        // Tungstenite has queued its answer to the client's close frame.
+        End::PeerClosed => None,
+        End::Closed | End::Gone => {
+            socket.end();
+            None
         }
-        End::Closed | End::Gone => {}
+    };
+    if let End::Close(..) | End::PeerClosed = end {
+        let _ = ws.flush(&mut WsIo(&socket));
+        socket.close(close);
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.write_queued()).await;
     }
     drop(conn);
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.write_queued()).await;
     socket.end();
     Metrics::dec(&node.metrics.connections_open);
 }
@@ -177,6 +181,15 @@ struct Connection {
     pending: VecDeque<PendingReply>,
 }
 
+/// Resolves when the socket may have something to read (at once if
+/// `buffered`: tungstenite may hold frames already read).
+async fn readable(socket: &Socket, buffered: bool) -> io::Result<()> {
+    if buffered {
+        return Ok(());
+    }
+    socket.stream().readable().await
+}
+
 /// The next answer to an action, in the order the actions were sent.
 async fn next_reply(pending: &mut VecDeque<PendingReply>) -> Option<String> {
     poll_fn(|cx| {
@@ -205,6 +218,9 @@ impl Connection {
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         let mut last_seen = Instant::now();
+        // Frames that came with the upgrade request are already buffered:
+        // read before waiting for the socket.
+        let mut buffered = true;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return End::Close(1001, "server shutting down"),
@@ -219,7 +235,8 @@ impl Connection {
                     }
                     self.socket.send(protocol::ws_ping());
                 }
-                ready = self.socket.stream().readable() => {
+                ready = readable(&self.socket, buffered) => {
+                    buffered = false;
                     if ready.is_err() {
                         return End::Gone;
                     }

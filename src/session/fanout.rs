@@ -125,6 +125,15 @@ impl Queue {
         }
     }
 
+    /// The states in which the connection task stops writing.
+    fn ended(&self) -> Option<State> {
+        match self.state {
+            State::TooSlow | State::Failed => Some(self.state),
+            State::Closing if self.frames.is_empty() => Some(self.state),
+            _ => None,
+        }
+    }
+
     fn fail(&mut self) {
         self.state = State::Failed;
         self.frames = VecDeque::new();
@@ -350,35 +359,44 @@ impl Socket {
 
     /// Writes queued frames whenever the socket can take them. Returns once
     /// the socket cannot go on: `TooSlow`, `Failed`, or `Closing` with the
-    /// queue (the close frame last) written.
+    /// queue (the close frame last) written. The task waits for both the
+    /// socket's write readiness and changes to the queue.
     pub async fn write_queued(&self) -> State {
-        loop {
-            let ended = poll_fn(|cx| {
-                let mut out = self.lock();
-                let q = &mut out.queue;
-                match q.state {
-                    State::TooSlow | State::Failed => return Poll::Ready(Some(q.state)),
-                    State::Closing if q.frames.is_empty() => return Poll::Ready(Some(q.state)),
-                    _ if !q.frames.is_empty() => return Poll::Ready(None),
-                    _ => {}
-                }
-                match &mut q.waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    w => *w = Some(cx.waker().clone()),
-                }
-                Poll::Pending
-            })
-            .await;
-            if let Some(state) = ended {
-                return state;
-            }
-            let ready = self.stream.writable().await;
+        poll_fn(|cx| {
             let mut out = self.lock();
-            match ready {
-                Ok(()) => out.queue.write_some(&self.stream),
-                Err(_) => out.queue.fail(),
+            let q = &mut out.queue;
+            // Bounded: a socket that is always writable must not keep the
+            // task here forever.
+            for _ in 0..16 {
+                if let Some(end) = q.ended() {
+                    return Poll::Ready(end);
+                }
+                if q.frames.is_empty() {
+                    break;
+                }
+                match self.stream.poll_write_ready(cx) {
+                    Poll::Ready(Ok(())) => q.write_some(&self.stream),
+                    Poll::Ready(Err(_)) => q.fail(),
+                    Poll::Pending => break,
+                }
             }
-        }
+            if let Some(end) = q.ended() {
+                return Poll::Ready(end);
+            }
+            match &mut q.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                w => *w = Some(cx.waker().clone()),
+            }
+            if !q.frames.is_empty() {
+                // Either waiting for the socket (registered above by
+                // `poll_write_ready`) or out of turns: try again soon.
+                if self.stream.poll_write_ready(cx).is_ready() {
+                    cx.waker().wake_by_ref();
+                }
+            }
+            Poll::Pending
+        })
+        .await
     }
 }
 

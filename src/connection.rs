@@ -31,7 +31,7 @@ use hyper_tungstenite::tungstenite::{self, Message};
 use hyper_util::rt::TokioIo;
 use serde_json::Value as Json;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
@@ -64,7 +64,8 @@ enum End {
 }
 
 /// Serves an upgraded WebSocket until it closes or the node shuts down.
-pub async fn serve(node: Arc<Node>, upgrade: OnUpgrade) {
+/// `permit` is the connection's place under `--max-connections`.
+pub async fn serve(node: Arc<Node>, upgrade: OnUpgrade, permit: Arc<OwnedSemaphorePermit>) {
     let upgraded = match upgrade.await {
         Ok(u) => u,
         Err(e) => {
@@ -129,6 +130,7 @@ pub async fn serve(node: Arc<Node>, upgrade: OnUpgrade) {
     }
     drop(conn);
     socket.end();
+    drop(permit);
     Metrics::dec(&node.metrics.connections_open);
 }
 

@@ -23,7 +23,7 @@ use hyper_tungstenite::tungstenite::handshake::derive_accept_key;
 use hyper_tungstenite::tungstenite::protocol::WebSocketConfig;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::cluster::redis::RedisCluster;
 use crate::config::Config;
@@ -192,13 +192,18 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>) {
             },
         };
         let _ = stream.set_nodelay(true);
+        // Shared with the WebSocket this connection may become: hyper's task
+        // ends at the upgrade, the socket holds its place until it closes.
+        let permit = Arc::new(permit);
         let node2 = node.clone();
         let conn_node = node.clone();
+        let conn_permit = permit.clone();
         node.tasks.spawn(async move {
             let node = conn_node;
             let service = service_fn(move |req| {
                 let node = node2.clone();
-                async move { Ok::<_, Infallible>(route(node, req).await) }
+                let permit = conn_permit.clone();
+                async move { Ok::<_, Infallible>(route(node, req, permit).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -264,7 +269,11 @@ fn accept_websocket<B>(req: &Request<B>) -> Result<Response<Body>, &'static str>
         .map_err(|_| "bad Sec-WebSocket-Key header")
 }
 
-async fn route(node: Arc<Node>, mut req: Request<Incoming>) -> Response<Body> {
+async fn route(
+    node: Arc<Node>,
+    mut req: Request<Incoming>,
+    permit: Arc<OwnedSemaphorePermit>,
+) -> Response<Body> {
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/games") if hyper_tungstenite::is_upgrade_request(&req) => {
@@ -277,7 +286,8 @@ async fn route(node: Arc<Node>, mut req: Request<Incoming>) -> Response<Body> {
             match accept_websocket(&req) {
                 Ok(response) => {
                     let upgrade = hyper::upgrade::on(&mut req);
-                    node.tasks.spawn(connection::serve(node.clone(), upgrade));
+                    node.tasks
+                        .spawn(connection::serve(node.clone(), upgrade, permit));
                     response
                 }
                 Err(e) => text(

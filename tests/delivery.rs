@@ -327,3 +327,26 @@ async fn pings_are_answered_and_a_client_close_is_echoed() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_count_against_max_connections() {
+    let server =
+        TestServer::start_in(common::games_dir_with_shipped(), |c| c.max_connections = 1).await;
+    let first = Client::connect(server.addr).await;
+    // The only place is the open WebSocket's: another connection waits.
+    let addr = server.addr;
+    let mut second = tokio::spawn(async move { Client::connect(addr).await });
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(300), &mut second).await;
+    assert!(
+        waited.is_err(),
+        "a second connection was served beside the first"
+    );
+    first.close().await;
+    let mut second = tokio::time::timeout(TIMEOUT, second)
+        .await
+        .expect("served once the first closed")
+        .unwrap();
+    second.send(json!({"type": "ping"})).await;
+    assert_eq!(second.recv().await["type"], "pong");
+    server.stop().await;
+}

@@ -113,7 +113,10 @@ pub async fn serve(node: Arc<Node>, upgrade: OnUpgrade, permit: Arc<OwnedSemapho
             State::Open | State::Failed => End::Gone,
         },
     };
-    conn.detach_all().await;
+    // Boxed, like the frame handlers: its future (commands to the session,
+    // perhaps forwarded over the cluster) is larger than the rest of the
+    // connection's and only lives at the end.
+    Box::pin(conn.detach_all()).await;
     let close = match end {
         End::Close(code, reason) => Some((code, reason)),
         // Tungstenite has queued its answer to the client's close frame.

@@ -74,7 +74,8 @@ pub async fn serve(node: Arc<Node>, upgrade: OnUpgrade, permit: Arc<OwnedSemapho
         }
     };
     // The server serves every connection as `TokioIo<TcpStream>`.
-    let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
+    let hyper::upgrade::Parts { io, read_buf, .. } = match upgraded.downcast::<TokioIo<TcpStream>>()
+    {
         Ok(parts) => parts,
         Err(_) => {
             tracing::error!("an upgraded connection is not a TCP stream");
@@ -82,14 +83,17 @@ pub async fn serve(node: Arc<Node>, upgrade: OnUpgrade, permit: Arc<OwnedSemapho
         }
     };
     let config = Some(crate::server::ws_config(node.config.max_frame));
-    // Bytes the client sent right after its upgrade request are its first frames.
-    let mut ws = if parts.read_buf.is_empty() {
+    // Bytes the client sent right after its upgrade request are its first
+    // frames. `read_buf` is a view into hyper's 8 KiB read buffer: it must
+    // not live on with the connection.
+    let mut ws = if read_buf.is_empty() {
         WebSocketContext::new(Role::Server, config)
     } else {
-        WebSocketContext::from_partially_read(parts.read_buf.to_vec(), Role::Server, config)
+        WebSocketContext::from_partially_read(read_buf.to_vec(), Role::Server, config)
     };
+    drop(read_buf);
     let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-    let socket = Arc::new(Socket::new(id, parts.io.into_inner()));
+    let socket = Arc::new(Socket::new(id, io.into_inner()));
     Metrics::inc(&node.metrics.connections_total);
     Metrics::inc(&node.metrics.connections_open);
     let mut conn = Connection {

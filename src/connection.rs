@@ -411,6 +411,7 @@ impl Connection {
                     attached.frames.into_iter().map(protocol::ws_text),
                 );
                 self.take_seat(&session);
+                self.seats.reserve_exact(1);
                 self.seats.push(Seat {
                     session,
                     slot,

@@ -227,8 +227,9 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>) {
 }
 
 /// The WebSocket reader's settings: a small read buffer (the default would
-/// cost 128 KiB per socket; a client frame is usually 100–300 bytes, and a
-/// larger one gets a buffer of its own size while it is read) and a hard cap
+/// cost 128 KiB per socket, and it is kept for the socket's life; a client
+/// frame is usually 100–300 bytes, and a larger one is read into a buffer of
+/// its own size, 512 bytes per `read`) and a hard cap
 /// well above `--max-frame`, past which the socket is closed with 1009
 /// instead of answered with an error. (Writes do not go through tungstenite:
 /// see `session::fanout::Socket`.)
@@ -243,7 +244,7 @@ pub(crate) fn ws_config(max_frame: usize) -> WebSocketConfig {
 }
 
 /// Bytes read from a WebSocket at a time (and kept per socket).
-const WS_READ_BUFFER: usize = 1024;
+const WS_READ_BUFFER: usize = 512;
 
 /// The `101 Switching Protocols` answer to a WebSocket upgrade request
 /// (RFC 6455 §4.2.2), or why the request is not one.

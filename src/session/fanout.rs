@@ -49,8 +49,6 @@ const WRITEV_MAX: usize = 64;
 /// session actor (or the cluster's dispatcher) is not held up by them.
 const INLINE_WRITES: usize = 64;
 const WRITE_CHUNK: usize = 128;
-/// A drained queue keeps at most this capacity (a burst must not pin memory).
-const QUEUE_KEEP: usize = 16;
 
 /// One WebSocket's TCP stream and everything waiting to be written to it,
 /// shared by its connection task (which reads, and writes what had to wait)
@@ -179,10 +177,9 @@ impl Queue {
                 }
             }
         }
+        // Drained: an idle socket keeps no queue memory.
         self.written = 0;
-        if self.frames.capacity() > QUEUE_KEEP {
-            self.frames = VecDeque::new();
-        }
+        self.frames = VecDeque::new();
     }
 
     /// `n` more bytes were written.
@@ -197,6 +194,43 @@ impl Queue {
             n -= front.len();
             self.frames.pop_front();
         }
+    }
+
+    /// One frame: straight to the socket if nothing is queued before it (the
+    /// common case: no queue memory, no copy), else behind the queue. Only
+    /// what the socket did not take is queued, for the connection task.
+    fn offer(&mut self, frame: &Bytes, stream: &TcpStream) -> bool {
+        if self.state != State::Open {
+            return false;
+        }
+        if !self.frames.is_empty() {
+            return self.push(frame.clone());
+        }
+        let written = match stream.try_write(frame) {
+            Ok(n) if n == frame.len() => return true,
+            Ok(0) => {
+                self.fail();
+                return false;
+            }
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                0
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "socket write failed");
+                self.fail();
+                return false;
+            }
+        };
+        self.frames.push_back(frame.clone());
+        self.written = written;
+        self.wake();
+        true
     }
 
     /// After frames were pushed onto a queue that was empty before: write
@@ -236,17 +270,15 @@ impl Socket {
 
     /// A frame for this socket only (ack, error, pong, ping), already framed.
     pub fn send(&self, frame: Bytes) {
-        let mut out = self.lock();
-        let q = &mut out.queue;
-        let was_empty = q.frames.is_empty();
-        q.push(frame);
-        q.kick(was_empty, &self.stream);
+        self.lock().queue.offer(&frame, &self.stream);
     }
 
     /// Membership `slot` is being attached: hold its messages until `attach`.
     pub fn open(&self, slot: u32) {
         let mut out = self.lock();
         out.seats.retain(|(s, _)| *s != slot);
+        // Usually the socket's only seat: no room for four.
+        out.seats.reserve_exact(1);
         out.seats.push((slot, Seat::Held(Vec::new())));
     }
 
@@ -300,6 +332,13 @@ impl Socket {
         let Some((_, seat)) = seats.iter_mut().find(|(s, _)| *s == slot) else {
             return 0;
         };
+        if let ([(seq, frame)], true, Seat::Live(last)) = (messages, write_now, &mut *seat) {
+            if (*seq == 0 || *seq > *last) && queue.offer(frame, &self.stream) {
+                *last = (*last).max(*seq);
+                return 1;
+            }
+            return 0;
+        }
         let was_empty = queue.frames.is_empty();
         let mut taken = 0;
         for &(seq, frame) in messages {
@@ -435,7 +474,7 @@ impl Fanout {
         followers
             .members
             .entry(member.clone())
-            .or_default()
+            .or_insert_with(|| Vec::with_capacity(1))
             .push(sub);
         followers.all = OnceLock::new();
     }
@@ -712,7 +751,11 @@ mod tests {
         let mut close = [0u8; 7];
         client.read_exact(&mut close).await.unwrap();
         assert_eq!(&close[..], &protocol::ws_close(1001, "bye")[..]);
-        assert!(socket.lock().queue.frames.capacity() <= QUEUE_KEEP);
+        assert_eq!(
+            socket.lock().queue.frames.capacity(),
+            0,
+            "a drained queue is freed"
+        );
     }
 
     #[tokio::test]

@@ -1,162 +1,287 @@
-//! One WebSocket connection: a reader task that parses frames and routes
-//! them, and a writer task that owns the socket's sending half.
+//! One WebSocket connection: one task that reads frames and routes them, and
+//! writes what the socket could not take at once.
 //!
-//! The writer is where ordering is kept per membership (session seat): while
-//! a `join`/`resume` is being answered, that seat's messages are held; when
-//! the welcome arrives it is written first, then the replay, then held
-//! messages newer than the welcome's `seq`. A message with a `seq` the socket
-//! has already passed is dropped, so a client never sees one twice.
+//! Writing goes through the connection's [`Socket`] (see `session::fanout`):
+//! the fanout writes session messages straight to the socket when nothing is
+//! queued before them, and this task writes the queue when the socket is
+//! writable again. Reading uses tungstenite's `WebSocketContext` (unmasking,
+//! fragments, size limits, pong and close answers) over the same TCP stream;
+//! what it writes (pongs, the answer to a close) also goes through the
+//! `Socket`, so every frame goes out whole and in order.
+//!
+//! Ordering per membership (session seat) is kept by the `Socket`: while a
+//! `join`/`resume` is being answered, that seat's messages are held; when the
+//! welcome arrives it is written first, then the replay, then held messages
+//! newer than the welcome's `seq`. A message with a `seq` the socket has
+//! already passed is dropped, so a client never sees one twice.
 
-use std::collections::HashMap;
-use std::future::Future;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::stream::{FuturesOrdered, SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use hyper_tungstenite::tungstenite::protocol::CloseFrame;
-use hyper_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use hyper_tungstenite::tungstenite::{self, Message, Utf8Bytes};
-use hyper_tungstenite::{HyperWebsocket, HyperWebsocketStream};
+use bytes::Bytes;
+use hyper::upgrade::OnUpgrade;
+use hyper_tungstenite::tungstenite::protocol::{Role, WebSocketContext};
+use hyper_tungstenite::tungstenite::{self, Message};
+use hyper_util::rt::TokioIo;
 use serde_json::Value as Json;
-use tokio::sync::{mpsc, oneshot};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::protocol::{self, ClientFrame, ErrorCode, ProtocolError};
-use crate::session::fanout::{Outbound, Subscriber};
+use crate::session::fanout::{Socket, State, Subscriber};
 use crate::session::{Attached, Command, MemberId, SessionId, parse_token, random_id};
 
-/// Frames queued for one socket before it counts as too slow.
-const OUTBOUND_QUEUE: usize = 1024;
-/// Messages held for one seat while its welcome is on the way.
-const MAX_HELD: usize = 4096;
 /// Bad frames in a row before the socket is closed.
 const MAX_BAD_FRAMES: u32 = 20;
 const PING_EVERY: Duration = Duration::from_secs(30);
 /// Silence after which a socket is considered dead.
 const IDLE_LIMIT: Duration = Duration::from_secs(75);
+/// How long what is still queued (the close frame last) may take to go out
+/// once the connection is over.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
-type PendingReply = Pin<Box<dyn Future<Output = Option<Utf8Bytes>> + Send + Sync>>;
+/// How the read loop ended.
+enum End {
+    /// The server closes with this code and reason.
+    Close(u16, &'static str),
+    /// The client sent a close frame: tungstenite's answer is all that is left.
+    PeerClosed,
+    /// A close frame was already written (the fanout closed this socket).
+    Closed,
+    /// The socket is broken or gone.
+    Gone,
+}
 
 /// Serves an upgraded WebSocket until it closes or the node shuts down.
-pub async fn serve(node: Arc<Node>, socket: HyperWebsocket) {
-    let ws = match socket.await {
-        Ok(ws) => ws,
+/// `permit` is the connection's place under `--max-connections`.
+pub async fn serve(node: Arc<Node>, upgrade: OnUpgrade, permit: Arc<OwnedSemaphorePermit>) {
+    let upgraded = match upgrade.await {
+        Ok(u) => u,
         Err(e) => {
             tracing::debug!(error = %e, "websocket upgrade failed");
             return;
         }
     };
+    // The server serves every connection as `TokioIo<TcpStream>`.
+    let hyper::upgrade::Parts { io, read_buf, .. } = match upgraded.downcast::<TokioIo<TcpStream>>()
+    {
+        Ok(parts) => parts,
+        Err(_) => {
+            tracing::error!("an upgraded connection is not a TCP stream");
+            return;
+        }
+    };
+    let config = Some(crate::server::ws_config(node.config.max_frame));
+    // Bytes the client sent right after its upgrade request are its first
+    // frames. `read_buf` is a view into hyper's 8 KiB read buffer: it must
+    // not live on with the connection.
+    let mut ws = if read_buf.is_empty() {
+        WebSocketContext::new(Role::Server, config)
+    } else {
+        WebSocketContext::from_partially_read(read_buf.to_vec(), Role::Server, config)
+    };
+    drop(read_buf);
+    let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let socket = Arc::new(Socket::new(id, io.into_inner()));
     Metrics::inc(&node.metrics.connections_total);
     Metrics::inc(&node.metrics.connections_open);
-    let (sink, stream) = ws.split();
-    let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-    let writer = tokio::spawn(write_loop(sink, rx));
     let mut conn = Connection {
-        id: NEXT_CONN.fetch_add(1, Ordering::Relaxed),
-        too_slow: CancellationToken::new(),
+        id,
         node: node.clone(),
-        tx,
-        seats: HashMap::new(),
+        socket: socket.clone(),
+        seats: Vec::new(),
         next_slot: 1,
         join_limit: FailureLimit::new(),
         bad_in_row: 0,
-        pending: FuturesOrdered::new(),
+        pending: VecDeque::new(),
     };
-    let close = conn.read_loop(stream).await;
-    conn.detach_all().await;
-    if let Some((code, reason)) = close {
-        let _ = conn.tx.send(Outbound::Close { code, reason }).await;
+    let end = tokio::select! {
+        end = conn.read_loop(&mut ws) => end,
+        state = socket.write_queued() => match state {
+            State::TooSlow => {
+                Metrics::inc(&node.metrics.slow_consumers_total);
+                End::Close(1008, "too slow to keep up; reconnect and resume")
+            }
+            State::Closing => End::Closed,
+            State::Open | State::Failed => End::Gone,
+        },
+    };
+    // Boxed, like the frame handlers: its future (commands to the session,
+    // perhaps forwarded over the cluster) is larger than the rest of the
+    // connection's and only lives at the end.
+    Box::pin(conn.detach_all()).await;
+    let close = match end {
+        End::Close(code, reason) => Some((code, reason)),
+        // Tungstenite has queued its answer to the client's close frame.
+        End::PeerClosed => None,
+        End::Closed | End::Gone => {
+            socket.end();
+            None
+        }
+    };
+    if let End::Close(..) | End::PeerClosed = end {
+        let _ = ws.flush(&mut WsIo(&socket));
+        socket.close(close);
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.write_queued()).await;
     }
     drop(conn);
-    let _ = writer.await;
+    socket.end();
+    drop(permit);
     Metrics::dec(&node.metrics.connections_open);
+}
+
+/// The socket as tungstenite's `Read + Write`: reads without blocking from
+/// the TCP stream (`WouldBlock` when there is nothing), writes (pongs, close
+/// answers) into the `Socket` like every other frame.
+struct WsIo<'a>(&'a Socket);
+
+impl io::Read for WsIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.stream().try_read(buf)
+    }
+}
+
+impl io::Write for WsIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.send(Bytes::copy_from_slice(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A seat this socket holds in a session.
 struct Seat {
+    session: SessionId,
     slot: u32,
     member: MemberId,
 }
 
+/// An action whose answer (`ack` or `error`) is still to be written.
+struct PendingReply {
+    rx: oneshot::Receiver<Result<(), ProtocolError>>,
+    reference: Option<Json>,
+    session: String,
+}
+
 struct Connection {
     id: u64,
-    /// Cancelled by the fanout when this socket's queue is full.
-    too_slow: CancellationToken,
     node: Arc<Node>,
-    tx: mpsc::Sender<Outbound>,
-    seats: HashMap<SessionId, Seat>,
+    socket: Arc<Socket>,
+    /// Usually one or two.
+    seats: Vec<Seat>,
     next_slot: u32,
     join_limit: FailureLimit,
     bad_in_row: u32,
     /// Answers to actions, written in the order the actions were sent.
-    pending: FuturesOrdered<PendingReply>,
+    pending: VecDeque<PendingReply>,
+}
+
+/// Resolves when the socket may have something to read (at once if
+/// `buffered`: tungstenite may hold frames already read).
+async fn readable(socket: &Socket, buffered: bool) -> io::Result<()> {
+    if buffered {
+        return Ok(());
+    }
+    socket.stream().readable().await
+}
+
+/// The next answer to an action, in the order the actions were sent.
+async fn next_reply(pending: &mut VecDeque<PendingReply>) -> Option<String> {
+    poll_fn(|cx| {
+        let Some(front) = pending.front_mut() else {
+            return Poll::Pending;
+        };
+        let Poll::Ready(result) = Pin::new(&mut front.rx).poll(cx) else {
+            return Poll::Pending;
+        };
+        let Some(p) = pending.pop_front() else {
+            return Poll::Pending;
+        };
+        let result = result.unwrap_or_else(|_| Err(crate::node::unknown_session()));
+        Poll::Ready(match (result, p.reference) {
+            (Ok(()), Some(r)) => Some(protocol::encode_ack(&r, &p.session)),
+            (Ok(()), None) => None,
+            (Err(e), r) => Some(protocol::encode_error(&e, r.as_ref(), Some(&p.session))),
+        })
+    })
+    .await
 }
 
 impl Connection {
-    /// Returns the close frame to send, if the server is the one closing.
-    async fn read_loop(
-        &mut self,
-        mut stream: SplitStream<HyperWebsocketStream>,
-    ) -> Option<(u16, &'static str)> {
+    async fn read_loop(&mut self, ws: &mut WebSocketContext) -> End {
         let shutdown = self.node.shutdown.clone();
-        let too_slow = self.too_slow.clone();
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         let mut last_seen = Instant::now();
+        // Frames that came with the upgrade request are already buffered:
+        // read before waiting for the socket.
+        let mut buffered = true;
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return Some((1001, "server shutting down")),
-                _ = too_slow.cancelled() => {
-                    Metrics::inc(&self.node.metrics.slow_consumers_total);
-                    return Some((1008, "too slow to keep up; reconnect and resume"));
-                }
-                Some(reply) = self.pending.next(), if !self.pending.is_empty() => {
+                _ = shutdown.cancelled() => return End::Close(1001, "server shutting down"),
+                reply = next_reply(&mut self.pending), if !self.pending.is_empty() => {
                     if let Some(frame) = reply {
-                        self.send(Outbound::Frame(frame)).await;
+                        self.reply(frame);
                     }
                 }
                 _ = ping.tick() => {
                     if last_seen.elapsed() > IDLE_LIMIT {
-                        return Some((1001, "no sign of life"));
+                        return End::Close(1001, "no sign of life");
                     }
-                    self.send(Outbound::Ping).await;
+                    self.socket.send(protocol::ws_ping());
                 }
-                msg = stream.next() => {
-                    last_seen = Instant::now();
-                    let msg = match msg {
-                        None => return None,
-                        Some(Ok(m)) => m,
-                        Some(Err(tungstenite::Error::Capacity(e))) => {
+                ready = readable(&self.socket, buffered) => {
+                    buffered = false;
+                    if ready.is_err() {
+                        return End::Gone;
+                    }
+                    let msg = match ws.read(&mut WsIo(&self.socket)) {
+                        Ok(m) => m,
+                        Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        Err(tungstenite::Error::Capacity(e)) => {
                             tracing::debug!(conn = self.id, error = %e, "frame far above the limit");
-                            return Some((1009, "frame too large"));
+                            return End::Close(1009, "frame too large");
                         }
-                        Some(Err(e)) => {
+                        Err(e) => {
                             tracing::debug!(conn = self.id, error = %e, "websocket read error");
-                            return None;
+                            return End::Gone;
                         }
                     };
+                    last_seen = Instant::now();
                     match msg {
                         Message::Text(text) => {
-                            if let Some(close) = self.on_text(&text).await {
-                                return Some(close);
+                            // Boxed: the handlers' futures are large and
+                            // short-lived; the connection's own stays small.
+                            if let Some((code, reason)) = Box::pin(self.on_text(&text)).await {
+                                return End::Close(code, reason);
                             }
                         }
                         Message::Binary(_) => {
                             let err = ProtocolError::new(ErrorCode::BadFrame, "frames must be JSON text, not binary");
-                            if let Some(close) = self.bad_frame(&err, None).await {
-                                return Some(close);
+                            if let Some((code, reason)) = self.bad_frame(&err, None) {
+                                return End::Close(code, reason);
                             }
                         }
-                        Message::Close(_) => return None,
-                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                        Message::Close(_) => return End::PeerClosed,
+                        Message::Ping(_) => {
+                            // Writes the pong tungstenite queued.
+                            let _ = ws.flush(&mut WsIo(&self.socket));
+                        }
+                        Message::Pong(_) | Message::Frame(_) => {}
                     }
                 }
             }
@@ -174,11 +299,11 @@ impl Connection {
                     text.len()
                 ),
             );
-            return self.bad_frame(&err, None).await;
+            return self.bad_frame(&err, None);
         }
         let frame = match ClientFrame::parse(text) {
             Ok(f) => f,
-            Err(err) => return self.bad_frame(&err, None).await,
+            Err(err) => return self.bad_frame(&err, None),
         };
         self.bad_in_row = 0;
         let session = frame.session().map(str::to_owned);
@@ -201,14 +326,14 @@ impl Connection {
             }
             ClientFrame::Ping { reference } => {
                 let pong = protocol::encode_pong(reference.as_ref());
-                self.send(Outbound::Frame(pong.into())).await;
+                self.reply(pong);
                 Ok(())
             }
         };
         if let Err(err) = result {
             Metrics::inc(&self.node.metrics.frames_bad_total);
             let frame = protocol::encode_error(&err, None, session.as_deref());
-            self.send(Outbound::Frame(frame.into())).await;
+            self.reply(frame);
             if err.code == ErrorCode::RateLimited && self.join_limit.exhausted() {
                 return Some((1008, "too many wrong join codes"));
             }
@@ -216,7 +341,7 @@ impl Connection {
         None
     }
 
-    async fn bad_frame(
+    fn bad_frame(
         &mut self,
         err: &ProtocolError,
         session: Option<&str>,
@@ -224,12 +349,22 @@ impl Connection {
         Metrics::inc(&self.node.metrics.frames_bad_total);
         self.bad_in_row += 1;
         let frame = protocol::encode_error(err, None, session);
-        self.send(Outbound::Frame(frame.into())).await;
+        self.reply(frame);
         (self.bad_in_row >= MAX_BAD_FRAMES).then_some((1008, "too many bad frames"))
     }
 
-    async fn send(&self, out: Outbound) {
-        let _ = self.tx.send(out).await;
+    /// A frame for this socket only (ack, error, pong).
+    fn reply(&self, json: String) {
+        self.socket.send(protocol::ws_text(json));
+    }
+
+    fn seat(&self, session: &str) -> Option<&Seat> {
+        self.seats.iter().find(|s| &*s.session == session)
+    }
+
+    fn take_seat(&mut self, session: &str) -> Option<Seat> {
+        let i = self.seats.iter().position(|s| &*s.session == session)?;
+        Some(self.seats.swap_remove(i))
     }
 
     /// Reserves a slot and subscribes it (on this node and, in a cluster, to
@@ -243,15 +378,13 @@ impl Connection {
         self.node.follow(session).await?;
         let slot = self.next_slot;
         self.next_slot += 1;
-        self.send(Outbound::Open { slot }).await;
+        self.socket.open(slot);
         self.node.fanout.subscribe(
             session,
             member,
             Subscriber {
-                conn: self.id,
+                socket: self.socket.clone(),
                 slot,
-                tx: self.tx.clone(),
-                too_slow: self.too_slow.clone(),
             },
         );
         Ok(slot)
@@ -260,7 +393,7 @@ impl Connection {
     async fn close_seat(&mut self, session: &str, member: &str, slot: u32) {
         self.node.fanout.unsubscribe(session, member, self.id);
         self.node.unfollow(session).await;
-        self.send(Outbound::Forget { slot }).await;
+        self.socket.forget(slot);
     }
 
     async fn finish_seat(
@@ -272,13 +405,18 @@ impl Connection {
     ) -> Result<(), ProtocolError> {
         match result {
             Ok(attached) => {
-                self.send(Outbound::Attach {
+                self.socket.attach(
                     slot,
-                    seq: attached.seq,
-                    frames: attached.frames,
-                })
-                .await;
-                self.seats.insert(session, Seat { slot, member });
+                    attached.seq,
+                    attached.frames.into_iter().map(protocol::ws_text),
+                );
+                self.take_seat(&session);
+                self.seats.reserve_exact(1);
+                self.seats.push(Seat {
+                    session,
+                    slot,
+                    member,
+                });
                 Ok(())
             }
             Err(e) => {
@@ -389,7 +527,7 @@ impl Connection {
         let session: SessionId = session.into();
         let member: MemberId = member.into();
         let secret = secret.to_owned();
-        if let Some(old) = self.seats.remove(&session) {
+        if let Some(old) = self.take_seat(&session) {
             self.close_seat(&session, &old.member, old.slot).await;
             let _ = self
                 .node
@@ -418,13 +556,13 @@ impl Connection {
     }
 
     async fn action(&mut self, session: String, name: String, data: Json, reference: Option<Json>) {
-        let Some(seat) = self.seats.get(session.as_str()) else {
+        let Some(seat) = self.seat(&session) else {
             let err = ProtocolError::new(
                 ErrorCode::NotMember,
                 "you are not in this session on this connection (join or resume first)",
             );
             let frame = protocol::encode_error(&err, reference.as_ref(), Some(&session));
-            self.send(Outbound::Frame(frame.into())).await;
+            self.reply(frame);
             return;
         };
         let (tx, rx) = oneshot::channel();
@@ -436,23 +574,18 @@ impl Connection {
         };
         if let Err(err) = self.node.send(&session, cmd).await {
             let frame = protocol::encode_error(&err, reference.as_ref(), Some(&session));
-            self.send(Outbound::Frame(frame.into())).await;
+            self.reply(frame);
             return;
         }
-        self.pending.push_back(Box::pin(async move {
-            let result = rx
-                .await
-                .unwrap_or_else(|_| Err(crate::node::unknown_session()));
-            match (result, reference) {
-                (Ok(()), Some(r)) => Some(protocol::encode_ack(&r, &session).into()),
-                (Ok(()), None) => None,
-                (Err(e), r) => Some(protocol::encode_error(&e, r.as_ref(), Some(&session)).into()),
-            }
-        }));
+        self.pending.push_back(PendingReply {
+            rx,
+            reference,
+            session,
+        });
     }
 
     async fn leave(&mut self, session: &str) {
-        let Some(seat) = self.seats.remove(session) else {
+        let Some(seat) = self.take_seat(session) else {
             return;
         };
         self.close_seat(session, &seat.member, seat.slot).await;
@@ -469,14 +602,14 @@ impl Connection {
 
     /// The socket is gone: seats are kept for `resume`, subscriptions end.
     async fn detach_all(&mut self) {
-        for (session, seat) in std::mem::take(&mut self.seats) {
+        for seat in std::mem::take(&mut self.seats) {
             self.node
                 .fanout
-                .unsubscribe(&session, &seat.member, self.id);
+                .unsubscribe(&seat.session, &seat.member, self.id);
             let _ = self
                 .node
                 .send(
-                    &session,
+                    &seat.session,
                     Command::Disconnected {
                         member: seat.member,
                     },
@@ -535,97 +668,4 @@ impl FailureLimit {
     fn exhausted(&self) -> bool {
         self.total >= Self::MAX_TOTAL
     }
-}
-
-enum SeatState {
-    /// Welcome not written yet: messages wait here.
-    Held(Vec<(u64, Utf8Bytes)>),
-    /// Messages with a `seq` above this one are written.
-    Live(u64),
-}
-
-async fn write_loop(
-    mut sink: SplitSink<HyperWebsocketStream, Message>,
-    mut rx: mpsc::Receiver<Outbound>,
-) {
-    let mut seats: HashMap<u32, SeatState> = HashMap::new();
-    'outer: while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        let mut written = 0;
-        while let Some(out) = next {
-            match out {
-                Outbound::Deliver { slot, seq, frame } => match seats.get_mut(&slot) {
-                    Some(SeatState::Live(last)) if seq == 0 || seq > *last => {
-                        if seq > 0 {
-                            *last = seq;
-                        }
-                        if sink.feed(Message::Text(frame)).await.is_err() {
-                            break 'outer;
-                        }
-                    }
-                    Some(SeatState::Live(_)) => {}
-                    Some(SeatState::Held(held)) => {
-                        if held.len() >= MAX_HELD {
-                            break 'outer;
-                        }
-                        held.push((seq, frame));
-                    }
-                    None => {}
-                },
-                Outbound::Frame(frame) => {
-                    if sink.feed(Message::Text(frame)).await.is_err() {
-                        break 'outer;
-                    }
-                }
-                Outbound::Open { slot } => {
-                    seats.insert(slot, SeatState::Held(Vec::new()));
-                }
-                Outbound::Attach { slot, seq, frames } => {
-                    for frame in frames {
-                        if sink.feed(Message::Text(frame)).await.is_err() {
-                            break 'outer;
-                        }
-                    }
-                    let mut last = seq;
-                    if let Some(SeatState::Held(held)) = seats.remove(&slot) {
-                        for (s, frame) in held {
-                            if s == 0 || s > last {
-                                last = last.max(s);
-                                if sink.feed(Message::Text(frame)).await.is_err() {
-                                    break 'outer;
-                                }
-                            }
-                        }
-                    }
-                    seats.insert(slot, SeatState::Live(last));
-                }
-                Outbound::Forget { slot } => {
-                    seats.remove(&slot);
-                }
-                Outbound::Ping => {
-                    if sink.feed(Message::Ping(Default::default())).await.is_err() {
-                        break 'outer;
-                    }
-                }
-                Outbound::Close { code, reason } => {
-                    let frame = CloseFrame {
-                        code: CloseCode::from(code),
-                        reason: reason.into(),
-                    };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    break 'outer;
-                }
-            }
-            written += 1;
-            next = if written < 64 {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
-        }
-        if sink.flush().await.is_err() {
-            break;
-        }
-    }
-    let _ = sink.close().await;
 }

@@ -5,7 +5,17 @@
 //! wire. A session message is encoded once by its owner and the same bytes are
 //! shared by every socket that delivers it (see `session::fanout`).
 //! `docs/protocol.md` documents every frame with examples.
+//!
+//! The `ws_*` functions wrap a server frame in its WebSocket framing (RFC 6455
+//! §5.2: a server's frames are unmasked, so a frame is a 2–10 byte header and
+//! the payload as is). They use tungstenite's own frame encoder; the fanout
+//! calls [`ws_text`] once per message per node and every socket writes the
+//! same bytes.
 
+use bytes::Bytes;
+use hyper_tungstenite::tungstenite::protocol::CloseFrame;
+use hyper_tungstenite::tungstenite::protocol::frame::Frame;
+use hyper_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -362,9 +372,104 @@ pub fn encode_ended(session: &str, seq: u64, results: &Value) -> String {
     })
 }
 
+/// A whole WebSocket text frame (header + payload) carrying `json`, ready
+/// to be written to any number of sockets.
+pub fn ws_text(json: impl Into<Bytes>) -> Bytes {
+    ws_frame(Frame::message(json, OpCode::Data(Data::Text), true))
+}
+
+/// A WebSocket close frame with `code` and `reason` (at most 123 bytes, as
+/// control frames carry at most 125).
+pub fn ws_close(code: u16, reason: &'static str) -> Bytes {
+    ws_frame(Frame::close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    })))
+}
+
+/// An empty WebSocket ping frame (the server's keep-alive).
+pub fn ws_ping() -> Bytes {
+    ws_frame(Frame::ping(Bytes::new()))
+}
+
+fn ws_frame(frame: Frame) -> Bytes {
+    let mut out = Vec::with_capacity(frame.len());
+    // Formatting into a Vec cannot fail: `Vec`'s `Write` never errors.
+    if let Err(e) = frame.format(&mut out) {
+        tracing::error!(error = %e, "a websocket frame failed to encode");
+    }
+    Bytes::from(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper_tungstenite::tungstenite::protocol::{Role, WebSocket};
+    use hyper_tungstenite::tungstenite::{Error, Message};
+
+    /// Decodes server frames with tungstenite's own client.
+    fn decode(wire: &[u8]) -> Vec<Message> {
+        struct Once(std::io::Cursor<Vec<u8>>);
+        impl std::io::Read for Once {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.0.read(buf)
+            }
+        }
+        impl std::io::Write for Once {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let io = Once(std::io::Cursor::new(wire.to_vec()));
+        let mut ws = WebSocket::from_raw_socket(io, Role::Client, None);
+        let mut out = Vec::new();
+        loop {
+            match ws.read() {
+                Ok(m) => out.push(m),
+                Err(Error::Protocol(_) | Error::ConnectionClosed | Error::AlreadyClosed) => {
+                    return out;
+                }
+                Err(e) => panic!("undecodable: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ws_frames_decode_with_tungstenite() {
+        // Every length encoding: 7-bit, 16-bit and 64-bit.
+        for len in [0usize, 1, 125, 126, 127, 65_535, 65_536, 200_000] {
+            let text = "x".repeat(len);
+            let wire = ws_text(text.clone());
+            let header = match len {
+                0..=125 => 2,
+                126..=65_535 => 4,
+                _ => 10,
+            };
+            assert_eq!(wire.len(), header + len, "length {len}");
+            assert_eq!(wire[0], 0x81, "FIN + text");
+            assert_eq!(wire[1] & 0x80, 0, "server frames are not masked");
+            assert_eq!(decode(&wire), [Message::Text(text.into())]);
+        }
+        let mut wire = ws_text(r#"{"type":"ack"}"#).to_vec();
+        wire.extend_from_slice(&ws_ping());
+        wire.extend_from_slice(&ws_text("é✓"));
+        wire.extend_from_slice(&ws_close(1008, "too slow"));
+        let got = decode(&wire);
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!(got[0], Message::Text(r#"{"type":"ack"}"#.into()));
+        assert_eq!(got[1], Message::Ping(Bytes::new()));
+        assert_eq!(got[2], Message::Text("é✓".into()));
+        match &got[3] {
+            Message::Close(Some(f)) => {
+                assert_eq!(u16::from(f.code), 1008);
+                assert_eq!(f.reason.as_str(), "too slow");
+            }
+            other => panic!("not a close: {other:?}"),
+        }
+    }
 
     #[test]
     fn parse_tells_errors_apart() {

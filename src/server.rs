@@ -13,13 +13,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HOST, ORIGIN};
+use hyper::header::{
+    CONNECTION, CONTENT_TYPE, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
+};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
+use hyper_tungstenite::tungstenite::handshake::derive_accept_key;
 use hyper_tungstenite::tungstenite::protocol::WebSocketConfig;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::cluster::redis::RedisCluster;
 use crate::config::Config;
@@ -195,13 +199,18 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>) {
             },
         };
         let _ = stream.set_nodelay(true);
+        // Shared with the WebSocket this connection may become: hyper's task
+        // ends at the upgrade, the socket holds its place until it closes.
+        let permit = Arc::new(permit);
         let node2 = node.clone();
         let conn_node = node.clone();
+        let conn_permit = permit.clone();
         node.tasks.spawn(async move {
             let node = conn_node;
             let service = service_fn(move |req| {
                 let node = node2.clone();
-                async move { Ok::<_, Infallible>(route(node, req).await) }
+                let permit = conn_permit.clone();
+                async move { Ok::<_, Infallible>(route(node, req, permit).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -224,20 +233,55 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>) {
     }
 }
 
-/// The WebSocket settings: small buffers (the defaults would cost 256 KiB per
-/// socket) and a hard cap well above `--max-frame`, past which the socket is
-/// closed with 1009 instead of answered with an error.
-fn ws_config(max_frame: usize) -> WebSocketConfig {
+/// The WebSocket reader's settings: a small read buffer (the default would
+/// cost 128 KiB per socket, and it is kept for the socket's life; a client
+/// frame is usually 100–300 bytes, and a larger one is read into a buffer of
+/// its own size, 512 bytes per `read`) and a hard cap
+/// well above `--max-frame`, past which the socket is closed with 1009
+/// instead of answered with an error. (Writes do not go through tungstenite:
+/// see `session::fanout::Socket`.)
+pub(crate) fn ws_config(max_frame: usize) -> WebSocketConfig {
     let hard_cap = (max_frame * 16).max(1 << 20);
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(0)
         .max_write_buffer_size(4 << 20)
         .max_message_size(Some(hard_cap))
         .max_frame_size(Some(hard_cap))
 }
 
-async fn route(node: Arc<Node>, mut req: Request<Incoming>) -> Response<Body> {
+/// Bytes read from a WebSocket at a time (and kept per socket).
+const WS_READ_BUFFER: usize = 512;
+
+/// The `101 Switching Protocols` answer to a WebSocket upgrade request
+/// (RFC 6455 §4.2.2), or why the request is not one.
+fn accept_websocket<B>(req: &Request<B>) -> Result<Response<Body>, &'static str> {
+    let key = req
+        .headers()
+        .get(SEC_WEBSOCKET_KEY)
+        .ok_or("no Sec-WebSocket-Key header")?;
+    if req
+        .headers()
+        .get(SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes())
+        != Some(b"13")
+    {
+        return Err("Sec-WebSocket-Version must be 13");
+    }
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(CONNECTION, "upgrade")
+        .header(UPGRADE, "websocket")
+        .header(SEC_WEBSOCKET_ACCEPT, derive_accept_key(key.as_bytes()))
+        .body(Body::default())
+        .map_err(|_| "bad Sec-WebSocket-Key header")
+}
+
+async fn route(
+    node: Arc<Node>,
+    mut req: Request<Incoming>,
+    permit: Arc<OwnedSemaphorePermit>,
+) -> Response<Body> {
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/games") if hyper_tungstenite::is_upgrade_request(&req) => {
@@ -247,9 +291,11 @@ async fn route(node: Arc<Node>, mut req: Request<Incoming>) -> Response<Body> {
                     "this page's origin may not open game sockets here (see --allowed-origins)",
                 );
             }
-            match hyper_tungstenite::upgrade(&mut req, Some(ws_config(node.config.max_frame))) {
-                Ok((response, socket)) => {
-                    node.tasks.spawn(connection::serve(node.clone(), socket));
+            match accept_websocket(&req) {
+                Ok(response) => {
+                    let upgrade = hyper::upgrade::on(&mut req);
+                    node.tasks
+                        .spawn(connection::serve(node.clone(), upgrade, permit));
                     response
                 }
                 Err(e) => text(

@@ -1,88 +1,495 @@
 //! Delivery of session messages to this node's sockets.
 //!
 //! A connection subscribes once per membership (session + member). Delivering
-//! a message is a lookup and, per socket, a `try_send` of a refcounted frame:
-//! nothing is serialized or copied per recipient. A socket whose queue is full
-//! is too slow to keep up; it is closed and its client resumes.
+//! a batch encodes each message's WebSocket frame once for the whole node
+//! ([`protocol::ws_text`]) and hands the same bytes to every subscribed
+//! [`Socket`], which writes them at once when nothing is queued before them
+//! (a non-blocking `write` from the delivering task: no channel, no task
+//! wake-up, no copy per socket) and queues them otherwise, for its
+//! connection task to write when the kernel takes more. A socket whose queue
+//! holds [`OUTBOUND_QUEUE`] frames is too slow to keep up: it is closed with
+//! 1008 and its client resumes.
+//!
+//! Invariants (see ARCHITECTURE.md, "connection"):
+//! - Everything written to a socket goes through its [`Socket`], under its
+//!   lock: frames go out whole and in the order they were handed over, and
+//!   nothing follows a close frame.
+//! - A frame is written directly only when the queue is empty; otherwise it
+//!   is appended, and the connection task, woken when the queue stopped
+//!   being empty, writes the queue (resuming a partly written frame) when
+//!   the socket is writable.
+//! - Per seat, messages wait (`Held`) until the seat's welcome is written,
+//!   then only messages with a higher `seq` than the last written one go out
+//!   (`Live`): a client never sees a message twice or out of order.
+//! - No fanout lock is held while writing to a socket.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::task::{Poll, Waker};
 
-use hyper_tungstenite::tungstenite::Utf8Bytes;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use bytes::Bytes;
+use indexmap::IndexMap;
+use tokio::net::TcpStream;
 
 use super::{Audience, MemberId, Outgoing, SessionId};
+use crate::protocol;
 
-/// What a connection's writer task receives.
-#[derive(Debug)]
-pub enum Outbound {
-    /// A session message for membership `slot`.
-    Deliver {
-        slot: u32,
-        seq: u64,
-        frame: Utf8Bytes,
-    },
-    /// A reply to this socket only (ack, error).
-    Frame(Utf8Bytes),
-    /// Membership `slot` is being attached: hold its messages until `Attach`.
-    Open {
-        slot: u32,
-    },
-    /// The welcome (and replay) of `slot`; messages after `seq` follow.
-    Attach {
-        slot: u32,
-        seq: u64,
-        frames: Vec<Utf8Bytes>,
-    },
-    /// Membership `slot` ended; drop its messages.
-    Forget {
-        slot: u32,
-    },
-    /// Keep-alive.
-    Ping,
-    Close {
-        code: u16,
-        reason: &'static str,
-    },
+/// Frames queued for one socket (the kernel's buffer being full) before it
+/// counts as too slow.
+pub const OUTBOUND_QUEUE: usize = 1024;
+/// Messages held for one seat while its welcome is on the way.
+pub const MAX_HELD: usize = 4096;
+/// Queued frames written with one `writev`.
+const WRITEV_MAX: usize = 64;
+/// Audiences up to this size are written by the delivering task itself;
+/// larger ones are queued first (cheap, in order) and written by tasks of
+/// [`WRITE_CHUNK`] sockets each, so the workers share the writes and the
+/// session actor (or the cluster's dispatcher) is not held up by them.
+const INLINE_WRITES: usize = 64;
+const WRITE_CHUNK: usize = 128;
+
+/// One WebSocket's TCP stream and everything waiting to be written to it,
+/// shared by its connection task (which reads, and writes what had to wait)
+/// and the fanout (which writes session messages).
+pub struct Socket {
+    pub id: u64,
+    stream: TcpStream,
+    out: Mutex<Out>,
+}
+
+/// Where a socket's writing stands.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    #[default]
+    Open,
+    /// A close frame is queued (or the peer closed): nothing follows it.
+    Closing,
+    /// The queue overflowed: the connection closes it with 1008.
+    TooSlow,
+    /// A write failed, or the connection ended: nothing is written any more.
+    Failed,
+}
+
+#[derive(Default)]
+struct Out {
+    queue: Queue,
+    /// Per membership slot of this socket (usually one or two).
+    seats: Vec<(u32, Seat)>,
+}
+
+enum Seat {
+    /// Welcome not written yet: messages wait here.
+    Held(Vec<(u64, Bytes)>),
+    /// Messages with a `seq` above this one are written.
+    Live(u64),
+}
+
+#[derive(Default)]
+struct Queue {
+    frames: VecDeque<Bytes>,
+    /// Bytes of `frames[0]` already written.
+    written: usize,
+    state: State,
+    /// The connection task, woken when `frames` stops being empty or the
+    /// state changes.
+    waker: Option<Waker>,
+}
+
+impl Queue {
+    /// Appends a frame; `false` if the socket takes no more (then the
+    /// frame is dropped).
+    fn push(&mut self, frame: Bytes) -> bool {
+        if self.state != State::Open {
+            return false;
+        }
+        if self.frames.len() >= OUTBOUND_QUEUE {
+            self.overflow();
+            return false;
+        }
+        self.frames.push_back(frame);
+        true
+    }
+
+    /// Too slow: only the frame being written is kept (a frame is never cut),
+    /// the rest is dropped; the client resumes and gets it again.
+    fn overflow(&mut self) {
+        if self.state == State::Open {
+            self.state = State::TooSlow;
+            let keep = usize::from(self.written > 0);
+            self.frames.truncate(keep);
+            self.wake();
+        }
+    }
+
+    /// The states in which the connection task stops writing.
+    fn ended(&self) -> Option<State> {
+        match self.state {
+            State::TooSlow | State::Failed => Some(self.state),
+            State::Closing if self.frames.is_empty() => Some(self.state),
+            _ => None,
+        }
+    }
+
+    fn fail(&mut self) {
+        self.state = State::Failed;
+        self.frames = VecDeque::new();
+        self.written = 0;
+        self.wake();
+    }
+
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Writes as much of the queue as the socket takes without blocking.
+    fn write_some(&mut self, stream: &TcpStream) {
+        while !self.frames.is_empty() {
+            let result = {
+                let mut slices = [IoSlice::new(&[]); WRITEV_MAX];
+                let mut n = 0;
+                for (slot, frame) in slices.iter_mut().zip(&self.frames) {
+                    let bytes = if n == 0 {
+                        &frame[self.written..]
+                    } else {
+                        &frame[..]
+                    };
+                    *slot = IoSlice::new(bytes);
+                    n += 1;
+                }
+                if n == 1 {
+                    stream.try_write(&slices[0])
+                } else {
+                    stream.try_write_vectored(&slices[..n])
+                }
+            };
+            match result {
+                Ok(0) => return self.fail(),
+                Ok(n) => self.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "socket write failed");
+                    return self.fail();
+                }
+            }
+        }
+        // Drained: an idle socket keeps no queue memory.
+        self.written = 0;
+        self.frames = VecDeque::new();
+    }
+
+    /// `n` more bytes were written.
+    fn advance(&mut self, n: usize) {
+        let mut n = n + self.written;
+        self.written = 0;
+        while let Some(front) = self.frames.front() {
+            if n < front.len() {
+                self.written = n;
+                return;
+            }
+            n -= front.len();
+            self.frames.pop_front();
+        }
+    }
+
+    /// One frame: straight to the socket if nothing is queued before it (the
+    /// common case: no queue memory, no copy), else behind the queue. Only
+    /// what the socket did not take is queued, for the connection task.
+    fn offer(&mut self, frame: &Bytes, stream: &TcpStream) -> bool {
+        if self.state != State::Open {
+            return false;
+        }
+        if !self.frames.is_empty() {
+            return self.push(frame.clone());
+        }
+        let written = match stream.try_write(frame) {
+            Ok(n) if n == frame.len() => return true,
+            Ok(0) => {
+                self.fail();
+                return false;
+            }
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                0
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "socket write failed");
+                self.fail();
+                return false;
+            }
+        };
+        self.frames.push_back(frame.clone());
+        self.written = written;
+        self.wake();
+        true
+    }
+
+    /// After frames were pushed onto a queue that was empty before: write
+    /// them now, and wake the connection task for whatever the kernel did not
+    /// take. (A queue that was not empty is already the task's to write.)
+    fn kick(&mut self, was_empty: bool, stream: &TcpStream) {
+        if was_empty && !self.frames.is_empty() {
+            self.write_some(stream);
+            if !self.frames.is_empty() {
+                self.wake();
+            }
+        }
+    }
+}
+
+impl Socket {
+    pub fn new(id: u64, stream: TcpStream) -> Socket {
+        Socket {
+            id,
+            stream,
+            out: Mutex::new(Out::default()),
+        }
+    }
+
+    /// The stream, for reading (all writes go through this `Socket`).
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Out> {
+        self.out.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn state(&self) -> State {
+        self.lock().queue.state
+    }
+
+    /// A frame for this socket only (ack, error, pong, ping), already framed.
+    pub fn send(&self, frame: Bytes) {
+        self.lock().queue.offer(&frame, &self.stream);
+    }
+
+    /// Membership `slot` is being attached: hold its messages until `attach`.
+    pub fn open(&self, slot: u32) {
+        let mut out = self.lock();
+        out.seats.retain(|(s, _)| *s != slot);
+        // Usually the socket's only seat: no room for four.
+        out.seats.reserve_exact(1);
+        out.seats.push((slot, Seat::Held(Vec::new())));
+    }
+
+    /// Writes the welcome (and replay) of `slot`, then the messages held for
+    /// it with a `seq` above `seq`; later messages above the last written follow.
+    pub fn attach(&self, slot: u32, seq: u64, frames: impl IntoIterator<Item = Bytes>) {
+        let mut guard = self.lock();
+        let Out { queue, seats } = &mut *guard;
+        let was_empty = queue.frames.is_empty();
+        for frame in frames {
+            queue.push(frame);
+        }
+        let mut last = seq;
+        let held = match seats.iter().position(|(s, _)| *s == slot) {
+            Some(i) => match std::mem::replace(&mut seats[i].1, Seat::Live(seq)) {
+                Seat::Held(held) => held,
+                Seat::Live(_) => Vec::new(),
+            },
+            None => {
+                seats.push((slot, Seat::Live(seq)));
+                Vec::new()
+            }
+        };
+        for (s, frame) in held {
+            if s == 0 || s > last {
+                last = last.max(s);
+                queue.push(frame);
+            }
+        }
+        if let Some((_, seat)) = seats.iter_mut().find(|(s, _)| *s == slot) {
+            *seat = Seat::Live(last);
+        }
+        queue.kick(was_empty, &self.stream);
+    }
+
+    /// Membership `slot` ended: its messages are dropped from now on.
+    pub fn forget(&self, slot: u32) {
+        self.lock().seats.retain(|(s, _)| *s != slot);
+    }
+
+    /// Session messages `(seq, frame)` for membership `slot`, in order.
+    /// Returns how many the socket took (written, queued or held). With
+    /// `write_now` false they are only queued, and the caller calls
+    /// [`Socket::flush`] afterwards.
+    pub fn deliver(&self, slot: u32, messages: &[(u64, &Bytes)], write_now: bool) -> usize {
+        let mut guard = self.lock();
+        let Out { queue, seats } = &mut *guard;
+        if queue.state != State::Open {
+            return 0;
+        }
+        let Some((_, seat)) = seats.iter_mut().find(|(s, _)| *s == slot) else {
+            return 0;
+        };
+        if let ([(seq, frame)], true, Seat::Live(last)) = (messages, write_now, &mut *seat) {
+            if (*seq == 0 || *seq > *last) && queue.offer(frame, &self.stream) {
+                *last = (*last).max(*seq);
+                return 1;
+            }
+            return 0;
+        }
+        let was_empty = queue.frames.is_empty();
+        let mut taken = 0;
+        for &(seq, frame) in messages {
+            match seat {
+                Seat::Live(last) => {
+                    if (seq == 0 || seq > *last) && queue.push(frame.clone()) {
+                        *last = (*last).max(seq);
+                        taken += 1;
+                    }
+                }
+                Seat::Held(held) => {
+                    if held.len() >= MAX_HELD {
+                        queue.overflow();
+                        break;
+                    }
+                    held.push((seq, frame.clone()));
+                    taken += 1;
+                }
+            }
+        }
+        if write_now {
+            queue.kick(was_empty, &self.stream);
+        }
+        taken
+    }
+
+    /// Writes what is queued, if the socket takes it now; wakes the
+    /// connection task for the rest.
+    pub fn flush(&self) {
+        let mut out = self.lock();
+        let q = &mut out.queue;
+        if matches!(q.state, State::Open | State::Closing) {
+            q.kick(true, &self.stream);
+        }
+    }
+
+    /// Queues a close frame (`None`: the peer closed, and tungstenite has
+    /// already queued the answer); nothing is written after it.
+    pub fn close(&self, close: Option<(u16, &'static str)>) {
+        let mut out = self.lock();
+        let q = &mut out.queue;
+        let was_empty = q.frames.is_empty();
+        if matches!(q.state, State::Open | State::TooSlow) {
+            if let Some((code, reason)) = close {
+                q.frames.push_back(protocol::ws_close(code, reason));
+            }
+            q.state = State::Closing;
+            q.wake();
+        }
+        q.kick(was_empty, &self.stream);
+    }
+
+    /// The connection is over: nothing is queued or written any more.
+    pub fn end(&self) {
+        self.lock().queue.fail();
+    }
+
+    /// Writes queued frames whenever the socket can take them. Returns once
+    /// the socket cannot go on: `TooSlow`, `Failed`, or `Closing` with the
+    /// queue (the close frame last) written. The task waits for both the
+    /// socket's write readiness and changes to the queue.
+    pub async fn write_queued(&self) -> State {
+        poll_fn(|cx| {
+            let mut out = self.lock();
+            let q = &mut out.queue;
+            // Bounded: a socket that is always writable must not keep the
+            // task here forever.
+            for _ in 0..16 {
+                if let Some(end) = q.ended() {
+                    return Poll::Ready(end);
+                }
+                if q.frames.is_empty() {
+                    break;
+                }
+                match self.stream.poll_write_ready(cx) {
+                    Poll::Ready(Ok(())) => q.write_some(&self.stream),
+                    Poll::Ready(Err(_)) => q.fail(),
+                    Poll::Pending => break,
+                }
+            }
+            if let Some(end) = q.ended() {
+                return Poll::Ready(end);
+            }
+            match &mut q.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                w => *w = Some(cx.waker().clone()),
+            }
+            if !q.frames.is_empty() {
+                // Either waiting for the socket (registered above by
+                // `poll_write_ready`) or out of turns: try again soon.
+                if self.stream.poll_write_ready(cx).is_ready() {
+                    cx.waker().wake_by_ref();
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
 }
 
 /// One socket's subscription to one membership.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Subscriber {
-    pub conn: u64,
+    pub socket: Arc<Socket>,
     pub slot: u32,
-    pub tx: mpsc::Sender<Outbound>,
-    /// Cancelled when the socket cannot keep up.
-    pub too_slow: CancellationToken,
+}
+
+#[derive(Default)]
+struct Followers {
+    members: HashMap<MemberId, Vec<Subscriber>>,
+    /// Every subscriber, for `Audience::All`: built on the first delivery
+    /// after a change, so delivering holds no lock while writing.
+    all: OnceLock<Arc<[Subscriber]>>,
+}
+
+impl Followers {
+    fn all(&self) -> Arc<[Subscriber]> {
+        self.all
+            .get_or_init(|| self.members.values().flatten().cloned().collect())
+            .clone()
+    }
 }
 
 #[derive(Default)]
 pub struct Fanout {
-    sessions: RwLock<HashMap<SessionId, HashMap<MemberId, Vec<Subscriber>>>>,
+    sessions: RwLock<HashMap<SessionId, Followers>>,
 }
 
 impl Fanout {
     pub fn subscribe(&self, session: &SessionId, member: &MemberId, sub: Subscriber) {
         let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
-        sessions
-            .entry(session.clone())
-            .or_default()
+        let followers = sessions.entry(session.clone()).or_default();
+        followers
+            .members
             .entry(member.clone())
-            .or_default()
+            .or_insert_with(|| Vec::with_capacity(1))
             .push(sub);
+        followers.all = OnceLock::new();
     }
 
     pub fn unsubscribe(&self, session: &str, member: &str, conn: u64) {
         let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(members) = sessions.get_mut(session) {
-            if let Some(subs) = members.get_mut(member) {
-                subs.retain(|s| s.conn != conn);
+        if let Some(followers) = sessions.get_mut(session) {
+            if let Some(subs) = followers.members.get_mut(member) {
+                subs.retain(|s| s.socket.id != conn);
                 if subs.is_empty() {
-                    members.remove(member);
+                    followers.members.remove(member);
                 }
             }
-            if members.is_empty() {
+            followers.all = OnceLock::new();
+            if followers.members.is_empty() {
                 sessions.remove(session);
             }
         }
@@ -105,77 +512,292 @@ impl Fanout {
         let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
         sessions
             .get(session)
-            .map(|m| m.keys().cloned().collect())
+            .map(|f| f.members.keys().cloned().collect())
             .unwrap_or_default()
     }
 
     /// Closes every local socket following `session` (their clients resume).
     pub fn close_session(&self, session: &str, code: u16, reason: &'static str) {
-        let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
-        if let Some(members) = sessions.get(session) {
-            for s in members.values().flatten() {
-                let _ = s.tx.try_send(Outbound::Close { code, reason });
+        let all = {
+            let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+            match sessions.get(session) {
+                Some(f) => f.all(),
+                None => return,
             }
+        };
+        for s in all.iter() {
+            s.socket.close(Some((code, reason)));
         }
     }
 
     /// Delivers `messages` (in order) to this node's subscribers; returns how
     /// many socket deliveries were made.
     pub fn deliver(&self, session: &str, messages: &[Outgoing]) -> usize {
-        let mut delivered = 0;
-        let mut revoked: Vec<MemberId> = Vec::new();
-        {
-            let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
-            let Some(members) = sessions.get(session) else {
-                return 0;
-            };
-            for m in messages {
-                let mut send = |subs: &Vec<Subscriber>| {
-                    for s in subs {
-                        let out = Outbound::Deliver {
-                            slot: s.slot,
-                            seq: m.seq,
-                            frame: m.frame.clone(),
-                        };
-                        match s.tx.try_send(out) {
-                            Ok(()) => delivered += 1,
-                            Err(mpsc::error::TrySendError::Full(_)) => s.too_slow.cancel(),
-                            Err(mpsc::error::TrySendError::Closed(_)) => {}
-                        }
-                    }
-                };
-                match &m.audience {
-                    Audience::All => members.values().for_each(&mut send),
-                    Audience::Members(ids) => {
-                        for id in ids {
-                            if let Some(subs) = members.get(id) {
-                                send(subs);
-                            }
-                        }
-                    }
-                }
-                if m.revoke
-                    && let Audience::Members(ids) = &m.audience
-                {
-                    revoked.extend(ids.iter().cloned());
-                }
-            }
-        }
+        let delivered = match messages {
+            [] => 0,
+            [one] => self.deliver_one(session, one),
+            _ => self.deliver_many(session, messages),
+        };
+        let revoked: Vec<&MemberId> = messages
+            .iter()
+            .filter(|m| m.revoke)
+            .filter_map(|m| match &m.audience {
+                Audience::Members(ids) => Some(ids),
+                Audience::All => None,
+            })
+            .flatten()
+            .collect();
         if !revoked.is_empty() {
             let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
-            if let Some(members) = sessions.get_mut(session) {
-                for id in &revoked {
-                    if let Some(subs) = members.remove(id) {
+            if let Some(followers) = sessions.get_mut(session) {
+                for id in revoked {
+                    if let Some(subs) = followers.members.remove(id) {
                         for s in subs {
-                            let _ = s.tx.try_send(Outbound::Forget { slot: s.slot });
+                            s.socket.forget(s.slot);
                         }
                     }
                 }
-                if members.is_empty() {
+                followers.all = OnceLock::new();
+                if followers.members.is_empty() {
                     sessions.remove(session);
                 }
             }
         }
         delivered
+    }
+
+    /// The common case (a broadcast, or one patch): no per-socket bookkeeping.
+    fn deliver_one(&self, session: &str, m: &Outgoing) -> usize {
+        let targets: Arc<[Subscriber]> = {
+            let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+            let Some(followers) = sessions.get(session) else {
+                return 0;
+            };
+            match &m.audience {
+                Audience::All => followers.all(),
+                Audience::Members(ids) => ids
+                    .iter()
+                    .filter_map(|id| followers.members.get(id))
+                    .flatten()
+                    .cloned()
+                    .collect(),
+            }
+        };
+        if targets.is_empty() {
+            return 0;
+        }
+        let frame = protocol::ws_text(m.frame.clone());
+        let one = [(m.seq, &frame)];
+        let write_now = targets.len() <= INLINE_WRITES;
+        let delivered = targets
+            .iter()
+            .map(|s| s.socket.deliver(s.slot, &one, write_now))
+            .sum();
+        if !write_now {
+            flush_in_chunks(targets);
+        }
+        delivered
+    }
+
+    /// Several messages: each socket gets all of its share in one call (and,
+    /// when its queue is empty, one `writev`).
+    fn deliver_many(&self, session: &str, messages: &[Outgoing]) -> usize {
+        let mut plan: IndexMap<(usize, u32), (Subscriber, Vec<usize>)> = IndexMap::new();
+        {
+            let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
+            let Some(followers) = sessions.get(session) else {
+                return 0;
+            };
+            let mut add = |i: usize, subs: &[Subscriber]| {
+                for s in subs {
+                    let key = (Arc::as_ptr(&s.socket) as usize, s.slot);
+                    plan.entry(key)
+                        .or_insert_with(|| (s.clone(), Vec::new()))
+                        .1
+                        .push(i);
+                }
+            };
+            for (i, m) in messages.iter().enumerate() {
+                match &m.audience {
+                    Audience::All => {
+                        for subs in followers.members.values() {
+                            add(i, subs);
+                        }
+                    }
+                    Audience::Members(ids) => {
+                        for id in ids {
+                            if let Some(subs) = followers.members.get(id) {
+                                add(i, subs);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if plan.is_empty() {
+            return 0;
+        }
+        let mut needed = vec![false; messages.len()];
+        for (_, indexes) in plan.values() {
+            for &i in indexes {
+                needed[i] = true;
+            }
+        }
+        let frames: Vec<Option<Bytes>> = messages
+            .iter()
+            .zip(needed)
+            .map(|(m, needed)| needed.then(|| protocol::ws_text(m.frame.clone())))
+            .collect();
+        let write_now = plan.len() <= INLINE_WRITES;
+        let mut mine: Vec<(u64, &Bytes)> = Vec::new();
+        let mut delivered = 0;
+        for (sub, indexes) in plan.values() {
+            mine.clear();
+            mine.extend(
+                indexes
+                    .iter()
+                    .filter_map(|&i| frames[i].as_ref().map(|f| (messages[i].seq, f))),
+            );
+            delivered += sub.socket.deliver(sub.slot, &mine, write_now);
+        }
+        if !write_now {
+            flush_in_chunks(plan.into_values().map(|(sub, _)| sub).collect());
+        }
+        delivered
+    }
+}
+
+/// Writes what was queued for `targets`, [`WRITE_CHUNK`] sockets per task.
+/// Order is kept by each socket's queue, whichever task writes it.
+fn flush_in_chunks(targets: Arc<[Subscriber]>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        targets.iter().for_each(|s| s.socket.flush());
+        return;
+    };
+    for start in (0..targets.len()).step_by(WRITE_CHUNK) {
+        let targets = targets.clone();
+        runtime.spawn(async move {
+            let end = (start + WRITE_CHUNK).min(targets.len());
+            for s in &targets[start..end] {
+                s.socket.flush();
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpSocket};
+
+    /// A connected pair: the server side as a `Socket`, and a client whose
+    /// receive buffer is small so the server's writes block soon.
+    async fn pair() -> (Arc<Socket>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpSocket::new_v4().unwrap();
+        client.set_recv_buffer_size(4096).unwrap();
+        let (client, accepted) = tokio::join!(
+            client.connect(listener.local_addr().unwrap()),
+            listener.accept()
+        );
+        let (server, _) = accepted.unwrap();
+        (Arc::new(Socket::new(1, server)), client.unwrap())
+    }
+
+    fn frame(i: u32, len: usize) -> Bytes {
+        let mut f = vec![b'.'; len];
+        f[..4].copy_from_slice(&i.to_be_bytes());
+        Bytes::from(f)
+    }
+
+    /// Reads `n` frames of `len` bytes and returns their numbers.
+    async fn read_frames(client: &mut TcpStream, n: usize, len: usize) -> Vec<u32> {
+        let mut buf = vec![0u8; n * len];
+        client.read_exact(&mut buf).await.unwrap();
+        buf.chunks(len)
+            .map(|c| {
+                assert!(c[4..].iter().all(|b| *b == b'.'), "a frame was cut");
+                u32::from_be_bytes([c[0], c[1], c[2], c[3]])
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_blocked_socket_queues_then_writes_everything_in_order() {
+        let (socket, mut client) = pair().await;
+        socket.open(7);
+        socket.attach(7, 0, []);
+        // 1000 frames of 3001 bytes: far more than the kernel buffers take
+        // from a reader that does not read, and odd-sized so writes split
+        // frames.
+        let len = 3001;
+        let frames: Vec<Bytes> = (0..1000).map(|i| frame(i, len)).collect();
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(socket.deliver(7, &[(i as u64 + 1, f)], true), 1);
+        }
+        // A duplicate and an old seq are dropped.
+        assert_eq!(socket.deliver(7, &[(1000, &frames[999])], true), 0);
+        assert_eq!(socket.deliver(7, &[(3, &frames[2])], true), 0);
+        let queued = socket.lock().queue.frames.len();
+        assert!(queued > 0, "the socket never blocked");
+        assert_eq!(socket.state(), State::Open);
+        let writer = socket.clone();
+        let writing = tokio::spawn(async move { writer.write_queued().await });
+        let got = read_frames(&mut client, 1000, len).await;
+        assert_eq!(got, (0..1000).collect::<Vec<u32>>());
+        socket.close(Some((1001, "bye")));
+        assert_eq!(writing.await.unwrap(), State::Closing);
+        let mut close = [0u8; 7];
+        client.read_exact(&mut close).await.unwrap();
+        assert_eq!(&close[..], &protocol::ws_close(1001, "bye")[..]);
+        assert_eq!(
+            socket.lock().queue.frames.capacity(),
+            0,
+            "a drained queue is freed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_never_drains_is_too_slow_at_the_bound() {
+        let (socket, _client) = pair().await;
+        socket.open(1);
+        socket.attach(1, 0, []);
+        let f = frame(0, 2000);
+        let mut taken = 0;
+        for seq in 1..=(OUTBOUND_QUEUE as u64 + 10_000) {
+            let n = socket.deliver(1, &[(seq, &f)], true);
+            if n == 0 {
+                break;
+            }
+            taken += n;
+        }
+        assert_eq!(socket.state(), State::TooSlow);
+        let q = socket.lock().queue.frames.len();
+        assert!(q <= 1, "only a frame in flight is kept: {q}");
+        assert!(taken > OUTBOUND_QUEUE, "{taken}");
+        assert_eq!(socket.write_queued().await, State::TooSlow);
+        socket.close(Some((1008, "too slow")));
+        assert_eq!(socket.state(), State::Closing);
+        assert_eq!(
+            socket.deliver(1, &[(u64::MAX, &f)], true),
+            0,
+            "nothing after a close"
+        );
+    }
+
+    #[tokio::test]
+    async fn held_messages_follow_the_welcome_without_duplicates() {
+        let (socket, mut client) = pair().await;
+        socket.open(3);
+        let (a, b, c) = (frame(1, 10), frame(2, 10), frame(3, 10));
+        assert_eq!(socket.deliver(3, &[(4, &a), (5, &b)], true), 2);
+        // The welcome was computed at seq 4: only 5 and later follow it.
+        socket.attach(3, 4, [frame(0, 10)]);
+        assert_eq!(socket.deliver(3, &[(5, &b), (6, &c), (0, &a)], false), 2);
+        socket.flush();
+        assert_eq!(read_frames(&mut client, 4, 10).await, [0, 2, 3, 1]);
+        socket.forget(3);
+        assert_eq!(socket.deliver(3, &[(7, &c)], true), 0);
     }
 }

@@ -58,6 +58,8 @@ use crate::store::{
 pub const HEARTBEAT_TTL: Duration = Duration::from_millis(2000);
 /// How often the heartbeat thread renews the heartbeat.
 const BEAT_EVERY: Duration = Duration::from_millis(500);
+/// How long a Redis command may take before Redis counts as unreachable.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often nodes look for sessions whose owner is gone.
 const SCAN_EVERY: Duration = Duration::from_millis(500);
 /// A runtime that has not ticked for this long is hung, not busy: the
@@ -285,10 +287,13 @@ impl RedisCluster {
     ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<redis::PushInfo>), redis::RedisError> {
         let client = redis::Client::open(resp3_url(url))?;
         let beat_client = redis::Client::open(url)?;
+        // A late answer is not a lost one: a commit whose answer times out
+        // may still have run, so the timeout is for a Redis that is gone
+        // (an unreachable one fails at once), not for a busy machine.
         let settings = ConnectionManagerConfig::new()
             .set_max_delay(Duration::from_millis(500))
             .set_number_of_retries(3)
-            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_connection_timeout(Some(Duration::from_secs(1)));
         let cmd = client
             .get_connection_manager_with_config(settings.clone())

@@ -191,12 +191,17 @@ struct Connection {
 }
 
 /// Resolves when the socket may have something to read (at once if
-/// `buffered`: tungstenite may hold frames already read).
+/// `buffered`: tungstenite may hold frames already read). `poll_read_ready`
+/// rather than `readable()`: its future is 150 bytes of every connection's
+/// state, and this task is the socket's only reader.
 async fn readable(socket: &Socket, buffered: bool) -> io::Result<()> {
-    if buffered {
-        return Ok(());
-    }
-    socket.stream().readable().await
+    poll_fn(|cx| {
+        if buffered {
+            return Poll::Ready(Ok(()));
+        }
+        socket.stream().poll_read_ready(cx)
+    })
+    .await
 }
 
 /// The next answer to an action, in the order the actions were sent.

@@ -16,6 +16,10 @@ local next, type, rawget, rawset, rawlen, rawequal, getmetatable, select, error,
 local P2R = real_setmetatable({}, { __mode = "k" })
 local R2P = real_setmetatable({}, { __mode = "k" })
 
+-- A proxy used as a key means the key stored as given if the table has it
+-- (a table built during the call may hold proxies as keys), else its raw
+-- table (what a write through a proxy stores).
+
 -- Raw tables that got their proxy during the call in progress. A table whose
 -- proxy is older existed before the call, so it cannot hold a proxy that no
 -- journal entry accounts for (see `normalize`).
@@ -74,6 +78,10 @@ function MT.__index(p, k)
     if x == nil then return nil end
     v = r[x]
   end
+  -- A table seen before is returned without the `type` call, the
+  -- costliest step here.
+  local w = R2P[v]
+  if w ~= nil then return w end
   if type(v) ~= "table" or P2R[v] ~= nil then return v end
   return wrap(v)
 end
@@ -84,7 +92,7 @@ function MT.__newindex(p, k, v)
   if k ~= k then error(NAN_KEY, 2) end
   local r = P2R[p]
   local x = P2R[k]
-  if x ~= nil then k = x end
+  if x ~= nil and rawget(r, k) == nil then k = x end
   x = P2R[v]
   if x ~= nil then v = x end
   local i = n
@@ -102,10 +110,16 @@ function MT.__len(p)
 end
 
 local function pnext(p, k)
+  local r = P2R[p]
   local x = P2R[k]
-  if x ~= nil then k = x end
-  local k2, v = next(P2R[p], k)
-  if type(v) == "table" and P2R[v] == nil then v = wrap(v) end
+  if x ~= nil and rawget(r, k) == nil then k = x end
+  local k2, v = next(r, k)
+  local w = R2P[v]
+  if w ~= nil then
+    v = w
+  elseif type(v) == "table" and P2R[v] == nil then
+    v = wrap(v)
+  end
   if type(k2) == "table" and P2R[k2] == nil then k2 = wrap(k2) end
   return k2, v
 end
@@ -150,9 +164,11 @@ local function rawget_(...)
   end
   if select("#", ...) < 2 then bad("rawget", 2, "value expected") end
   if r == nil then return rawget(t, k) end
-  local x = P2R[k]
-  if x ~= nil then k = x end
   local v = rawget(r, k)
+  if v == nil then
+    local x = P2R[k]
+    if x ~= nil then v = rawget(r, x) end
+  end
   if type(v) == "table" and P2R[v] == nil then v = wrap(v) end
   return v
 end
@@ -168,7 +184,7 @@ local function rawset_(...)
   if count < 3 then bad("rawset", 3, "value expected") end
   if r == nil then return rawset(t, k, v) end
   local x = P2R[k]
-  if x ~= nil then k = x end
+  if x ~= nil and rawget(r, k) == nil then k = x end
   x = P2R[v]
   if x ~= nil then v = x end
   if k ~= nil and k == k then -- otherwise rawset below raises Lua's error
@@ -251,7 +267,8 @@ end
 -- handler's caller is the engine as before (error levels, positions).
 local function enter(f, state, ...)
   if n > 0 or new_count > 0 then clear() end
-  return f(wrap(state), ...)
+  if type(state) == "table" then state = wrap(state) end
+  return f(state, ...)
 end
 
 -- After a successful call: the state graph holds no proxy any more (written

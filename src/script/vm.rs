@@ -900,6 +900,39 @@ mod tests {
     }
 
     #[test]
+    fn tables_as_keys_stay_consistent_within_and_across_calls() {
+        let mut vm = vm(&game(
+            "{ a = {} }",
+            r#"
+            first = function(s)
+              local t = { [s.a] = 1 }
+              s.t = t
+              assert(s.t[s.a] == 1 and rawget(s.t, s.a) == 1)
+              s.t[s.a] = 2
+              assert(s.t[s.a] == 2 and t[s.a] == 2)
+              local n = 0
+              for k, v in pairs(s.t) do assert(k == s.a and v == 2) n = n + 1 end
+              assert(n == 1)
+              s.u = {}
+              s.u[s.a] = 3
+              assert(s.u[s.a] == 3 and rawget(s.u, s.a) == 3 and next(s.u) == s.a)
+            end,
+            later = function(s)
+              assert(s.t[s.a] == 2 and s.u[s.a] == 3)
+              for k, v in pairs(s.t) do assert(k == s.a and v == 2) end
+              assert(next(s.u) == s.a)
+              s.t[s.a] = nil
+              assert(next(s.t) == nil)
+              s.t, s.u = nil, nil
+            end,
+            "#,
+        ));
+        act(&mut vm, "first").expect("first");
+        act(&mut vm, "later").expect("later");
+        assert_eq!(vm.state_json().unwrap(), json!({"a": []}));
+    }
+
+    #[test]
     fn ctx_arguments_and_logs_see_through_proxies() {
         let mut vm = vm(&game(
             "{ a = { x = 1, list = { 1, 2 } } }",

@@ -2,12 +2,11 @@
 //!
 //! Architecture Invariant: `script` knows nothing about sockets, the cluster
 //! or persistence. It loads rules ([`catalog`]), runs them in a metered
-//! sandbox ([`sandbox`], [`budget`], [`pattern`]), turns handler calls into
-//! effects and views ([`vm`]) and rolls failed calls back ([`journal`]).
+//! sandbox ([`sandbox`], [`budget`], [`pattern`]) and turns handler calls into
+//! effects and views ([`vm`]).
 
 pub mod budget;
 pub mod catalog;
-pub mod journal;
 pub mod pattern;
 pub mod sandbox;
 pub mod vm;

@@ -13,18 +13,13 @@
 //!   `script::pattern`, because C pattern matching never reaches the hook;
 //! - a memory limit (`set_memory_limit`), which turns runaway allocations into
 //!   a clean "not enough memory" error;
-//! - `setmetatable` refusing `__gc`, so no script code runs outside a metered call;
-//! - the state journal (`script::journal`), which replaces `next`, `rawget`,
-//!   `rawset`, `rawlen`, `getmetatable` and `setmetatable` with versions that
-//!   see through the write-tracking proxies handlers get their state as.
+//! - `setmetatable` refusing `__gc`, so no script code runs outside a metered call.
 
 use std::sync::Arc;
 
-use mlua::debug::Debug;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
 use super::budget::{self, BUDGET_MESSAGE, CallBudget};
-use super::journal;
 
 /// Instructions between two hook calls: small enough to stop a loop quickly,
 /// large enough that metering costs well under 1% of a call.
@@ -84,7 +79,6 @@ pub fn new_state(limits: Limits, budget: Arc<CallBudget>) -> mlua::Result<Lua> {
     }
 
     let setmetatable: Function = globals.get("setmetatable")?;
-    let real_setmetatable = setmetatable.clone();
     let guarded = lua.create_function(move |_, (table, meta): (Value, Value)| {
         if let Value::Table(m) = &meta
             && m.raw_get::<Value>("__gc")? != Value::Nil
@@ -97,8 +91,6 @@ pub fn new_state(limits: Limits, budget: Arc<CallBudget>) -> mlua::Result<Lua> {
     })?;
     globals.raw_set("setmetatable", guarded)?;
     globals.raw_set("null", Value::NULL)?;
-    let journal = journal::install(&lua, real_setmetatable)?;
-    lua.set_app_data(journal);
 
     super::pattern::install(&lua)?;
 
@@ -109,8 +101,10 @@ pub fn new_state(limits: Limits, budget: Arc<CallBudget>) -> mlua::Result<Lua> {
             if budget::charge(lua, u64::from(HOOK_EVERY)).is_ok() {
                 return Ok(VmState::Continue);
             }
-            match game_position(lua, debug) {
-                Some((file, line)) => Err(mlua::Error::runtime(format!(
+            let source = debug.source();
+            let file = source.short_src.as_deref().unwrap_or("?");
+            match debug.current_line() {
+                Some(line) => Err(mlua::Error::runtime(format!(
                     "{file}:{line}: {BUDGET_MESSAGE}"
                 ))),
                 None => Err(mlua::Error::runtime(BUDGET_MESSAGE)),
@@ -120,31 +114,6 @@ pub fn new_state(limits: Limits, budget: Arc<CallBudget>) -> mlua::Result<Lua> {
     lua.set_memory_limit(limits.memory_bytes)?;
     Ok(lua)
 }
-
-/// Where the running code is, as `(file, line)`, for a message. When the hook
-/// fires inside Recess's own Lua code (a state proxy's metamethod), the
-/// position is that of the game's line that called it.
-fn game_position(lua: &Lua, debug: &Debug) -> Option<(String, usize)> {
-    fn position(d: &Debug) -> Option<(String, usize)> {
-        let file = d.source().short_src?.into_owned();
-        Some((file, d.current_line()?))
-    }
-    let here = position(debug);
-    if here
-        .as_ref()
-        .is_none_or(|(file, _)| file != journal::INTERNAL_CHUNK)
-    {
-        return here;
-    }
-    (1..MAX_FRAMES_SEARCHED)
-        .map_while(|level| lua.inspect_stack(level, position))
-        .flatten()
-        .find(|(file, _)| file != journal::INTERNAL_CHUNK)
-}
-
-/// Frames the hook looks through for the game's line (internal code is at
-/// most a couple of frames deep).
-const MAX_FRAMES_SEARCHED: usize = 16;
 
 /// Turns an mlua error into the one line an educator reads:
 /// `quiz.lua:57: message`, without Rust wrappers or Lua tracebacks.
@@ -166,17 +135,6 @@ pub fn describe(err: &mlua::Error) -> String {
         }
         mlua::Error::ExternalError(e) => e.to_string(),
         other => first_line(&other.to_string()),
-    }
-}
-
-/// Whether `err` is the memory limit running out.
-pub fn is_memory_error(err: &mlua::Error) -> bool {
-    match err {
-        mlua::Error::MemoryError(_) => true,
-        mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => {
-            is_memory_error(cause)
-        }
-        _ => false,
     }
 }
 

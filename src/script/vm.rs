@@ -3,29 +3,22 @@
 //! [`GameVm`] is owned by exactly one session actor and is the only way the
 //! engine calls into a game. Every handler call:
 //! 1. gets a fresh CPU allowance;
-//! 2. runs against a write-tracking proxy of the state ([`super::journal`]):
-//!    every write is journaled, so a failed or refused call is undone write by
-//!    write and leaves the state exactly as it was (same tables, same
-//!    contents), at a cost proportional to what the call wrote rather than to
-//!    the size of the state;
+//! 2. runs against a deep copy kept for rollback, so a failed or refused call
+//!    leaves the state exactly as it was;
 //! 3. collects what the script asked for through `ctx` as [`Effect`]s, which the
 //!    actor applies only if the call succeeded.
-//!
-//! `view` gets the raw state: views run between calls, so there is nothing to
-//! roll back; a view that writes to the state anyway (they must not) keeps
-//! those writes, as it always has.
 //!
 //! Architecture Invariant: this module knows nothing about sockets, sequence
 //! numbers or persistence; it turns calls into effects and views.
 
 use std::sync::Arc;
 
-use mlua::{IntoLuaMulti, Lua, LuaSerdeExt, MultiValue, Table, Value, Variadic};
+use mlua::chunk::ChunkMode;
+use mlua::{Function, Lua, LuaSerdeExt, MultiValue, Table, Value, Variadic};
 use serde_json::Value as Json;
 
 use super::budget::CallBudget;
 use super::catalog::{Rules, load_game_table};
-use super::journal::{self, Journal};
 use super::sandbox::{self, Limits};
 
 /// Longest delay `ctx.after` accepts (a week), so timers always fit a snapshot.
@@ -124,9 +117,8 @@ pub struct GameVm {
     /// The session state (what `init` returned, changed by handlers).
     state: Value,
     ctx: Table,
-    /// Write tracking and undo for handler calls; installed by the sandbox
-    /// before any game code ran.
-    journal: Journal,
+    /// Deep copy used to roll back a failed call; compiled before any game code ran.
+    copy: Function,
 }
 
 impl GameVm {
@@ -150,12 +142,12 @@ impl GameVm {
             log_lines: 0,
             session: session.to_owned(),
         });
-        let journal = lua
-            .app_data_ref::<Journal>()
-            .map(|j| j.clone())
-            .ok_or_else(|| ScriptError {
-                message: "the sandbox has no journal".to_owned(),
-            })?;
+        let copy: Function = lua
+            .load(DEEP_COPY)
+            .set_name("=recess")
+            .set_mode(ChunkMode::Text)
+            .eval()
+            .map_err(script_error)?;
         let ctx = make_ctx(&lua).map_err(script_error)?;
         budget.reset(limits.cpu_units);
         let game = load_game_table(&lua, &rules).map_err(|message| ScriptError { message })?;
@@ -167,7 +159,7 @@ impl GameVm {
             game,
             state: Value::Nil,
             ctx,
-            journal,
+            copy,
         })
     }
 
@@ -222,24 +214,17 @@ impl GameVm {
         let Ok(Value::Function(migrate)) = self.game.raw_get::<Value>("migrate") else {
             return Ok(());
         };
+        let backup = self.backup()?;
         self.budget.reset(self.limits.cpu_units);
-        let result = self
-            .journal
-            .enter(migrate, self.state.clone(), MultiValue::new())
-            .and_then(|values| match values.into_iter().next() {
-                Some(Value::Table(t)) => self.commit(Some(t)),
-                _ => self.commit(None),
-            });
-        match result {
-            Ok(state) => {
-                self.state = state;
-                Ok(())
-            }
+        match migrate.call::<Value>(self.state.clone()) {
+            Ok(Value::Table(t)) => self.state = Value::Table(t),
+            Ok(_) => {}
             Err(e) => {
-                self.undo(sandbox::is_memory_error(&e));
-                Err(script_error(e))
+                self.state = backup;
+                return Err(script_error(e));
             }
         }
+        Ok(())
     }
 
     /// Runs `init(ctx, params)`; its return value becomes the state.
@@ -281,11 +266,11 @@ impl GameVm {
         now_ms: i64,
     ) -> Result<CallOutcome, ScriptError> {
         let data = self.to_lua(data)?;
-        let ctx = self.ctx.clone();
+        let (state, ctx) = (self.state.clone(), self.ctx.clone());
         self.call(
             "action",
             now_ms,
-            |lua| Ok((ctx, player_table(lua, player)?, name, data)),
+            |lua| Ok((state, ctx, player_table(lua, player)?, name, data)),
             false,
         )
     }
@@ -315,11 +300,11 @@ impl GameVm {
         player: &PlayerInfo,
         now_ms: i64,
     ) -> Result<CallOutcome, ScriptError> {
-        let ctx = self.ctx.clone();
+        let (state, ctx) = (self.state.clone(), self.ctx.clone());
         self.call(
             handler,
             now_ms,
-            |lua| Ok((ctx, player_table(lua, player)?)),
+            |lua| Ok((state, ctx, player_table(lua, player)?)),
             false,
         )
     }
@@ -333,8 +318,8 @@ impl GameVm {
         now_ms: i64,
     ) -> Result<CallOutcome, ScriptError> {
         let data = self.to_lua(data)?;
-        let ctx = self.ctx.clone();
-        self.call(handler, now_ms, |_| Ok((ctx, name, data)), false)
+        let (state, ctx) = (self.state.clone(), self.ctx.clone());
+        self.call(handler, now_ms, |_| Ok((state, ctx, name, data)), false)
     }
 
     /// What `player` sees now. A view must be a table; nulls inside it are
@@ -367,9 +352,9 @@ impl GameVm {
         }
     }
 
-    /// Runs handler `name` with rollback. `is_init`: the handler is `init`,
-    /// which gets no state and whose return value is the state.
-    fn call<A: IntoLuaMulti>(
+    /// Runs handler `name` with rollback. `replace_state`: the return value is
+    /// the new state (init) rather than an optional replacement.
+    fn call<A: mlua::IntoLuaMulti>(
         &mut self,
         name: &str,
         now_ms: i64,
@@ -380,6 +365,7 @@ impl GameVm {
             Ok(Value::Function(f)) => f,
             _ => return Ok(CallOutcome::default()),
         };
+        let backup = self.backup()?;
         let (rng, next_timer) = self.with_scope(|s| {
             s.active = true;
             s.now_ms = now_ms;
@@ -388,21 +374,13 @@ impl GameVm {
             (s.rng.0, s.next_timer)
         });
         self.budget.reset(self.limits.cpu_units);
-        let result = args(&self.lua)
-            .and_then(|a| a.into_lua_multi(&self.lua))
-            .and_then(|a| {
-                if is_init {
-                    handler.call::<MultiValue>(a)
-                } else {
-                    self.journal.enter(handler, self.state.clone(), a)
-                }
-            });
+        let result = args(&self.lua).and_then(|a| handler.call::<MultiValue>(a));
         let effects = self.with_scope(|s| {
             s.active = false;
             std::mem::take(&mut s.effects)
         });
-        let rollback = |vm: &mut GameVm, error: Option<&mlua::Error>| {
-            vm.undo(error.is_some_and(sandbox::is_memory_error));
+        let rollback = |vm: &mut GameVm, backup: Value| {
+            vm.state = backup;
             vm.with_scope(|s| {
                 s.rng.0 = rng;
                 s.next_timer = next_timer;
@@ -411,7 +389,7 @@ impl GameVm {
         let returned = match result {
             Ok(values) => values,
             Err(e) => {
-                rollback(self, Some(&e));
+                rollback(self, backup);
                 return Err(script_error(e));
             }
         };
@@ -422,17 +400,18 @@ impl GameVm {
                 Some(Value::String(s)) => s.to_string_lossy(),
                 _ => format!("the game refused this {name}"),
             };
-            rollback(self, None);
+            rollback(self, backup);
             return Ok(CallOutcome {
                 effects: Vec::new(),
                 refusal: Some(reason),
             });
         }
-        let new_state = match first {
-            Value::Table(t) => Some(t),
-            Value::Nil => None,
+        match first {
+            Value::Table(t) => self.state = Value::Table(t),
+            Value::Nil if !is_init => {}
+            Value::Nil => {}
             other if is_init => {
-                rollback(self, None);
+                rollback(self, backup);
                 return Err(ScriptError {
                     message: format!(
                         "{}: init must return the state table, not a {}",
@@ -441,14 +420,7 @@ impl GameVm {
                     ),
                 });
             }
-            _ => None,
-        };
-        match self.commit(new_state) {
-            Ok(state) => self.state = state,
-            Err(e) => {
-                rollback(self, Some(&e));
-                return Err(script_error(e));
-            }
+            _ => {}
         }
         Ok(CallOutcome {
             effects,
@@ -456,39 +428,9 @@ impl GameVm {
         })
     }
 
-    /// Ends a call that succeeded: drops its journal; returns the state to
-    /// keep (`new`, the table the handler returned, as a raw table; else the
-    /// current state). Not metered: its cost is proportional to what the call
-    /// wrote, which the call's own budget already bounded, and a budget error
-    /// here would report a call that completed as failed.
-    fn commit(&mut self, new: Option<Table>) -> mlua::Result<Value> {
-        self.budget.reset(u64::MAX);
-        let replaced = new.is_some();
-        let kept = self.journal.commit(new, self.state.clone())?;
-        Ok(if replaced { kept } else { self.state.clone() })
-    }
-
-    /// Undoes the writes of the call in progress. Runs unmetered and with the
-    /// memory limit lifted, since the call may have failed for running out of
-    /// either; undoing only restores what the state held before the call.
-    /// After a memory error, collects the call's garbage at once, so the
-    /// session has its memory back for the next call.
-    fn undo(&mut self, after_memory_error: bool) {
-        self.budget.reset(u64::MAX);
-        let limit = self.limits.memory_bytes;
-        let lifted = self.lua.set_memory_limit(usize::MAX).is_ok();
-        if let Err(e) = self.journal.rollback() {
-            // Only a failing system allocator gets here (nothing in the
-            // rollback can raise otherwise).
-            tracing::error!(error = %sandbox::describe(&e), "rolling back a failed handler call failed");
-        }
-        if after_memory_error {
-            // The journal and whatever the call built are garbage now.
-            let _ = self.lua.gc_collect();
-        }
-        if lifted {
-            let _ = self.lua.set_memory_limit(limit);
-        }
+    fn backup(&self) -> Result<Value, ScriptError> {
+        self.budget.reset(self.limits.cpu_units);
+        self.copy.call(self.state.clone()).map_err(script_error)
     }
 
     fn with_scope<R>(&self, f: impl FnOnce(&mut CallScope) -> R) -> R {
@@ -551,6 +493,22 @@ fn player_table(lua: &Lua, p: &PlayerInfo) -> mlua::Result<Table> {
     Ok(t)
 }
 
+const DEEP_COPY: &str = r#"
+local next, type, getmetatable, setmetatable, rawset = next, type, getmetatable, setmetatable, rawset
+local function copy(v, seen)
+  if type(v) ~= "table" then return v end
+  local c = seen[v]
+  if c then return c end
+  c = {}
+  seen[v] = c
+  for k, x in next, v do rawset(c, copy(k, seen), copy(x, seen)) end
+  local mt = getmetatable(v)
+  if type(mt) == "table" then setmetatable(c, mt) end
+  return c
+end
+return function(v) return copy(v, {}) end
+"#;
+
 /// Builds the `ctx` table. Its functions find the call in progress through
 /// the state's `CallScope`, so one table serves every call.
 fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
@@ -576,12 +534,10 @@ fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
             ))),
         }
     }
-    /// Data for an effect. It may be (or hold) state tables, which are
-    /// proxies during a call: converted through their raw tables.
     fn data_arg(lua: &Lua, v: Option<Value>) -> mlua::Result<Json> {
         match v {
             None | Some(Value::Nil) => Ok(Json::Null),
-            Some(v) => lua_to_json(lua, journal::plain(lua, v)?),
+            Some(v) => lua_to_json(lua, v),
         }
     }
 
@@ -724,8 +680,7 @@ fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
                 Value::Boolean(b) => b.to_string(),
                 Value::Integer(i) => i.to_string(),
                 Value::Number(n) => n.to_string(),
-                other => match journal::plain(lua, other.clone()).and_then(|v| lua_to_json(lua, v))
-                {
+                other => match lua_to_json(lua, other.clone()) {
                     Ok(j) => j.to_string(),
                     Err(_) => format!("<{}>", other.type_name()),
                 },
@@ -797,311 +752,5 @@ impl SplitMix64 {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::protocol::Role;
-    use crate::script::catalog::Source;
-    use serde_json::json;
-
-    fn rules(text: &str) -> Arc<Rules> {
-        Arc::new(Rules {
-            game: "t".into(),
-            version: "1".into(),
-            main: Source {
-                chunk_name: "t.lua".into(),
-                text: text.into(),
-            },
-            modules: Default::default(),
-            title: "T".into(),
-            max_players: None,
-            has_client: false,
-        })
-    }
-
-    fn vm_with(text: &str, limits: Limits) -> GameVm {
-        let counters = VmCounters {
-            rng: 1,
-            next_timer: 0,
-        };
-        let mut vm = GameVm::new(rules(text), limits, "s1", counters).expect("vm");
-        vm.init(&json!({}), 0).expect("init");
-        vm
-    }
-
-    fn vm(text: &str) -> GameVm {
-        vm_with(text, Limits::default())
-    }
-
-    fn host() -> PlayerInfo {
-        PlayerInfo {
-            id: "h".into(),
-            name: "Host".into(),
-            role: Role::Host,
-            connected: true,
-        }
-    }
-
-    fn act(vm: &mut GameVm, name: &str) -> Result<CallOutcome, ScriptError> {
-        vm.action(&host(), name, &Json::Null, 0)
-    }
-
-    /// A game whose `action` runs `ACTIONS[name](state, ctx)`.
-    fn game(init: &str, actions: &str) -> String {
-        format!(
-            "local ACTIONS = {{\n{actions}\n}}\nreturn {{\n  init = function() return {init} end,\n  \
-             action = function(state, ctx, player, name) return ACTIONS[name](state, ctx) end,\n  \
-             view = function(state) return {{}} end,\n}}\n"
-        )
-    }
-
-    #[test]
-    fn proxies_inside_new_tables_are_unwrapped_when_the_call_succeeds() {
-        let mut vm = vm(&game(
-            "{ a = { x = 1 }, list = { 1, 2 } }",
-            r#"
-            wrap = function(s) s.b = { inner = s.a, list = { s.list } } end,
-            later = function(s) local t = { s.a } s.c = t t[2] = s.list end,
-            via = function(s) local f = { deep = s.a } s.f = f s.g = s.f s.f = nil end,
-            key = function(s) s.k = {} s.k[s.a] = 1 s.found = s.k[s.a] s.k[s.a] = nil s.k.n = 0 end,
-            returned = function(s) return { kept = s.a, more = { s.list }, b = s.b } end,
-            mutate = function(s) s.kept.x = 2 s.more[1][3] = 3 end,
-            "#,
-        ));
-        for name in ["wrap", "later", "via", "key"] {
-            act(&mut vm, name).expect(name);
-        }
-        let a = json!({"x": 1});
-        let list = json!([1, 2]);
-        assert_eq!(
-            vm.state_json().unwrap(),
-            json!({
-                "a": a, "list": list,
-                "b": {"inner": a, "list": [list]},
-                "c": [a, list],
-                "g": {"deep": a},
-                "k": {"n": 0},
-                "found": 1,
-            })
-        );
-        act(&mut vm, "returned").expect("returned");
-        act(&mut vm, "mutate").expect("mutate");
-        assert_eq!(
-            vm.state_json().unwrap(),
-            json!({
-                "kept": {"x": 2},
-                "more": [[1, 2, 3]],
-                "b": {"inner": {"x": 2}, "list": [[1, 2, 3]]},
-            })
-        );
-    }
-
-    #[test]
-    fn tables_as_keys_stay_consistent_within_and_across_calls() {
-        let mut vm = vm(&game(
-            "{ a = {} }",
-            r#"
-            first = function(s)
-              local t = { [s.a] = 1 }
-              s.t = t
-              assert(s.t[s.a] == 1 and rawget(s.t, s.a) == 1)
-              s.t[s.a] = 2
-              assert(s.t[s.a] == 2 and t[s.a] == 2)
-              local n = 0
-              for k, v in pairs(s.t) do assert(k == s.a and v == 2) n = n + 1 end
-              assert(n == 1)
-              s.u = {}
-              s.u[s.a] = 3
-              assert(s.u[s.a] == 3 and rawget(s.u, s.a) == 3 and next(s.u) == s.a)
-            end,
-            later = function(s)
-              assert(s.t[s.a] == 2 and s.u[s.a] == 3)
-              for k, v in pairs(s.t) do assert(k == s.a and v == 2) end
-              assert(next(s.u) == s.a)
-              s.t[s.a] = nil
-              assert(next(s.t) == nil)
-              s.t, s.u = nil, nil
-            end,
-            "#,
-        ));
-        act(&mut vm, "first").expect("first");
-        act(&mut vm, "later").expect("later");
-        assert_eq!(vm.state_json().unwrap(), json!({"a": []}));
-    }
-
-    #[test]
-    fn ctx_arguments_and_logs_see_through_proxies() {
-        let mut vm = vm(&game(
-            "{ a = { x = 1, list = { 1, 2 } } }",
-            r#"
-            send = function(s, ctx)
-              ctx.broadcast("whole", s.a)
-              ctx.broadcast("inside", { wrapped = s.a, list = s.a.list })
-              ctx.after(10, "timer", { s.a })
-              ctx.finish({ results = s.a.list })
-              ctx.log("state:", s.a)
-            end,
-            "#,
-        ));
-        let out = act(&mut vm, "send").expect("send");
-        let a = json!({"x": 1, "list": [1, 2]});
-        assert_eq!(
-            out.effects,
-            vec![
-                Effect::Broadcast {
-                    name: "whole".into(),
-                    data: a.clone()
-                },
-                Effect::Broadcast {
-                    name: "inside".into(),
-                    data: json!({"wrapped": a, "list": [1, 2]})
-                },
-                Effect::After {
-                    id: 1,
-                    ms: 10,
-                    name: "timer".into(),
-                    data: json!([a])
-                },
-                Effect::Finish {
-                    results: json!({"results": [1, 2]})
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn errors_in_proxied_code_name_the_games_line() {
-        let mut vm = vm(&game(
-            "{ n = 0, t = {} }",
-            "next_nil = function(s) local k = next(s.missing) return k end,\n\
-             rawget_one = function(s) local v = rawget(s.t) return v end,\n\
-             rawlen_num = function(s) local n = rawlen(s.n) return n end,\n\
-             nil_key = function(s) s.t[nil] = 1 end,\n\
-             nan_key = function(s) s.t[0/0] = 1 end,\n\
-             index_nil = function(s) local x = s.missing.x return x end,\n\
-             loop = function(s) while true do s.n = s.n + 1 end end,\n\
-             getmt = function(s) local m = getmetatable() return m end,",
-        ));
-        let cases = [
-            (
-                "next_nil",
-                "t.lua:2: bad argument #1 to 'next' (table expected, got nil)",
-            ),
-            (
-                "rawget_one",
-                "t.lua:3: bad argument #2 to 'rawget' (value expected)",
-            ),
-            (
-                "rawlen_num",
-                "t.lua:4: bad argument #1 to 'rawlen' (table or string expected, got number)",
-            ),
-            ("nil_key", "t.lua:5: table index is nil"),
-            ("nan_key", "t.lua:6: table index is NaN"),
-            (
-                "index_nil",
-                "t.lua:7: attempt to index a nil value (field 'missing')",
-            ),
-            (
-                "loop",
-                &format!("t.lua:8: {}", crate::script::budget::BUDGET_MESSAGE),
-            ),
-            (
-                "getmt",
-                "t.lua:9: bad argument #1 to 'getmetatable' (value expected)",
-            ),
-        ];
-        for (name, message) in cases {
-            let e = act(&mut vm, name).expect_err(name);
-            assert_eq!(e.message, message, "{name}");
-        }
-        assert_eq!(vm.state_json().unwrap(), json!({"n": 0, "t": []}));
-    }
-
-    #[test]
-    fn memory_used_by_a_failed_call_is_given_back() {
-        let limits = Limits {
-            cpu_units: 50_000_000,
-            memory_bytes: 4 << 20,
-        };
-        let mut vm = vm_with(
-            &game(
-                "{ list = {} }",
-                r#"
-                grow = function(s) while true do s.list[#s.list + 1] = ("x"):rep(100) end end,
-                fill = function(s) for i = 1, 5000 do s.list[i] = ("y"):rep(100) end end,
-                "#,
-            ),
-            limits,
-        );
-        let before = vm.used_memory();
-        for _ in 0..3 {
-            let e = act(&mut vm, "grow").expect_err("grow");
-            assert!(e.message.contains("memory"), "{}", e.message);
-            assert_eq!(vm.state_json().unwrap(), json!({"list": []}));
-            assert!(
-                vm.used_memory() < before + (1 << 20),
-                "{} bytes after rollback, {before} before",
-                vm.used_memory()
-            );
-        }
-        // The session can still use its memory.
-        act(&mut vm, "fill").expect("fill");
-        assert_eq!(
-            vm.state_json().unwrap()["list"][4999],
-            json!("y".repeat(100))
-        );
-    }
-
-    #[test]
-    fn a_view_reads_the_raw_state_and_its_writes_stay() {
-        let mut vm = vm("return {\n\
-               init = function() return { seen = 0, t = {} } end,\n\
-               action = function(state) state.t.x = 1 end,\n\
-               view = function(state)\n\
-                 state.seen = state.seen + 1\n\
-                 return { mt = getmetatable(state.t) == nil, seen = state.seen }\n\
-               end,\n\
-             }");
-        act(&mut vm, "x").expect("action");
-        assert_eq!(vm.view(&host()).unwrap(), json!({"mt": true, "seen": 1}));
-        assert_eq!(vm.view(&host()).unwrap(), json!({"mt": true, "seen": 2}));
-        assert_eq!(vm.state_json().unwrap(), json!({"seen": 2, "t": {"x": 1}}));
-    }
-
-    #[test]
-    fn a_failed_migrate_is_rolled_back_and_a_good_one_kept() {
-        let mut vm = vm(&game("{ n = 1, t = { 1, 2 } }", ""));
-        let broken = "return { init = function() return {} end, view = function() return {} end,\n\
-                      migrate = function(state) state.n = 2 table.insert(state.t, 3) error('no') end }";
-        let e = vm.upgrade(rules(broken)).expect_err("migrate fails");
-        assert_eq!(e.message, "t.lua:2: no");
-        assert_eq!(vm.state_json().unwrap(), json!({"n": 1, "t": [1, 2]}));
-        let good = "return { init = function() return {} end, view = function() return {} end,\n\
-                    migrate = function(state) state.n = 3 return { old = state, v = 2 } end }";
-        vm.upgrade(rules(good)).expect("migrate works");
-        assert_eq!(
-            vm.state_json().unwrap(),
-            json!({"old": {"n": 3, "t": [1, 2]}, "v": 2})
-        );
-    }
-
-    #[test]
-    fn rng_and_timers_are_rolled_back_with_the_state() {
-        let mut vm = vm(&game(
-            "{ r = 0 }",
-            r#"
-            roll = function(s, ctx) s.r = ctx.random(1000000) ctx.after(5, "t") end,
-            roll_and_fail = function(s, ctx) s.r = ctx.random(1000000) ctx.after(5, "t") error("x") end,
-            "#,
-        ));
-        let counters = vm.counters();
-        act(&mut vm, "roll_and_fail").expect_err("fails");
-        assert_eq!(vm.counters().rng, counters.rng);
-        assert_eq!(vm.counters().next_timer, counters.next_timer);
-        let out = act(&mut vm, "roll").expect("roll");
-        assert!(matches!(out.effects[..], [Effect::After { id: 1, .. }]));
     }
 }

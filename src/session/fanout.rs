@@ -6,11 +6,13 @@
 //! [`Socket`], which writes them at once when nothing is queued before them
 //! (a non-blocking `write` from the delivering task: no channel, no task
 //! wake-up, no copy per socket) and queues them otherwise, for its
-//! connection task to write when the kernel takes more. A socket whose queue
-//! holds [`OUTBOUND_QUEUE`] frames is too slow to keep up: it is closed with
-//! 1008 and its client resumes.
+//! connection task to write when the kernel takes more. Audiences above
+//! `INLINE_WRITES` sockets are queued first and written by tasks of
+//! `WRITE_CHUNK` sockets each. A socket whose queue holds
+//! [`OUTBOUND_QUEUE`] frames is too slow to keep up: it is closed with 1008
+//! and its client resumes.
 //!
-//! Invariants (see ARCHITECTURE.md, "connection"):
+//! Invariants (ARCHITECTURE.md, `session` → `fanout`):
 //! - Everything written to a socket goes through its [`Socket`], under its
 //!   lock: frames go out whole and in the order they were handed over, and
 //!   nothing follows a close frame.
@@ -20,7 +22,8 @@
 //!   the socket is writable.
 //! - Per seat, messages wait (`Held`) until the seat's welcome is written,
 //!   then only messages with a higher `seq` than the last written one go out
-//!   (`Live`): a client never sees a message twice or out of order.
+//!   (`Live`; `seq` 0, an unsequenced notice, always): a client never sees a
+//!   message twice or out of order.
 //! - No fanout lock is held while writing to a socket.
 
 use std::collections::{HashMap, VecDeque};

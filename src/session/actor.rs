@@ -142,8 +142,6 @@ pub struct SessionActor {
     active_ms: i64,
     /// `active_ms` as of the last snapshot written.
     stored_active_ms: i64,
-    /// The next member's `order`.
-    next_order: u64,
     views_dirty: bool,
     last_view_pass: Instant,
     /// A rules version this session failed to switch to; not retried.
@@ -182,7 +180,6 @@ impl SessionActor {
             join_nonce: None,
             order: 0,
         };
-        actor.next_order = 1;
         actor.batch.members.push(host.id.clone());
         actor.members.insert(host.id.clone(), host);
         actor.sync_players();
@@ -221,9 +218,7 @@ impl SessionActor {
         }
         let mut views: HashMap<String, Json> = stored.views.into_iter().collect();
         let mut members = IndexMap::new();
-        let mut next_order = 0;
         for m in stored.members {
-            next_order = next_order.max(m.order + 1);
             let id: MemberId = m.id.as_str().into();
             let member = Member {
                 view: views
@@ -253,7 +248,6 @@ impl SessionActor {
             actor.log.push(m);
         }
         actor.members = members;
-        actor.next_order = next_order;
         actor.seq = seq;
         actor.timers = snap.timers.into_iter().map(|t| (t.id, t)).collect();
         actor.ended = snap.ended;
@@ -287,7 +281,6 @@ impl SessionActor {
             created_ms,
             active_ms: created_ms,
             stored_active_ms: created_ms,
-            next_order: 0,
             views_dirty: false,
             last_view_pass: Instant::now(),
             failed_version: None,
@@ -523,6 +516,8 @@ impl SessionActor {
                 "member id clash; please try again",
             ));
         }
+        // Members are kept in join order, so the last one has the highest.
+        let order = self.members.last().map_or(0, |(_, m)| m.order + 1);
         self.members.insert(
             member.clone(),
             Member {
@@ -535,10 +530,9 @@ impl SessionActor {
                 connections: 1,
                 view: Json::Object(Default::default()),
                 join_nonce: nonce,
-                order: self.next_order,
+                order,
             },
         );
-        self.next_order += 1;
         self.sync_players();
         let info = self.members[&member].info();
         self.refresh_rules();

@@ -254,6 +254,9 @@ impl Claim {
     }
 }
 
+/// The outcome of the heartbeat thread's first beat.
+type FirstBeat = oneshot::Receiver<redis::RedisResult<()>>;
+
 /// The handle of the heartbeat thread.
 struct Heartbeat {
     /// `Some(())` asks the thread to end the heartbeat (graceful leave);
@@ -338,24 +341,26 @@ impl RedisCluster {
             sub.subscribe(key("n", &cluster.node_id)).await?;
             sub.subscribe(TAKEOVER).await?;
         }
-        // The first beat, before this node claims anything.
-        let mut con = cluster.con();
-        let _: i64 = Script::new(HEARTBEAT)
-            .key(key("alive", &cluster.node_id))
-            .key(INSTANCES)
-            .arg(&cluster.node_id)
-            .arg(HEARTBEAT_TTL.as_millis() as u64)
-            .invoke_async(&mut con)
-            .await?;
-        let heartbeat = cluster.spawn_heartbeat(beat_client)?;
+        // The first beat lands before this node claims anything.
+        let (heartbeat, first_beat) = cluster.spawn_heartbeat(beat_client)?;
         *cluster.heartbeat.lock().unwrap_or_else(|e| e.into_inner()) = Some(heartbeat);
+        first_beat.await.unwrap_or_else(|_| {
+            Err(redis::RedisError::from(std::io::Error::other(
+                "the heartbeat thread ended",
+            )))
+        })?;
         Ok((cluster, push_rx))
     }
 
     /// Starts the heartbeat thread: a plain thread with its own blocking
     /// Redis connection, so no amount of work on the runtime delays a beat.
-    fn spawn_heartbeat(&self, client: redis::Client) -> Result<Heartbeat, redis::RedisError> {
+    /// The receiver yields the outcome of its first beat.
+    fn spawn_heartbeat(
+        &self,
+        client: redis::Client,
+    ) -> Result<(Heartbeat, FirstBeat), redis::RedisError> {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (first_tx, first_beat) = oneshot::channel();
         let (done_tx, done) = oneshot::channel();
         let instance = self.node_id.clone();
         let lapsed = self.lapsed.clone();
@@ -368,7 +373,46 @@ impl RedisCluster {
                 let alive = key("alive", &instance);
                 let mut con: Option<redis::Connection> = None;
                 let mut stalled = false;
+                let mut first = Some(first_tx);
                 loop {
+                    let now = started.elapsed().as_millis() as u64;
+                    let last = tick.load(Ordering::Relaxed);
+                    if now.saturating_sub(last) > RUNTIME_STALL.as_millis() as u64 {
+                        if !stalled {
+                            tracing::error!(
+                                "the runtime has made no progress for {}s; no more heartbeats, so other nodes take this node's sessions over",
+                                RUNTIME_STALL.as_secs()
+                            );
+                        }
+                        stalled = true;
+                    } else {
+                        stalled = false;
+                        if con.is_none() {
+                            con = connect_blocking(&client);
+                        }
+                        let beaten = match con.as_mut() {
+                            Some(c) => beat
+                                .key(&alive)
+                                .key(INSTANCES)
+                                .arg(&instance)
+                                .arg(HEARTBEAT_TTL.as_millis() as u64)
+                                .invoke::<i64>(c),
+                            None => Err(redis::RedisError::from(std::io::Error::other(
+                                "cannot connect to Redis",
+                            ))),
+                        };
+                        if let Some(first) = first.take() {
+                            // A fresh start always reports a (re)start.
+                            let _ = first.send(beaten.as_ref().map(|_| ()).map_err(Clone::clone));
+                        } else if matches!(beaten, Ok(2)) {
+                            tracing::warn!("this node's heartbeat had lapsed; checking which sessions are still its own");
+                            lapsed.notify_one();
+                        }
+                        if let Err(e) = beaten {
+                            tracing::debug!(error = %e, "heartbeat failed");
+                            con = None;
+                        }
+                    }
                     match stopped.recv_timeout(BEAT_EVERY) {
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                         Ok(()) => {
@@ -382,40 +426,6 @@ impl RedisCluster {
                         }
                         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
                     }
-                    let now = started.elapsed().as_millis() as u64;
-                    let last = tick.load(Ordering::Relaxed);
-                    if now.saturating_sub(last) > RUNTIME_STALL.as_millis() as u64 {
-                        if !stalled {
-                            tracing::error!(
-                                "the runtime has made no progress for {}s; no more heartbeats, so other nodes take this node's sessions over",
-                                RUNTIME_STALL.as_secs()
-                            );
-                        }
-                        stalled = true;
-                        continue;
-                    }
-                    stalled = false;
-                    if con.is_none() {
-                        con = connect_blocking(&client);
-                    }
-                    let Some(c) = con.as_mut() else { continue };
-                    let beaten: Result<i64, _> = beat
-                        .key(&alive)
-                        .key(INSTANCES)
-                        .arg(&instance)
-                        .arg(HEARTBEAT_TTL.as_millis() as u64)
-                        .invoke(c);
-                    match beaten {
-                        Ok(2) => {
-                            tracing::warn!("this node's heartbeat had lapsed; checking which sessions are still its own");
-                            lapsed.notify_one();
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::debug!(error = %e, "heartbeat failed");
-                            con = None;
-                        }
-                    }
                 }
                 let _ = done_tx.send(());
             })
@@ -424,10 +434,13 @@ impl RedisCluster {
                     "cannot start the heartbeat thread: {e}"
                 )))
             })?;
-        Ok(Heartbeat {
-            stop,
-            done: Some(done),
-        })
+        Ok((
+            Heartbeat {
+                stop,
+                done: Some(done),
+            },
+            first_beat,
+        ))
     }
 
     /// Leaves the cluster (graceful shutdown, after every session was given

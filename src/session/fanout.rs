@@ -498,18 +498,6 @@ impl Fanout {
         }
     }
 
-    /// Whether any socket on this node follows `session`.
-    pub fn has_subscribers(&self, session: &str) -> bool {
-        let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
-        sessions.contains_key(session)
-    }
-
-    /// Sessions with sockets on this node (the cluster bus subscribes to these).
-    pub fn sessions(&self) -> Vec<SessionId> {
-        let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
-        sessions.keys().cloned().collect()
-    }
-
     /// Members of `session` with sockets on this node.
     pub fn members(&self, session: &str) -> Vec<MemberId> {
         let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());

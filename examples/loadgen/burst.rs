@@ -77,32 +77,18 @@ async fn measure(cluster: &mut Cluster, params: &Params) -> Result<Outcome> {
         tokio::spawn(player.run());
     }
     drop(notes_tx);
-    let join_deadline =
-        join_started + ws::WELCOME_TIMEOUT + Duration::from_millis(params.players as u64 * 10);
+    let join_s = ws::await_joins(
+        &mut notes,
+        params.players,
+        join_started,
+        |note| match note {
+            Note::Joined => Some(Ok(())),
+            Note::JoinFailed(e) => Some(Err(e)),
+            _ => None,
+        },
+    )
+    .await?;
     let mut errors = Errors::default();
-    for _ in 0..params.players {
-        match tokio::time::timeout_at(join_deadline, notes.recv()).await {
-            Ok(Some(Note::Joined)) => {}
-            Ok(Some(Note::JoinFailed(e))) => errors.add(e),
-            Ok(Some(_)) | Ok(None) => break,
-            Err(_) => bail!(
-                "players were still joining after {:?}",
-                join_deadline - join_started
-            ),
-        }
-    }
-    if errors.total() > 0 {
-        bail!(
-            "{} players could not join: {}",
-            errors.total(),
-            errors.to_json()
-        );
-    }
-    let join_s = join_started.elapsed().as_secs_f64();
-    eprintln!(
-        "loadgen: {} players joined in {join_s:.1} s",
-        params.players
-    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     cluster.check_alive()?;
 

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{self, Cluster, Options};
@@ -79,6 +80,22 @@ struct Frame<'a> {
     reference: Option<u64>,
     #[serde(default, borrow)]
     message: Option<Cow<'a, str>>,
+}
+
+/// The text a bot's socket gave, or `None` (with the reason counted) when
+/// the socket ended.
+fn received(text: Result<Option<Utf8Bytes>>, who: &str, errors: &mut Errors) -> Option<Utf8Bytes> {
+    match text {
+        Ok(Some(t)) => Some(t),
+        Ok(None) => {
+            errors.add(format!("the server closed a {who}'s socket"));
+            None
+        }
+        Err(e) => {
+            errors.add(format!("{who} socket: {e}"));
+            None
+        }
+    }
 }
 
 pub async fn run(options: &Options, params: &Params) -> Result<Outcome> {
@@ -367,16 +384,8 @@ impl Host {
                 }
                 text = ws::next_text(&mut socket) => text,
             };
-            let text = match text {
-                Ok(Some(t)) => t,
-                Ok(None) => {
-                    report.errors.add("the server closed a host's socket");
-                    break;
-                }
-                Err(e) => {
-                    report.errors.add(format!("host socket: {e}"));
-                    break;
-                }
+            let Some(text) = received(text, "host", &mut report.errors) else {
+                break;
             };
             let Ok(frame) = serde_json::from_str::<Frame>(&text) else {
                 report.errors.add("a frame that is not JSON");
@@ -463,16 +472,8 @@ impl Player {
                 }
                 text = ws::next_text(&mut socket) => text,
             };
-            let text = match text {
-                Ok(Some(t)) => t,
-                Ok(None) => {
-                    report.errors.add("the server closed a player's socket");
-                    break;
-                }
-                Err(e) => {
-                    report.errors.add(format!("player socket: {e}"));
-                    break;
-                }
+            let Some(text) = received(text, "player", &mut report.errors) else {
+                break;
             };
             let Ok(frame) = serde_json::from_str::<Frame>(&text) else {
                 report.errors.add("a frame that is not JSON");

@@ -94,32 +94,7 @@ async fn measure(name: &str, cluster: &mut Cluster, params: &Params) -> Result<O
         handles.push(tokio::spawn(player.run()));
     }
     drop(joined_tx);
-    let join_deadline =
-        join_started + ws::WELCOME_TIMEOUT + Duration::from_millis(params.players as u64 * 10);
-    let mut join_errors = Errors::default();
-    for _ in 0..params.players {
-        match tokio::time::timeout_at(join_deadline, joined_rx.recv()).await {
-            Ok(Some(Ok(()))) => {}
-            Ok(Some(Err(e))) => join_errors.add(e),
-            Ok(None) => break,
-            Err(_) => bail!(
-                "players were still joining after {:?}",
-                join_deadline - join_started
-            ),
-        }
-    }
-    if join_errors.total() > 0 {
-        bail!(
-            "{} players could not join: {}",
-            join_errors.total(),
-            join_errors.to_json()
-        );
-    }
-    let join_s = join_started.elapsed().as_secs_f64();
-    eprintln!(
-        "loadgen: {} players joined in {join_s:.1} s",
-        params.players
-    );
+    let join_s = ws::await_joins(&mut joined_rx, params.players, join_started, Some).await?;
     // Let the view passes that follow the joins finish.
     tokio::time::sleep(Duration::from_secs(1)).await;
     cluster.check_alive()?;

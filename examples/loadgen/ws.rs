@@ -6,10 +6,13 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use crate::stats::Errors;
 use crate::{Result, bail};
 
 pub type Ws = WebSocketStream<TcpStream>;
@@ -129,4 +132,39 @@ pub fn field<'a>(frame: &'a Value, name: &str) -> Result<&'a str> {
         Some(s) => Ok(s),
         None => bail!("frame without `{name}`: {frame}"),
     }
+}
+
+/// Waits for `players` join reports on `notes` (`joined` reads one:
+/// `Some(Ok)` joined, `Some(Err)` could not join, `None` anything else, which
+/// ends the wait). Fails when a player could not join or joining took longer
+/// than a welcome may plus 10 ms a player; returns the seconds it took.
+pub async fn await_joins<T>(
+    notes: &mut mpsc::Receiver<T>,
+    players: usize,
+    started: Instant,
+    joined: impl Fn(T) -> Option<std::result::Result<(), String>>,
+) -> Result<f64> {
+    let deadline = started + WELCOME_TIMEOUT + Duration::from_millis(players as u64 * 10);
+    let mut errors = Errors::default();
+    for _ in 0..players {
+        match tokio::time::timeout_at(deadline, notes.recv()).await {
+            Ok(Some(note)) => match joined(note) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => errors.add(e),
+                None => break,
+            },
+            Ok(None) => break,
+            Err(_) => bail!("players were still joining after {:?}", deadline - started),
+        }
+    }
+    if errors.total() > 0 {
+        bail!(
+            "{} players could not join: {}",
+            errors.total(),
+            errors.to_json()
+        );
+    }
+    let join_s = started.elapsed().as_secs_f64();
+    eprintln!("loadgen: {players} players joined in {join_s:.1} s");
+    Ok(join_s)
 }

@@ -353,6 +353,19 @@ async fn rest_routes() {
     let m = host.recv_until(|v| v["type"] == "event").await;
     assert_eq!(m["data"]["text"], "fire drill at 10");
 
+    // `event` refuses with `false, "reason"` as `action` does: the REST
+    // caller gets 409 and the reason, and nothing reaches the members.
+    let (status, body) = http(
+        server.addr,
+        "POST",
+        &format!("/api/sessions/{session}/events"),
+        Some(&json!({"name": "shout", "data": {"text": "x"}})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("refused"), "{body}");
+    assert!(body.contains("unknown event 'shout'"), "{body}");
+
     let (status, body) = http(
         server.addr,
         "POST",

@@ -77,9 +77,13 @@ pub struct ScriptError {
 #[derive(Debug, Default)]
 pub struct CallOutcome {
     pub effects: Vec<Effect>,
-    /// `join`/`action` returned `false, "reason"`: nothing happened.
+    /// `join`/`action`/`event` returned `false, "reason"`: nothing happened.
     pub refusal: Option<String>,
 }
+
+/// The handlers whose `false, "reason"` is a refusal. `leave` and `timer`
+/// have nobody to tell, so what they return is ignored.
+const REFUSABLE: [&str; 3] = ["join", "action", "event"];
 
 /// Per-call data the `ctx` functions reach through the state's app data.
 struct CallScope {
@@ -395,7 +399,7 @@ impl GameVm {
         };
         let mut values = returned.into_iter();
         let first = values.next().unwrap_or(Value::Nil);
-        if !is_init && first == Value::Boolean(false) && (name == "join" || name == "action") {
+        if !is_init && first == Value::Boolean(false) && REFUSABLE.contains(&name) {
             let reason = match values.next() {
                 Some(Value::String(s)) => s.to_string_lossy(),
                 _ => format!("the game refused this {name}"),

@@ -3,10 +3,11 @@
 //! Architecture Invariant: `script` knows nothing about sockets, the cluster
 //! or persistence. It loads rules ([`catalog`]), runs them in a metered
 //! sandbox ([`sandbox`], [`budget`], [`pattern`]) and turns handler calls into
-//! effects and views ([`vm`]).
+//! effects and views ([`vm`]), converting what leaves Lua with [`json`].
 
 pub mod budget;
 pub mod catalog;
+pub mod json;
 pub mod pattern;
 pub mod sandbox;
 pub mod vm;

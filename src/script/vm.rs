@@ -19,6 +19,7 @@ use serde_json::Value as Json;
 
 use super::budget::CallBudget;
 use super::catalog::{Rules, load_game_table};
+use super::json::lua_to_json;
 use super::sandbox::{self, Limits};
 
 /// Longest delay `ctx.after` accepts (a week), so timers always fit a snapshot.
@@ -452,15 +453,6 @@ impl GameVm {
     fn to_json(&self, value: Value) -> Result<Json, ScriptError> {
         lua_to_json(&self.lua, value).map_err(script_error)
     }
-}
-
-/// Lua → JSON with the options every boundary uses: mixed tables are an error
-/// rather than silently losing keys; functions and userdata are an error.
-fn lua_to_json(lua: &Lua, value: Value) -> mlua::Result<Json> {
-    lua.from_value_with(
-        value,
-        mlua::serde::DeserializeOptions::new().detect_mixed_tables(true),
-    )
 }
 
 fn script_error(e: mlua::Error) -> ScriptError {

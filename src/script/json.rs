@@ -1,0 +1,324 @@
+//! Lua values → JSON: the one conversion wherever a script's data leaves Lua
+//! (state snapshots, views, `ctx.broadcast`/`ctx.send` data, results, log
+//! lines).
+//!
+//! The rules, as docs/lua-api.md states them:
+//! - `nil` and `null` → `null`; booleans, strings and numbers as they are
+//!   (integers stay integers; NaN and infinities, which JSON cannot carry,
+//!   become `null`);
+//! - a table with the array metatable (a list that came from JSON) → a list,
+//!   even when empty;
+//! - an empty table → `{}`;
+//! - a table whose keys are all strings → an object;
+//! - a table whose keys are all whole numbers from 1 → a list, with `null`
+//!   in its holes when it is dense enough (fewer than 10 slots, or at least
+//!   half of them filled);
+//! - anything else is an error that names what is wrong: a table mixing list
+//!   items and named fields, number keys that are not a list, other key
+//!   types, functions, userdata, strings that are not UTF-8, and tables nested
+//!   deeper than [`MAX_DEPTH`] (which is how a table that contains itself
+//!   shows).
+//!
+//! This is the hot path of every view pass and every snapshot, so it walks
+//! the tables with the C API (`lua_next`, `lua_rawgeti`) inside one protected
+//! call instead of going through mlua's serde layer, which takes a registry
+//! reference for every table and string it visits and walks every table
+//! twice. Only functions that cannot raise a Lua error are used inside the
+//! walk (raw access, no metamethods, no string coercion), so no Lua error can
+//! unwind through it, and no Lua code runs.
+
+use std::ffi::c_int;
+
+use mlua::{Lua, LuaSerdeExt, Value, ffi};
+use serde_json::{Map, Number, Value as Json};
+
+/// Tables nested deeper than this are refused; a table that contains itself
+/// is caught here.
+pub const MAX_DEPTH: usize = 100;
+
+/// Converts `value` to JSON by the rules in the module doc.
+pub fn lua_to_json(lua: &Lua, value: Value) -> mlua::Result<Json> {
+    // Scalars need no stack.
+    match value {
+        Value::Nil => return Ok(Json::Null),
+        Value::Boolean(b) => return Ok(Json::Bool(b)),
+        Value::Integer(i) => return Ok(Json::from(i)),
+        Value::Number(n) => return Ok(float(n)),
+        _ => {}
+    }
+    let mut out: Result<Json, String> = Err(String::new());
+    // SAFETY: the walk reads the two arguments `exec_raw` pushed (the value
+    // at 1, the array metatable at 2) with functions that never raise a Lua
+    // error, and checks the stack before every push; `exec_raw` restores the
+    // stack afterwards.
+    unsafe {
+        lua.exec_raw::<()>((value, lua.array_metatable()), |state| {
+            out = Walker { state, array_mt: 2 }.convert(1, 0);
+        })?;
+    }
+    out.map_err(mlua::Error::runtime)
+}
+
+struct Walker {
+    state: *mut ffi::lua_State,
+    /// Stack index of the array metatable.
+    array_mt: c_int,
+}
+
+impl Walker {
+    /// Converts the value at absolute stack index `idx`.
+    unsafe fn convert(&self, idx: c_int, depth: usize) -> Result<Json, String> {
+        let l = self.state;
+        unsafe {
+            match ffi::lua_type(l, idx) {
+                ffi::LUA_TNIL => Ok(Json::Null),
+                ffi::LUA_TBOOLEAN => Ok(Json::Bool(ffi::lua_toboolean(l, idx) != 0)),
+                ffi::LUA_TNUMBER => {
+                    if ffi::lua_isinteger(l, idx) != 0 {
+                        Ok(Json::from(ffi::lua_tointegerx(
+                            l,
+                            idx,
+                            std::ptr::null_mut(),
+                        )))
+                    } else {
+                        Ok(float(ffi::lua_tonumberx(l, idx, std::ptr::null_mut())))
+                    }
+                }
+                ffi::LUA_TSTRING => self.string(idx).map(|s| Json::String(s.to_owned())),
+                ffi::LUA_TLIGHTUSERDATA if ffi::lua_touserdata(l, idx).is_null() => Ok(Json::Null),
+                ffi::LUA_TTABLE => self.table(idx, depth),
+                ffi::LUA_TFUNCTION => Err("a function cannot be turned into JSON".into()),
+                ffi::LUA_TTHREAD => Err("a coroutine cannot be turned into JSON".into()),
+                _ => Err("a userdata value cannot be turned into JSON".into()),
+            }
+        }
+    }
+
+    /// The string at `idx`, which must be a Lua string (not a number: that
+    /// would convert it in place and upset `lua_next`).
+    unsafe fn string(&self, idx: c_int) -> Result<&str, String> {
+        unsafe {
+            let mut len = 0usize;
+            let ptr = ffi::lua_tolstring(self.state, idx, &mut len);
+            if ptr.is_null() {
+                return Err("a string could not be read".into());
+            }
+            let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
+            std::str::from_utf8(bytes).map_err(|_| "a string that is not valid UTF-8".into())
+        }
+    }
+
+    unsafe fn table(&self, idx: c_int, depth: usize) -> Result<Json, String> {
+        let l = self.state;
+        if depth >= MAX_DEPTH {
+            return Err(format!(
+                "tables nested more than {MAX_DEPTH} deep (does a table contain itself?)"
+            ));
+        }
+        unsafe {
+            // A key, a value and a metatable at most are pushed per level.
+            if ffi::lua_checkstack(l, 4) == 0 {
+                return Err("tables nested too deep for the Lua stack".into());
+            }
+            if ffi::lua_getmetatable(l, idx) != 0 {
+                let is_list = ffi::lua_rawequal(l, -1, self.array_mt) != 0;
+                ffi::lua_pop(l, 1);
+                if is_list {
+                    let len = ffi::lua_rawlen(l, idx);
+                    let mut items = Vec::with_capacity(len);
+                    for i in 1..=len {
+                        ffi::lua_rawgeti(l, idx, i as ffi::lua_Integer);
+                        let item = self.convert(ffi::lua_gettop(l), depth + 1);
+                        ffi::lua_pop(l, 1);
+                        items.push(item?);
+                    }
+                    return Ok(Json::Array(items));
+                }
+            }
+            let mut map = Map::new();
+            let mut list: Vec<(usize, Json)> = Vec::new();
+            ffi::lua_pushnil(l);
+            while ffi::lua_next(l, idx) != 0 {
+                let value_at = ffi::lua_gettop(l);
+                let key_at = value_at - 1;
+                match ffi::lua_type(l, key_at) {
+                    ffi::LUA_TSTRING => {
+                        if !list.is_empty() {
+                            return Err(mixed());
+                        }
+                        let key = self.string(key_at)?.to_owned();
+                        let value = self.convert(value_at, depth + 1)?;
+                        map.insert(key, value);
+                    }
+                    ffi::LUA_TNUMBER => {
+                        if !map.is_empty() {
+                            return Err(mixed());
+                        }
+                        let n = if ffi::lua_isinteger(l, key_at) != 0 {
+                            ffi::lua_tointegerx(l, key_at, std::ptr::null_mut())
+                        } else {
+                            0
+                        };
+                        let Some(position) = usize::try_from(n).ok().filter(|&p| p >= 1) else {
+                            return Err(not_a_list());
+                        };
+                        let value = self.convert(value_at, depth + 1)?;
+                        list.push((position, value));
+                    }
+                    other => {
+                        let name = std::ffi::CStr::from_ptr(ffi::lua_typename(l, other));
+                        return Err(format!(
+                            "a table key of type {} cannot be turned into JSON (keys are strings, or 1, 2, 3… for a list)",
+                            name.to_string_lossy()
+                        ));
+                    }
+                }
+                ffi::lua_pop(l, 1);
+            }
+            if list.is_empty() {
+                return Ok(Json::Object(map));
+            }
+            dense_list(list)
+        }
+    }
+}
+
+/// A list from `(position, item)` pairs in any order, with `null` in its
+/// holes, or an error when it has too few items for its length.
+fn dense_list(mut list: Vec<(usize, Json)>) -> Result<Json, String> {
+    let len = list.iter().map(|(p, _)| *p).max().unwrap_or(0);
+    if len >= 10 && list.len() * 2 < len {
+        return Err(not_a_list());
+    }
+    if list.len() == len && list.iter().enumerate().all(|(i, (p, _))| *p == i + 1) {
+        return Ok(Json::Array(list.into_iter().map(|(_, v)| v).collect()));
+    }
+    list.sort_unstable_by_key(|(p, _)| *p);
+    let mut items = vec![Json::Null; len];
+    for (p, v) in list {
+        items[p - 1] = v;
+    }
+    Ok(Json::Array(items))
+}
+
+fn float(n: f64) -> Json {
+    Number::from_f64(n).map_or(Json::Null, Json::Number)
+}
+
+fn mixed() -> String {
+    "a table mixes list items (keys 1, 2, 3…) with named fields; use two fields, e.g. {items = {...}, count = 2}".into()
+}
+
+fn not_a_list() -> String {
+    "a table has number keys that are not a list (1, 2, 3… with few holes); use string keys, e.g. t[tostring(n)]".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn convert(lua: &Lua, src: &str) -> mlua::Result<Json> {
+        let v: Value = lua.load(src).eval()?;
+        lua_to_json(lua, v)
+    }
+
+    fn lua() -> Lua {
+        let lua = Lua::new();
+        lua.globals().raw_set("null", Value::NULL).unwrap();
+        lua
+    }
+
+    #[test]
+    fn plain_data() {
+        let lua = lua();
+        let cases = [
+            ("nil", json!(null)),
+            ("null", json!(null)),
+            ("true", json!(true)),
+            ("7", json!(7)),
+            ("7 / 2", json!(3.5)),
+            ("6 / 2", json!(3.0)),
+            ("0/0", json!(null)),
+            ("1/0", json!(null)),
+            ("'héllo'", json!("héllo")),
+            ("{}", json!({})),
+            ("{a = 1, b = {c = {}}}", json!({"a": 1, "b": {"c": {}}})),
+            (
+                "{10, 20, 'x', {y = false}}",
+                json!([10, 20, "x", {"y": false}]),
+            ),
+            ("{[1] = 'a', [3] = 'c'}", json!(["a", null, "c"])),
+            ("{a = null, b = 2}", json!({"a": null, "b": 2})),
+            (
+                "local t = {} for i = 1, 20 do t[i] = i end t[5] = nil return t",
+                json!([
+                    1, 2, 3, 4, null, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20
+                ]),
+            ),
+        ];
+        for (src, want) in cases {
+            let src = if src.starts_with("local") {
+                src.to_owned()
+            } else {
+                format!("return {src}")
+            };
+            assert_eq!(convert(&lua, &src).unwrap(), want, "{src}");
+        }
+    }
+
+    #[test]
+    fn lists_from_json_stay_lists_even_when_empty() {
+        let lua = lua();
+        let v = lua.to_value(&json!({"items": [], "more": [1, 2]})).unwrap();
+        assert_eq!(
+            lua_to_json(&lua, v).unwrap(),
+            json!({"items": [], "more": [1, 2]})
+        );
+    }
+
+    #[test]
+    fn what_json_cannot_carry_is_an_error_that_says_why() {
+        let lua = lua();
+        let cases = [
+            ("{1, 2, x = 3}", "mixes list items"),
+            ("{x = 3, 1}", "mixes list items"),
+            ("{[100] = 1}", "not a list"),
+            ("{[0] = 1}", "not a list"),
+            ("{[1.5] = 1}", "not a list"),
+            ("{[true] = 1}", "key of type boolean"),
+            ("{f = print}", "a function"),
+            ("{co = coroutine.create(print)}", "a coroutine"),
+            ("{s = '\\xff'}", "not valid UTF-8"),
+            (
+                "local t = {} t.self = t return t",
+                "does a table contain itself",
+            ),
+        ];
+        for (src, want) in cases {
+            let src = if src.starts_with("local") {
+                src.to_owned()
+            } else {
+                format!("return {src}")
+            };
+            let err = convert(&lua, &src).unwrap_err().to_string();
+            assert!(err.contains(want), "{src}: {err}");
+        }
+        // The state is usable afterwards: the stack was restored.
+        assert_eq!(convert(&lua, "return {ok = 1}").unwrap(), json!({"ok": 1}));
+    }
+
+    #[test]
+    fn deep_but_finite_nesting_converts() {
+        let lua = lua();
+        let src = format!(
+            "local t = 1 for i = 1, {} do t = {{t}} end return t",
+            MAX_DEPTH - 1
+        );
+        let mut want = json!(1);
+        for _ in 0..MAX_DEPTH - 1 {
+            want = json!([want]);
+        }
+        assert_eq!(convert(&lua, &src).unwrap(), want);
+    }
+}

@@ -13,12 +13,12 @@
 
 use std::sync::Arc;
 
-use mlua::chunk::ChunkMode;
-use mlua::{Function, Lua, LuaSerdeExt, MultiValue, Table, Value, Variadic};
+use mlua::{Lua, LuaSerdeExt, MultiValue, Table, Value, Variadic};
 use serde_json::Value as Json;
 
 use super::budget::CallBudget;
 use super::catalog::{Rules, load_game_table};
+use super::copy::deep_copy;
 use super::json::lua_to_json;
 use super::sandbox::{self, Limits};
 
@@ -122,8 +122,6 @@ pub struct GameVm {
     /// The session state (what `init` returned, changed by handlers).
     state: Value,
     ctx: Table,
-    /// Deep copy used to roll back a failed call; compiled before any game code ran.
-    copy: Function,
 }
 
 impl GameVm {
@@ -147,12 +145,6 @@ impl GameVm {
             log_lines: 0,
             session: session.to_owned(),
         });
-        let copy: Function = lua
-            .load(DEEP_COPY)
-            .set_name("=recess")
-            .set_mode(ChunkMode::Text)
-            .eval()
-            .map_err(script_error)?;
         let ctx = make_ctx(&lua).map_err(script_error)?;
         budget.reset(limits.cpu_units);
         let game = load_game_table(&lua, &rules).map_err(|message| ScriptError { message })?;
@@ -164,7 +156,6 @@ impl GameVm {
             game,
             state: Value::Nil,
             ctx,
-            copy,
         })
     }
 
@@ -435,7 +426,7 @@ impl GameVm {
 
     fn backup(&self) -> Result<Value, ScriptError> {
         self.budget.reset(self.limits.cpu_units);
-        self.copy.call(self.state.clone()).map_err(script_error)
+        deep_copy(&self.lua, self.state.clone()).map_err(script_error)
     }
 
     fn with_scope<R>(&self, f: impl FnOnce(&mut CallScope) -> R) -> R {
@@ -488,22 +479,6 @@ fn player_table(lua: &Lua, p: &PlayerInfo) -> mlua::Result<Table> {
     t.raw_set("role", p.role.as_str())?;
     Ok(t)
 }
-
-const DEEP_COPY: &str = r#"
-local next, type, getmetatable, setmetatable, rawset = next, type, getmetatable, setmetatable, rawset
-local function copy(v, seen)
-  if type(v) ~= "table" then return v end
-  local c = seen[v]
-  if c then return c end
-  c = {}
-  seen[v] = c
-  for k, x in next, v do rawset(c, copy(k, seen), copy(x, seen)) end
-  local mt = getmetatable(v)
-  if type(mt) == "table" then setmetatable(c, mt) end
-  return c
-end
-return function(v) return copy(v, {}) end
-"#;
 
 /// Builds the `ctx` table. Its functions find the call in progress through
 /// the state's `CallScope`, so one table serves every call.

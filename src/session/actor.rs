@@ -4,7 +4,8 @@
 //! 1. runs the handlers, one command at a time, in arrival order;
 //! 2. runs a view pass if views are due (at most one per `--view-interval`);
 //! 3. commits: writes the snapshot, the new messages and changed views to the
-//!    store and waits for the flush;
+//!    store and waits for the flush; under load, commits are at least
+//!    [`COMMIT_GAP`] apart and the batches in between are committed together;
 //! 4. only then publishes the messages and answers (acks, welcomes).
 //!
 //! So nothing a client has seen or been told is done can be lost by a crash,
@@ -35,9 +36,15 @@ use crate::script::{
 };
 use crate::store::{MemberRecord, SessionSnapshot, SessionWrite, StoredSession, TimerRecord};
 
-/// Most commands handled before a commit, so one busy session cannot delay
-/// its acks indefinitely.
+/// Most commands handled before a commit (and most answers waiting for one),
+/// so one busy session cannot delay its acks indefinitely.
 const MAX_BATCH: usize = 256;
+/// Under load, a session's commits are at least this far apart: what happens
+/// in between joins the pending batch, and its acks wait for it. One commit
+/// (one snapshot, one store write, one Redis round trip) then serves many
+/// actions instead of a few. A commit after a quiet spell is made at once,
+/// so a lone action is not delayed.
+const COMMIT_GAP: Duration = Duration::from_millis(4);
 /// Longest accepted nickname, in characters.
 pub const MAX_NAME_CHARS: usize = 24;
 const MAX_ACTION_NAME: usize = 64;
@@ -315,13 +322,16 @@ impl SessionActor {
             self.node.detach(&self.id, &self.code);
             return;
         }
+        let mut committed_at = Instant::now();
         loop {
             let timer_at = self.next_timer_at();
             let view_at = self.views_dirty.then(|| self.last_view_pass + interval);
             let expire_at = self.expire_at();
+            let commit_at = self.has_writes().then(|| committed_at + COMMIT_GAP);
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
+                _ = sleep_until(commit_at) => {}
                 cmd = mailbox.recv() => {
                     let Some(cmd) = cmd else { break };
                     self.handle(cmd);
@@ -351,15 +361,30 @@ impl SessionActor {
             if self.views_dirty && Instant::now() >= self.last_view_pass + interval {
                 self.view_pass();
             }
-            if !self.commit().await {
-                self.node.detach(&self.id, &self.code);
-                return;
+            let writes = self.has_writes();
+            if !writes
+                || self.batch.replies.len() >= MAX_BATCH
+                || Instant::now() >= committed_at + COMMIT_GAP
+            {
+                if !self.commit().await {
+                    self.node.detach(&self.id, &self.code);
+                    return;
+                }
+                if writes {
+                    committed_at = Instant::now();
+                }
             }
         }
         // Shutting down: a last commit, then hand the session to another node.
         self.commit().await;
         self.node.bus.release(&self.id).await;
         self.node.detach(&self.id, &self.code);
+    }
+
+    /// Whether the next commit writes something (rather than only sending
+    /// replies that need no write, which is done at once).
+    fn has_writes(&self) -> bool {
+        !self.batch.is_empty() || self.resync
     }
 
     fn handle(&mut self, cmd: Command) {

@@ -309,55 +309,30 @@ impl Store {
     }
 }
 
-/// Under load, waited-for flushes are at least this far apart; what arrives
-/// in between is applied and rides on the next flush (group commit with a
-/// commit delay, as PostgreSQL's `commit_delay`). A flush costs ~0.3 ms of
-/// CPU, much of it sled waking its whole I/O thread pool, so at hundreds of
-/// commits a second this halves the store's CPU for at most this much more
-/// latency. A commit that comes after a quiet spell is flushed at once.
-const FLUSH_GAP: std::time::Duration = std::time::Duration::from_millis(4);
-
 /// The writer thread: applies every waiting job, then one flush for all.
 fn write_loop(db: &sled::Db, jobs: &std::sync::mpsc::Receiver<Job>) {
-    use std::sync::mpsc::RecvTimeoutError;
-    use std::time::Instant;
-
-    let apply =
-        |job: &mut Job| match std::mem::replace(&mut job.work, Work::Apply(sled::Batch::default()))
-        {
-            Work::Apply(batch) => db.apply_batch(batch).map_err(StoreError::from),
-            Work::Delete(id) => delete_batch(db, &id).and_then(|b| Ok(db.apply_batch(b)?)),
-        };
-    let mut last_flush: Option<Instant> = None;
     while let Ok(first) = jobs.recv() {
-        let mut group: Vec<(Job, Result<(), StoreError>)> = Vec::new();
-        let take = |group: &mut Vec<(Job, Result<(), StoreError>)>, mut job: Job| {
-            let result = apply(&mut job);
-            group.push((job, result));
-        };
-        take(&mut group, first);
+        let mut group = vec![first];
         while let Ok(more) = jobs.try_recv() {
-            take(&mut group, more);
+            group.push(more);
         }
-        let waited = group.iter().any(|(job, _)| job.done.is_some());
-        if waited {
-            if let Some(flush_at) = last_flush.map(|t| t + FLUSH_GAP) {
-                while let Some(left) = flush_at.checked_duration_since(Instant::now()) {
-                    match jobs.recv_timeout(left) {
-                        Ok(job) => take(&mut group, job),
-                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-                    }
+        let mut results: Vec<Result<(), StoreError>> = group
+            .iter_mut()
+            .map(|job| {
+                match std::mem::replace(&mut job.work, Work::Apply(sled::Batch::default())) {
+                    Work::Apply(batch) => db.apply_batch(batch).map_err(StoreError::from),
+                    Work::Delete(id) => delete_batch(db, &id).and_then(|b| Ok(db.apply_batch(b)?)),
                 }
+            })
+            .collect();
+        let waited = group.iter().any(|job| job.done.is_some());
+        if waited && let Err(e) = db.flush() {
+            let message = e.to_string();
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(StoreError::Writer(format!("flush failed: {message}")));
             }
-            if let Err(e) = db.flush() {
-                let message = e.to_string();
-                for (_, r) in group.iter_mut().filter(|(_, r)| r.is_ok()) {
-                    *r = Err(StoreError::Writer(format!("flush failed: {message}")));
-                }
-            }
-            last_flush = Some(Instant::now());
         }
-        for (job, result) in group {
+        for (job, result) in group.into_iter().zip(results) {
             match job.done {
                 Some(done) => {
                     let _ = done.send(result);

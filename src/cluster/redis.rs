@@ -639,8 +639,20 @@ impl RedisCluster {
     /// Reads a session as its owner last committed it.
     pub async fn load(&self, session: &str) -> Result<Option<StoredSession>, ProtocolError> {
         let mut con = self.con();
-        let snap: Option<Vec<u8>> = con
+        // One atomic round trip, so the parts belong to the same commit.
+        type Parts = (
+            Option<Vec<u8>>,
+            Vec<Vec<u8>>,
+            HashMap<String, Vec<u8>>,
+            HashMap<String, Vec<u8>>,
+        );
+        let (snap, raw, views, members): Parts = redis::pipe()
+            .atomic()
             .get(key("snap", session))
+            .lrange(key("log", session), 0, -1)
+            .hgetall(key("views", session))
+            .hgetall(key("members", session))
+            .query_async(&mut con)
             .await
             .map_err(|e| self.unavailable(e))?;
         let Some(snap) = snap else {
@@ -652,23 +664,11 @@ impl RedisCluster {
                 format!("a stored session is corrupt: {e}"),
             )
         })?;
-        let raw: Vec<Vec<u8>> = con
-            .lrange(key("log", session), 0, -1)
-            .await
-            .map_err(|e| self.unavailable(e))?;
         let messages = raw.iter().filter_map(|b| decode_message(b).ok()).collect();
-        let views: HashMap<String, Vec<u8>> = con
-            .hgetall(key("views", session))
-            .await
-            .map_err(|e| self.unavailable(e))?;
         let views = views
             .into_iter()
             .filter_map(|(k, v)| serde_json::from_slice(&v).ok().map(|v| (k, v)))
             .collect();
-        let members: HashMap<String, Vec<u8>> = con
-            .hgetall(key("members", session))
-            .await
-            .map_err(|e| self.unavailable(e))?;
         let members = members
             .values()
             .filter_map(|v| serde_json::from_slice(v).ok())

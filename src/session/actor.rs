@@ -1060,8 +1060,13 @@ impl SessionActor {
         let (view_ids, member_ids): (Vec<&MemberId>, Vec<&MemberId>) = if full {
             (self.members.keys().collect(), self.members.keys().collect())
         } else {
-            batch.members.sort_unstable();
-            batch.members.dedup();
+            // A member can be listed twice (a join and a view pass in one
+            // batch, or view passes of several batches under the commit gap):
+            // each is written once, with its latest view or record.
+            for ids in [&mut batch.views, &mut batch.members] {
+                ids.sort_unstable();
+                ids.dedup();
+            }
             (batch.views.iter().collect(), batch.members.iter().collect())
         };
         let views = view_ids

@@ -38,14 +38,6 @@ pub const MAX_DEPTH: usize = 100;
 
 /// Converts `value` to JSON by the rules in the module doc.
 pub fn lua_to_json(lua: &Lua, value: Value) -> mlua::Result<Json> {
-    // Scalars need no stack.
-    match value {
-        Value::Nil => return Ok(Json::Null),
-        Value::Boolean(b) => return Ok(Json::Bool(b)),
-        Value::Integer(i) => return Ok(Json::from(i)),
-        Value::Number(n) => return Ok(float(n)),
-        _ => {}
-    }
     let mut out: Result<Json, String> = Err(String::new());
     // SAFETY: the walk reads the two arguments `exec_raw` pushed (the value
     // at 1, the array metatable at 2) with functions that never raise a Lua

@@ -154,8 +154,11 @@ struct Job {
     work: Work,
     /// `None`: nobody waits, and the batch need not be flushed at once (it
     /// is on disk within `FLUSH_EVERY_MS`).
-    done: Option<tokio::sync::oneshot::Sender<Result<(), StoreError>>>,
+    done: Option<Done>,
 }
+
+/// Where the writer thread sends a job's outcome.
+type Done = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
 
 /// How often sled flushes by itself what was written without waiting.
 const FLUSH_EVERY_MS: u64 = 500;
@@ -203,14 +206,15 @@ impl Store {
     /// Hands work to the writer thread and waits until it is on disk.
     async fn write(&self, work: Work) -> Result<(), StoreError> {
         let (done, wait) = tokio::sync::oneshot::channel();
-        self.writer
-            .send(Job {
-                work,
-                done: Some(done),
-            })
-            .map_err(|_| StoreError::Writer("stopped".into()))?;
+        self.queue(work, Some(done))?;
         wait.await
             .map_err(|_| StoreError::Writer("stopped".into()))?
+    }
+
+    fn queue(&self, work: Work, done: Option<Done>) -> Result<(), StoreError> {
+        self.writer
+            .send(Job { work, done })
+            .map_err(|_| StoreError::Writer("stopped".into()))
     }
 
     /// Writes one commit atomically and waits until it is on disk.
@@ -223,12 +227,7 @@ impl Store {
     /// is in Redis and whose local copy only speeds up a restart. It reaches
     /// the disk within `FLUSH_EVERY_MS`.
     pub fn commit_behind(&self, w: &SessionWrite<'_>) -> Result<(), StoreError> {
-        self.writer
-            .send(Job {
-                work: Work::Apply(Self::batch_of(w)),
-                done: None,
-            })
-            .map_err(|_| StoreError::Writer("stopped".into()))
+        self.queue(Work::Apply(Self::batch_of(w)), None)
     }
 
     fn batch_of(w: &SessionWrite<'_>) -> sled::Batch {

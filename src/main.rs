@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Session actors and Lua states allocate many small objects; mimalloc is
 /// markedly faster than glibc's malloc at that (see docs/performance.md).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -59,8 +59,9 @@ struct Member {
     welcomed: bool,
     /// Sockets attached to this seat right now.
     connections: u32,
-    /// The view this member last received (base of the next patch).
-    view: Json,
+    /// The view this member last received (base of the next patch), shared
+    /// with the members who see the same (see `view::ViewPass`).
+    view: Arc<Json>,
     /// The client's join retry key (see `Command::Join`).
     join_nonce: Option<String>,
     /// Join order, kept in the stored record so a restore keeps the order.
@@ -183,7 +184,7 @@ impl SessionActor {
             joined_seq: 0,
             welcomed: new.host_attached,
             connections: u32::from(new.host_attached),
-            view: Json::Object(Default::default()),
+            view: Arc::new(Json::Object(Default::default())),
             join_nonce: None,
             order: 0,
         };
@@ -203,7 +204,7 @@ impl SessionActor {
         actor.batch.state = true;
         actor.batch.views.push(new.host.clone());
         let host = &mut actor.members[&new.host];
-        host.view = view;
+        host.view = Arc::new(view);
         let attached = actor.attached(&new.host, None);
         Metrics::inc(&actor.node.metrics.sessions_created_total);
         Ok((actor, attached))
@@ -228,9 +229,11 @@ impl SessionActor {
         for m in stored.members {
             let id: MemberId = m.id.as_str().into();
             let member = Member {
-                view: views
-                    .remove(&m.id)
-                    .unwrap_or_else(|| Json::Object(Default::default())),
+                view: Arc::new(
+                    views
+                        .remove(&m.id)
+                        .unwrap_or_else(|| Json::Object(Default::default())),
+                ),
                 id: id.clone(),
                 name: m.name,
                 role: m.role,
@@ -553,7 +556,7 @@ impl SessionActor {
                 joined_seq: self.seq,
                 welcomed: true,
                 connections: 1,
-                view: Json::Object(Default::default()),
+                view: Arc::new(Json::Object(Default::default())),
                 join_nonce: nonce,
                 order,
             },
@@ -583,6 +586,12 @@ impl SessionActor {
                 let _ = self.script_failed(e, None);
                 Json::Object(Default::default())
             }
+        };
+        // Players often see what the one before them sees: share its copy.
+        let len = self.members.len();
+        let view = match self.members.get_index(len.wrapping_sub(2)) {
+            Some((_, before)) if *before.view == view => before.view.clone(),
+            _ => Arc::new(view),
         };
         let m = &mut self.members[&member];
         m.view = view;
@@ -824,7 +833,7 @@ impl SessionActor {
         self.last_view_pass = Instant::now();
         Metrics::inc(&self.node.metrics.view_passes_total);
         self.refresh_rules();
-        let mut groups: IndexMap<String, Vec<MemberId>> = IndexMap::new();
+        let mut pass = view::ViewPass::default();
         let mut errors: Vec<ScriptError> = Vec::new();
         let ids: Vec<MemberId> = self.members.keys().cloned().collect();
         for id in ids {
@@ -839,19 +848,15 @@ impl SessionActor {
                 }
             };
             let m = &mut self.members[&id];
-            let Some(patch) = view::diff(&m.view, &new) else {
-                continue;
-            };
-            m.view = new;
-            let text = patch.to_string();
-            groups.entry(text).or_default().push(id.clone());
-            self.batch.views.push(id);
+            if pass.update(id.clone(), &mut m.view, new) {
+                self.batch.views.push(id);
+            }
         }
         for e in errors {
             let _ = self.script_failed(e, None);
         }
         let session = self.id.clone();
-        for (patch, ids) in groups {
+        for (patch, ids) in pass.into_groups() {
             self.push(Audience::Members(ids), false, |seq| {
                 protocol::encode_view_raw(&session, seq, &patch)
             });
@@ -1074,7 +1079,7 @@ impl SessionActor {
             .filter_map(|id| {
                 self.members
                     .get(id)
-                    .map(|m| (&**id, serde_json::to_vec(&m.view).unwrap_or_default()))
+                    .map(|m| (&**id, serde_json::to_vec(&*m.view).unwrap_or_default()))
             })
             .collect();
         let members = member_ids

@@ -572,3 +572,92 @@ async fn a_retried_join_gets_the_seat_whose_welcome_was_lost() {
     assert_eq!(anas, 1, "one seat, not two: {view}");
     server.stop().await;
 }
+
+/// `ctx.players()` follows joins, refused joins, disconnects, resumes,
+/// leaves and kicks, in join order (the list is kept up to date seat by seat).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctx_players_follows_every_change_of_membership() {
+    const ROSTER: &str = r#"
+return {
+  init = function(ctx) return { roster = "" } end,
+  join = function(state, ctx, player)
+    if player.name == "Nobody" then return false, "not that name" end
+  end,
+  action = function(state, ctx, player, name, data)
+    if name == "look" then
+      local names = {}
+      for _, p in ipairs(ctx.players()) do
+        names[#names + 1] = p.name .. (p.connected and "+" or "-")
+      end
+      state.roster = table.concat(names, " ")
+    elseif name == "kick" then
+      ctx.kick(data.id, "bye")
+    end
+  end,
+  view = function(state, player) return { roster = state.roster } end,
+}
+"#;
+    let server = TestServer::with_games(&[("roster.lua", ROSTER)]).await;
+    let mut host = server.client().await;
+    let w = host.host("roster", json!({})).await;
+    let session = w["session"].as_str().unwrap().to_owned();
+    let code = w["code"].as_str().unwrap().to_owned();
+    let mut clients = Vec::new();
+    let mut ids = Vec::new();
+    let mut tokens = Vec::new();
+    for name in ["Ana", "Ben", "Cy"] {
+        let mut c = server.client().await;
+        let w = c.join(&code, name).await;
+        ids.push(w["player"]["id"].as_str().unwrap().to_owned());
+        tokens.push(w["token"].as_str().unwrap().to_owned());
+        clients.push(c);
+    }
+    let mut nobody = server.client().await;
+    nobody
+        .send(json!({"type": "join", "code": code, "name": "Nobody"}))
+        .await;
+    assert_eq!(nobody.recv().await["code"], "refused");
+
+    // Asks the game to read `ctx.players()` until the roster is `want`: a
+    // disconnect reaches the session a moment after the socket closes.
+    async fn roster_becomes(host: &mut Client, session: &str, want: &str) {
+        let mut seen = String::new();
+        for _ in 0..200 {
+            assert_eq!(host.act(session, "look", json!({})).await["type"], "ack");
+            let view = host
+                .wait_view(session, |v| {
+                    v["roster"].as_str().is_some_and(|r| !r.is_empty())
+                })
+                .await;
+            seen = view["roster"].as_str().unwrap_or_default().to_owned();
+            if seen == want {
+                return;
+            }
+        }
+        panic!("the roster stayed {seen:?}, expected {want:?}");
+    }
+    roster_becomes(&mut host, &session, "Host+ Ana+ Ben+ Cy+").await;
+
+    let ben = clients.remove(1);
+    ben.close().await;
+    roster_becomes(&mut host, &session, "Host+ Ana+ Ben- Cy+").await;
+
+    let mut ben = server.client().await;
+    let w = ben.resume(&tokens[1], 0).await;
+    assert_eq!(w["type"], "welcome", "{w}");
+    roster_becomes(&mut host, &session, "Host+ Ana+ Ben+ Cy+").await;
+
+    clients[0]
+        .send(json!({"type": "leave", "session": session}))
+        .await;
+    roster_becomes(&mut host, &session, "Host+ Ben+ Cy+").await;
+
+    let ack = host.act(&session, "kick", json!({"id": ids[2]})).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    roster_becomes(&mut host, &session, "Host+ Ben+").await;
+
+    let mut dee = server.client().await;
+    dee.join(&code, "Dee").await;
+    roster_becomes(&mut host, &session, "Host+ Ben+ Dee+").await;
+    server.stop().await;
+}

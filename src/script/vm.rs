@@ -30,8 +30,9 @@ const MAX_LOG_LINES: u32 = 50;
 /// A member as the rules see it.
 #[derive(Debug, Clone)]
 pub struct PlayerInfo {
-    pub id: String,
-    pub name: String,
+    /// Shared with the session's member record: building one allocates nothing.
+    pub id: Arc<str>,
+    pub name: Arc<str>,
     pub role: crate::protocol::Role,
     pub connected: bool,
 }
@@ -181,8 +182,14 @@ impl GameVm {
 
     /// Who `ctx.players()` lists.
     pub fn set_players(&self, players: Vec<PlayerInfo>) {
+        self.update_players(|list| *list = players);
+    }
+
+    /// Changes who `ctx.players()` lists in place (one seat, not the whole
+    /// list: a session of 10 000 would otherwise rebuild it on every join).
+    pub fn update_players(&self, change: impl FnOnce(&mut Vec<PlayerInfo>)) {
         self.with_scope(|s| {
-            s.players = players;
+            change(&mut s.players);
             s.players_table = None;
         });
     }
@@ -478,8 +485,8 @@ fn strip_nulls(map: &mut serde_json::Map<String, Json>) {
 
 fn player_table(lua: &Lua, p: &PlayerInfo) -> mlua::Result<Table> {
     let t = lua.create_table_with_capacity(0, 3)?;
-    t.raw_set("id", p.id.as_str())?;
-    t.raw_set("name", p.name.as_str())?;
+    t.raw_set("id", &*p.id)?;
+    t.raw_set("name", &*p.name)?;
     t.raw_set("role", p.role.as_str())?;
     Ok(t)
 }

@@ -51,7 +51,7 @@ const MAX_ACTION_NAME: usize = 64;
 
 struct Member {
     id: MemberId,
-    name: String,
+    name: Arc<str>,
     role: Role,
     secret: String,
     /// The session's `seq` when this member joined.
@@ -71,7 +71,7 @@ struct Member {
 impl Member {
     fn info(&self) -> PlayerInfo {
         PlayerInfo {
-            id: self.id.to_string(),
+            id: self.id.clone(),
             name: self.name.clone(),
             role: self.role,
             connected: self.connections > 0,
@@ -81,7 +81,7 @@ impl Member {
     fn record(&self) -> MemberRecord {
         MemberRecord {
             id: self.id.to_string(),
-            name: self.name.clone(),
+            name: self.name.to_string(),
             role: self.role,
             secret: self.secret.clone(),
             joined_seq: self.joined_seq,
@@ -178,7 +178,7 @@ impl SessionActor {
             SessionActor::fresh(node, new.id, new.code, new.rules.game.clone(), vm, now);
         let host = Member {
             id: new.host.clone(),
-            name: "Host".to_owned(),
+            name: "Host".into(),
             role: Role::Host,
             secret: new.host_secret,
             joined_seq: 0,
@@ -235,7 +235,7 @@ impl SessionActor {
                         .unwrap_or_else(|| Json::Object(Default::default())),
                 ),
                 id: id.clone(),
-                name: m.name,
+                name: m.name.into(),
                 role: m.role,
                 secret: m.secret,
                 joined_seq: m.joined_seq,
@@ -430,13 +430,13 @@ impl SessionActor {
             Command::Disconnected { member } => {
                 if let Some(m) = self.members.get_mut(&member) {
                     m.connections = m.connections.saturating_sub(1);
-                    self.sync_players();
+                    self.sync_player(&member);
                 }
             }
             Command::Reattach { member } => {
                 if let Some(m) = self.members.get_mut(&member) {
                     m.connections += 1;
-                    self.sync_players();
+                    self.sync_player(&member);
                 }
             }
             Command::Resync => self.resync = true,
@@ -550,7 +550,7 @@ impl SessionActor {
             member.clone(),
             Member {
                 id: member.clone(),
-                name,
+                name: name.into(),
                 role: Role::Player,
                 secret,
                 joined_seq: self.seq,
@@ -561,21 +561,19 @@ impl SessionActor {
                 order,
             },
         );
-        self.sync_players();
+        self.sync_player(&member);
         let info = self.members[&member].info();
         self.refresh_rules();
         let joined_seq = self.seq;
         let outcome = match self.vm.join(&info, now) {
             Ok(o) => o,
             Err(e) => {
-                self.members.shift_remove(&member);
-                self.sync_players();
+                self.remove_member(&member);
                 return Err(self.script_failed(e, Some(&member)));
             }
         };
         if let Some(reason) = outcome.refusal {
-            self.members.shift_remove(&member);
-            self.sync_players();
+            self.remove_member(&member);
             return Err(ProtocolError::new(ErrorCode::Refused, reason));
         }
         self.apply(outcome.effects, now);
@@ -645,7 +643,7 @@ impl SessionActor {
                 self.attached(&member_id, Some(false))
             }
         };
-        self.sync_players();
+        self.sync_player(&member_id);
         Ok(attached)
     }
 
@@ -713,8 +711,7 @@ impl SessionActor {
         };
         let info = m.info();
         let id = m.id.clone();
-        self.members.shift_remove(member);
-        self.sync_players();
+        self.remove_member(member);
         self.batch.removed.push(id.clone());
         self.batch.state = true;
         self.views_dirty = true;
@@ -804,9 +801,8 @@ impl SessionActor {
                     self.push(Audience::Members(vec![member.clone()]), true, |seq| {
                         protocol::encode_session_error(&err, &id, seq)
                     });
-                    self.members.shift_remove(&member);
+                    self.remove_member(&member);
                     self.batch.removed.push(member);
-                    self.sync_players();
                     self.views_dirty = true;
                 }
                 Effect::Finish { results } => {
@@ -952,9 +948,35 @@ impl SessionActor {
         }
     }
 
+    /// Gives the VM the whole list of players (`ctx.players()`), in join order.
     fn sync_players(&mut self) {
         self.vm
             .set_players(self.members.values().map(Member::info).collect());
+    }
+
+    /// Brings one member's entry in the VM's list of players up to date: a
+    /// member just added at the end is appended. The list is in the same
+    /// order as `members`, so a member's index is its place in both.
+    fn sync_player(&mut self, member: &str) {
+        let Some((index, _, m)) = self.members.get_full(member) else {
+            return;
+        };
+        let info = m.info();
+        self.vm.update_players(|list| match list.get_mut(index) {
+            Some(slot) => *slot = info,
+            None => list.push(info),
+        });
+    }
+
+    /// Removes a member from `members` and from the VM's list of players.
+    fn remove_member(&mut self, member: &str) -> Option<Member> {
+        let (index, _, m) = self.members.shift_remove_full(member)?;
+        self.vm.update_players(|list| {
+            if index < list.len() {
+                list.remove(index);
+            }
+        });
+        Some(m)
     }
 
     fn attached(&self, member: &MemberId, resumed: Option<bool>) -> Attached {
@@ -995,7 +1017,7 @@ impl SessionActor {
                 .values()
                 .map(|m| PlayerSummary {
                     id: m.id.to_string(),
-                    name: m.name.clone(),
+                    name: m.name.to_string(),
                     role: m.role,
                     connected: m.connections > 0,
                 })

@@ -250,8 +250,12 @@ pub(crate) fn ws_config(max_frame: usize) -> WebSocketConfig {
         .max_frame_size(Some(hard_cap))
 }
 
-/// Bytes read from a WebSocket at a time (and kept per socket).
-const WS_READ_BUFFER: usize = 512;
+/// Bytes read from a WebSocket at a time, and the buffer every socket keeps
+/// while idle (tungstenite allocates it up front). Clients send small frames
+/// (an action is about 100 bytes), so one read takes a whole frame; a frame
+/// at the 64 KiB limit takes 256 reads, which only a client sending large
+/// frames pays for. 256 rather than 512 saves 256 bytes per connection.
+const WS_READ_BUFFER: usize = 256;
 
 /// The `101 Switching Protocols` answer to a WebSocket upgrade request
 /// (RFC 6455 §4.2.2), or why the request is not one.

@@ -256,6 +256,8 @@ pub struct Welcome<'a> {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ServerFrame<'a> {
     Welcome(&'a Welcome<'a>),
+    /// Written by `encode_view_raw`; this is the definition it is tested against.
+    #[cfg_attr(not(test), allow(dead_code))]
     View {
         session: &'a str,
         seq: u64,
@@ -307,14 +309,6 @@ pub fn encode_welcome(w: &Welcome<'_>) -> String {
     encode(&ServerFrame::Welcome(w))
 }
 
-pub fn encode_view(session: &str, seq: u64, patch: &Value) -> String {
-    encode(&ServerFrame::View {
-        session,
-        seq,
-        patch,
-    })
-}
-
 pub fn encode_event(session: &str, seq: u64, name: &str, data: &Value) -> String {
     encode(&ServerFrame::Event {
         session,
@@ -355,6 +349,9 @@ pub fn encode_session_error(err: &ProtocolError, session: &str, seq: u64) -> Str
 
 /// A `view` frame around a patch that is already JSON text (patches are
 /// serialized once and shared by every member that gets the same one).
+/// A `view` frame around a patch already encoded (a view pass encodes each
+/// distinct patch once to group members by it). Same bytes as encoding
+/// `ServerFrame::View` (tested).
 pub fn encode_view_raw(session: &str, seq: u64, patch_json: &str) -> String {
     let session = serde_json::to_string(session).unwrap_or_else(|_| "\"\"".to_owned());
     format!(r#"{{"type":"view","session":{session},"seq":{seq},"patch":{patch_json}}}"#)
@@ -404,6 +401,19 @@ fn ws_frame(frame: Frame) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_raw_view_frame_is_the_defined_view_frame() {
+        let patch = serde_json::json!({"a": {"b": [1, "x\"y"]}, "c": null});
+        for session in ["s7k2m9x4q8pa", "needs \"escaping\""] {
+            let defined = encode(&ServerFrame::View {
+                session,
+                seq: 42,
+                patch: &patch,
+            });
+            assert_eq!(encode_view_raw(session, 42, &patch.to_string()), defined);
+        }
+    }
     use hyper_tungstenite::tungstenite::protocol::{Role, WebSocket};
     use hyper_tungstenite::tungstenite::{Error, Message};
 

@@ -1,12 +1,11 @@
 //! Views: RFC 7386 JSON merge patches between two of them, and a view pass
 //! that shares equal views between members.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use indexmap::IndexMap;
-use rustc_hash::FxHasher;
+use rustc_hash::{FxHashMap, FxHasher};
 use serde_json::{Map, Value};
 
 /// Most views kept per content hash: equal hashes of different views are
@@ -18,10 +17,10 @@ const MAX_PER_HASH: usize = 4;
 /// is computed and encoded once: a pass over 10 000 members who all see the
 /// same view keeps one view and diffs once.
 pub struct ViewPass<K> {
-    by_hash: HashMap<u64, Vec<Arc<Value>>>,
+    by_hash: FxHashMap<u64, Vec<Arc<Value>>>,
     /// Patches by (old view, new view) address: the index of their group in
     /// `groups`, or `None` when the two are equal.
-    patches: HashMap<(usize, usize), Option<usize>>,
+    patches: FxHashMap<(usize, usize), Option<usize>>,
     /// Views replaced during the pass whose last holder let go: kept alive
     /// until the pass ends, so no address in `patches` is reused.
     retired: Vec<Arc<Value>>,
@@ -32,8 +31,8 @@ pub struct ViewPass<K> {
 impl<K> Default for ViewPass<K> {
     fn default() -> Self {
         ViewPass {
-            by_hash: HashMap::new(),
-            patches: HashMap::new(),
+            by_hash: FxHashMap::default(),
+            patches: FxHashMap::default(),
             retired: Vec::new(),
             groups: IndexMap::new(),
         }

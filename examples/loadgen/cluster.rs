@@ -432,7 +432,14 @@ fn log_tail(path: &Path) -> String {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
     pub cpu_s: f64,
+    /// All resident memory (`VmRSS`), including the pages of the executable
+    /// and libraries that the process has touched so far.
     pub rss_kb: u64,
+    /// Resident memory the process allocated (`RssAnon`: heap, stacks). The
+    /// per-connection, per-session and per-member figures use this: a run
+    /// first touches part of the executable's code (~4 MB per node) while
+    /// players join, which `VmRSS` would charge to them.
+    pub anon_kb: u64,
 }
 
 /// `Usage` of every process of a run at one moment.
@@ -450,6 +457,10 @@ impl UsageSet {
 
     pub fn nodes_rss_kb(&self) -> u64 {
         self.nodes.iter().map(|(_, u)| u.rss_kb).sum()
+    }
+
+    pub fn nodes_anon_kb(&self) -> u64 {
+        self.nodes.iter().map(|(_, u)| u.anon_kb).sum()
     }
 
     pub fn redis_cpu_s(&self) -> f64 {
@@ -495,17 +506,24 @@ pub fn thread_cpu_s() -> Result<f64> {
     stat_cpu_s("/proc/thread-self/stat")
 }
 
-/// Reads `/proc/PID/stat` (utime + stime) and `/proc/PID/status` (VmRSS).
+/// Reads `/proc/PID/stat` (utime + stime) and `/proc/PID/status` (VmRSS,
+/// RssAnon).
 pub fn usage(pid: u32) -> Result<Usage> {
     let cpu_s = stat_cpu_s(&format!("/proc/{pid}/stat"))?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    Ok(Usage { cpu_s, rss_kb })
+    let kb = |field: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(Usage {
+        cpu_s,
+        rss_kb: kb("VmRSS:"),
+        anon_kb: kb("RssAnon:"),
+    })
 }
 
 /// Clock ticks per second of `/proc/PID/stat` (`getconf CLK_TCK`, else 100).

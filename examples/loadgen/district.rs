@@ -303,6 +303,13 @@ async fn measure(cluster: &mut Cluster, params: &Params) -> Result<Outcome> {
     figures.put(
         "kb_per_member",
         json!(round(
+            (joined.nodes_anon_kb() as f64 - empty.nodes_anon_kb() as f64) / members as f64,
+            1
+        )),
+    );
+    figures.put(
+        "kb_per_member_rss",
+        json!(round(
             (joined.nodes_rss_kb() as f64 - empty.nodes_rss_kb() as f64) / members as f64,
             1
         )),

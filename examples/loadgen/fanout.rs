@@ -180,6 +180,9 @@ async fn measure(name: &str, cluster: &mut Cluster, params: &Params) -> Result<O
     let server_cpu = end.nodes_cpu_s() - start.nodes_cpu_s();
     let redis_cpu = end.redis_cpu_s() - start.redis_cpu_s();
     let conn_kb = |u: &cluster::UsageSet| {
+        (u.nodes_anon_kb() as f64 - base.nodes_anon_kb() as f64) / params.players as f64
+    };
+    let conn_kb_rss = |u: &cluster::UsageSet| {
         (u.nodes_rss_kb() as f64 - base.nodes_rss_kb() as f64) / params.players as f64
     };
     let per_delivery = |cpu: f64| round(cpu * 1e6 / deliveries.max(1) as f64, 2);
@@ -210,6 +213,7 @@ async fn measure(name: &str, cluster: &mut Cluster, params: &Params) -> Result<O
     );
     figures.put("rss_mb", end.rss_mb());
     figures.put("kb_per_conn", json!(round(conn_kb(&joined), 1)));
+    figures.put("kb_per_conn_rss", json!(round(conn_kb_rss(&joined), 1)));
     // Per node: the owner also holds every member's state; the others only
     // their sockets.
     let by_node: serde_json::Map<String, Value> = joined
@@ -219,7 +223,7 @@ async fn measure(name: &str, cluster: &mut Cluster, params: &Params) -> Result<O
         .enumerate()
         .map(|(k, ((name, now), (_, before)))| {
             let conns = (k..params.players).step_by(addrs.len()).count().max(1);
-            let kb = (now.rss_kb as f64 - before.rss_kb as f64) / conns as f64;
+            let kb = (now.anon_kb as f64 - before.anon_kb as f64) / conns as f64;
             (name.clone(), json!(round(kb, 1)))
         })
         .collect();

@@ -108,8 +108,9 @@ async fn measure(cluster: &mut Cluster, params: &Params) -> Result<Outcome> {
     let quiet = cluster.usage()?;
     cluster.check_alive()?;
 
-    let grown_kb = settled.nodes_rss_kb() as f64 - base.nodes_rss_kb() as f64;
+    let grown_kb = settled.nodes_anon_kb() as f64 - base.nodes_anon_kb() as f64;
     let per_session_kb = grown_kb / made.max(1) as f64;
+    let grown_rss_kb = settled.nodes_rss_kb() as f64 - base.nodes_rss_kb() as f64;
     let redis_grown_kb = settled.redis.map_or(0.0, |u| u.rss_kb as f64)
         - base.redis.map_or(0.0, |u| u.rss_kb as f64);
     let quiet_s = params.quiet.as_secs_f64().max(1e-9);
@@ -118,6 +119,10 @@ async fn measure(cluster: &mut Cluster, params: &Params) -> Result<Outcome> {
     figures.put("nodes", json!(addrs.len()));
     figures.put("sessions", json!(made));
     figures.put("kb_per_session", json!(round(per_session_kb, 1)));
+    figures.put(
+        "kb_per_session_rss",
+        json!(round(grown_rss_kb / made.max(1) as f64, 1)),
+    );
     figures.put(
         "sessions_per_gib",
         json!(round((1u64 << 20) as f64 / per_session_kb.max(1e-9), 0)),

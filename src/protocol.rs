@@ -348,10 +348,8 @@ pub fn encode_session_error(err: &ProtocolError, session: &str, seq: u64) -> Str
 }
 
 /// A `view` frame around a patch that is already JSON text (patches are
-/// serialized once and shared by every member that gets the same one).
-/// A `view` frame around a patch already encoded (a view pass encodes each
-/// distinct patch once to group members by it). Same bytes as encoding
-/// `ServerFrame::View` (tested).
+/// serialized once and shared by every member that gets the same one). The
+/// same bytes as encoding `ServerFrame::View` (tested).
 pub fn encode_view_raw(session: &str, seq: u64, patch_json: &str) -> String {
     let session = serde_json::to_string(session).unwrap_or_else(|_| "\"\"".to_owned());
     format!(r#"{{"type":"view","session":{session},"seq":{seq},"patch":{patch_json}}}"#)
@@ -401,6 +399,8 @@ fn ws_frame(frame: Frame) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper_tungstenite::tungstenite::protocol::{Role, WebSocket};
+    use hyper_tungstenite::tungstenite::{Error, Message};
 
     #[test]
     fn a_raw_view_frame_is_the_defined_view_frame() {
@@ -414,8 +414,6 @@ mod tests {
             assert_eq!(encode_view_raw(session, 42, &patch.to_string()), defined);
         }
     }
-    use hyper_tungstenite::tungstenite::protocol::{Role, WebSocket};
-    use hyper_tungstenite::tungstenite::{Error, Message};
 
     /// Decodes server frames with tungstenite's own client.
     fn decode(wire: &[u8]) -> Vec<Message> {

@@ -969,14 +969,15 @@ impl SessionActor {
     }
 
     /// Removes a member from `members` and from the VM's list of players.
-    fn remove_member(&mut self, member: &str) -> Option<Member> {
-        let (index, _, m) = self.members.shift_remove_full(member)?;
+    fn remove_member(&mut self, member: &str) {
+        let Some((index, ..)) = self.members.shift_remove_full(member) else {
+            return;
+        };
         self.vm.update_players(|list| {
             if index < list.len() {
                 list.remove(index);
             }
         });
-        Some(m)
     }
 
     fn attached(&self, member: &MemberId, resumed: Option<bool>) -> Attached {

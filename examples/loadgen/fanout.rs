@@ -79,24 +79,35 @@ async fn measure(name: &str, cluster: &mut Cluster, params: &Params) -> Result<O
     let _stop_players = shared.stop.clone().drop_guard();
     let gate = Arc::new(Semaphore::new(params.connect_concurrency.max(1)));
     let (joined_tx, mut joined_rx) = mpsc::channel::<Result<(), String>>(1024);
-    let join_started = Instant::now();
     let mut handles = Vec::with_capacity(params.players);
-    for i in 0..params.players {
-        let player = Player {
-            index: i,
-            addr: addrs[i % addrs.len()],
-            code: code.clone(),
-            total,
-            shared: shared.clone(),
-            gate: gate.clone(),
-            joined: joined_tx.clone(),
-        };
-        handles.push(tokio::spawn(player.run()));
+    // Two halves: the memory the second half adds is what one more
+    // connection costs, without what a node allocates once when it gets
+    // busy (thread stacks, allocator pages, sled's buffers).
+    let half = params.players / 2;
+    let mut join_s = 0.0;
+    let mut halfway = base.clone();
+    for (from, to) in [(0, half), (half, params.players)] {
+        let started = Instant::now();
+        for i in from..to {
+            let player = Player {
+                index: i,
+                addr: addrs[i % addrs.len()],
+                code: code.clone(),
+                total,
+                shared: shared.clone(),
+                gate: gate.clone(),
+                joined: joined_tx.clone(),
+            };
+            handles.push(tokio::spawn(player.run()));
+        }
+        join_s += ws::await_joins(&mut joined_rx, to - from, started, Some).await?;
+        // Let the view passes that follow the joins finish.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if from == 0 {
+            halfway = cluster.usage()?;
+        }
     }
     drop(joined_tx);
-    let join_s = ws::await_joins(&mut joined_rx, params.players, join_started, Some).await?;
-    // Let the view passes that follow the joins finish.
-    tokio::time::sleep(Duration::from_secs(1)).await;
     cluster.check_alive()?;
     let joined = cluster.usage()?;
     let slow_before = cluster::metric_sum(&addrs, "recess_slow_consumers_total").await;
@@ -228,6 +239,33 @@ async fn measure(name: &str, cluster: &mut Cluster, params: &Params) -> Result<O
         })
         .collect();
     figures.put("kb_per_conn_by_node", Value::Object(by_node));
+    let second_half = params.players - half;
+    figures.put(
+        "kb_per_conn_marginal",
+        json!(round(
+            (joined.nodes_anon_kb() as f64 - halfway.nodes_anon_kb() as f64)
+                / second_half.max(1) as f64,
+            1
+        )),
+    );
+    let marginal_by_node: serde_json::Map<String, Value> = joined
+        .nodes
+        .iter()
+        .zip(&halfway.nodes)
+        .enumerate()
+        .map(|(k, ((name, now), (_, before)))| {
+            let conns = (half..params.players)
+                .filter(|i| i % addrs.len() == k)
+                .count()
+                .max(1);
+            let kb = (now.anon_kb as f64 - before.anon_kb as f64) / conns as f64;
+            (name.clone(), json!(round(kb, 1)))
+        })
+        .collect();
+    figures.put(
+        "kb_per_conn_marginal_by_node",
+        Value::Object(marginal_by_node),
+    );
     figures.put("kb_per_conn_after_run", json!(round(conn_kb(&end), 1)));
     figures.put(
         "redis_rss_mb",

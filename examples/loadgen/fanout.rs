@@ -226,19 +226,26 @@ async fn measure(name: &str, cluster: &mut Cluster, params: &Params) -> Result<O
     figures.put("kb_per_conn", json!(round(conn_kb(&joined), 1)));
     figures.put("kb_per_conn_rss", json!(round(conn_kb_rss(&joined), 1)));
     // Per node: the owner also holds every member's state; the others only
-    // their sockets.
-    let by_node: serde_json::Map<String, Value> = joined
-        .nodes
-        .iter()
-        .zip(&base.nodes)
-        .enumerate()
-        .map(|(k, ((name, now), (_, before)))| {
-            let conns = (k..params.players).step_by(addrs.len()).count().max(1);
-            let kb = (now.anon_kb as f64 - before.anon_kb as f64) / conns as f64;
-            (name.clone(), json!(round(kb, 1)))
-        })
-        .collect();
-    figures.put("kb_per_conn_by_node", Value::Object(by_node));
+    // their sockets. Players `players` joined between `before` and `now`.
+    let by_node =
+        |now: &cluster::UsageSet, before: &cluster::UsageSet, players: std::ops::Range<usize>| {
+            let map: serde_json::Map<String, Value> = now
+                .nodes
+                .iter()
+                .zip(&before.nodes)
+                .enumerate()
+                .map(|(k, ((name, now), (_, before)))| {
+                    let conns = players.clone().filter(|i| i % addrs.len() == k).count();
+                    let kb = (now.anon_kb as f64 - before.anon_kb as f64) / conns.max(1) as f64;
+                    (name.clone(), json!(round(kb, 1)))
+                })
+                .collect();
+            Value::Object(map)
+        };
+    figures.put(
+        "kb_per_conn_by_node",
+        by_node(&joined, &base, 0..params.players),
+    );
     let second_half = params.players - half;
     figures.put(
         "kb_per_conn_marginal",
@@ -248,23 +255,9 @@ async fn measure(name: &str, cluster: &mut Cluster, params: &Params) -> Result<O
             1
         )),
     );
-    let marginal_by_node: serde_json::Map<String, Value> = joined
-        .nodes
-        .iter()
-        .zip(&halfway.nodes)
-        .enumerate()
-        .map(|(k, ((name, now), (_, before)))| {
-            let conns = (half..params.players)
-                .filter(|i| i % addrs.len() == k)
-                .count()
-                .max(1);
-            let kb = (now.anon_kb as f64 - before.anon_kb as f64) / conns as f64;
-            (name.clone(), json!(round(kb, 1)))
-        })
-        .collect();
     figures.put(
         "kb_per_conn_marginal_by_node",
-        Value::Object(marginal_by_node),
+        by_node(&joined, &halfway, half..params.players),
     );
     figures.put("kb_per_conn_after_run", json!(round(conn_kb(&end), 1)));
     figures.put(

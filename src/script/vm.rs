@@ -243,7 +243,7 @@ impl GameVm {
             .map(Value::Table)
             .map_err(script_error)?;
         let ctx = self.ctx.clone();
-        self.call("init", now_ms, |_| Ok((ctx, params)), true)
+        self.call("init", now_ms, |_| Ok((ctx, params)))
     }
 
     /// Replaces the state with one read back from a snapshot.
@@ -274,12 +274,9 @@ impl GameVm {
     ) -> Result<CallOutcome, ScriptError> {
         let data = self.to_lua(data)?;
         let (state, ctx) = (self.state.clone(), self.ctx.clone());
-        self.call(
-            "action",
-            now_ms,
-            |lua| Ok((state, ctx, player_table(lua, player)?, name, data)),
-            false,
-        )
+        self.call("action", now_ms, |lua| {
+            Ok((state, ctx, player_table(lua, player)?, name, data))
+        })
     }
 
     pub fn timer(
@@ -308,12 +305,9 @@ impl GameVm {
         now_ms: i64,
     ) -> Result<CallOutcome, ScriptError> {
         let (state, ctx) = (self.state.clone(), self.ctx.clone());
-        self.call(
-            handler,
-            now_ms,
-            |lua| Ok((state, ctx, player_table(lua, player)?)),
-            false,
-        )
+        self.call(handler, now_ms, |lua| {
+            Ok((state, ctx, player_table(lua, player)?))
+        })
     }
 
     /// `handler(state, ctx, name, data)`: `timer` and `event`.
@@ -326,7 +320,7 @@ impl GameVm {
     ) -> Result<CallOutcome, ScriptError> {
         let data = self.to_lua(data)?;
         let (state, ctx) = (self.state.clone(), self.ctx.clone());
-        self.call(handler, now_ms, |_| Ok((state, ctx, name, data)), false)
+        self.call(handler, now_ms, |_| Ok((state, ctx, name, data)))
     }
 
     /// What `player` sees now. A view must be a table; nulls inside it are
@@ -359,15 +353,15 @@ impl GameVm {
         }
     }
 
-    /// Runs handler `name` with rollback. `replace_state`: the return value is
-    /// the new state (init) rather than an optional replacement.
+    /// Runs handler `name` with rollback. What `init` returns is the new
+    /// state; what another handler returns is an optional replacement.
     fn call<A: mlua::IntoLuaMulti>(
         &mut self,
         name: &str,
         now_ms: i64,
         args: impl FnOnce(&Lua) -> mlua::Result<A>,
-        is_init: bool,
     ) -> Result<CallOutcome, ScriptError> {
+        let is_init = name == "init";
         let handler = match self.game.raw_get::<Value>(name) {
             Ok(Value::Function(f)) => f,
             _ => return Ok(CallOutcome::default()),
@@ -415,7 +409,6 @@ impl GameVm {
         }
         match first {
             Value::Table(t) => self.state = Value::Table(t),
-            Value::Nil if !is_init => {}
             Value::Nil => {}
             other if is_init => {
                 rollback(self, backup);

@@ -396,7 +396,7 @@ impl GameVm {
         };
         let mut values = returned.into_iter();
         let first = values.next().unwrap_or(Value::Nil);
-        if !is_init && first == Value::Boolean(false) && REFUSABLE.contains(&name) {
+        if first == Value::Boolean(false) && REFUSABLE.contains(&name) {
             let reason = match values.next() {
                 Some(Value::String(s)) => s.to_string_lossy(),
                 _ => format!("the game refused this {name}"),

@@ -163,6 +163,18 @@ type Done = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
 /// How often sled flushes by itself what was written without waiting.
 const FLUSH_EVERY_MS: u64 = 500;
 
+/// Epoch collections the writer thread runs after each group of writes.
+///
+/// Every write into a sled 0.34 tree replaces a node with a modified copy,
+/// and the old one is freed through crossbeam-epoch's global collector, which
+/// frees at most 8 bags of 64 objects each time some thread pins 128 times.
+/// After a burst of writes (a class joining) the replaced nodes wait there,
+/// and with them pages of the allocator: 6 MB at 8000 members
+/// (docs/performance.md, fifth round). Each flush here seals this thread's
+/// bag, advances the epoch if no thread is pinned behind it, and frees up
+/// to 8 expired bags.
+const EPOCH_FLUSHES: usize = 4;
+
 enum Work {
     Apply(sled::Batch),
     Delete(String),
@@ -330,6 +342,9 @@ fn write_loop(db: &sled::Db, jobs: &std::sync::mpsc::Receiver<Job>) {
             for r in results.iter_mut().filter(|r| r.is_ok()) {
                 *r = Err(StoreError::Writer(format!("flush failed: {message}")));
             }
+        }
+        for _ in 0..EPOCH_FLUSHES {
+            crossbeam_epoch::pin().flush();
         }
         for (job, result) in group.into_iter().zip(results) {
             match job.done {

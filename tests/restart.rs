@@ -135,6 +135,25 @@ async fn kill_9_and_restart_loses_nothing_acknowledged() {
         texts(&ana, &session).iter().all(|t| t == "m6"),
         "nothing replayed twice to Ana"
     );
+    ana.wait_view(&session, |v| v["messages"][5]["text"] == "m6")
+        .await;
+    // The views members last received came back too: patches after the
+    // restart carry what changed, not parts of the view that never did.
+    for (who, c) in [("Ana", &ana), ("Bo", &bo)] {
+        let patches: Vec<&serde_json::Value> = c
+            .log
+            .iter()
+            .filter(|v| v["type"] == "view" && v["session"] == session)
+            .map(|v| &v["patch"])
+            .collect();
+        assert!(!patches.is_empty(), "{who} got view patches");
+        for patch in patches {
+            assert!(
+                patch.get("title").is_none() && patch.get("input").is_none(),
+                "{who} got a patch against a view they never had: {patch}"
+            );
+        }
+    }
     node.kill().await;
 }
 

@@ -1129,13 +1129,15 @@ impl RedisCluster {
         for m in &sequenced {
             inv.arg(encode_message(m));
         }
-        inv.arg(w.views.len());
-        for (member, view) in &w.views {
-            inv.arg(*member).arg(view.as_slice());
+        let views = || w.members.iter().filter(|m| m.view_changed);
+        inv.arg(views().count());
+        for m in views() {
+            inv.arg(m.id).arg(m.view.as_slice());
         }
-        inv.arg(w.members.len());
-        for (member, record) in &w.members {
-            inv.arg(*member).arg(record.as_slice());
+        let records = || w.members.iter().filter(|m| m.record_changed);
+        inv.arg(records().count());
+        for m in records() {
+            inv.arg(m.id).arg(m.record.as_slice());
         }
         inv.arg(w.removed_members.len());
         for member in &w.removed_members {

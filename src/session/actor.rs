@@ -34,7 +34,9 @@ use crate::protocol::{self, ErrorCode, PlayerRef, ProtocolError, Role, Welcome};
 use crate::script::{
     CallOutcome, Effect, GameChange, GameVm, PlayerInfo, Rules, ScriptError, VmCounters,
 };
-use crate::store::{MemberRecord, SessionSnapshot, SessionWrite, StoredSession, TimerRecord};
+use crate::store::{
+    MemberRecord, MemberWrite, SessionSnapshot, SessionWrite, StoredSession, TimerRecord,
+};
 
 /// Most commands handled before a commit (and most answers waiting for one),
 /// so one busy session cannot delay its acks indefinitely.
@@ -1085,32 +1087,37 @@ impl SessionActor {
         } else {
             &batch.messages
         };
-        let (view_ids, member_ids): (Vec<&MemberId>, Vec<&MemberId>) = if full {
-            (self.members.keys().collect(), self.members.keys().collect())
+        // Each member touched once, with what changed: a member can be
+        // listed twice (a join and a view pass in one batch, or view passes
+        // of several batches under the commit gap).
+        let mut touched: Vec<(&MemberId, bool, bool)> = if full {
+            self.members.keys().map(|id| (id, true, true)).collect()
         } else {
-            // A member can be listed twice (a join and a view pass in one
-            // batch, or view passes of several batches under the commit gap):
-            // each is written once, with its latest view or record.
-            for ids in [&mut batch.views, &mut batch.members] {
-                ids.sort_unstable();
-                ids.dedup();
-            }
-            (batch.views.iter().collect(), batch.members.iter().collect())
+            let records = batch.members.iter().map(|id| (id, true, false));
+            records
+                .chain(batch.views.iter().map(|id| (id, false, true)))
+                .collect()
         };
-        let views = view_ids
+        touched.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        touched.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 |= later.1;
+                kept.2 |= later.2;
+            }
+            same
+        });
+        let members = touched
             .into_iter()
-            .filter_map(|id| {
-                self.members
-                    .get(id)
-                    .map(|m| (&**id, serde_json::to_vec(&*m.view).unwrap_or_default()))
-            })
-            .collect();
-        let members = member_ids
-            .into_iter()
-            .filter_map(|id| {
-                self.members
-                    .get(id)
-                    .map(|m| (&**id, serde_json::to_vec(&m.record()).unwrap_or_default()))
+            .filter_map(|(id, record_changed, view_changed)| {
+                let m = self.members.get(id)?;
+                Some(MemberWrite {
+                    id,
+                    record: serde_json::to_vec(&m.record()).unwrap_or_default(),
+                    record_changed,
+                    view: serde_json::to_vec(&*m.view).unwrap_or_default(),
+                    view_changed,
+                })
             })
             .collect();
         let write = SessionWrite {
@@ -1121,7 +1128,6 @@ impl SessionActor {
             full,
             messages,
             evicted: batch.evicted.clone(),
-            views,
             members,
             removed_members: batch.removed.iter().map(|m| &**m).collect(),
         };

@@ -387,10 +387,7 @@ impl RedisCluster {
                         stalled = true;
                     } else {
                         stalled = false;
-                        if con.is_none() {
-                            con = connect_blocking(&client);
-                        }
-                        let beaten = match con.as_mut() {
+                        let beaten = match connected(&mut con, &client) {
                             Some(c) => beat
                                 .key(&alive)
                                 .key(INSTANCES)
@@ -416,10 +413,7 @@ impl RedisCluster {
                     match stopped.recv_timeout(BEAT_EVERY) {
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                         Ok(()) => {
-                            if con.is_none() {
-                                con = connect_blocking(&client);
-                            }
-                            if let Some(c) = con.as_mut() {
+                            if let Some(c) = connected(&mut con, &client) {
                                 end_heartbeat(c, &instance);
                             }
                             break;
@@ -1158,6 +1152,18 @@ fn connect_blocking(client: &redis::Client) -> Option<redis::Connection> {
     con.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
     con.set_write_timeout(Some(Duration::from_secs(1))).ok()?;
     Some(con)
+}
+
+/// The heartbeat thread's connection, made first if there is none (or the
+/// last one failed).
+fn connected<'a>(
+    con: &'a mut Option<redis::Connection>,
+    client: &redis::Client,
+) -> Option<&'a mut redis::Connection> {
+    if con.is_none() {
+        *con = connect_blocking(client);
+    }
+    con.as_mut()
 }
 
 /// Ends this instance's heartbeat at once (graceful leave) and forgets the

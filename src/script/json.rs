@@ -51,6 +51,54 @@ pub fn lua_to_json(lua: &Lua, value: Value) -> mlua::Result<Json> {
     out.map_err(mlua::Error::runtime)
 }
 
+/// Calls `f(arg, fields)`, where `fields` becomes a fresh table of string
+/// fields, and converts what `f` returns to JSON by the rules in the module
+/// doc: a view call (`view(state, player)`) in one protected call, without a
+/// registry reference for the player table or the result.
+///
+/// A Lua error in `f` comes back as mlua would have reported it for
+/// `Function::call`: it is raised again inside `exec_raw`, whose protected
+/// call turns it into an `mlua::Error` (a string, the Rust error of a hook
+/// or callback such as the CPU budget's, or a `MemoryError`).
+pub fn call_to_json(
+    lua: &Lua,
+    f: &mlua::Function,
+    arg: &Value,
+    fields: &[(&std::ffi::CStr, &str)],
+) -> mlua::Result<Json> {
+    let mut out: Result<Json, String> = Err(String::new());
+    // SAFETY: the closure runs inside `exec_raw`'s protected call, with `f`
+    // at 1, `arg` at 2 and the array metatable at 3. A Lua error (memory, or
+    // `f` failing and being raised again) unwinds out of the closure only at
+    // points where it holds nothing that needs dropping: `out` lives outside
+    // it, and the walk, which never raises, has finished or not started.
+    // `exec_raw` restores the stack afterwards.
+    unsafe {
+        lua.exec_raw::<()>((f, arg, lua.array_metatable()), |l| {
+            if ffi::lua_checkstack(l, 6) == 0 {
+                out = Err("the Lua stack is full".into());
+                return;
+            }
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_pushvalue(l, 2);
+            ffi::lua_createtable(l, 0, fields.len() as c_int);
+            for (key, value) in fields {
+                ffi::lua_pushlstring(l, value.as_ptr().cast(), value.len());
+                ffi::lua_setfield(l, -2, key.as_ptr());
+            }
+            if ffi::lua_pcall(l, 2, 1, 0) != ffi::LUA_OK {
+                ffi::lua_error(l);
+            }
+            out = Walker {
+                state: l,
+                array_mt: 3,
+            }
+            .convert(ffi::lua_gettop(l), 0);
+        })?;
+    }
+    out.map_err(mlua::Error::runtime)
+}
+
 struct Walker {
     state: *mut ffi::lua_State,
     /// Stack index of the array metatable.

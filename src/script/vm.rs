@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 use super::budget::CallBudget;
 use super::catalog::{Rules, load_game_table};
 use super::copy::deep_copy;
-use super::json::lua_to_json;
+use super::json::{call_to_json, lua_to_json};
 use super::sandbox::{self, Limits};
 
 /// Longest delay `ctx.after` accepts (a week), so timers always fit a snapshot.
@@ -335,9 +335,8 @@ impl GameVm {
             });
         };
         self.budget.reset(self.limits.cpu_units);
-        let p = player_table(&self.lua, player).map_err(script_error)?;
-        let v: Value = view.call((self.state.clone(), p)).map_err(script_error)?;
-        match self.to_json(v)? {
+        let fields = player_fields(player);
+        match call_to_json(&self.lua, &view, &self.state, &fields).map_err(script_error)? {
             Json::Object(mut map) => {
                 strip_nulls(&mut map);
                 Ok(Json::Object(map))
@@ -476,11 +475,21 @@ fn strip_nulls(map: &mut serde_json::Map<String, Json>) {
     }
 }
 
+/// The fields of the `player` table handlers and `view` get.
+fn player_fields(p: &PlayerInfo) -> [(&'static std::ffi::CStr, &str); 3] {
+    [
+        (c"id", &*p.id),
+        (c"name", &*p.name),
+        (c"role", p.role.as_str()),
+    ]
+}
+
 fn player_table(lua: &Lua, p: &PlayerInfo) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(0, 3)?;
-    t.raw_set("id", &*p.id)?;
-    t.raw_set("name", &*p.name)?;
-    t.raw_set("role", p.role.as_str())?;
+    let fields = player_fields(p);
+    let t = lua.create_table_with_capacity(0, fields.len())?;
+    for (key, value) in fields {
+        t.raw_set(key.to_str().unwrap_or_default(), value)?;
+    }
     Ok(t)
 }
 
@@ -727,5 +736,103 @@ impl SplitMix64 {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::budget::BUDGET_MESSAGE;
+    use crate::script::catalog::Catalog;
+
+    /// A VM for a game whose `view` is `view_body` (a function of `state,
+    /// player`), with `state = { n = 1 }`.
+    fn vm_with_view(view_body: &str) -> GameVm {
+        let dir = tempfile::tempdir().unwrap();
+        let source = format!(
+            "return {{ init = function() return {{ n = 1 }} end,\n  view = function(state, player)\n{view_body}\nend }}\n"
+        );
+        std::fs::write(dir.path().join("probe.lua"), source).unwrap();
+        let limits = Limits {
+            cpu_units: 1_000_000,
+            memory_bytes: 4 << 20,
+        };
+        let catalog = Catalog::new(dir.path(), limits);
+        catalog.load_all();
+        let rules = catalog.get("probe").expect("the probe game loads");
+        let counters = VmCounters {
+            rng: 1,
+            next_timer: 0,
+        };
+        let mut vm = GameVm::new(rules, limits, "s1", counters).unwrap();
+        vm.init(&Json::Null, 0).unwrap();
+        vm
+    }
+
+    fn student() -> PlayerInfo {
+        PlayerInfo {
+            id: "p1".into(),
+            name: "Ana".into(),
+            role: crate::protocol::Role::Player,
+            connected: true,
+        }
+    }
+
+    #[test]
+    fn view_gets_the_state_and_a_fresh_player_table() {
+        let mut vm = vm_with_view(
+            "local seen = player.seen\n player.seen = true\n return { n = state.n, id = player.id, name = player.name, role = player.role, seen = seen, gone = null }",
+        );
+        for _ in 0..2 {
+            let view = vm.view(&student()).unwrap();
+            assert_eq!(
+                view,
+                serde_json::json!({"n": 1, "id": "p1", "name": "Ana", "role": "player"}),
+                "a player table changed by one call is not the next call's"
+            );
+        }
+    }
+
+    #[test]
+    fn a_view_that_fails_says_why_and_the_next_call_works() {
+        let mut vm = vm_with_view(
+            "if state.n == 1 then state.n = 2; error('no view today') end\n return { n = state.n }",
+        );
+        let err = vm.view(&student()).unwrap_err();
+        assert!(err.message.contains("no view today"), "{}", err.message);
+        assert!(err.message.starts_with("probe.lua:"), "{}", err.message);
+        assert_eq!(vm.view(&student()).unwrap(), serde_json::json!({"n": 2}));
+    }
+
+    #[test]
+    fn a_view_that_loops_forever_is_stopped_by_the_cpu_budget() {
+        let mut vm = vm_with_view("while true do end");
+        let err = vm.view(&student()).unwrap_err();
+        assert!(err.message.contains(BUDGET_MESSAGE), "{}", err.message);
+    }
+
+    #[test]
+    fn a_view_that_eats_memory_is_stopped_by_the_memory_limit() {
+        let mut vm = vm_with_view(
+            "if state.n == 1 then\n state.n = 2\n local t = {}\n for i = 1, 1e9 do t[i] = i end\n end\n return { n = state.n }",
+        );
+        let err = vm.view(&student()).unwrap_err();
+        assert!(
+            err.message
+                .contains("not enough memory: the game went over its session memory budget"),
+            "{}",
+            err.message
+        );
+        assert_eq!(vm.view(&student()).unwrap(), serde_json::json!({"n": 2}));
+    }
+
+    #[test]
+    fn a_view_must_return_a_table_of_named_fields() {
+        let mut vm = vm_with_view("return 42");
+        let err = vm.view(&student()).unwrap_err();
+        assert!(err.message.contains("not a number"), "{}", err.message);
+        let mut vm = vm_with_view("return { function() end }");
+        let err = vm.view(&student()).unwrap_err();
+        assert!(err.message.contains("function"), "{}", err.message);
     }
 }

@@ -515,36 +515,22 @@ mod tests {
         let first = [event(1)];
         let records = [member("pb", 1), member("pa", 0), member("pc", 2)];
         store
-            .commit(&SessionWrite {
-                id: "s1",
-                session: &id,
-                code: "ABCD",
-                snapshot: Some(serde_json::to_vec(&snapshot(1, Vec::new())).unwrap()),
-                full: false,
-                messages: &first,
-                evicted: Vec::new(),
-                members: records
+            .commit(&write(
+                &id,
+                Some(1),
+                &first,
+                records
                     .iter()
                     .map(|m| member_write(m, serde_json::json!({"me": m.id})))
                     .collect(),
-                removed_members: Vec::new(),
-            })
+                Vec::new(),
+            ))
             .await
             .unwrap();
         // A batch of messages alone, and a member leaving.
         let later = [event(2), event(3)];
         store
-            .commit(&SessionWrite {
-                id: "s1",
-                session: &id,
-                code: "ABCD",
-                snapshot: None,
-                full: false,
-                messages: &later,
-                evicted: Vec::new(),
-                members: Vec::new(),
-                removed_members: vec!["pc"],
-            })
+            .commit(&write(&id, None, &later, Vec::new(), vec!["pc"]))
             .await
             .unwrap();
         let stored = store.load_all().unwrap();
@@ -576,6 +562,29 @@ mod tests {
         }
     }
 
+    /// A commit of session `s1`: a snapshot at `snapshot_seq` (or none),
+    /// `messages`, members written and members removed.
+    fn write<'a>(
+        session: &'a crate::session::SessionId,
+        snapshot_seq: Option<u64>,
+        messages: &'a [Outgoing],
+        members: Vec<MemberWrite<'a>>,
+        removed_members: Vec<&'a str>,
+    ) -> SessionWrite<'a> {
+        SessionWrite {
+            id: "s1",
+            session,
+            code: "ABCD",
+            snapshot: snapshot_seq
+                .map(|seq| serde_json::to_vec(&snapshot(seq, Vec::new())).unwrap()),
+            full: false,
+            messages,
+            evicted: Vec::new(),
+            members,
+            removed_members,
+        }
+    }
+
     /// A store written when a member's view had a key of its own (`v`):
     /// the view is read, a newer one in the member's value wins, and both
     /// go when the member leaves.
@@ -586,17 +595,13 @@ mod tests {
         let id: crate::session::SessionId = "s1".into();
         let (old, newer) = (member("po", 0), member("pn", 1));
         store
-            .commit(&SessionWrite {
-                id: "s1",
-                session: &id,
-                code: "ABCD",
-                snapshot: Some(serde_json::to_vec(&snapshot(1, Vec::new())).unwrap()),
-                full: false,
-                messages: &[],
-                evicted: Vec::new(),
-                members: vec![member_write(&newer, serde_json::json!({"v": "newer"}))],
-                removed_members: Vec::new(),
-            })
+            .commit(&write(
+                &id,
+                Some(1),
+                &[],
+                vec![member_write(&newer, serde_json::json!({"v": "newer"}))],
+                Vec::new(),
+            ))
             .await
             .unwrap();
         // What the previous layout wrote: the record alone, the view apart.
@@ -617,17 +622,7 @@ mod tests {
         assert_eq!(ids, ["po", "pn"]);
 
         store
-            .commit(&SessionWrite {
-                id: "s1",
-                session: &id,
-                code: "ABCD",
-                snapshot: None,
-                full: false,
-                messages: &[],
-                evicted: Vec::new(),
-                members: Vec::new(),
-                removed_members: vec!["po", "pn"],
-            })
+            .commit(&write(&id, None, &[], Vec::new(), vec!["po", "pn"]))
             .await
             .unwrap();
         let left: Vec<_> = db.scan_prefix(key(b'v', "s1")).collect();
@@ -646,19 +641,9 @@ mod tests {
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         let id: crate::session::SessionId = "s1".into();
         let (first, second) = ([event(1)], [event(2)]);
-        let write = |seq: u64, messages| SessionWrite {
-            id: "s1",
-            session: &id,
-            code: "ABCD",
-            snapshot: Some(serde_json::to_vec(&snapshot(seq, Vec::new())).unwrap()),
-            full: false,
-            messages,
-            evicted: Vec::new(),
-            members: Vec::new(),
-            removed_members: Vec::new(),
-        };
-        store.commit_behind(&write(1, &first)).unwrap();
-        store.commit(&write(2, &second)).await.unwrap();
+        let at = |seq, messages| write(&id, Some(seq), messages, Vec::new(), Vec::new());
+        store.commit_behind(&at(1, &first)).unwrap();
+        store.commit(&at(2, &second)).await.unwrap();
         let stored = store.load_all().unwrap();
         assert_eq!(stored[0].snapshot.seq, 2);
         let seqs: Vec<u64> = stored[0].messages.iter().map(|m| m.seq).collect();

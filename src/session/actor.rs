@@ -100,9 +100,9 @@ struct Batch {
     /// Sequenced messages and unsequenced notices, in order.
     messages: Vec<Outgoing>,
     evicted: Vec<u64>,
-    views: Vec<MemberId>,
-    /// Members whose stored record is new or changed.
-    members: Vec<MemberId>,
+    /// Members whose stored record or view is new or changed, each once
+    /// however many times the batch touched it.
+    members: BTreeMap<MemberId, Touched>,
     removed: Vec<MemberId>,
     /// Answers to send once the batch is durable.
     replies: Vec<Box<dyn FnOnce() + Send>>,
@@ -116,10 +116,26 @@ impl Batch {
     fn is_empty(&self) -> bool {
         !self.state
             && self.messages.is_empty()
-            && self.views.is_empty()
             && self.members.is_empty()
             && self.removed.is_empty()
     }
+
+    /// The member's record is new or changed.
+    fn record(&mut self, member: &MemberId) {
+        self.members.entry(member.clone()).or_default().record = true;
+    }
+
+    /// The member was sent a new view.
+    fn view(&mut self, member: &MemberId) {
+        self.members.entry(member.clone()).or_default().view = true;
+    }
+}
+
+/// What a batch changed of one member.
+#[derive(Clone, Copy, Default)]
+struct Touched {
+    record: bool,
+    view: bool,
 }
 
 /// How stale the stored activity time may get before a batch of messages
@@ -190,7 +206,7 @@ impl SessionActor {
             join_nonce: None,
             order: 0,
         };
-        actor.batch.members.push(host.id.clone());
+        actor.batch.record(&host.id);
         actor.members.insert(host.id.clone(), host);
         actor.sync_players();
         let outcome = actor.vm.init(&new.params, now).map_err(script_failure)?;
@@ -204,7 +220,7 @@ impl SessionActor {
         actor.apply(joined.effects, now);
         let view = actor.vm.view(&host_info).map_err(script_failure)?;
         actor.batch.state = true;
-        actor.batch.views.push(new.host.clone());
+        actor.batch.view(&new.host);
         let host = &mut actor.members[&new.host];
         host.view = Arc::new(view);
         let attached = actor.attached(&new.host, None);
@@ -596,8 +612,8 @@ impl SessionActor {
         let m = &mut self.members[&member];
         m.view = view;
         m.joined_seq = joined_seq;
-        self.batch.views.push(member.clone());
-        self.batch.members.push(member.clone());
+        self.batch.record(&member);
+        self.batch.view(&member);
         self.batch.state = true;
         self.views_dirty = true;
         Ok(self.attached(&member, None))
@@ -640,7 +656,7 @@ impl SessionActor {
                 let m = &mut self.members[member];
                 if !m.welcomed {
                     m.welcomed = true;
-                    self.batch.members.push(member_id.clone());
+                    self.batch.record(&member_id);
                 }
                 self.attached(&member_id, Some(false))
             }
@@ -847,7 +863,7 @@ impl SessionActor {
             };
             let m = &mut self.members[&id];
             if pass.update(id.clone(), &mut m.view, new) {
-                self.batch.views.push(id);
+                self.batch.view(&id);
             }
         }
         for e in errors {
@@ -1087,36 +1103,25 @@ impl SessionActor {
         } else {
             &batch.messages
         };
-        // Each member touched once, with what changed: a member can be
-        // listed twice (a join and a view pass in one batch, or view passes
-        // of several batches under the commit gap).
-        let mut touched: Vec<(&MemberId, bool, bool)> = if full {
-            self.members.keys().map(|id| (id, true, true)).collect()
-        } else {
-            let records = batch.members.iter().map(|id| (id, true, false));
-            records
-                .chain(batch.views.iter().map(|id| (id, false, true)))
-                .collect()
+        let all = Touched {
+            record: true,
+            view: true,
         };
-        touched.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        touched.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
-            if same {
-                kept.1 |= later.1;
-                kept.2 |= later.2;
-            }
-            same
-        });
+        let touched: Vec<(&MemberId, Touched)> = if full {
+            self.members.keys().map(|id| (id, all)).collect()
+        } else {
+            batch.members.iter().map(|(id, t)| (id, *t)).collect()
+        };
         let members = touched
             .into_iter()
-            .filter_map(|(id, record_changed, view_changed)| {
+            .filter_map(|(id, touched)| {
                 let m = self.members.get(id)?;
                 Some(MemberWrite {
                     id,
                     record: serde_json::to_vec(&m.record()).unwrap_or_default(),
-                    record_changed,
+                    record_changed: touched.record,
                     view: serde_json::to_vec(&*m.view).unwrap_or_default(),
-                    view_changed,
+                    view_changed: touched.view,
                 })
             })
             .collect();

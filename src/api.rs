@@ -1,17 +1,21 @@
-//! The REST API under `/api` (JSON; `Authorization: Bearer KEY` when
-//! `--api-key` is set). Every route answers errors as `{code, message}` with
-//! the HTTP status of the code.
+//! The REST API under `/api` (JSON). Routes that read or change a session
+//! need `Authorization: Bearer KEY` with the `--api-key`; without one
+//! configured they answer 403. `GET /api/games` is public, a session's host
+//! reads its results with its own token, and `POST /api/sessions` also takes
+//! the `--host-key`. Every route answers errors as `{code, message}` with the
+//! HTTP status of the code (docs/security.md has the whole rule).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_DISPOSITION, CONTENT_TYPE};
+use hyper::header::{CONTENT_DISPOSITION, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
+use crate::auth;
 use crate::node::Node;
 use crate::protocol::{ErrorCode, ProtocolError};
 use crate::server::Body;
@@ -40,7 +44,12 @@ async fn dispatch(
         (&Method::GET, ["games"]) => {}
         // A session's host may fetch its results with its own token.
         (&Method::GET, ["sessions", _, "results"]) if token.is_some() => {}
+        // Creating a session is hosting: the host key will do.
+        (&Method::POST, ["sessions"]) => authorize_host(node, &req)?,
         _ => authorize(node, &req)?,
+    }
+    if req.method() == Method::POST {
+        require_json(&req)?;
     }
     match (req.method().clone(), parts.as_slice()) {
         (Method::GET, ["games"]) => Ok(ok(json!({ "games": node.catalog.list() }))),
@@ -51,7 +60,7 @@ async fn dispatch(
                 #[serde(default)]
                 params: Json,
             }
-            let body: Create = read_json(req).await?;
+            let body: Create = read_json(req, node.config.header_timeout()).await?;
             let session: SessionId = random_id(12).into();
             let member: MemberId = format!("p{}", random_id(8)).into();
             let secret = random_id(24);
@@ -64,6 +73,7 @@ async fn dispatch(
                     member,
                     secret,
                     false,
+                    None,
                 )
                 .await?;
             Ok(respond(
@@ -76,7 +86,7 @@ async fn dispatch(
             Ok(ok(serde_json::to_value(summary).unwrap_or_default()))
         }
         (Method::POST, ["sessions", id, "events"]) => {
-            let body: NamedData = read_json(req).await?;
+            let body: NamedData = read_json(req, node.config.header_timeout()).await?;
             body.check()?;
             node.request(id, |reply| Command::Event {
                 name: body.name,
@@ -87,7 +97,7 @@ async fn dispatch(
             Ok(ok(json!({ "ok": true })))
         }
         (Method::POST, ["sessions", id, "broadcast"]) => {
-            let body: NamedData = read_json(req).await?;
+            let body: NamedData = read_json(req, node.config.header_timeout()).await?;
             body.check()?;
             let seq = node
                 .request(id, |reply| Command::Broadcast {
@@ -105,17 +115,19 @@ async fn dispatch(
                     Some((session, member, secret)) if session == *id => {
                         Some((MemberId::from(member), secret.to_owned()))
                     }
-                    _ => {
-                        return Err(ProtocolError::new(
-                            ErrorCode::Unauthorized,
-                            "that token is not this session's host",
-                        ));
-                    }
+                    _ => return Err(bad_results_token()),
                 },
             };
+            let with_token = host.is_some();
             let results = node
                 .request(id, |reply| Command::Results { host, reply })
-                .await?;
+                .await
+                // With a token, a wrong secret and an unknown id answer
+                // alike: the answer must not tell which ids exist.
+                .map_err(|e| match e.code {
+                    ErrorCode::UnknownSession if with_token => bad_results_token(),
+                    _ => e,
+                })?;
             let Some(results) = results else {
                 return Err(ProtocolError::new(
                     ErrorCode::Refused,
@@ -194,16 +206,23 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn authorize(node: &Node, req: &Request<Incoming>) -> Result<(), ProtocolError> {
+fn bad_results_token() -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::Unauthorized,
+        "that token is not the host's token of a session with this id",
+    )
+}
+
+/// The API key's check, for every route that reads or changes a session
+/// (and `/metrics`). With no `--api-key` configured those routes are off.
+pub fn authorize<B>(node: &Node, req: &Request<B>) -> Result<(), ProtocolError> {
     let Some(key) = &node.config.api_key else {
-        return Ok(());
+        return Err(ProtocolError::new(
+            ErrorCode::Forbidden,
+            "the REST API is off: start recess with --api-key KEY (or RECESS_API_KEY) and send `Authorization: Bearer KEY`",
+        ));
     };
-    let given = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if given == Some(key.as_str()) {
+    if auth::key_matches(key, auth::bearer(req.headers())) {
         Ok(())
     } else {
         Err(ProtocolError::new(
@@ -213,12 +232,67 @@ fn authorize(node: &Node, req: &Request<Incoming>) -> Result<(), ProtocolError> 
     }
 }
 
+/// `POST /api/sessions`: the API key, or the `--host-key` as a bearer token
+/// (the same key a `host` frame carries).
+fn authorize_host(node: &Node, req: &Request<Incoming>) -> Result<(), ProtocolError> {
+    let given = auth::bearer(req.headers());
+    let api = node.config.api_key.as_deref();
+    let host = node.config.host_key.as_deref();
+    if api.is_none() && host.is_none() {
+        return Err(ProtocolError::new(
+            ErrorCode::Forbidden,
+            "creating sessions over REST is off: start recess with --api-key KEY (or --host-key KEY) and send `Authorization: Bearer KEY`",
+        ));
+    }
+    let matches = |key: Option<&str>| key.is_some_and(|k| auth::key_matches(k, given));
+    if matches(api) || matches(host) {
+        Ok(())
+    } else {
+        Err(ProtocolError::new(
+            ErrorCode::Unauthorized,
+            "creating a session needs `Authorization: Bearer <api key or host key>`",
+        ))
+    }
+}
+
+/// A `POST` must say its body is JSON: a browser form on another site can
+/// only send `text/plain`, form or multipart bodies without asking first.
+fn require_json(req: &Request<Incoming>) -> Result<(), ProtocolError> {
+    let json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if json {
+        Ok(())
+    } else {
+        Err(ProtocolError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as JSON with `Content-Type: application/json`",
+        ))
+    }
+}
+
+/// The request's JSON body, which must arrive whole within `timeout` (the
+/// same time as its headers: a client that trickles a body in holds a
+/// connection, and connections are bounded).
 async fn read_json<T: serde::de::DeserializeOwned>(
     req: Request<Incoming>,
+    timeout: std::time::Duration,
 ) -> Result<T, ProtocolError> {
-    let body = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
+    let collect = Limited::new(req.into_body(), MAX_BODY).collect();
+    let body = tokio::time::timeout(timeout, collect)
         .await
+        .map_err(|_| {
+            ProtocolError::new(
+                ErrorCode::BadFrame,
+                format!(
+                    "the request body did not arrive within {} ms",
+                    timeout.as_millis()
+                ),
+            )
+        })?
         .map_err(|e| {
             ProtocolError::new(
                 ErrorCode::TooLarge,
@@ -248,9 +322,15 @@ fn ok(body: Json) -> Response<Body> {
     respond(StatusCode::OK, body)
 }
 
-fn error(e: &ProtocolError) -> Response<Body> {
+pub fn error(e: &ProtocolError) -> Response<Body> {
     let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    respond(status, json!({ "code": e.code, "message": e.message }))
+    let mut response = respond(status, serde_json::to_value(e).unwrap_or_default());
+    if let Some(ms) = e.retry_after_ms
+        && let Ok(value) = hyper::header::HeaderValue::try_from(ms.div_ceil(1000).to_string())
+    {
+        response.headers_mut().insert(RETRY_AFTER, value);
+    }
+    response
 }
 
 /// `results.rows` as CSV, columns in the order of `results.columns` (or the

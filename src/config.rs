@@ -31,15 +31,17 @@ pub struct Config {
     /// (its instance name), so a restarted node is a new instance.
     #[arg(long, env = "RECESS_NODE_ID")]
     pub node_id: Option<String>,
-    /// When set, `host` frames must carry this `key`.
+    /// When set, `host` frames (and `POST /api/sessions`) must carry this key.
     #[arg(long, env = "RECESS_HOST_KEY")]
     pub host_key: Option<String>,
-    /// When set, REST calls need `Authorization: Bearer KEY`.
+    /// The REST API's key (`Authorization: Bearer KEY`). Without it the routes
+    /// that read or change sessions answer 403 (docs/security.md).
     #[arg(long, env = "RECESS_API_KEY")]
     pub api_key: Option<String>,
     /// Browser origins allowed to open WebSockets, comma-separated
-    /// (e.g. https://games.school.example). The page's own origin is always allowed;
-    /// clients without an Origin header (bots, apps) are always accepted.
+    /// (e.g. https://games.school.example). Pages this node served from an IP
+    /// address or localhost are always allowed; a hostname must be listed.
+    /// Clients without an Origin header (bots, apps) are always accepted.
     #[arg(long, env = "RECESS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
     /// Inbound frames above this many bytes get a `too_large` error.
@@ -72,6 +74,25 @@ pub struct Config {
     /// Runtime worker threads (sessions, sockets); 0 means one per core.
     #[arg(long, env = "RECESS_THREADS", default_value_t = 0)]
     pub threads: usize,
+    /// Time a client has to send a request's headers (and a REST body), in ms.
+    #[arg(long, env = "RECESS_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+    /// Most live sessions this node keeps.
+    #[arg(long, env = "RECESS_MAX_SESSIONS", default_value_t = 10_000)]
+    pub max_sessions: usize,
+    /// Most live sessions hosted from one client address (0: no limit).
+    #[arg(long, env = "RECESS_MAX_SESSIONS_PER_ADDRESS", default_value_t = 50)]
+    pub max_sessions_per_address: usize,
+    /// Frames per second one WebSocket may send, sustained.
+    #[arg(long, env = "RECESS_FRAME_RATE", default_value_t = 20)]
+    pub frame_rate: u32,
+    /// Frames one WebSocket may send at once above the sustained rate.
+    #[arg(long, env = "RECESS_FRAME_BURST", default_value_t = 40)]
+    pub frame_burst: u32,
+    /// Proxies (e.g. nginx) whose `X-Forwarded-For` names the client,
+    /// comma-separated; loopback addresses are always trusted.
+    #[arg(long, env = "RECESS_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Config {
@@ -80,6 +101,10 @@ impl Config {
             cpu_units: self.cpu_budget_m.saturating_mul(1_000_000).max(100_000),
             memory_bytes: self.session_memory_mb.max(1) << 20,
         }
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms.max(1))
     }
 
     pub fn view_interval(&self) -> Duration {
@@ -108,6 +133,12 @@ impl Config {
             idle_ttl_h: 24,
             sled_cache_mb: 64,
             threads: 0,
+            header_timeout_ms: 10_000,
+            max_sessions: 10_000,
+            max_sessions_per_address: 50,
+            frame_rate: 20,
+            frame_burst: 40,
+            trusted_proxies: Vec::new(),
         }
     }
 }

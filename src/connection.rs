@@ -18,6 +18,7 @@
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,6 +35,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::Instant;
 
+use crate::auth;
+use crate::limits::{FrameLimit, TokenBucket};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::protocol::{self, ClientFrame, ErrorCode, ProtocolError};
@@ -42,6 +45,12 @@ use crate::session::{Attached, Command, MemberId, SessionId, parse_token, random
 
 /// Bad frames in a row before the socket is closed.
 const MAX_BAD_FRAMES: u32 = 20;
+/// Seats one socket may hold at once (in as many sessions): a student in a
+/// quiz and a chat beside it needs two.
+const MAX_SEATS: usize = 8;
+/// Shortest `nonce` a join may carry: it stands for the seat until the
+/// welcome arrives, so it must not be guessable.
+const MIN_NONCE: usize = 16;
 const PING_EVERY: Duration = Duration::from_secs(30);
 /// Silence after which a socket is considered dead.
 const IDLE_LIMIT: Duration = Duration::from_secs(75);
@@ -64,7 +73,8 @@ enum End {
 }
 
 /// Serves an upgraded WebSocket until it closes or the node shuts down.
-/// `permit` is the connection's place under `--max-connections`.
+/// `permit` is the connection's place under `--max-connections`; `client`
+/// the address rate limits count it under.
 ///
 /// An `async` block rather than an `async fn`: an `async fn` keeps its
 /// arguments twice in its state (as captured and as locals), and this state
@@ -75,6 +85,7 @@ pub fn serve(
     node: Arc<Node>,
     upgrade: OnUpgrade,
     permit: Arc<OwnedSemaphorePermit>,
+    client: IpAddr,
 ) -> impl Future<Output = ()> {
     async move {
         let upgraded = match upgrade.await {
@@ -95,6 +106,8 @@ pub fn serve(
             socket: socket.clone(),
             seats: Vec::new(),
             next_slot: 1,
+            client,
+            frames: FrameLimit::new(node.config.frame_rate, node.config.frame_burst),
             join_limit: FailureLimit::new(),
             bad_in_row: 0,
             pending: VecDeque::new(),
@@ -204,6 +217,11 @@ struct Connection {
     /// Usually one or two.
     seats: Vec<Seat>,
     next_slot: u32,
+    /// The client's address (behind a trusted proxy, the one it forwarded).
+    client: IpAddr,
+    /// Frames this socket may still send (`--frame-rate`, `--frame-burst`).
+    frames: FrameLimit,
+    /// Wrong join codes this socket may still send.
     join_limit: FailureLimit,
     bad_in_row: u32,
     /// Answers to actions, written in the order the actions were sent.
@@ -281,6 +299,14 @@ impl Connection {
                             tracing::debug!(conn = self.id, error = %e, "frame far above the limit");
                             return End::Close(1009, "frame too large");
                         }
+                        Err(tungstenite::Error::Utf8(e)) => {
+                            tracing::debug!(conn = self.id, error = %e, "text frame not UTF-8");
+                            return End::Close(1007, "text frames must be valid UTF-8");
+                        }
+                        Err(tungstenite::Error::Protocol(e)) => {
+                            tracing::debug!(conn = self.id, error = %e, "websocket protocol error");
+                            return End::Close(1002, "websocket protocol error");
+                        }
                         Err(e) => {
                             tracing::debug!(conn = self.id, error = %e, "websocket read error");
                             return End::Gone;
@@ -332,6 +358,23 @@ impl Connection {
         };
         self.bad_in_row = 0;
         let session = frame.session().map(str::to_owned);
+        if let Err((wait, cut_off)) = self.frames.admit() {
+            Metrics::inc(&self.node.metrics.rate_limited_total);
+            if cut_off {
+                return Some((1008, "too many frames; slow down and reconnect"));
+            }
+            let err = ProtocolError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many messages at once (at most {} a second); this one was not handled",
+                    self.node.config.frame_rate
+                ),
+            )
+            .retry_after(wait);
+            let frame = protocol::encode_error(&err, frame.reference(), session.as_deref());
+            self.reply(frame);
+            return None;
+        }
         let result = match frame {
             ClientFrame::Host { game, params, key } => self.host(&game, params, key).await,
             ClientFrame::Join { code, name, nonce } => self.join(&code, name, nonce).await,
@@ -400,6 +443,14 @@ impl Connection {
         session: &SessionId,
         member: &MemberId,
     ) -> Result<u32, ProtocolError> {
+        if self.seats.len() >= MAX_SEATS && self.seat(session).is_none() {
+            return Err(ProtocolError::new(
+                ErrorCode::Refused,
+                format!(
+                    "one connection can be in at most {MAX_SEATS} games at once; leave one first"
+                ),
+            ));
+        }
         self.node.follow(session).await?;
         let slot = self.next_slot;
         self.next_slot += 1;
@@ -413,6 +464,16 @@ impl Connection {
             },
         );
         Ok(slot)
+    }
+
+    /// Gives up a seat this socket held: its subscription ends and the
+    /// session counts one connection less on it (the seat itself stays).
+    async fn release_seat(&mut self, old: Seat) {
+        self.close_seat(&old.session, &old.member, old.slot).await;
+        let _ = self
+            .node
+            .send(&old.session, Command::Disconnected { member: old.member })
+            .await;
     }
 
     async fn close_seat(&mut self, session: &str, member: &str, slot: u32) {
@@ -435,7 +496,11 @@ impl Connection {
                     attached.seq,
                     attached.frames.into_iter().map(protocol::ws_text),
                 );
-                self.take_seat(&session);
+                // Callers release a seat the socket held in this session
+                // before opening another; never leave one behind.
+                if let Some(old) = self.take_seat(&session) {
+                    self.release_seat(old).await;
+                }
                 self.seats.reserve_exact(1);
                 self.seats.push(Seat {
                     session,
@@ -458,7 +523,7 @@ impl Connection {
         key: Option<String>,
     ) -> Result<(), ProtocolError> {
         if let Some(expected) = &self.node.config.host_key
-            && key.as_deref() != Some(expected.as_str())
+            && !auth::key_matches(expected, key.as_deref())
         {
             return Err(ProtocolError::new(
                 ErrorCode::Unauthorized,
@@ -471,7 +536,15 @@ impl Connection {
         let slot = self.open_seat(&session, &member).await?;
         let result = self
             .node
-            .create_session(session.clone(), game, params, member.clone(), secret, true)
+            .create_session(
+                session.clone(),
+                game,
+                params,
+                member.clone(),
+                secret,
+                true,
+                Some(self.client),
+            )
             .await
             .map(|(_, attached)| attached);
         self.finish_seat(session, member, slot, result).await
@@ -483,17 +556,32 @@ impl Connection {
         name: String,
         nonce: Option<String>,
     ) -> Result<(), ProtocolError> {
-        if nonce.as_ref().is_some_and(|n| n.is_empty() || n.len() > 64) {
+        if nonce
+            .as_ref()
+            .is_some_and(|n| n.len() < MIN_NONCE || n.len() > 64)
+        {
             return Err(ProtocolError::new(
                 ErrorCode::BadFrame,
-                "`nonce` must be 1 to 64 characters",
+                format!("`nonce` must be {MIN_NONCE} to 64 characters (a fresh random string)"),
             ));
         }
-        if !self.join_limit.allow() {
+        if let Err(wait) = self.join_limit.check() {
             return Err(ProtocolError::new(
                 ErrorCode::RateLimited,
                 "too many wrong codes; wait a few seconds and check the code",
-            ));
+            )
+            .retry_after(wait));
+        }
+        if let Err(wait) = self.node.join_guard.check(self.client) {
+            Metrics::inc(&self.node.metrics.rate_limited_total);
+            return Err(ProtocolError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many wrong codes from your network; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            )
+            .retry_after(wait));
         }
         let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         let session = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
@@ -503,6 +591,7 @@ impl Connection {
         };
         let Some(session) = session else {
             self.join_limit.failed();
+            self.node.join_guard.failed(self.client);
             Metrics::inc(&self.node.metrics.join_failures_total);
             return Err(ProtocolError::new(
                 ErrorCode::UnknownCode,
@@ -511,6 +600,12 @@ impl Connection {
                 ),
             ));
         };
+        if self.seat(&session).is_some() {
+            return Err(ProtocolError::new(
+                ErrorCode::AlreadyJoined,
+                "you are already in this game on this connection",
+            ));
+        }
         let member: MemberId = format!("p{}", random_id(8)).into();
         let secret = random_id(24);
         let slot = self.open_seat(&session, &member).await?;
@@ -553,11 +648,7 @@ impl Connection {
         let member: MemberId = member.into();
         let secret = secret.to_owned();
         if let Some(old) = self.take_seat(&session) {
-            self.close_seat(&session, &old.member, old.slot).await;
-            let _ = self
-                .node
-                .send(&session, Command::Disconnected { member: old.member })
-                .await;
+            self.release_seat(old).await;
         }
         let slot = self.open_seat(&session, &member).await?;
         let m = member.clone();
@@ -651,11 +742,11 @@ fn welcome_token(attached: &Attached) -> Option<String> {
 }
 
 /// Failed joins allowed per connection: a burst of 5, then one every 2 s;
-/// after 50 failures the connection is closed. With at most a few hundred live
-/// codes among a million, guessing one this way takes days.
+/// after 50 failures the connection is closed. Beside it, the node counts
+/// wrong codes per client address (`limits::JoinGuard`), so reconnecting
+/// does not start afresh.
 struct FailureLimit {
-    tokens: f64,
-    last: Instant,
+    bucket: TokenBucket,
     total: u32,
 }
 
@@ -666,27 +757,20 @@ impl FailureLimit {
 
     fn new() -> Self {
         FailureLimit {
-            tokens: Self::BURST,
-            last: Instant::now(),
+            bucket: TokenBucket::new(Self::BURST, Self::PER_SEC),
             total: 0,
         }
     }
 
-    fn refill(&mut self) {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * Self::PER_SEC)
-            .min(Self::BURST);
-        self.last = now;
-    }
-
-    fn allow(&mut self) -> bool {
-        self.refill();
-        self.tokens >= 1.0 && !self.exhausted()
+    fn check(&mut self) -> Result<(), std::time::Duration> {
+        if self.exhausted() {
+            return Err(std::time::Duration::from_secs(60));
+        }
+        self.bucket.check()
     }
 
     fn failed(&mut self) {
-        self.refill();
-        self.tokens -= 1.0;
+        self.bucket.spend();
         self.total += 1;
     }
 

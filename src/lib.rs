@@ -14,14 +14,18 @@
 //! - [`store`]: the sled snapshot cache that lets a restarted node resume.
 //! - [`api`]: the REST API under `/api`.
 //! - [`web`]: the browser pages embedded from `web/`.
+//! - [`auth`], [`limits`]: who may do what (keys, origins, client addresses)
+//!   and the rate limits; docs/security.md states the rules.
 //! - [`config`], [`metrics`]: flags and `/metrics` counters.
 //!
 //! `ARCHITECTURE.md` describes how these fit together and what each must never do.
 
 pub mod api;
+pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod protocol;

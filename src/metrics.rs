@@ -43,6 +43,9 @@ metrics! {
     snapshot_errors_total: "counter", "Snapshot commits that failed.";
     slow_consumers_total: "counter", "Sockets closed because they could not keep up.";
     join_failures_total: "counter", "Joins refused for an unknown code.";
+    rate_limited_total: "counter", "Client frames and joins refused by a rate limit.";
+    accept_errors_total: "counter", "Failed accepts (e.g. out of file descriptors).";
+    connections_max: "gauge", "Connections this node serves at once (--max-connections, fitted to the open-file limit).";
 }
 
 impl Metrics {

@@ -5,7 +5,8 @@
 //! node to route a [`Command`] to the session's actor.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -17,6 +18,7 @@ use crate::cluster::redis::{Claim, RedisBus, RedisCluster};
 use crate::cluster::wire::{RemoteCommand, RemoteReply};
 use crate::cluster::{Bus, LocalBus};
 use crate::config::Config;
+use crate::limits::JoinGuard;
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, ProtocolError};
 use crate::script::Catalog;
@@ -35,6 +37,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 struct SessionHandle {
     tx: mpsc::Sender<Command>,
     game: String,
+    /// The client address that hosted it (counted against
+    /// `--max-sessions-per-address` while it lives); none for REST and restores.
+    host_addr: Option<IpAddr>,
 }
 
 pub struct Node {
@@ -50,6 +55,10 @@ pub struct Node {
     sessions: RwLock<HashMap<SessionId, SessionHandle>>,
     /// Join codes of live sessions.
     codes: RwLock<HashMap<String, SessionId>>,
+    /// Live sessions per hosting client address.
+    hosted: Mutex<HashMap<IpAddr, usize>>,
+    /// Wrong join codes per client address.
+    pub join_guard: JoinGuard,
     /// Cancelled when the node shuts down; every task watches it.
     pub shutdown: CancellationToken,
     /// Every actor and connection task, so shutdown can wait for them.
@@ -93,6 +102,8 @@ impl Node {
             metrics,
             sessions: RwLock::new(HashMap::new()),
             codes: RwLock::new(HashMap::new()),
+            hosted: Mutex::new(HashMap::new()),
+            join_guard: JoinGuard::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             cluster,
@@ -161,7 +172,9 @@ impl Node {
             .collect()
     }
 
-    /// Creates a session of `game` whose host seat is `host`.
+    /// Creates a session of `game` whose host seat is `host`; `host_addr` is
+    /// the hosting client's address (`None` for a REST call with the API key).
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_session(
         self: &Arc<Self>,
         id: SessionId,
@@ -170,7 +183,9 @@ impl Node {
         host: MemberId,
         host_secret: String,
         host_attached: bool,
+        host_addr: Option<IpAddr>,
     ) -> Result<(String, Attached), ProtocolError> {
+        let _place = self.reserve_session(host_addr)?;
         let rules = match self.catalog.entry(game) {
             Some(entry) => match (entry.rules, entry.error) {
                 (Some(rules), _) => rules,
@@ -218,7 +233,7 @@ impl Node {
         };
         // The session exists once its first snapshot is on disk.
         actor.commit().await;
-        self.spawn(actor);
+        self.spawn(actor, host_addr);
         tracing::info!(session = %id, game, code, "session created");
         Ok((code, attached))
     }
@@ -272,7 +287,7 @@ impl Node {
             let mut codes = self.codes.write().unwrap_or_else(|e| e.into_inner());
             codes.insert(actor.code().to_owned(), actor.id().clone());
         }
-        self.spawn(actor);
+        self.spawn(actor, None);
     }
 
     /// Takes over a session whose owner is gone: claims it (only if its
@@ -349,17 +364,75 @@ impl Node {
         Ok(rx)
     }
 
-    fn spawn(self: &Arc<Self>, actor: SessionActor) {
+    /// Checks `--max-sessions` and `--max-sessions-per-address` before a
+    /// session is created. The returned guard holds the address's place
+    /// until `spawn` takes it over (or gives it back when creation fails).
+    fn reserve_session(&self, host_addr: Option<IpAddr>) -> Result<HostedPlace<'_>, ProtocolError> {
+        let max = self.config.max_sessions;
+        if self.session_count() >= max {
+            return Err(ProtocolError::new(
+                ErrorCode::Overloaded,
+                format!("this server already runs its most games ({max}); try again later"),
+            ));
+        }
+        let per_address = self.config.max_sessions_per_address;
+        let Some(addr) = host_addr.filter(|_| per_address > 0) else {
+            return Ok(HostedPlace {
+                node: self,
+                addr: None,
+            });
+        };
+        let mut hosted = self.hosted.lock().unwrap_or_else(|e| e.into_inner());
+        let count = hosted.entry(addr).or_insert(0);
+        if *count >= per_address {
+            return Err(ProtocolError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "{per_address} games hosted from your network are still running; end one before starting another"
+                ),
+            ));
+        }
+        *count += 1;
+        Ok(HostedPlace {
+            node: self,
+            addr: Some(addr),
+        })
+    }
+
+    fn count_hosted(&self, addr: IpAddr) {
+        let mut hosted = self.hosted.lock().unwrap_or_else(|e| e.into_inner());
+        *hosted.entry(addr).or_insert(0) += 1;
+    }
+
+    fn release_hosted(&self, addr: IpAddr) {
+        let mut hosted = self.hosted.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = hosted.get_mut(&addr) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                hosted.remove(&addr);
+            }
+        }
+    }
+
+    fn spawn(self: &Arc<Self>, actor: SessionActor, host_addr: Option<IpAddr>) {
         let (tx, rx) = mpsc::channel(MAILBOX);
         {
             let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
-            sessions.insert(
+            let old = sessions.insert(
                 actor.id().clone(),
                 SessionHandle {
                     tx,
                     game: actor.game().to_owned(),
+                    host_addr,
                 },
             );
+            if let Some(addr) = host_addr {
+                // The session counts against its address until `detach`.
+                self.count_hosted(addr);
+            }
+            if let Some(addr) = old.and_then(|h| h.host_addr) {
+                self.release_hosted(addr);
+            }
         }
         Metrics::inc(&self.metrics.sessions_live);
         let changes = self.catalog.subscribe();
@@ -371,10 +444,13 @@ impl Node {
     pub(crate) fn detach(&self, id: &str, code: &str) {
         let removed = {
             let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
-            sessions.remove(id).is_some()
+            sessions.remove(id)
         };
-        if removed {
+        if let Some(handle) = removed {
             Metrics::dec(&self.metrics.sessions_live);
+            if let Some(addr) = handle.host_addr {
+                self.release_hosted(addr);
+            }
         }
         // The code stays claimed in the cluster while another node serves
         // the session; locally it is no longer ours to answer for.
@@ -502,6 +578,21 @@ impl Node {
                 ErrorCode::Unavailable,
                 "the session did not answer in time; try again",
             )),
+        }
+    }
+}
+
+/// A place under `--max-sessions-per-address` held while a session is being
+/// created; given back on drop (the live session holds its own from `spawn`).
+struct HostedPlace<'a> {
+    node: &'a Node,
+    addr: Option<IpAddr>,
+}
+
+impl Drop for HostedPlace<'_> {
+    fn drop(&mut self) {
+        if let Some(addr) = self.addr {
+            self.node.release_hosted(addr);
         }
     }
 }

@@ -104,6 +104,16 @@ impl ClientFrame {
         }
     }
 
+    /// The `ref` a frame carries, if any (echoed in its answer).
+    pub fn reference(&self) -> Option<&Value> {
+        match self {
+            ClientFrame::Action { reference, .. } | ClientFrame::Ping { reference } => {
+                reference.as_ref()
+            }
+            _ => None,
+        }
+    }
+
     /// The session a frame names, if any (for error frames).
     pub fn session(&self) -> Option<&str> {
         match self {
@@ -136,6 +146,9 @@ pub enum ErrorCode {
     Kicked,
     RateLimited,
     Unauthorized,
+    Forbidden,
+    UnsupportedMediaType,
+    AlreadyJoined,
     Overloaded,
     Unavailable,
     Internal,
@@ -163,6 +176,9 @@ impl ErrorCode {
             ErrorCode::Kicked => "kicked",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::AlreadyJoined => "already_joined",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -174,6 +190,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadJson | ErrorCode::BadFrame | ErrorCode::NameInvalid => 400,
             ErrorCode::Unauthorized | ErrorCode::BadToken => 401,
+            ErrorCode::Forbidden => 403,
             ErrorCode::UnknownGame | ErrorCode::UnknownCode | ErrorCode::UnknownSession => 404,
             ErrorCode::NameTaken
             | ErrorCode::SessionFull
@@ -181,8 +198,10 @@ impl ErrorCode {
             | ErrorCode::Ended
             | ErrorCode::NotMember
             | ErrorCode::Kicked
+            | ErrorCode::AlreadyJoined
             | ErrorCode::GameBroken => 409,
             ErrorCode::TooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::ScriptError | ErrorCode::UnknownType => 422,
             ErrorCode::RateLimited => 429,
             ErrorCode::Overloaded | ErrorCode::Unavailable => 503,
@@ -197,6 +216,10 @@ impl ErrorCode {
 pub struct ProtocolError {
     pub code: ErrorCode,
     pub message: String,
+    /// For `rate_limited` (and `overloaded`): how long to wait before trying
+    /// again, so a client can show a countdown instead of retrying blindly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ProtocolError {
@@ -204,7 +227,14 @@ impl ProtocolError {
         Self {
             code,
             message: message.into(),
+            retry_after_ms: None,
         }
+    }
+
+    /// The same error, telling the client when to try again.
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after_ms = Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1));
+        self
     }
 }
 
@@ -284,6 +314,8 @@ enum ServerFrame<'a> {
         /// Only on errors that are session messages (a kick).
         #[serde(skip_serializing_if = "Option::is_none")]
         seq: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     Ended {
         session: &'a str,
@@ -333,6 +365,7 @@ pub fn encode_error(
         reference,
         session,
         seq: None,
+        retry_after_ms: err.retry_after_ms,
     })
 }
 
@@ -344,6 +377,7 @@ pub fn encode_session_error(err: &ProtocolError, session: &str, seq: u64) -> Str
         reference: None,
         session: Some(session),
         seq: Some(seq),
+        retry_after_ms: err.retry_after_ms,
     })
 }
 

@@ -7,21 +7,22 @@
 //! session actors finish their last commit; `Server::shutdown` waits for all.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
-    CONNECTION, CONTENT_TYPE, HOST, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_VERSION, UPGRADE,
+    CONNECTION, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
+    UPGRADE,
 };
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_tungstenite::tungstenite::handshake::derive_accept_key;
 use hyper_tungstenite::tungstenite::protocol::WebSocketConfig;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -33,7 +34,7 @@ use crate::script::Catalog;
 use crate::script::watch::{GamesWatcher, watch};
 use crate::session::fanout::Fanout;
 use crate::store::Store;
-use crate::{api, connection, web};
+use crate::{api, auth, connection, web};
 
 pub type Body = Full<Bytes>;
 
@@ -71,7 +72,8 @@ pub struct Server {
 
 impl Server {
     /// Loads the games, restores stored sessions, starts hot reload and listens.
-    pub async fn start(config: Config) -> Result<Server, StartError> {
+    pub async fn start(mut config: Config) -> Result<Server, StartError> {
+        fit_open_file_limit(&mut config);
         if !config.games.exists() {
             std::fs::create_dir_all(&config.games).map_err(|source| StartError::Games {
                 path: config.games.display().to_string(),
@@ -133,6 +135,10 @@ impl Server {
                 Some((cluster, pushes))
             }
         };
+        metrics.connections_max.store(
+            config.max_connections as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let node = Node::new(
             config,
             catalog.clone(),
@@ -178,8 +184,58 @@ impl Server {
     }
 }
 
+/// File descriptors kept for what is not a connection: the listener, sled's
+/// files, Redis links, the games folder's watcher, logs.
+const RESERVED_FDS: u64 = 64;
+
+/// Makes room for `--max-connections` under the open-file limit: raises the
+/// soft limit towards the hard one, and if that is not enough lowers
+/// `--max-connections` (with a warning) so that accepting never fails for
+/// want of a descriptor.
+fn fit_open_file_limit(config: &mut Config) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given and nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    let wanted = (config.max_connections as u64).saturating_add(RESERVED_FDS);
+    if limit.rlim_cur < wanted && limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: wanted.min(limit.rlim_max),
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = raised.rlim_cur;
+        }
+    }
+    if limit.rlim_cur < wanted {
+        let fitted = limit.rlim_cur.saturating_sub(RESERVED_FDS).max(16) as usize;
+        tracing::warn!(
+            open_files = limit.rlim_cur,
+            requested = config.max_connections,
+            max_connections = fitted,
+            "the open-file limit (ulimit -n) is too low for --max-connections; serving fewer connections"
+        );
+        config.max_connections = fitted;
+    }
+}
+
+/// How long `accept` rests after it failed for want of resources (out of
+/// file descriptors or memory) before trying again, at first and at most:
+/// trying at once would spin a core while the condition lasts.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(20), Duration::from_secs(1));
+/// Failed accepts are logged at most once per this interval, with a count.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
+
 async fn accept_loop(listener: TcpListener, node: Arc<Node>) {
     let limit = Arc::new(Semaphore::new(node.config.max_connections));
+    let mut backoff = ACCEPT_BACKOFF.0;
+    let mut failures_unlogged = 0u64;
+    let mut last_log: Option<tokio::time::Instant> = None;
     loop {
         let permit = tokio::select! {
             _ = node.shutdown.cancelled() => return,
@@ -188,12 +244,28 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>) {
                 Err(_) => return,
             },
         };
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = node.shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok(a) => {
+                    backoff = ACCEPT_BACKOFF.0;
+                    a
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    Metrics::inc(&node.metrics.accept_errors_total);
+                    failures_unlogged += 1;
+                    if last_log.is_none_or(|t| t.elapsed() >= ACCEPT_LOG_EVERY) {
+                        tracing::warn!(error = %e, failures = failures_unlogged, "accept failed");
+                        failures_unlogged = 0;
+                        last_log = Some(tokio::time::Instant::now());
+                    }
+                    if resource_exhausted(&e) {
+                        tokio::select! {
+                            _ = node.shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
+                    }
                     continue;
                 }
             },
@@ -205,14 +277,17 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>) {
         let node2 = node.clone();
         let conn_node = node.clone();
         let conn_permit = permit.clone();
+        let peer = peer.ip();
         node.tasks.spawn(async move {
             let node = conn_node;
             let service = service_fn(move |req| {
                 let node = node2.clone();
                 let permit = conn_permit.clone();
-                async move { Ok::<_, Infallible>(route(node, req, permit).await) }
+                async move { Ok::<_, Infallible>(route(node, req, permit, peer).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(node.config.header_timeout())
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             tokio::pin!(conn);
@@ -231,6 +306,15 @@ async fn accept_loop(listener: TcpListener, node: Arc<Node>) {
             drop(permit);
         });
     }
+}
+
+/// Accept errors that last while the process is short of something (and
+/// would fail again at once), as opposed to one connection's failure.
+fn resource_exhausted(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// The WebSocket reader's settings: a small read buffer (the default would
@@ -285,21 +369,24 @@ async fn route(
     node: Arc<Node>,
     mut req: Request<Incoming>,
     permit: Arc<OwnedSemaphorePermit>,
+    peer: IpAddr,
 ) -> Response<Body> {
     let path = req.uri().path().to_owned();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/games") if hyper_tungstenite::is_upgrade_request(&req) => {
-            if !origin_allowed(&req, &node.config) {
+            if !auth::origin_allowed(req.headers(), &node.config.allowed_origins) {
                 return text(
                     StatusCode::FORBIDDEN,
-                    "this page's origin may not open game sockets here (see --allowed-origins)",
+                    "this page's origin may not open game sockets here: open the page by this server's IP address, or list its address in --allowed-origins",
                 );
             }
             match accept_websocket(&req) {
                 Ok(response) => {
+                    let client =
+                        auth::client_addr(peer, req.headers(), &node.config.trusted_proxies);
                     let upgrade = hyper::upgrade::on(&mut req);
                     node.tasks
-                        .spawn(connection::serve(node.clone(), upgrade, permit));
+                        .spawn(connection::serve(node.clone(), upgrade, permit, client));
                     response
                 }
                 Err(e) => text(
@@ -313,38 +400,18 @@ async fn route(
             "/games is the WebSocket endpoint: connect with a WebSocket client",
         ),
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok"),
-        (&Method::GET, "/metrics") => Response::builder()
-            .header(CONTENT_TYPE, "text/plain; version=0.0.4")
-            .body(Body::from(node.metrics.render()))
-            .unwrap_or_default(),
+        (&Method::GET, "/metrics") => match api::authorize(&node, &req) {
+            Ok(()) => Response::builder()
+                .header(CONTENT_TYPE, "text/plain; version=0.0.4")
+                .body(Body::from(node.metrics.render()))
+                .unwrap_or_default(),
+            Err(e) => api::error(&e),
+        },
         (_, p) if p == "/api" || p.starts_with("/api/") => api::handle(node, req).await,
         (&Method::GET, p) if p.starts_with("/custom/") => web::serve_custom(&node, p),
         (&Method::GET, _) | (&Method::HEAD, _) => web::serve(&node, &path),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
     }
-}
-
-/// Browsers send `Origin`; it must be the page's own origin or a configured one.
-/// Clients without it (bots, native apps) are accepted.
-fn origin_allowed<B>(req: &Request<B>, config: &Config) -> bool {
-    let Some(origin) = req.headers().get(ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    if config
-        .allowed_origins
-        .iter()
-        .any(|o| o == "*" || o.trim_end_matches('/') == origin)
-    {
-        return true;
-    }
-    let host = req.headers().get(HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
-    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
 }
 
 pub fn text(status: StatusCode, body: &str) -> Response<Body> {
@@ -353,30 +420,4 @@ pub fn text(status: StatusCode, body: &str) -> Response<Body> {
         .header(CONTENT_TYPE, "text/plain; charset=utf-8")
         .body(Body::from(body.to_owned()))
         .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(origin: Option<&str>, host: &str) -> Request<()> {
-        let mut b = Request::builder().uri("/games").header(HOST, host);
-        if let Some(o) = origin {
-            b = b.header(ORIGIN, o);
-        }
-        b.body(()).unwrap()
-    }
-
-    #[test]
-    fn origins() {
-        let mut config = Config::for_dirs("g", "d");
-        assert!(origin_allowed(&req(None, "a:1"), &config));
-        assert!(origin_allowed(&req(Some("http://a:1"), "a:1"), &config));
-        assert!(!origin_allowed(&req(Some("http://evil"), "a:1"), &config));
-        config.allowed_origins = vec!["https://school.example".into()];
-        assert!(origin_allowed(
-            &req(Some("https://school.example"), "a:1"),
-            &config
-        ));
-    }
 }

@@ -531,19 +531,31 @@ async fn a_retried_join_gets_the_seat_whose_welcome_was_lost() {
     let (mut host, session, code) = chat_with_host(&server).await;
     // The first attempt's answer is lost: the socket goes away unread.
     let mut lost = server.client().await;
-    lost.send(json!({"type": "join", "code": code, "name": "Ana", "nonce": "n-123"}))
+    lost.send(json!({"type": "join", "code": code, "name": "Ana", "nonce": "n-123-0123456789ab"}))
         .await;
     host.recv_until(|v| v["name"] == "joined" && v["data"]["name"] == "Ana")
         .await;
     lost.close().await;
 
     let mut retry = server.client().await;
-    retry
-        .send(json!({"type": "join", "code": code, "name": "Ana", "nonce": "n-123"}))
-        .await;
-    let w = retry
-        .recv_until(|v| v["type"] == "welcome" || v["type"] == "error")
-        .await;
+    let w = loop {
+        retry
+            .send(
+                json!({"type": "join", "code": code, "name": "Ana", "nonce": "n-123-0123456789ab"}),
+            )
+            .await;
+        let w = retry
+            .recv_until(|v| v["type"] == "welcome" || v["type"] == "error")
+            .await;
+        // Until the session has seen the lost socket go, the seat is not
+        // handed to another one: the client is told to try again.
+        if w["code"] == "unavailable" {
+            let wait = w["retry_after_ms"].as_u64().expect("a retry time");
+            tokio::time::sleep(std::time::Duration::from_millis(wait.min(200))).await;
+            continue;
+        }
+        break w;
+    };
     assert_eq!(w["type"], "welcome", "{w}");
     assert_eq!(w["player"]["name"], "Ana");
     assert!(w["view"].is_object(), "a full view: {w}");
@@ -555,7 +567,7 @@ async fn a_retried_join_gets_the_seat_whose_welcome_was_lost() {
     // Same name, another nonce: someone else.
     let mut other = server.client().await;
     other
-        .send(json!({"type": "join", "code": code, "name": "ana", "nonce": "n-999"}))
+        .send(json!({"type": "join", "code": code, "name": "ana", "nonce": "n-999-0123456789ab"}))
         .await;
     assert_eq!(other.recv().await["code"], "name_taken");
     let view = host
@@ -623,7 +635,13 @@ return {
     async fn roster_becomes(host: &mut Client, session: &str, want: &str) {
         let mut seen = String::new();
         for _ in 0..200 {
-            assert_eq!(host.act(session, "look", json!({})).await["type"], "ack");
+            let answer = host.act(session, "look", json!({})).await;
+            if answer["code"] == "rate_limited" {
+                let wait = answer["retry_after_ms"].as_u64().expect("a retry time");
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                continue;
+            }
+            assert_eq!(answer["type"], "ack", "{answer}");
             let view = host
                 .wait_view(session, |v| {
                     v["roster"].as_str().is_some_and(|r| !r.is_empty())

@@ -234,6 +234,10 @@ async fn server() -> TestServer {
     TestServer::start_in(dir, |c| {
         c.cpu_budget_m = 2;
         c.session_memory_mb = 4;
+        // One socket sends ~170 actions back to back, far above a person's
+        // frame rate.
+        c.frame_rate = 10_000;
+        c.frame_burst = 10_000;
     })
     .await
 }

@@ -14,6 +14,9 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_BODY: usize = 16 << 20;
 
 /// One keep-alive connection to a node.
+/// The REST API key the tool starts its nodes with and sends.
+pub const API_KEY: &str = "loadgen";
+
 pub struct HttpConn {
     addr: SocketAddr,
     stream: Option<BufReader<TcpStream>>,
@@ -73,7 +76,7 @@ impl HttpConn {
         };
         let body = body.unwrap_or_default();
         let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {API_KEY}\r\nContent-Length: {}\r\n",
             self.addr,
             body.len()
         );

@@ -27,6 +27,7 @@ use super::{
     Attached, Audience, Command, MemberId, Outgoing, PlayerSummary, SessionId, SessionSummary,
     make_token, now_ms,
 };
+use crate::auth::constant_time_eq;
 use crate::cluster::CommitError;
 use crate::metrics::Metrics;
 use crate::node::Node;
@@ -523,13 +524,28 @@ impl SessionActor {
         }
         let name = clean_name(&name)?;
         let lower = name.to_lowercase();
-        // A retried join (its first answer was lost): the same seat again.
-        // The connection resumes it, since it holds another member id.
+        // A retried join (its first answer was lost): the same seat again,
+        // for exactly the same name and nonce, and only while no socket holds
+        // the seat. The connection resumes it, since it holds another member id.
         if let Some(nonce) = &nonce
             && let Some(existing) = self.members.values().find(|m| {
-                m.name.to_lowercase() == lower && m.join_nonce.as_deref() == Some(nonce.as_str())
+                *m.name == *name
+                    && m.join_nonce
+                        .as_deref()
+                        .is_some_and(|n| constant_time_eq(n.as_bytes(), nonce.as_bytes()))
             })
         {
+            if existing.connections > 0 {
+                // Most likely this client's own previous connection, which
+                // the server has not seen drop yet.
+                return Err(ProtocolError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "\"{name}\" is still connected on another connection; try again in a few seconds"
+                    ),
+                )
+                .retry_after(Duration::from_secs(2)));
+            }
             let id = existing.id.clone();
             return Ok(self.attached(&id, None));
         }
@@ -1242,10 +1258,6 @@ pub fn clean_name(name: &str) -> Result<String, ProtocolError> {
         ));
     }
     Ok(name.to_owned())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn instant_at(unix_ms: i64) -> Instant {

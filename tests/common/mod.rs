@@ -20,6 +20,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The REST API key every test server runs with (the REST API is off
+/// without one); `http` sends it.
+pub const API_KEY: &str = "test-api-key";
+
 /// The games shipped in the repository's `games/` folder.
 pub fn shipped_games() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("games")
@@ -71,6 +75,7 @@ impl TestServer {
     pub async fn start_in(games: tempfile::TempDir, tweak: impl Fn(&mut Config)) -> TestServer {
         let data = tempfile::tempdir().expect("temp data dir");
         let mut config = Config::for_dirs(games.path(), data.path());
+        config.api_key = Some(API_KEY.into());
         tweak(&mut config);
         // RECESS_TEST_CLUSTER=N runs the same tests against N nodes (at least 2).
         let nodes: usize = std::env::var("RECESS_TEST_CLUSTER")
@@ -92,6 +97,7 @@ impl TestServer {
         if let Some(r) = &redis {
             let data = tempfile::tempdir().expect("temp data dir");
             let mut config = Config::for_dirs(games.path(), data.path());
+            config.api_key = Some(API_KEY.into());
             tweak(&mut config);
             config.redis = Some(r.url());
             config.node_id = Some("b".into());
@@ -374,6 +380,7 @@ impl Process {
             .arg(games)
             .arg("--data")
             .arg(data)
+            .args(["--api-key", API_KEY])
             .args(extra)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -416,18 +423,44 @@ impl Process {
     }
 }
 
-/// A small HTTP/1.1 client over a raw socket for REST calls.
+/// A small HTTP/1.1 client over a raw socket for REST calls, with the test
+/// API key and a JSON body.
 pub async fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
     body: Option<&Value>,
 ) -> (u16, String) {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let headers = format!("Authorization: Bearer {API_KEY}\r\nContent-Type: application/json\r\n");
+    http_with(addr, method, path, &headers, &body).await
+}
+
+/// An HTTP/1.1 request with exactly the given extra header lines (each
+/// ending in CRLF); returns the status and the body.
+pub async fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String) {
+    let (status, _, body) = http_full(addr, method, path, headers, body).await;
+    (status, body)
+}
+
+/// Like `http_with`, also returning the response's header block.
+pub async fn http_full(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(req.as_bytes()).await.expect("write");
@@ -442,11 +475,8 @@ pub async fn http(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, dechunk(&body))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_owned(), dechunk(body))
 }
 
 fn dechunk(body: &str) -> String {

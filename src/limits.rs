@@ -1,0 +1,215 @@
+//! Rate limits: a token bucket, the per-connection frame limit, and the
+//! per-address limit on wrong join codes. Each limit, its default and what a
+//! refusal looks like are listed in docs/security.md.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// `capacity` tokens, refilled at `per_sec`; each allowed event takes one.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+    capacity: f64,
+    per_sec: f64,
+}
+
+impl TokenBucket {
+    pub fn new(capacity: f64, per_sec: f64) -> Self {
+        TokenBucket {
+            tokens: capacity,
+            last: Instant::now(),
+            capacity,
+            per_sec,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.capacity);
+        self.last = now;
+    }
+
+    /// Whether a token is there now (none is taken).
+    pub fn check(&mut self) -> Result<(), Duration> {
+        self.refill(Instant::now());
+        if self.tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(self.wait_for_one())
+        }
+    }
+
+    /// Takes a token, or says how long until one is there.
+    pub fn take(&mut self) -> Result<(), Duration> {
+        self.check()?;
+        self.tokens -= 1.0;
+        Ok(())
+    }
+
+    /// Takes a token even if none is there (the bucket goes into debt).
+    pub fn spend(&mut self) {
+        self.refill(Instant::now());
+        self.tokens -= 1.0;
+    }
+
+    fn wait_for_one(&self) -> Duration {
+        if self.per_sec <= 0.0 {
+            return Duration::from_secs(3600);
+        }
+        Duration::from_secs_f64(((1.0 - self.tokens) / self.per_sec).max(0.001))
+    }
+
+    fn is_full(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= self.capacity
+    }
+}
+
+/// Frames one connection may send: `--frame-burst` at once and
+/// `--frame-rate` per second after that. A refused frame gets `rate_limited`;
+/// a client that goes on sending (more than [`FrameLimit::STRIKES`] refused
+/// frames, recovering 10 per second) is disconnected.
+pub struct FrameLimit {
+    frames: TokenBucket,
+    strikes: TokenBucket,
+}
+
+impl FrameLimit {
+    /// Refused frames a client may send in a burst before it is disconnected.
+    pub const STRIKES: f64 = 100.0;
+
+    pub fn new(rate: u32, burst: u32) -> Self {
+        FrameLimit {
+            frames: TokenBucket::new(f64::from(burst.max(1)), f64::from(rate.max(1))),
+            strikes: TokenBucket::new(Self::STRIKES, 10.0),
+        }
+    }
+
+    /// `Ok` if the frame may be handled; otherwise the wait, and whether the
+    /// client has now sent too many refused frames to stay connected.
+    pub fn admit(&mut self) -> Result<(), (Duration, bool)> {
+        match self.frames.take() {
+            Ok(()) => Ok(()),
+            Err(wait) => Err((wait, self.strikes.take().is_err())),
+        }
+    }
+}
+
+/// Wrong join codes from one client address (an IPv6 client's /64, which one
+/// household or attacker usually holds whole): [`JoinGuard::BURST`] at once,
+/// then one a minute. A class behind one school address that mistypes never
+/// comes near it; guessing one of 300 live codes out of a million at that
+/// rate takes about two days.
+pub struct JoinGuard {
+    buckets: Mutex<HashMap<IpAddr, TokenBucket>>,
+}
+
+impl Default for JoinGuard {
+    fn default() -> Self {
+        JoinGuard {
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl JoinGuard {
+    pub const BURST: f64 = 100.0;
+    pub const PER_SEC: f64 = 1.0 / 60.0;
+    /// Addresses remembered before the ones back to a full allowance are forgotten.
+    const PRUNE_AT: usize = 4096;
+
+    /// `Err(wait)` when this address has used up its wrong codes.
+    pub fn check(&self, addr: IpAddr) -> Result<(), Duration> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        match buckets.get_mut(&key(addr)) {
+            Some(bucket) => bucket.check(),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts one wrong code from this address.
+    pub fn failed(&self, addr: IpAddr) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= Self::PRUNE_AT {
+            let now = Instant::now();
+            buckets.retain(|_, b| !b.is_full(now));
+        }
+        buckets
+            .entry(key(addr))
+            .or_insert_with(|| TokenBucket::new(Self::BURST, Self::PER_SEC))
+            .spend();
+    }
+}
+
+/// The address a limit counts: IPv4 as is, IPv6 by its /64 prefix.
+fn key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut s = v6.segments();
+                s[4..].fill(0);
+                IpAddr::V6(s.into())
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bucket_refills_at_its_rate() {
+        let mut b = TokenBucket::new(2.0, 1.0);
+        assert!(b.take().is_ok());
+        assert!(b.take().is_ok());
+        let wait = b.take().unwrap_err();
+        assert!(wait <= Duration::from_secs(1) && wait > Duration::from_millis(900));
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        assert!(b.take().is_ok());
+        assert!(b.take().is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn frames_past_the_burst_are_refused_then_the_client_is_cut_off() {
+        let mut limit = FrameLimit::new(10, 5);
+        for _ in 0..5 {
+            assert!(limit.admit().is_ok());
+        }
+        for _ in 0..FrameLimit::STRIKES as usize {
+            assert!(!limit.admit().unwrap_err().1);
+        }
+        assert!(limit.admit().unwrap_err().1);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(limit.admit().is_ok(), "the rate refills");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wrong_codes_are_counted_per_address_and_per_ipv6_prefix() {
+        let guard = JoinGuard::default();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        for _ in 0..JoinGuard::BURST as usize {
+            assert!(guard.check(a).is_ok());
+            guard.failed(a);
+        }
+        let wait = guard.check(a).unwrap_err();
+        assert!(wait > Duration::from_secs(55) && wait <= Duration::from_secs(60));
+        assert!(guard.check(b).is_ok(), "another address is not affected");
+        let v6a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let v6b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        for _ in 0..JoinGuard::BURST as usize {
+            guard.failed(v6a);
+        }
+        assert!(guard.check(v6b).is_err(), "one /64 is one client");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(guard.check(a).is_ok(), "one more a minute");
+    }
+}

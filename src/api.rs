@@ -125,7 +125,9 @@ async fn dispatch(
                 // With a token, a wrong secret and an unknown id answer
                 // alike: the answer must not tell which ids exist.
                 .map_err(|e| match e.code {
-                    ErrorCode::UnknownSession if with_token => bad_results_token(),
+                    ErrorCode::UnknownSession | ErrorCode::Unauthorized if with_token => {
+                        bad_results_token()
+                    }
                     _ => e,
                 })?;
             let Some(results) = results else {

@@ -185,6 +185,50 @@ impl Client {
         }
     }
 
+    /// Connects with extra request headers (`Origin`, `X-Forwarded-For`):
+    /// the server's answer to the upgrade, as a client or an HTTP error.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{addr}/games")
+            .into_client_request()
+            .expect("a request");
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .insert(*name, value.parse().expect("a header value"));
+        }
+        let (ws, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("connect timed out")?;
+        Ok(Client {
+            ws,
+            views: HashMap::new(),
+            last_seq: HashMap::new(),
+            log: Vec::new(),
+            unread: Default::default(),
+        })
+    }
+
+    /// A client the server counts under `ip` (it trusts loopback proxies'
+    /// `X-Forwarded-For`).
+    pub async fn connect_as(addr: SocketAddr, ip: &str) -> Client {
+        Client::connect_with(addr, &[("x-forwarded-for", ip)])
+            .await
+            .expect("websocket connects")
+    }
+
+    /// Sends raw bytes as one text frame, valid UTF-8 or not.
+    pub async fn send_raw_text(&mut self, bytes: Vec<u8>) {
+        use tokio_tungstenite::tungstenite::protocol::frame::{
+            Frame, coding::Data, coding::OpCode,
+        };
+        let frame = Frame::message(bytes, OpCode::Data(Data::Text), true);
+        let _ = self.ws.send(Message::Frame(frame)).await;
+    }
+
     pub async fn send(&mut self, frame: Value) {
         self.send_text(frame.to_string()).await;
     }

@@ -528,11 +528,9 @@ async fn a_normal_class_behind_one_address_is_never_refused() {
         .await;
     let session = w["session"].as_str().unwrap().to_owned();
     let code = w["code"].as_str().unwrap().to_owned();
-    let typo = if code.starts_with('9') {
-        format!("1{}", &code[1..])
-    } else {
-        format!("9{}", &code[1..])
-    };
+    // The first digit mistyped.
+    let first = if code.starts_with('9') { '1' } else { '9' };
+    let typo = format!("{first}{}", code.get(1..).unwrap());
     let mut students = Vec::new();
     let mut tokens = Vec::new();
     for i in 0..30 {

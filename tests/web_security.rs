@@ -163,3 +163,46 @@ async fn results_csv_quotes_every_field_and_neutralises_formulas() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn custom_files_do_not_follow_symlinks_out_of_the_game_folder() {
+    let init = "return { init = function() return {} end, view = function() return {} end }";
+    let server = TestServer::with_games(&[
+        ("evil/init.lua", init),
+        ("evil/client.html", "<h1>evil</h1>"),
+        ("evil/app.js", "// app"),
+    ])
+    .await;
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "the secret").unwrap();
+    std::fs::write(outside.path().join("init.lua"), init).unwrap();
+    std::fs::write(outside.path().join("client.html"), "<h1>elsewhere</h1>").unwrap();
+    let games = server.games.path();
+    let link = |target: &std::path::Path, at: &str| {
+        std::os::unix::fs::symlink(target, games.join(at)).unwrap();
+    };
+    link(&outside.path().join("secret.txt"), "evil/passwd.json");
+    link(std::path::Path::new("/etc/passwd"), "evil/etc.json");
+    link(std::path::Path::new("../../x/secret.txt"), "evil/dots.js");
+    link(outside.path(), "evil/sub.css");
+    link(std::path::Path::new("app.js"), "evil/alias.js");
+    // A whole game folder linked in from elsewhere.
+    link(outside.path(), "linked");
+
+    for path in [
+        "/custom/evil/passwd.json",
+        "/custom/evil/etc.json",
+        "/custom/evil/dots.js",
+        "/custom/evil/sub.css",
+        "/custom/linked/client.html",
+    ] {
+        let (status, body) = common::http(server.addr, "GET", path, None).await;
+        assert_eq!((status, body.as_str()), (404, "not found"), "{path}");
+    }
+    // Files of the folder itself, and links that stay inside it, still work.
+    let (status, body) = common::http(server.addr, "GET", "/custom/evil/client.html", None).await;
+    assert_eq!((status, body.as_str()), (200, "<h1>evil</h1>"));
+    let (status, body) = common::http(server.addr, "GET", "/custom/evil/alias.js", None).await;
+    assert_eq!((status, body.as_str()), (200, "// app"));
+    server.stop().await;
+}

@@ -318,8 +318,8 @@ async fn route(
             .body(Body::from(node.metrics.render()))
             .unwrap_or_default(),
         (_, p) if p == "/api" || p.starts_with("/api/") => api::handle(node, req).await,
-        (&Method::GET, p) if p.starts_with("/custom/") => web::serve_custom(&node, p),
-        (&Method::GET, _) | (&Method::HEAD, _) => web::serve(&node, &path),
+        (&Method::GET, p) if p.starts_with("/custom/") => web::serve_custom(&node, &req),
+        (&Method::GET, _) | (&Method::HEAD, _) => web::serve(&node, &req),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
     }
 }

@@ -206,3 +206,98 @@ async fn custom_files_do_not_follow_symlinks_out_of_the_game_folder() {
     assert_eq!((status, body.as_str()), (200, "// app"));
     server.stop().await;
 }
+
+/// `GET path` with the given `Host`: status, headers (names lowercased), body.
+async fn get(
+    addr: std::net::SocketAddr,
+    path: &str,
+    host: &str,
+) -> (u16, std::collections::HashMap<String, String>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(common::TIMEOUT, stream.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+#[tokio::test]
+async fn pages_and_custom_files_carry_a_content_security_policy() {
+    let init = "return { init = function() return {} end, view = function() return {} end }";
+    let server = TestServer::with_games(&[
+        ("space/init.lua", init),
+        ("space/client.html", "<h1>space</h1>"),
+        ("space/client.js", "// space"),
+    ])
+    .await;
+    let host = "class.example:8080";
+    let page_policy = "default-src 'self'; script-src 'self'; style-src 'self'; \
+        img-src 'self' data: https: http:; \
+        connect-src 'self' ws://class.example:8080 wss://class.example:8080; \
+        object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+    let custom_policy =
+        page_policy.replace("style-src 'self';", "style-src 'self' 'unsafe-inline';");
+    for (path, status, policy) in [
+        ("/", 200, &page_policy.to_owned()),
+        ("/host", 200, &page_policy.to_owned()),
+        ("/recess.js", 200, &page_policy.to_owned()),
+        ("/style.css", 200, &page_policy.to_owned()),
+        ("/nope.html", 404, &page_policy.to_owned()),
+        ("/custom/space/client.html", 200, &custom_policy),
+        ("/custom/space/client.js", 200, &custom_policy),
+        ("/custom/space/missing.js", 404, &custom_policy),
+    ] {
+        let (got, headers, _) = get(server.addr, path, host).await;
+        assert_eq!(got, status, "{path}");
+        assert_eq!(
+            headers.get("content-security-policy"),
+            Some(policy),
+            "{path}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+    }
+    // A Host that could smuggle a directive names no socket source.
+    let (_, headers, _) = get(server.addr, "/", "evil;script-src *").await;
+    assert!(
+        headers["content-security-policy"].contains("connect-src 'self'; object-src"),
+        "{headers:?}"
+    );
+    // The pages need no inline script, style or handler that the policy blocks.
+    for path in ["/", "/host"] {
+        let (_, _, body) = get(server.addr, path, host).await;
+        for tag in body.split('<').skip(1) {
+            let tag = tag.split('>').next().unwrap();
+            if tag.starts_with("script") {
+                assert!(tag.contains(" src="), "inline script on {path}: <{tag}>");
+            }
+            assert!(!tag.starts_with("style"), "inline style on {path}");
+            assert!(
+                !tag.contains(" style="),
+                "style attribute on {path}: <{tag}>"
+            );
+            assert!(!tag.contains(" on"), "handler attribute on {path}: <{tag}>");
+        }
+    }
+    server.stop().await;
+}

@@ -301,3 +301,29 @@ async fn pages_and_custom_files_carry_a_content_security_policy() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_restored_session_still_refuses_lookalikes_of_its_names() {
+    let games = tempfile::tempdir().unwrap();
+    std::fs::write(games.path().join("roster.lua"), ROSTER).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let node = common::Process::spawn(games.path(), data.path(), &[]).await;
+    let mut host = Client::connect(node.addr).await;
+    let code = host.host("roster", json!({})).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut ana = Client::connect(node.addr).await;
+    ana.join(&code, "Ana").await;
+    node.kill().await;
+
+    let node = common::Process::spawn(games.path(), data.path(), &[]).await;
+    let mut twin = Client::connect(node.addr).await;
+    twin.send(json!({"type": "join", "code": code, "name": "\u{410}NA"}))
+        .await;
+    let e = twin
+        .recv_until(|v| v["type"] == "welcome" || v["type"] == "error")
+        .await;
+    assert_eq!(e["code"], "name_taken", "{e}");
+    node.kill().await;
+}

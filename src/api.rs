@@ -143,7 +143,12 @@ async fn dispatch(
                         CONTENT_DISPOSITION,
                         format!("attachment; filename=\"results-{id}.csv\""),
                     )
-                    .body(Body::from(results_csv(&results)))
+                    .body(Body::from(results_csv(&results).map_err(|e| {
+                        ProtocolError::new(
+                            ErrorCode::Internal,
+                            format!("could not write the CSV: {e}"),
+                        )
+                    })?))
                     .unwrap_or_default())
             } else {
                 Ok(ok(json!({ "session": id, "results": results })))
@@ -336,9 +341,10 @@ pub fn error(e: &ProtocolError) -> Response<Body> {
 }
 
 /// `results.rows` as CSV, columns in the order of `results.columns` (or the
-/// sorted union of the rows' keys). Cells that a spreadsheet would run as a
-/// formula are prefixed with `'`.
-pub fn results_csv(results: &Json) -> String {
+/// sorted union of the rows' keys), every field quoted, CRLF lines. Cells are
+/// neutralised against formula injection (see [`csv_cell`]); numbers stay
+/// numbers.
+pub fn results_csv(results: &Json) -> Result<Vec<u8>, csv::Error> {
     let rows: Vec<&serde_json::Map<String, Json>> = results
         .get("rows")
         .and_then(Json::as_array)
@@ -356,59 +362,116 @@ pub fn results_csv(results: &Json) -> String {
             keys
         }
     };
-    let mut out = String::new();
-    out.push_str(
-        &columns
-            .iter()
-            .map(|c| csv_cell(c))
-            .collect::<Vec<_>>()
-            .join(","),
-    );
-    out.push_str("\r\n");
+    let mut out = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Always)
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    out.write_record(columns.iter().map(|c| csv_cell(c)))?;
     for row in rows {
-        let cells: Vec<String> = columns
-            .iter()
-            .map(|c| match row.get(c) {
-                None | Some(Json::Null) => String::new(),
-                Some(Json::String(s)) => csv_cell(s),
-                Some(other) => csv_cell(&other.to_string()),
-            })
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push_str("\r\n");
+        out.write_record(columns.iter().map(|c| match row.get(c) {
+            None | Some(Json::Null) => String::new(),
+            Some(Json::Number(n)) => n.to_string(),
+            Some(Json::String(s)) => csv_cell(s),
+            Some(other) => csv_cell(&other.to_string()),
+        }))?;
+    }
+    out.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// One text cell, made safe to open in a spreadsheet. A spreadsheet runs a
+/// cell as a formula when it starts with `=`, `+`, `-` or `@` (after spaces,
+/// which some imports trim). A cell starts at the start of the field, and
+/// also after any character a user may pick as the separator on import (`,`
+/// `;` tab `|`) or a line break, whatever quoting the file has: a
+/// semicolon-separated import of `x;=cmd|...` makes `=cmd|...` a cell. So an
+/// apostrophe goes before each such character there (`'=cmd|...`), which
+/// makes that cell text. Plain numbers (`-5`) are left alone.
+fn csv_cell(s: &str) -> String {
+    if is_plain_number(s) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 1);
+    let mut at_cell_start = true;
+    for c in s.chars() {
+        match c {
+            '=' | '+' | '-' | '@' if at_cell_start => {
+                out.push('\'');
+                at_cell_start = false;
+            }
+            ',' | ';' | '\t' | '|' | '\r' | '\n' => at_cell_start = true,
+            // Spaces may be trimmed and quotes opened around the cell.
+            ' ' | '"' => {}
+            _ => at_cell_start = false,
+        }
+        out.push(c);
     }
     out
 }
 
-fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && s.parse::<f64>().is_err() {
-        format!("'{s}")
-    } else {
-        s.to_owned()
+/// `-5`, `12`, `3.75`, `1e6`: a number a spreadsheet reads as one.
+fn is_plain_number(s: &str) -> bool {
+    let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (mantissa, exponent) = match digits.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e.strip_prefix(['-', '+']).unwrap_or(e))),
+        None => (digits, None),
     };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    !whole.is_empty()
+        && all_digits(whole)
+        && all_digits(fraction)
+        && exponent.is_none_or(|e| !e.is_empty() && all_digits(e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn csv(results: &Json) -> String {
+        String::from_utf8(results_csv(results).unwrap()).unwrap()
+    }
+
     #[test]
-    fn csv_orders_columns_and_escapes() {
+    fn csv_orders_columns_and_quotes_every_field() {
         let results = json!({
             "columns": ["rank", "name", "score"],
             "rows": [
                 {"rank": 1, "name": "Ana, B", "score": 900},
-                {"rank": 2, "name": "=cmd()", "score": -5},
+                {"rank": 2, "name": "say \"hi\"\nbye", "score": -5},
+                {"rank": 3, "score": 2.5},
             ]
         });
         assert_eq!(
-            results_csv(&results),
-            "rank,name,score\r\n1,\"Ana, B\",900\r\n2,'=cmd(),-5\r\n"
+            csv(&results),
+            "\"rank\",\"name\",\"score\"\r\n\"1\",\"Ana, B\",\"900\"\r\n\
+             \"2\",\"say \"\"hi\"\"\nbye\",\"-5\"\r\n\"3\",\"\",\"2.5\"\r\n"
         );
+    }
+
+    #[test]
+    fn csv_neutralises_formulas_at_every_cell_start() {
+        for (given, written) in [
+            ("=cmd()", "'=cmd()"),
+            ("+1+1", "'+1+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("  =1+1", "  '=1+1"),
+            ("x;=cmd|' /C calc'!A0", "x;'=cmd|' /C calc'!A0"),
+            ("x,=1", "x,'=1"),
+            ("x\t@a", "x\t'@a"),
+            ("x|-1", "x|'-1"),
+            ("x\n+1", "x\n'+1"),
+            ("x; \"=1", "x; \"'=1"),
+            ("Ana - B", "Ana - B"),
+            ("Jean-Luc", "Jean-Luc"),
+            ("a=b", "a=b"),
+            ("-5", "-5"),
+            ("+3.5e-2", "+3.5e-2"),
+            ("-", "'-"),
+            ("-inf", "'-inf"),
+            ("1e", "1e"),
+        ] {
+            assert_eq!(csv_cell(given), written, "{given:?}");
+        }
     }
 }

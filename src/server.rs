@@ -408,8 +408,8 @@ async fn route(
             Err(e) => api::error(&e),
         },
         (_, p) if p == "/api" || p.starts_with("/api/") => api::handle(node, req).await,
-        (&Method::GET, p) if p.starts_with("/custom/") => web::serve_custom(&node, p),
-        (&Method::GET, _) | (&Method::HEAD, _) => web::serve(&node, &path),
+        (&Method::GET, p) if p.starts_with("/custom/") => web::serve_custom(&node, &req),
+        (&Method::GET, _) | (&Method::HEAD, _) => web::serve(&node, &req),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
     }
 }

@@ -622,20 +622,39 @@ export function cleanName(name) {
   return Array.from(trimmed).slice(0, MAX_NAME_CHARS).join('').trim();
 }
 
-/** Results ({columns, rows}) as CSV text, like the server's `?format=csv`. */
+/** Results ({columns, rows}) as CSV text, like the server's `?format=csv`:
+ * every field quoted, numbers as numbers, an apostrophe before each `=` `+`
+ * `-` `@` that a spreadsheet could read as a formula's start. */
 export function resultsToCsv(results) {
   const rows = Array.isArray(results?.rows) ? results.rows.filter(isObject) : [];
   let columns = Array.isArray(results?.columns) ? results.columns.map(String) : null;
   if (!columns) columns = [...new Set(rows.flatMap((r) => Object.keys(r)))].sort();
+  const quote = (s) => `"${s.replace(/"/g, '""')}"`;
   const cell = (v) => {
-    if (v === null || v === undefined) return '';
-    let s = typeof v === 'string' ? v : JSON.stringify(v);
-    if (/^[=+\-@\t\r]/.test(s) && Number.isNaN(Number(s))) s = `'${s}`;
-    return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+    if (v === null || v === undefined) return '""';
+    if (typeof v === 'number') return quote(String(v));
+    return quote(csvText(typeof v === 'string' ? v : JSON.stringify(v)));
   };
-  const lines = [columns.map(cell).join(',')];
+  const lines = [columns.map((c) => quote(csvText(c))).join(',')];
   for (const r of rows) lines.push(columns.map((c) => cell(r[c])).join(','));
   return lines.join('\r\n') + '\r\n';
+}
+
+/** A cell starts at the start of the text and after anything a spreadsheet
+ * may split on (`,` `;` tab `|`, line breaks), spaces and quotes skipped. */
+function csvText(s) {
+  if (/^[+-]?\d+(\.\d*)?([eE][+-]?\d+)?$/.test(s)) return s;
+  let out = '';
+  let start = true;
+  for (const c of s) {
+    if (start && '=+-@'.includes(c)) {
+      out += "'";
+      start = false;
+    } else if (',;\t|\r\n'.includes(c)) start = true;
+    else if (c !== ' ' && c !== '"') start = false;
+    out += c;
+  }
+  return out;
 }
 
 /** 128 random bits as hex: a join's retry key. */

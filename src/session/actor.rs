@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::names::{clean_name, name_key};
 use super::replay::{Replay, ReplayLog};
 use super::view;
 use super::{
@@ -48,13 +49,13 @@ const MAX_BATCH: usize = 256;
 /// actions instead of a few. A commit after a quiet spell is made at once,
 /// so a lone action is not delayed.
 const COMMIT_GAP: Duration = Duration::from_millis(4);
-/// Longest accepted nickname, in characters.
-pub const MAX_NAME_CHARS: usize = 24;
 const MAX_ACTION_NAME: usize = 64;
 
 struct Member {
     id: MemberId,
     name: Arc<str>,
+    /// `names::name_key(name)`, kept so a join compares keys, not names.
+    name_key: Box<str>,
     role: Role,
     secret: String,
     /// The session's `seq` when this member joined.
@@ -198,6 +199,7 @@ impl SessionActor {
         let host = Member {
             id: new.host.clone(),
             name: "Host".into(),
+            name_key: name_key("Host"),
             role: Role::Host,
             secret: new.host_secret,
             joined_seq: 0,
@@ -254,6 +256,7 @@ impl SessionActor {
                         .unwrap_or_else(|| Json::Object(Default::default())),
                 ),
                 id: id.clone(),
+                name_key: name_key(&m.name),
                 name: m.name.into(),
                 role: m.role,
                 secret: m.secret,
@@ -523,7 +526,6 @@ impl SessionActor {
             ));
         }
         let name = clean_name(&name)?;
-        let lower = name.to_lowercase();
         // A retried join (its first answer was lost): the same seat again,
         // for exactly the same name and nonce, and only while no socket holds
         // the seat. The connection resumes it, since it holds another member id.
@@ -549,11 +551,8 @@ impl SessionActor {
             let id = existing.id.clone();
             return Ok(self.attached(&id, None));
         }
-        if self
-            .members
-            .values()
-            .any(|m| m.name.to_lowercase() == lower)
-        {
+        let key = name_key(&name);
+        if self.members.values().any(|m| m.name_key == key) {
             return Err(ProtocolError::new(
                 ErrorCode::NameTaken,
                 format!("the name \"{name}\" is already taken in this game; pick another"),
@@ -585,6 +584,7 @@ impl SessionActor {
             Member {
                 id: member.clone(),
                 name: name.into(),
+                name_key: key,
                 role: Role::Player,
                 secret,
                 joined_seq: self.seq,
@@ -1233,31 +1233,6 @@ fn not_member() -> ProtocolError {
         ErrorCode::NotMember,
         "you are not in this session (join it first, or resume with your token)",
     )
-}
-
-/// Trims and checks a nickname.
-pub fn clean_name(name: &str) -> Result<String, ProtocolError> {
-    let name = name.trim();
-    let chars = name.chars().count();
-    if chars == 0 {
-        return Err(ProtocolError::new(
-            ErrorCode::NameInvalid,
-            "please enter a name",
-        ));
-    }
-    if chars > MAX_NAME_CHARS {
-        return Err(ProtocolError::new(
-            ErrorCode::NameInvalid,
-            format!("names can be at most {MAX_NAME_CHARS} characters"),
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(ProtocolError::new(
-            ErrorCode::NameInvalid,
-            "names cannot contain control characters",
-        ));
-    }
-    Ok(name.to_owned())
 }
 
 fn instant_at(unix_ms: i64) -> Instant {

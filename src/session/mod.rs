@@ -3,6 +3,7 @@
 //! - [`actor`]: `SessionActor`, the task that owns a session's Lua state,
 //!   members, `seq` counter, timers and replay log.
 //! - [`fanout`]: delivery of a session's messages to this node's sockets.
+//! - [`names`]: which nicknames are accepted, and when two are the same.
 //! - [`replay`]: the window of recent messages a resume is served from.
 //! - [`view`]: merge patches between views.
 //!
@@ -11,6 +12,7 @@
 
 pub mod actor;
 pub mod fanout;
+pub mod names;
 pub mod replay;
 pub mod view;
 

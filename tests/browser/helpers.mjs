@@ -107,7 +107,7 @@ export async function launchBrowser() {
   });
 }
 
-/** A page in its own context (own sessionStorage), with dialogs and page errors recorded. */
+/** A page in its own context (own sessionStorage), with dialogs, page errors and CSP refusals recorded. */
 export async function newPage(browser, { viewport = PHONE, timeoutMs = 10000 } = {}) {
   const context = await browser.newContext({ viewport, acceptDownloads: true });
   context.setDefaultTimeout(timeoutMs);
@@ -116,6 +116,10 @@ export async function newPage(browser, { viewport = PHONE, timeoutMs = 10000 } =
   page.errors = [];
   page.on('dialog', (d) => { page.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
   page.on('pageerror', (e) => page.errors.push(String(e)));
+  // Something the page's Content-Security-Policy blocked is an error too.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) page.errors.push(m.text());
+  });
   page.wsLog = [];
   page.on('websocket', (ws) => {
     ws.on('framereceived', (f) => { page.wsLog.push(`<- ${f.payload}`); if (page.wsLog.length > 300) page.wsLog.shift(); });

@@ -525,7 +525,10 @@ test('recess.js on its own: merge patches, CSV, and a silent socket detected by 
       untouched: base.gone === 'y' && base.nested.q === 2,
       shared: merged.keep === base.keep,
       scalar: mergePatch({ a: 1 }, 'text'),
-      csv: resultsToCsv({ columns: ['name', 'score'], rows: [{ name: 'Ana, B', score: 3 }, { name: '=1+1', score: -2 }] }),
+      csv: resultsToCsv({ columns: ['name', 'score'], rows: [
+        { name: 'Ana, B', score: 3 }, { name: '=1+1', score: -2 }, { name: "x;=cmd|' /C calc'!A0", score: 2.5 },
+        { name: 'say "hi"', score: null }, { name: '-5' },
+      ] }),
       name: cleanName('   Ana    Maria   '),
     };
   });
@@ -533,7 +536,8 @@ test('recess.js on its own: merge patches, CSV, and a silent socket detected by 
   assert.equal(pure.untouched, true, 'the patched value is not mutated');
   assert.equal(pure.shared, true, 'untouched members keep their identity');
   assert.equal(pure.scalar, 'text');
-  assert.equal(pure.csv, 'name,score\r\n"Ana, B",3\r\n\'=1+1,-2\r\n');
+  assert.equal(pure.csv, '"name","score"\r\n"Ana, B","3"\r\n"\'=1+1","-2"\r\n'
+    + '"x;\'=cmd|\' /C calc\'!A0","2.5"\r\n"say ""hi""",""\r\n"-5",""\r\n');
   assert.equal(pure.name, 'Ana Maria');
 
   // A client with a short liveness probe joins the chat through the proxy.

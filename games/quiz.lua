@@ -21,7 +21,7 @@ Scoring
   while the question is still open.
 
 Actions
-  host:    start, next, skip, kick {player = "p3"}
+  host:    start, next, skip, kick {player = "p3"}, readmit {name = "Ana"}
   student: answer {choice = 1..4}
   `next` reveals the answer early during a question, and moves on to the next
   question (or the podium) during a reveal. `skip` drops the current question
@@ -381,6 +381,9 @@ local function kick(state, ctx, data)
     return false, "there is no player '" .. id .. "' in this quiz"
   end
   ctx.kick(id, "the host removed you from the quiz")
+  -- Recess keeps them out under that name until the host lets them back in.
+  state.removed = state.removed or {}
+  table.insert(state.removed, record.name)
   -- A removed student leaves no trace: not on the board, not in the results.
   local a = state.answers[id]
   if a then
@@ -394,6 +397,27 @@ local function kick(state, ctx, data)
   if state.phase == "question" and everyone_answered(state, ctx) then
     reveal(state, ctx)
   end
+end
+
+-- readmit {name}: someone the host removed may join again.
+local function readmit(state, ctx, data)
+  local name = type(data) == "table" and data.name
+  for i, removed in ipairs(state.removed or {}) do
+    if removed == name then
+      table.remove(state.removed, i)
+      ctx.readmit(name)
+      return
+    end
+  end
+  return false, "nobody called '" .. tostring(name) .. "' was removed"
+end
+
+-- The host's buttons, with one "let back in" per removed student.
+local function with_readmit(state, buttons)
+  for _, name in ipairs(state.removed or {}) do
+    buttons[#buttons + 1] = { label = "Let " .. name .. " back in", action = "readmit", data = { name = name } }
+  end
+  return buttons
 end
 
 local function answer(state, ctx, player, data)
@@ -492,9 +516,9 @@ local function host_view(state)
       status = plural(present, "player", "players") .. " joined",
       players = roster(state),
       kick = "kick",
-      buttons = {
+      buttons = with_readmit(state, {
         { label = "Start", action = "start", style = present == 0 and "disabled" or nil },
-      },
+      }),
     }
   end
 
@@ -537,14 +561,14 @@ local function host_view(state)
     view.status = right .. " of " .. plural(present, "player", "players") .. " got it right"
     view.leaderboard = leaderboard(state, nil)
     local last = state.current == #state.questions
-    view.buttons = { { label = last and "Show podium" or "Next question", action = "next" } }
+    view.buttons = with_readmit(state, { { label = last and "Show podium" or "Next question", action = "next" } })
   else
     view.status = state.answered .. " of " .. present .. " answered"
     view.timer = { ends_at = state.ends_at, label = "Time left" }
-    view.buttons = {
+    view.buttons = with_readmit(state, {
       { label = "Reveal answer", action = "next" },
       { label = "Skip question", action = "skip" },
-    }
+    })
   end
   return view
 end
@@ -745,6 +769,7 @@ return {
       next = "move the quiz on",
       skip = "skip a question",
       kick = "remove players",
+      readmit = "let removed players back in",
     })[name]
     if not what then
       return false, "unknown action '" .. tostring(name) .. "'"
@@ -753,6 +778,7 @@ return {
       return false, "only the host can " .. what
     end
     if name == "kick" then return kick(state, ctx, data) end
+    if name == "readmit" then return readmit(state, ctx, data) end
     return host_command(state, ctx, name)
   end,
 

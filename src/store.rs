@@ -63,6 +63,10 @@ pub struct SessionSnapshot {
     pub created_ms: i64,
     /// When the session last did anything (for idle expiry).
     pub active_ms: i64,
+    /// Name keys (`session::names::name_key`) of members removed by a kick,
+    /// who may not join again until the game readmits them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -479,6 +483,7 @@ mod tests {
             ended: None,
             created_ms: 0,
             active_ms: 0,
+            removed_names: Vec::new(),
         }
     }
 

@@ -587,3 +587,53 @@ async fn a_normal_class_behind_one_address_is_never_refused() {
     assert!(errors.is_empty(), "{errors:?}");
     server.stop().await;
 }
+
+// ---- 16: a kick keeps them out --------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kicked_student_stays_out_until_the_host_lets_them_back() {
+    let server = TestServer::start().await;
+    let mut host = server.client().await;
+    let w = host.host("quiz", json!({})).await;
+    let session = w["session"].as_str().unwrap().to_owned();
+    let code = w["code"].as_str().unwrap().to_owned();
+    let mut ana = server.client().await;
+    let id = ana.join(&code, "Ana").await["player"]["id"].clone();
+    let ack = host.act(&session, "kick", json!({"player": id})).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert_eq!(ana.recv_type("error").await["code"], "kicked");
+
+    // Straight back, under the same name or a look-alike of it: refused.
+    for name in ["Ana", "ana", "Аna"] {
+        let mut again = server.client().await;
+        again
+            .send(json!({"type": "join", "code": code, "name": name}))
+            .await;
+        let e = again.recv().await;
+        assert_eq!(e["code"], "kicked", "{name}: {e}");
+    }
+    // The host sees who was removed and lets her back in.
+    let view = host
+        .wait_view(&session, |v| {
+            v["buttons"]
+                .as_array()
+                .is_some_and(|b| b.iter().any(|b| b["action"] == "readmit"))
+        })
+        .await;
+    let button = view["buttons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["action"] == "readmit")
+        .unwrap()
+        .clone();
+    assert_eq!(button["label"], "Let Ana back in");
+    let ack = host.act(&session, "readmit", button["data"].clone()).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let mut back = server.client().await;
+    back.join(&code, "Ana").await;
+    // Only the host may let people back in.
+    let ack = back.act(&session, "readmit", json!({"name": "Ana"})).await;
+    assert_eq!(ack["code"], "refused");
+    server.stop().await;
+}

@@ -62,6 +62,10 @@ pub enum Effect {
         player: String,
         reason: String,
     },
+    /// `ctx.readmit(name)`: someone removed by a kick may join again.
+    Readmit {
+        name: String,
+    },
     Finish {
         results: Json,
     },
@@ -641,6 +645,15 @@ fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
                     player,
                     reason: reason.unwrap_or_else(|| "removed by the game".to_owned()),
                 });
+                Ok(())
+            })
+        })?,
+    )?;
+    ctx.raw_set(
+        "readmit",
+        lua.create_function(|lua, name: String| {
+            scope(lua, |s| {
+                s.effects.push(Effect::Readmit { name });
                 Ok(())
             })
         })?,

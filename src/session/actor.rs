@@ -172,6 +172,9 @@ pub struct SessionActor {
     stored_active_ms: i64,
     views_dirty: bool,
     last_view_pass: Instant,
+    /// Name keys of members a kick removed: they may not join again under
+    /// that name until `ctx.readmit`.
+    removed_names: std::collections::BTreeSet<Box<str>>,
     /// A rules version this session failed to switch to; not retried.
     failed_version: Option<String>,
     /// The next commit rewrites everything (see `request_resync`).
@@ -285,6 +288,7 @@ impl SessionActor {
         actor.ended = snap.ended;
         actor.active_ms = snap.active_ms;
         actor.stored_active_ms = snap.active_ms;
+        actor.removed_names = snap.removed_names.into_iter().map(Into::into).collect();
         // What members last saw was stored; recompute once in case it lags.
         actor.views_dirty = true;
         actor.sync_players();
@@ -315,6 +319,7 @@ impl SessionActor {
             stored_active_ms: created_ms,
             views_dirty: false,
             last_view_pass: Instant::now(),
+            removed_names: Default::default(),
             failed_version: None,
             resync: false,
             relinquished: false,
@@ -552,6 +557,12 @@ impl SessionActor {
             return Ok(self.attached(&id, None));
         }
         let key = name_key(&name);
+        if self.removed_names.contains(&*key) {
+            return Err(ProtocolError::new(
+                ErrorCode::Kicked,
+                "the teacher removed you from this game; ask them to let you back in",
+            ));
+        }
         if self.members.values().any(|m| m.name_key == key) {
             return Err(ProtocolError::new(
                 ErrorCode::NameTaken,
@@ -835,9 +846,15 @@ impl SessionActor {
                     self.push(Audience::Members(vec![member.clone()]), true, |seq| {
                         protocol::encode_session_error(&err, &id, seq)
                     });
+                    if let Some(m) = self.members.get(&member) {
+                        self.removed_names.insert(m.name_key.clone());
+                    }
                     self.remove_member(&member);
                     self.batch.removed.push(member);
                     self.views_dirty = true;
+                }
+                Effect::Readmit { name } => {
+                    self.removed_names.remove(&*name_key(name.trim()));
                 }
                 Effect::Finish { results } => {
                     if self.ended.is_some() {
@@ -1078,6 +1095,7 @@ impl SessionActor {
             ended: self.ended.clone(),
             created_ms: self.created_ms,
             active_ms: self.active_ms,
+            removed_names: self.removed_names.iter().map(|k| k.to_string()).collect(),
         };
         serde_json::to_vec(&snapshot).map_err(|e| ScriptError {
             message: format!("the session could not be saved: {e}"),

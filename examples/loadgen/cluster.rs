@@ -380,10 +380,12 @@ async fn start_node(
         command.args(["--redis", url, "--node-id", name]);
     }
     // Every client of a load run comes from 127.0.0.1: the per-address cap
-    // on hosted sessions would stop a district's 300 classrooms.
+    // on hosted sessions would stop a district's 300 classrooms, and the
+    // idle scenario keeps more sessions than a node's default cap.
     command
         .args(["--api-key", crate::http::API_KEY])
-        .args(["--max-sessions-per-address", "0"]);
+        .args(["--max-sessions-per-address", "0"])
+        .args(["--max-sessions", "1000000"]);
     command.args(&options.server_args);
     let mut child = command
         .stdout(Stdio::piped())

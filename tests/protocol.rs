@@ -2,16 +2,8 @@
 
 mod common;
 
-use common::{Client, TestServer, http};
+use common::{Client, TestServer, chat_with_host, http};
 use serde_json::{Value, json};
-
-async fn chat_with_host(server: &TestServer) -> (Client, String, String) {
-    let mut host = server.client().await;
-    let w = host.host("chat", json!({"title": "Room 4"})).await;
-    let session = w["session"].as_str().unwrap().to_owned();
-    let code = w["code"].as_str().unwrap().to_owned();
-    (host, session, code)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_join_action_ack_and_shared_order() {

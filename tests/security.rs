@@ -6,19 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{API_KEY, Client, TestServer, http, http_with};
+use common::{API_KEY, Client, TestServer, chat_with_host, http, http_with};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-
-async fn chat(server: &TestServer) -> (Client, String, String) {
-    let mut host = server.client().await;
-    let w = host.host("chat", json!({})).await;
-    let session = w["session"].as_str().unwrap().to_owned();
-    let code = w["code"].as_str().unwrap().to_owned();
-    (host, session, code)
-}
 
 fn bearer(key: &str) -> String {
     format!("Authorization: {key}\r\nContent-Type: application/json\r\n")
@@ -44,7 +36,7 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 async fn without_an_api_key_the_session_routes_are_off() {
     let games = common::games_dir_with_shipped();
     let server = TestServer::start_in(games, |c| c.api_key = None).await;
-    let (_host, session, _) = chat(&server).await;
+    let (_host, session, _) = chat_with_host(&server).await;
     let routes = [
         ("GET", format!("/api/sessions/{session}"), ""),
         (
@@ -84,7 +76,7 @@ async fn without_an_api_key_the_session_routes_are_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_key_is_needed_and_read_as_rfc_says() {
     let server = TestServer::start().await;
-    let (_host, session, _) = chat(&server).await;
+    let (_host, session, _) = chat_with_host(&server).await;
     let path = format!("/api/sessions/{session}");
     for wrong in [
         "",
@@ -164,7 +156,7 @@ async fn creating_a_session_over_rest_takes_the_host_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_must_say_it_is_json() {
     let server = TestServer::start().await;
-    let (_host, session, _) = chat(&server).await;
+    let (_host, session, _) = chat_with_host(&server).await;
     let path = format!("/api/sessions/{session}/broadcast");
     // What a cross-site form can send without asking first.
     for kind in [
@@ -191,7 +183,7 @@ async fn a_post_must_say_it_is_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_results_token_does_not_tell_which_sessions_exist() {
     let server = TestServer::start().await;
-    let (_host, session, _) = chat(&server).await;
+    let (_host, session, _) = chat_with_host(&server).await;
     let live = format!("/api/sessions/{session}/results?token={session}.pxxxxxxxx.wrongsecret");
     let gone = "/api/sessions/nosuchsessn/results?token=nosuchsessn.pxxxxxxxx.wrongsecret";
     let (live_status, live_body) = http_with(server.addr, "GET", &live, "", "").await;
@@ -251,7 +243,7 @@ async fn live_sessions_are_capped_per_node_and_per_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_holds_one_seat_per_session_and_gives_it_back_when_it_goes() {
     let server = TestServer::start().await;
-    let (_host, session, code) = chat(&server).await;
+    let (_host, session, code) = chat_with_host(&server).await;
     for i in 0..40 {
         let mut c = server.client().await;
         c.join(&code, &format!("Kid{i}")).await;
@@ -359,7 +351,7 @@ async fn half_sent_requests_are_cut_off_and_do_not_lock_the_node_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guessing_codes_from_one_address_is_stopped_across_reconnects() {
     let server = TestServer::start().await;
-    let (_host, _session, code) = chat(&server).await;
+    let (_host, _session, code) = chat_with_host(&server).await;
     let wrong = if code == "000000" { "000001" } else { "000000" };
     // Each connection has its own 5 tries; reconnecting used to start afresh.
     let mut refused = None;
@@ -395,7 +387,7 @@ async fn guessing_codes_from_one_address_is_stopped_across_reconnects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_students_flood_is_refused_and_spares_everyone_else() {
     let server = TestServer::start().await;
-    let (mut host, session, code) = chat(&server).await;
+    let (mut host, session, code) = chat_with_host(&server).await;
     let mut ben = server.client().await;
     ben.join(&code, "Ben").await;
     let mut flood = server.client().await;
@@ -443,7 +435,7 @@ async fn one_students_flood_is_refused_and_spares_everyone_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_nonce_must_be_long_and_never_takes_a_connected_seat() {
     let server = TestServer::start().await;
-    let (_host, _session, code) = chat(&server).await;
+    let (_host, _session, code) = chat_with_host(&server).await;
     let mut c = server.client().await;
     c.send(json!({"type": "join", "code": code, "name": "Ana", "nonce": "1"}))
         .await;

@@ -149,6 +149,16 @@ impl TestServer {
     }
 }
 
+/// A chat session titled "Room 4" hosted on a new client: the host, the
+/// session id and the join code.
+pub async fn chat_with_host(server: &TestServer) -> (Client, String, String) {
+    let mut host = server.client().await;
+    let w = host.host("chat", json!({"title": "Room 4"})).await;
+    let session = w["session"].as_str().unwrap().to_owned();
+    let code = w["code"].as_str().unwrap().to_owned();
+    (host, session, code)
+}
+
 /// Writes like an editor does: a temp file renamed over the original.
 pub fn write_atomically(path: &Path, text: &str) {
     let tmp = path.with_extension("lua.tmp");

@@ -265,8 +265,11 @@ impl Client {
 
     /// Reads one frame from the socket (tracking views and seqs).
     async fn read_socket(&mut self) -> Option<Value> {
+        // One deadline for the whole read: the server's pings (every 30 s)
+        // must not keep a read that waits for a frame alive forever.
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
         loop {
-            let msg = tokio::time::timeout(TIMEOUT, self.ws.next())
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .expect("no frame within the timeout")?;
             match msg {
@@ -401,8 +404,9 @@ impl Client {
 
     /// Reads until the server closes the socket; returns the close code.
     pub async fn wait_close(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
         loop {
-            let msg = tokio::time::timeout(TIMEOUT, self.ws.next())
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
                 .await
                 .expect("the socket was not closed within the timeout")?;
             match msg {

@@ -33,8 +33,9 @@ use mlua::{Lua, LuaSerdeExt, Value, ffi};
 use serde_json::{Map, Number, Value as Json};
 
 /// Tables nested deeper than this are refused; a table that contains itself
-/// is caught here.
-pub const MAX_DEPTH: usize = 100;
+/// is caught here. The one limit of `protocol`, so what a game can emit or
+/// keep is exactly what a frame may carry.
+pub use crate::protocol::MAX_DEPTH;
 
 /// Converts `value` to JSON by the rules in the module doc.
 pub fn lua_to_json(lua: &Lua, value: Value) -> mlua::Result<Json> {

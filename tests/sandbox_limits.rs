@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Client, TestServer};
+use common::{Client, Process, TestServer};
 use serde_json::{Value, json};
 
 const LIMITS: &str = r#"
@@ -77,4 +77,50 @@ async fn frames_nested_deeper_than_the_limit_are_refused_at_parse() {
     assert_eq!(host.act(&session, "keep", data).await["type"], "ack");
     bump(&mut host, &session, 1001).await;
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_that_cannot_be_saved_is_refused_and_the_session_stays_saveable() {
+    let games = tempfile::tempdir().unwrap();
+    std::fs::write(games.path().join("limits.lua"), LIMITS).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let node = Process::spawn(games.path(), data.path(), &[]).await;
+    let mut host = Client::connect(node.addr).await;
+    let w = host.host("limits", json!({})).await;
+    let session = w["session"].as_str().unwrap().to_owned();
+    let token = w["token"].as_str().unwrap().to_owned();
+
+    let deep64: Value = serde_json::from_str(&nested(64)).unwrap();
+    let cases = [
+        ("keep_function", json!({}), "a function"),
+        ("keep_cycle", json!({}), "does a table contain itself"),
+        ("keep_deep", json!({}), "nested more than 64"),
+        // Accepted as a frame, but one level too deep once inside the state.
+        ("keep", deep64, "nested more than 64"),
+    ];
+    for (i, (name, data, words)) in cases.into_iter().enumerate() {
+        let e = host.act(&session, name, data).await;
+        assert_eq!(e["code"], "script_error", "{name}: {e}");
+        let message = e["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("limits.lua: action left a state that cannot be saved"),
+            "{name}: {message}"
+        );
+        assert!(message.contains(words), "{name}: {message}");
+        bump(&mut host, &session, i as u64 + 1).await;
+    }
+    assert!(!host.log.iter().any(|v| v["name"] == "should_not_arrive"));
+    node.kill().await;
+
+    // The acknowledged bumps were saved: the session comes back with them.
+    let node = Process::spawn(games.path(), data.path(), &[]).await;
+    let mut host = Client::connect(node.addr).await;
+    host.send(json!({"type": "resume", "token": token, "last_seq": 0}))
+        .await;
+    let w = host.recv().await;
+    assert_eq!(w["type"], "welcome", "{w}");
+    // The replay from seq 0 rebuilds the view, as stored.
+    host.wait_view(&session, |v| v["count"] == 4).await;
+    bump(&mut host, &session, 5).await;
+    node.kill().await;
 }

@@ -122,6 +122,11 @@ pub struct GameVm {
     game: Table,
     /// The session state (what `init` returned, changed by handlers).
     state: Value,
+    /// The state as JSON after the last successful handler call: every call
+    /// must leave a state that can be saved, so it is converted then, and the
+    /// next snapshot takes it instead of converting again.
+    saved: Option<Json>,
+    /// The table of `ctx` functions every handler gets.
     ctx: Table,
 }
 
@@ -160,6 +165,7 @@ impl GameVm {
             rules,
             game,
             state: Value::Nil,
+            saved: None,
             ctx,
         })
     }
@@ -223,6 +229,7 @@ impl GameVm {
         };
         let backup = self.backup()?;
         self.budget.reset(self.limits.cpu_units);
+        self.saved = None;
         match migrate.call::<Value>(self.state.clone()) {
             Ok(Value::Table(t)) => self.state = Value::Table(t),
             Ok(_) => {}
@@ -249,12 +256,17 @@ impl GameVm {
     /// Replaces the state with one read back from a snapshot.
     pub fn restore_state(&mut self, state: &Json) -> Result<(), ScriptError> {
         self.state = self.to_lua(state)?;
+        self.saved = None;
         Ok(())
     }
 
-    /// The state as JSON, for snapshots.
-    pub fn state_json(&self) -> Result<Json, ScriptError> {
-        self.to_json(self.state.clone())
+    /// The state as JSON, for a snapshot: what the last handler call left
+    /// (converted when it returned), or converted now.
+    pub fn take_state_json(&mut self) -> Result<Json, ScriptError> {
+        match self.saved.take() {
+            Some(json) => Ok(json),
+            None => self.to_json(self.state.clone()),
+        }
     }
 
     pub fn join(&mut self, player: &PlayerInfo, now_ms: i64) -> Result<CallOutcome, ScriptError> {
@@ -420,6 +432,21 @@ impl GameVm {
                 });
             }
             _ => {}
+        }
+        // A state that cannot be saved would fail every later snapshot:
+        // refuse the call that left it, like any failing call.
+        match lua_to_json(&self.lua, self.state.clone()) {
+            Ok(json) => self.saved = Some(json),
+            Err(e) => {
+                rollback(self, backup);
+                return Err(ScriptError {
+                    message: format!(
+                        "{}: {name} left a state that cannot be saved (keep it to tables, strings, numbers and booleans): {}",
+                        self.rules.main.chunk_name,
+                        sandbox::describe(&e)
+                    ),
+                });
+            }
         }
         Ok(CallOutcome {
             effects,

@@ -1048,14 +1048,14 @@ impl SessionActor {
         }
     }
 
-    fn snapshot(&self) -> Result<Vec<u8>, ScriptError> {
+    fn snapshot(&mut self) -> Result<Vec<u8>, ScriptError> {
         let snapshot = SessionSnapshot {
             id: self.id.to_string(),
             code: self.code.clone(),
             game: self.game.clone(),
             rules_version: self.vm.rules().version.clone(),
             seq: self.seq,
-            state: self.vm.state_json()?,
+            state: self.vm.take_state_json()?,
             members: Vec::new(),
             timers: self.timers.values().cloned().collect(),
             counters: self.vm.counters(),

@@ -72,12 +72,17 @@ pub struct Config {
     /// Runtime worker threads (sessions, sockets); 0 means one per core.
     #[arg(long, env = "RECESS_THREADS", default_value_t = 0)]
     pub threads: usize,
+    /// Wall-clock time per handler call, in ms, on top of the instruction
+    /// budget: what bounds work done inside library functions.
+    #[arg(long, env = "RECESS_CPU_BUDGET_MS", default_value_t = 250)]
+    pub cpu_budget_ms: u64,
 }
 
 impl Config {
     pub fn limits(&self) -> Limits {
         Limits {
             cpu_units: self.cpu_budget_m.saturating_mul(1_000_000).max(100_000),
+            cpu_time: Duration::from_millis(self.cpu_budget_ms.max(10)),
             memory_bytes: self.session_memory_mb.max(1) << 20,
         }
     }
@@ -108,6 +113,7 @@ impl Config {
             idle_ttl_h: 24,
             sled_cache_mb: 64,
             threads: 0,
+            cpu_budget_ms: 250,
         }
     }
 }

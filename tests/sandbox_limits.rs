@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::{Client, Process, TestServer};
 use serde_json::{Value, json};
 
@@ -13,6 +15,13 @@ local function nest(levels)
   local t = {}
   for _ = 2, levels do t = { t } end
   return t
+end
+-- 300 sorts of 200 000 numbers: ~10 s of C work with no VM instructions
+-- to count, unless library calls are charged.
+local function sort_forever()
+  local t = {}
+  for i = 1, 200000 do t[i] = (i * 7919) % 200003 end
+  for _ = 1, 300 do table.sort(t) end
 end
 return {
   title = "Limits",
@@ -28,11 +37,18 @@ return {
     elseif name == "keep_function" then state.f = function() end
     elseif name == "keep_cycle" then state.me = state
     elseif name == "keep_deep" then state.deep = nest(70)
+    elseif name == "sort_loop" then sort_forever()
     elseif name == "error_table" then error({ code = 7 })
     elseif name == "error_empty" then error({})
     end
   end,
-  view = function(state) return { count = state.count } end,
+  event = function(state, ctx, name)
+    if name == "slow_view" then state.slow_view = true else state.slow_view = nil end
+  end,
+  view = function(state)
+    if state.slow_view then sort_forever() end
+    return { count = state.count }
+  end,
 }
 "#;
 
@@ -123,4 +139,91 @@ async fn a_state_that_cannot_be_saved_is_refused_and_the_session_stays_saveable(
     host.wait_view(&session, |v| v["count"] == 4).await;
     bump(&mut host, &session, 5).await;
     node.kill().await;
+}
+
+/// Pings on `c` until `done` resolves; returns its output and the slowest pong.
+async fn ping_until<T>(c: &mut Client, done: tokio::task::JoinHandle<T>) -> (T, Duration) {
+    let mut slowest = Duration::ZERO;
+    while !done.is_finished() {
+        let sent = Instant::now();
+        c.send(json!({"type": "ping", "ref": 1})).await;
+        c.recv_type("pong").await;
+        slowest = slowest.max(sent.elapsed());
+    }
+    (done.await.unwrap(), slowest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn library_work_is_stopped_by_the_time_budget_and_the_node_stays_responsive() {
+    let server = TestServer::with_games(&[("limits.lua", LIMITS)]).await;
+    // Two sessions at once, as many as the node has worker threads.
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        sessions.push(host(&server, "limits").await);
+    }
+    let mut bystander = server.client().await;
+    let started = Instant::now();
+    let runs: Vec<_> = sessions
+        .into_iter()
+        .map(|(mut c, session)| {
+            tokio::spawn(async move {
+                let e = c.act(&session, "sort_loop", json!({})).await;
+                (c, session, e, started.elapsed())
+            })
+        })
+        .collect();
+    let all = tokio::spawn(futures_util::future::join_all(runs));
+    let (results, slowest_pong) = ping_until(&mut bystander, all).await;
+    assert!(
+        slowest_pong < Duration::from_secs(1),
+        "another connection waited {slowest_pong:?} for its pong"
+    );
+    for result in results {
+        let (mut c, session, e, took) = result.unwrap();
+        assert_eq!(e["code"], "script_error", "{e}");
+        let message = e["message"].as_str().unwrap();
+        assert!(message.starts_with("limits.lua:"), "{message}");
+        assert!(message.contains("CPU budget exceeded"), "{message}");
+        assert!(took < Duration::from_secs(3), "the call took {took:?}");
+        bump(&mut c, &session, 1).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_doing_library_work_is_stopped_by_the_time_budget() {
+    let server = TestServer::with_games(&[("limits.lua", LIMITS)]).await;
+    let (mut host, session) = host(&server, "limits").await;
+    let mut bystander = server.client().await;
+    let started = Instant::now();
+    let (status, body) = common::http(
+        server.addr,
+        "POST",
+        &format!("/api/sessions/{session}/events"),
+        Some(&json!({"name": "slow_view", "data": {}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let notice = tokio::spawn(async move {
+        let e = host
+            .recv_until(|v| v["type"] == "error" && v["code"] == "script_error")
+            .await;
+        (host, e)
+    });
+    let ((mut host, e), slowest_pong) = ping_until(&mut bystander, notice).await;
+    let message = e["message"].as_str().unwrap();
+    assert!(message.contains("CPU budget exceeded"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(slowest_pong < Duration::from_secs(1), "{slowest_pong:?}");
+    // The view works again once the state lets it.
+    let (status, body) = common::http(
+        server.addr,
+        "POST",
+        &format!("/api/sessions/{session}/events"),
+        Some(&json!({"name": "fast_view", "data": {}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    bump(&mut host, &session, 1).await;
+    server.stop().await;
 }

@@ -152,7 +152,7 @@ impl GameVm {
             session: session.to_owned(),
         });
         let ctx = make_ctx(&lua).map_err(script_error)?;
-        budget.reset(limits.cpu_units);
+        budget.reset(limits.cpu_units, limits.cpu_time);
         let game = load_game_table(&lua, &rules).map_err(|message| ScriptError { message })?;
         // Setting up the sandbox and compiling the game leave garbage (the
         // parser's buffers, replaced library functions) that an idle session
@@ -204,7 +204,8 @@ impl GameVm {
     /// new version's `migrate(state)` if it has one. On error the old version
     /// keeps running.
     pub fn upgrade(&mut self, rules: Arc<Rules>) -> Result<(), ScriptError> {
-        self.budget.reset(self.limits.cpu_units);
+        self.budget
+            .reset(self.limits.cpu_units, self.limits.cpu_time);
         let game = match load_game_table(&self.lua, &rules) {
             Ok(g) => g,
             Err(message) => {
@@ -228,7 +229,8 @@ impl GameVm {
             return Ok(());
         };
         let backup = self.backup()?;
-        self.budget.reset(self.limits.cpu_units);
+        self.budget
+            .reset(self.limits.cpu_units, self.limits.cpu_time);
         self.saved = None;
         match migrate.call::<Value>(self.state.clone()) {
             Ok(Value::Table(t)) => self.state = Value::Table(t),
@@ -346,7 +348,8 @@ impl GameVm {
                 ),
             });
         };
-        self.budget.reset(self.limits.cpu_units);
+        self.budget
+            .reset(self.limits.cpu_units, self.limits.cpu_time);
         let fields = player_fields(player);
         match call_to_json(&self.lua, &view, &self.state, &fields).map_err(script_error)? {
             Json::Object(mut map) => {
@@ -385,7 +388,8 @@ impl GameVm {
             s.log_lines = 0;
             (s.rng.0, s.next_timer)
         });
-        self.budget.reset(self.limits.cpu_units);
+        self.budget
+            .reset(self.limits.cpu_units, self.limits.cpu_time);
         let result = args(&self.lua).and_then(|a| handler.call::<MultiValue>(a));
         let effects = self.with_scope(|s| {
             s.active = false;
@@ -455,7 +459,8 @@ impl GameVm {
     }
 
     fn backup(&self) -> Result<Value, ScriptError> {
-        self.budget.reset(self.limits.cpu_units);
+        self.budget
+            .reset(self.limits.cpu_units, self.limits.cpu_time);
         deep_copy(&self.lua, self.state.clone()).map_err(script_error)
     }
 
@@ -782,6 +787,7 @@ mod tests {
         std::fs::write(dir.path().join("probe.lua"), source).unwrap();
         let limits = Limits {
             cpu_units: 1_000_000,
+            cpu_time: std::time::Duration::from_secs(5),
             memory_bytes: 4 << 20,
         };
         let catalog = Catalog::new(dir.path(), limits);

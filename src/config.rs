@@ -84,6 +84,7 @@ impl Config {
             cpu_units: self.cpu_budget_m.saturating_mul(1_000_000).max(100_000),
             cpu_time: Duration::from_millis(self.cpu_budget_ms.max(10)),
             memory_bytes: self.session_memory_mb.max(1) << 20,
+            ..Limits::default()
         }
     }
 

@@ -38,15 +38,26 @@ return {
     elseif name == "keep_cycle" then state.me = state
     elseif name == "keep_deep" then state.deep = nest(70)
     elseif name == "sort_loop" then sort_forever()
+    elseif name == "broadcast_big" then
+      local s = ("x"):rep(5e6)
+      for _ = 1, 40 do ctx.broadcast("big", { s = s }) end
+    elseif name == "send_big" then ctx.send(player.id, "big", ("x"):rep(70000))
+    elseif name == "broadcast_many" then
+      -- 20 messages of 60 kB: each within its limit, together over the call's.
+      local s = ("x"):rep(60000)
+      for _ = 1, 20 do ctx.broadcast("many", s) end
+    elseif name == "timer_big" then ctx.after(1000, "t", ("x"):rep(70000))
     elseif name == "error_table" then error({ code = 7 })
     elseif name == "error_empty" then error({})
     end
   end,
   event = function(state, ctx, name)
     if name == "slow_view" then state.slow_view = true else state.slow_view = nil end
+    if name == "big_view" then state.big_view = true else state.big_view = nil end
   end,
   view = function(state)
     if state.slow_view then sort_forever() end
+    if state.big_view then return { count = state.count, big = ("x"):rep(5e6) } end
     return { count = state.count }
   end,
 }
@@ -225,5 +236,108 @@ async fn a_view_doing_library_work_is_stopped_by_the_time_budget() {
     .await;
     assert_eq!(status, 200, "{body}");
     bump(&mut host, &session, 1).await;
+    server.stop().await;
+}
+
+/// This process's resident memory, in bytes (the server runs in-process).
+fn rss_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kb: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+async fn event(server: &TestServer, session: &str, name: &str) {
+    let (status, body) = common::http(
+        server.addr,
+        "POST",
+        &format!("/api/sessions/{session}/events"),
+        Some(&json!({"name": name, "data": {}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_handler_emits_is_bounded_and_memory_stays_bounded() {
+    let server = TestServer::with_games(&[("limits.lua", LIMITS)]).await;
+    let (mut host, session) = host(&server, "limits").await;
+    let before = rss_bytes();
+    let cases = [
+        (
+            "broadcast_big",
+            "limits.lua:31: ctx.broadcast: the message is 5.0 MB; it may be at most 64 KiB",
+        ),
+        (
+            "send_big",
+            "limits.lua:32: ctx.send: the message is 70.0 kB; it may be at most 64 KiB",
+        ),
+        (
+            "broadcast_many",
+            "limits.lua:36: ctx.broadcast: this call's messages, timers and results come to 1.1 MB; one call may emit at most 1 MiB",
+        ),
+        (
+            "timer_big",
+            "limits.lua:37: ctx.after: the message is 70.0 kB; it may be at most 64 KiB",
+        ),
+    ];
+    for (round, (name, want)) in cases.iter().enumerate() {
+        for _ in 0..5 {
+            let e = host.act(&session, name, json!({})).await;
+            assert_eq!(e["code"], "script_error", "{name}: {e}");
+            assert_eq!(e["message"], *want, "{name}");
+        }
+        bump(&mut host, &session, round as u64 + 1).await;
+    }
+    let grown = rss_bytes().saturating_sub(before);
+    assert!(grown < 100 << 20, "the server grew by {} MB", grown >> 20);
+    assert!(
+        !host
+            .log
+            .iter()
+            .any(|v| ["big", "many", "should_not_arrive"]
+                .contains(&v["name"].as_str().unwrap_or(""))),
+        "nothing of a refused call was sent"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_over_its_limit_is_an_error_and_members_keep_their_last_view() {
+    let server = TestServer::with_games(&[("limits.lua", LIMITS)]).await;
+    let (mut host, session) = host(&server, "limits").await;
+    let code = host.log[0]["code"].as_str().unwrap().to_owned();
+    let mut ana = server.client().await;
+    ana.join(&code, "Ana").await;
+    bump(&mut host, &session, 1).await;
+    ana.wait_view(&session, |v| v["count"] == 1).await;
+    let before = rss_bytes();
+
+    event(&server, &session, "big_view").await;
+    let e = host
+        .recv_until(|v| v["type"] == "error" && v["code"] == "script_error")
+        .await;
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("limits.lua: view: the view for ")
+            && message.ends_with(" is 5.0 MB; a view may be at most 256 KiB"),
+        "{message}"
+    );
+    // While the view is too big, actions work and nobody gets a broken view.
+    let ack = host.act(&session, "bump", json!({})).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    event(&server, &session, "small_view").await;
+    host.wait_view(&session, |v| v["count"] == 2).await;
+    ana.wait_view(&session, |v| v["count"] == 2).await;
+    for c in [&host, &ana] {
+        assert!(
+            !c.log
+                .iter()
+                .any(|v| v["type"] == "view" && v["patch"].get("big").is_some()),
+            "an oversized view was sent"
+        );
+    }
+    let grown = rss_bytes().saturating_sub(before);
+    assert!(grown < 100 << 20, "the server grew by {} MB", grown >> 20);
     server.stop().await;
 }

@@ -35,6 +35,13 @@ pub struct Limits {
     pub cpu_time: Duration,
     /// Bytes the whole state may allocate.
     pub memory_bytes: usize,
+    /// Largest message (`ctx.broadcast`, `ctx.send`, a timer's data), in
+    /// bytes of JSON: the size of the largest frame a client may send.
+    pub message_bytes: usize,
+    /// Most bytes of messages, timers and results one handler call may emit.
+    pub call_output_bytes: usize,
+    /// Largest view one member may be sent, in bytes of JSON.
+    pub view_bytes: usize,
 }
 
 impl Default for Limits {
@@ -43,6 +50,9 @@ impl Default for Limits {
             cpu_units: 20_000_000,
             cpu_time: Duration::from_millis(250),
             memory_bytes: 16 << 20,
+            message_bytes: 64 << 10,
+            call_output_bytes: 1 << 20,
+            view_bytes: 256 << 10,
         }
     }
 }
@@ -243,7 +253,7 @@ fn bill_library_calls(lua: &Lua) -> mlua::Result<()> {
 
 /// Where the script is running, as `file:line: `: the innermost frame that
 /// is not one of the sandbox's own wrappers.
-fn script_location(lua: &Lua) -> Option<String> {
+pub(crate) fn script_location(lua: &Lua) -> Option<String> {
     (0..8).find_map(|level| {
         lua.inspect_stack(level, |frame| {
             let line = frame.current_line().filter(|&l| l > 0)?;
@@ -278,6 +288,24 @@ pub fn describe(err: &mlua::Error) -> String {
         }
         mlua::Error::ExternalError(e) => e.to_string(),
         other => first_line(&other.to_string()),
+    }
+}
+
+/// A size for an error message: `5.0 MB`, `70.2 kB`, `120 bytes`.
+pub fn size_text(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1e6),
+        b if b >= 1_000 => format!("{:.1} kB", b as f64 / 1e3),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// A limit for an error message: `64 KiB`, `1 MiB`.
+pub fn limit_text(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
     }
 }
 

@@ -307,6 +307,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
             )
         })?
         .to_bytes();
+    crate::protocol::check_depth(&body)?;
     serde_json::from_slice(&body).map_err(|e| {
         let code = if e.is_syntax() || e.is_eof() {
             ErrorCode::BadJson

@@ -93,13 +93,19 @@ pub struct Config {
     /// comma-separated; loopback addresses are always trusted.
     #[arg(long, env = "RECESS_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
+    /// Wall-clock time per handler call, in ms, on top of the instruction
+    /// budget: what bounds work done inside library functions.
+    #[arg(long, env = "RECESS_CPU_BUDGET_MS", default_value_t = 250)]
+    pub cpu_budget_ms: u64,
 }
 
 impl Config {
     pub fn limits(&self) -> Limits {
         Limits {
             cpu_units: self.cpu_budget_m.saturating_mul(1_000_000).max(100_000),
+            cpu_time: Duration::from_millis(self.cpu_budget_ms.max(10)),
             memory_bytes: self.session_memory_mb.max(1) << 20,
+            ..Limits::default()
         }
     }
 
@@ -139,6 +145,7 @@ impl Config {
             frame_rate: 20,
             frame_burst: 40,
             trusted_proxies: Vec::new(),
+            cpu_budget_ms: 250,
         }
     }
 }

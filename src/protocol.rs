@@ -61,12 +61,52 @@ pub enum ClientFrame {
     },
 }
 
+/// The one nesting limit for data, wherever it comes from or goes: a client
+/// frame's values (`data`, `params`, REST bodies), the game state, views and
+/// `ctx` data. Far above what a game needs, and well under serde_json's
+/// own limit (128), so anything accepted here can be stored and read back.
+pub const MAX_DEPTH: usize = 64;
+
+/// Refuses JSON text whose values nest deeper than [`MAX_DEPTH`] (the frame's
+/// own object is one level more). One pass over the bytes, before parsing;
+/// text that is not JSON is left for the parser to report.
+pub fn check_depth(text: &[u8]) -> Result<(), ProtocolError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in text {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_DEPTH + 1 {
+                    return Err(ProtocolError::new(
+                        ErrorCode::BadFrame,
+                        format!("the frame's data nests deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 const CLIENT_TYPES: [&str; 6] = ["host", "join", "resume", "action", "leave", "ping"];
 
 impl ClientFrame {
     /// Parses one text frame, telling bad JSON, unknown types and bad fields apart
     /// so the client gets an error it can act on.
     pub fn parse(text: &str) -> Result<ClientFrame, ProtocolError> {
+        check_depth(text.as_bytes())?;
         match serde_json::from_str::<ClientFrame>(text) {
             Ok(frame) => Ok(frame),
             Err(e) if e.is_syntax() || e.is_eof() => Err(ProtocolError::new(
@@ -530,6 +570,27 @@ mod tests {
             ClientFrame::parse("[1]").unwrap_err().code,
             ErrorCode::BadFrame
         );
+    }
+
+    #[test]
+    fn frames_nested_deeper_than_the_limit_are_refused() {
+        let frame = |levels: usize| {
+            format!(
+                r#"{{"type":"action","session":"s1","name":"a","data":{}1{}}}"#,
+                "[".repeat(levels),
+                "]".repeat(levels)
+            )
+        };
+        assert!(ClientFrame::parse(&frame(MAX_DEPTH)).is_ok());
+        let e = ClientFrame::parse(&frame(MAX_DEPTH + 1)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadFrame);
+        assert!(e.message.contains("deeper than 64"), "{}", e.message);
+        // Brackets inside strings (and escaped quotes) are not nesting.
+        let text = format!(
+            r#"{{"type":"action","session":"s1","name":"a","data":"\"{}"}}"#,
+            "[".repeat(200)
+        );
+        assert!(ClientFrame::parse(&text).is_ok());
     }
 
     #[test]

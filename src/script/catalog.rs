@@ -402,7 +402,7 @@ fn validate(rules: Rules, limits: Limits) -> Result<Rules, String> {
     let (title, max_players) = {
         let budget = CallBudget::new();
         let lua = sandbox::new_state(limits, budget.clone()).map_err(|e| sandbox::describe(&e))?;
-        budget.reset(limits.cpu_units);
+        budget.reset(limits.cpu_units, limits.cpu_time);
         let table = load_game_table(&lua, &rules)?;
         check_game_table(&table, &rules.main.chunk_name)?
     };

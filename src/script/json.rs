@@ -27,28 +27,80 @@
 //! walk (raw access, no metamethods, no string coercion), so no Lua error can
 //! unwind through it, and no Lua code runs.
 
+use std::cell::Cell;
 use std::ffi::c_int;
 
 use mlua::{Lua, LuaSerdeExt, Value, ffi};
 use serde_json::{Map, Number, Value as Json};
 
 /// Tables nested deeper than this are refused; a table that contains itself
-/// is caught here.
-pub const MAX_DEPTH: usize = 100;
+/// is caught here. The one limit of `protocol`, so what a game can emit or
+/// keep is exactly what a frame may carry.
+pub use crate::protocol::MAX_DEPTH;
+
+/// A conversion that came out over its size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooBig {
+    /// About how many bytes of JSON the value would have made.
+    pub bytes: usize,
+}
+
+/// What a capped conversion can end in.
+#[derive(Debug)]
+pub enum SizedError {
+    /// The value is larger than the cap (it was measured, not built).
+    TooBig(TooBig),
+    /// The value cannot be JSON, or Lua failed.
+    Lua(mlua::Error),
+}
+
+impl From<mlua::Error> for SizedError {
+    fn from(e: mlua::Error) -> Self {
+        SizedError::Lua(e)
+    }
+}
 
 /// Converts `value` to JSON by the rules in the module doc.
 pub fn lua_to_json(lua: &Lua, value: Value) -> mlua::Result<Json> {
+    match lua_to_json_sized(lua, value, usize::MAX) {
+        Ok((json, _)) => Ok(json),
+        Err(SizedError::Lua(e)) => Err(e),
+        Err(SizedError::TooBig(_)) => Err(mlua::Error::runtime("the value is too large")),
+    }
+}
+
+/// Converts `value` to JSON, with about how many bytes its JSON text has
+/// (strings and keys exactly, other values approximately). Once that passes
+/// `cap` the walk only measures, building nothing, and ends in `TooBig`.
+pub fn lua_to_json_sized(lua: &Lua, value: Value, cap: usize) -> Result<(Json, usize), SizedError> {
     let mut out: Result<Json, String> = Err(String::new());
+    let walker_size = Cell::new(0);
     // SAFETY: the walk reads the two arguments `exec_raw` pushed (the value
     // at 1, the array metatable at 2) with functions that never raise a Lua
     // error, and checks the stack before every push; `exec_raw` restores the
     // stack afterwards.
     unsafe {
         lua.exec_raw::<()>((value, lua.array_metatable()), |state| {
-            out = Walker { state, array_mt: 2 }.convert(1, 0);
+            let walker = Walker {
+                state,
+                array_mt: 2,
+                size: Cell::new(0),
+                cap,
+            };
+            out = walker.convert(1, 0);
+            walker_size.set(walker.size.get());
         })?;
     }
-    out.map_err(mlua::Error::runtime)
+    finish(out, walker_size.get(), cap)
+}
+
+fn finish(out: Result<Json, String>, size: usize, cap: usize) -> Result<(Json, usize), SizedError> {
+    // Over the cap, what was built is partial: only the size counts.
+    if size > cap {
+        return Err(SizedError::TooBig(TooBig { bytes: size }));
+    }
+    let json = out.map_err(|e| SizedError::Lua(mlua::Error::runtime(e)))?;
+    Ok((json, size))
 }
 
 /// Calls `f(arg, fields)`, where `fields` becomes a fresh table of string
@@ -65,8 +117,10 @@ pub fn call_to_json(
     f: &mlua::Function,
     arg: &Value,
     fields: &[(&std::ffi::CStr, &str)],
-) -> mlua::Result<Json> {
+    cap: usize,
+) -> Result<Json, SizedError> {
     let mut out: Result<Json, String> = Err(String::new());
+    let walker_size = Cell::new(0);
     // SAFETY: the closure runs inside `exec_raw`'s protected call, with `f`
     // at 1, `arg` at 2 and the array metatable at 3. A Lua error (memory, or
     // `f` failing and being raised again) unwinds out of the closure only at
@@ -89,28 +143,49 @@ pub fn call_to_json(
             if ffi::lua_pcall(l, 2, 1, 0) != ffi::LUA_OK {
                 ffi::lua_error(l);
             }
-            out = Walker {
+            let walker = Walker {
                 state: l,
                 array_mt: 3,
-            }
-            .convert(ffi::lua_gettop(l), 0);
+                size: Cell::new(0),
+                cap,
+            };
+            out = walker.convert(ffi::lua_gettop(l), 0);
+            walker_size.set(walker.size.get());
         })?;
     }
-    out.map_err(mlua::Error::runtime)
+    finish(out, walker_size.get(), cap).map(|(json, _)| json)
 }
 
 struct Walker {
     state: *mut ffi::lua_State,
     /// Stack index of the array metatable.
     array_mt: c_int,
+    /// About how many bytes of JSON text the values walked so far make.
+    size: Cell<usize>,
+    /// Past this size nothing more is built, only measured.
+    cap: usize,
 }
 
+/// What a number, `true`, `false` or `null` adds to the size, about.
+const SCALAR_BYTES: usize = 6;
+
 impl Walker {
+    /// Counts `bytes` more; whether the walk is still within its cap.
+    fn add(&self, bytes: usize) -> bool {
+        let size = self.size.get().saturating_add(bytes);
+        self.size.set(size);
+        size <= self.cap
+    }
+
     /// Converts the value at absolute stack index `idx`.
     unsafe fn convert(&self, idx: c_int, depth: usize) -> Result<Json, String> {
         let l = self.state;
         unsafe {
-            match ffi::lua_type(l, idx) {
+            let kind = ffi::lua_type(l, idx);
+            if kind != ffi::LUA_TSTRING && kind != ffi::LUA_TTABLE {
+                self.add(SCALAR_BYTES);
+            }
+            match kind {
                 ffi::LUA_TNIL => Ok(Json::Null),
                 ffi::LUA_TBOOLEAN => Ok(Json::Bool(ffi::lua_toboolean(l, idx) != 0)),
                 ffi::LUA_TNUMBER => {
@@ -124,7 +199,14 @@ impl Walker {
                         Ok(float(ffi::lua_tonumberx(l, idx, std::ptr::null_mut())))
                     }
                 }
-                ffi::LUA_TSTRING => self.string(idx).map(|s| Json::String(s.to_owned())),
+                ffi::LUA_TSTRING => {
+                    let s = self.string(idx)?;
+                    if self.add(s.len() + 3) {
+                        Ok(Json::String(s.to_owned()))
+                    } else {
+                        Ok(Json::Null)
+                    }
+                }
                 ffi::LUA_TLIGHTUSERDATA if ffi::lua_touserdata(l, idx).is_null() => Ok(Json::Null),
                 ffi::LUA_TTABLE => self.table(idx, depth),
                 ffi::LUA_TFUNCTION => Err("a function cannot be turned into JSON".into()),
@@ -160,6 +242,7 @@ impl Walker {
             if ffi::lua_checkstack(l, 4) == 0 {
                 return Err("tables nested too deep for the Lua stack".into());
             }
+            self.add(2);
             if ffi::lua_getmetatable(l, idx) != 0 {
                 let is_list = ffi::lua_rawequal(l, -1, self.array_mt) != 0;
                 ffi::lua_pop(l, 1);
@@ -170,7 +253,10 @@ impl Walker {
                         ffi::lua_rawgeti(l, idx, i as ffi::lua_Integer);
                         let item = self.convert(ffi::lua_gettop(l), depth + 1);
                         ffi::lua_pop(l, 1);
-                        items.push(item?);
+                        let item = item?;
+                        if self.size.get() <= self.cap {
+                            items.push(item);
+                        }
                     }
                     return Ok(Json::Array(items));
                 }
@@ -186,9 +272,13 @@ impl Walker {
                         if !list.is_empty() {
                             return Err(mixed());
                         }
-                        let key = self.string(key_at)?.to_owned();
+                        let key = self.string(key_at)?;
+                        let fits = self.add(key.len() + 3);
+                        let key = if fits { key.to_owned() } else { String::new() };
                         let value = self.convert(value_at, depth + 1)?;
-                        map.insert(key, value);
+                        if self.size.get() <= self.cap {
+                            map.insert(key, value);
+                        }
                     }
                     ffi::LUA_TNUMBER => {
                         if !map.is_empty() {
@@ -203,7 +293,9 @@ impl Walker {
                             return Err(not_a_list());
                         };
                         let value = self.convert(value_at, depth + 1)?;
-                        list.push((position, value));
+                        if self.size.get() <= self.cap {
+                            list.push((position, value));
+                        }
                     }
                     other => {
                         let name = std::ffi::CStr::from_ptr(ffi::lua_typename(l, other));

@@ -23,6 +23,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use mlua::{Function, Lua, LuaString, MultiValue, Table, Value};
 
@@ -135,30 +136,59 @@ impl From<PatternError> for MatchError {
 pub struct Meter {
     allowance: u64,
     left: u64,
+    /// When the handler call's time is up, if it has a clock.
+    deadline: Option<Instant>,
+    /// `left` at (or below) which the clock is read next.
+    check_at: u64,
 }
+
+/// Steps between two looks at the clock (some tens of microseconds).
+const CLOCK_EVERY_STEPS: u64 = 16 * 1024;
 
 impl Meter {
     /// A meter that allows `allowance` units.
     pub fn new(allowance: u64) -> Self {
+        Self::with_deadline(allowance, None)
+    }
+
+    /// A meter that allows `allowance` units until `deadline`.
+    pub fn with_deadline(allowance: u64, deadline: Option<Instant>) -> Self {
         Self {
             allowance,
             left: allowance,
+            deadline,
+            check_at: allowance.saturating_sub(CLOCK_EVERY_STEPS),
         }
     }
 
-    /// Spends `units`, failing once the allowance does not cover them (what
-    /// was left is then counted as used).
+    /// Spends `units`, failing once the allowance does not cover them or the
+    /// time is up (what was left is then counted as used).
     #[inline]
     pub fn charge(&mut self, units: u64) -> Result<(), MatchError> {
         match self.left.checked_sub(units) {
             Some(left) => {
                 self.left = left;
+                if left < self.check_at {
+                    return self.check_clock();
+                }
                 Ok(())
             }
             None => {
                 self.left = 0;
                 Err(MatchError::Budget)
             }
+        }
+    }
+
+    #[cold]
+    fn check_clock(&mut self) -> Result<(), MatchError> {
+        self.check_at = self.left.saturating_sub(CLOCK_EVERY_STEPS);
+        match self.deadline {
+            Some(deadline) if Instant::now() > deadline => {
+                self.left = 0;
+                Err(MatchError::Budget)
+            }
+            _ => Ok(()),
         }
     }
 
@@ -791,7 +821,7 @@ impl<'l> Billing<'l> {
     fn start(lua: &'l Lua) -> Self {
         Self {
             lua,
-            meter: Meter::new(allowance(lua)),
+            meter: Meter::with_deadline(allowance(lua), budget::deadline(lua)),
         }
     }
 
@@ -806,7 +836,7 @@ impl<'l> Billing<'l> {
     /// replacement function has spent part of the budget.
     fn renew(&mut self) -> mlua::Result<()> {
         self.settle()?;
-        self.meter = Meter::new(allowance(self.lua));
+        self.meter = Meter::with_deadline(allowance(self.lua), budget::deadline(self.lua));
         Ok(())
     }
 
@@ -1123,6 +1153,8 @@ impl<'l> Output<'l> {
 
     fn flush_if_full(&mut self) -> mlua::Result<()> {
         if self.block.len() >= Self::BLOCK {
+            // Copying the result is work too: a block's worth, like `string.rep`.
+            budget::charge(self.lua, (Self::BLOCK / 64) as u64)?;
             self.done.push(self.lua.create_string(&self.block)?);
             self.block.clear();
         }
@@ -1891,7 +1923,7 @@ mod tests {
         let lua = Lua::new();
         install(&lua).expect("install");
         let budget = CallBudget::new();
-        budget.reset(units);
+        budget.reset(units, std::time::Duration::from_secs(3600));
         lua.set_app_data(Arc::clone(&budget));
         (lua, budget)
     }

@@ -16,6 +16,7 @@
 //! - `setmetatable` refusing `__gc`, so no script code runs outside a metered call.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
@@ -30,15 +31,28 @@ const HOOK_EVERY: u32 = 1000;
 pub struct Limits {
     /// Budget units (VM instructions + pattern steps) one handler call may spend.
     pub cpu_units: u64,
+    /// Wall-clock time one handler call may run, whatever it spends it on.
+    pub cpu_time: Duration,
     /// Bytes the whole state may allocate.
     pub memory_bytes: usize,
+    /// Largest message (`ctx.broadcast`, `ctx.send`, a timer's data), in
+    /// bytes of JSON: the size of the largest frame a client may send.
+    pub message_bytes: usize,
+    /// Most bytes of messages, timers and results one handler call may emit.
+    pub call_output_bytes: usize,
+    /// Largest view one member may be sent, in bytes of JSON.
+    pub view_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             cpu_units: 20_000_000,
+            cpu_time: Duration::from_millis(250),
             memory_bytes: 16 << 20,
+            message_bytes: 64 << 10,
+            call_output_bytes: 1 << 20,
+            view_bytes: 256 << 10,
         }
     }
 }
@@ -66,6 +80,9 @@ pub fn new_state(limits: Limits, budget: Arc<CallBudget>) -> mlua::Result<Lua> {
     let math: Table = globals.get("math")?;
     math.raw_set("randomseed", Value::Nil)?;
 
+    super::pattern::install(&lua)?;
+    bill_library_calls(&lua)?;
+
     for name in ["pcall", "xpcall"] {
         let original: Function = globals.get(name)?;
         let wrapped = lua.create_function(move |lua, args: MultiValue| {
@@ -92,27 +109,159 @@ pub fn new_state(limits: Limits, budget: Arc<CallBudget>) -> mlua::Result<Lua> {
     globals.raw_set("setmetatable", guarded)?;
     globals.raw_set("null", Value::NULL)?;
 
-    super::pattern::install(&lua)?;
-
     lua.set_app_data(budget);
     lua.set_hook(
         HookTriggers::new().every_nth_instruction(HOOK_EVERY),
-        |lua, debug| {
+        |lua, _| {
             if budget::charge(lua, u64::from(HOOK_EVERY)).is_ok() {
                 return Ok(VmState::Continue);
             }
-            let source = debug.source();
-            let file = source.short_src.as_deref().unwrap_or("?");
-            match debug.current_line() {
-                Some(line) => Err(mlua::Error::runtime(format!(
-                    "{file}:{line}: {BUDGET_MESSAGE}"
-                ))),
-                None => Err(mlua::Error::runtime(BUDGET_MESSAGE)),
-            }
+            let at = script_location(lua).unwrap_or_default();
+            Err(mlua::Error::runtime(format!("{at}{BUDGET_MESSAGE}")))
         },
     )?;
     lua.set_memory_limit(limits.memory_bytes)?;
     Ok(lua)
+}
+
+/// Wraps the library functions whose work in C grows with their arguments,
+/// so each call is charged by size before it runs (the hook never sees
+/// inside a C function). A unit is about one VM instruction's time: a
+/// comparison of `table.sort` is 2 units, moving an element 1, a byte
+/// transformed (`upper`, `lower`, `reverse`, `utf8.len`) 1/16, a byte copied
+/// (`rep`, `format`, `concat`) 1/64. Each charge is also a look at the clock.
+///
+/// A wrapper calls the original through `pcall` and raises its error again
+/// at the script's line (`error(e, 2)` from a tail-called `pass`), so
+/// `bad argument` errors still name the script's file and line; errors that
+/// already carry a position (from a comparator) or are not strings pass
+/// through as they are.
+const BILLED_LIBRARY: &str = r##"
+local charge, budget_error = ...
+local type, rawlen, rawget, tonumber, select, error, pcall =
+  type, rawlen, rawget, tonumber, select, error, pcall
+local floor, log, find = math.floor, math.log, string.find
+local function bill(units)
+  if units >= 256 and not charge(floor(units)) then error(budget_error, 3) end
+end
+local function size(s) if type(s) == "string" then return #s end return 0 end
+local function pass(ok, ...)
+  if ok then return ... end
+  local e = ...
+  if type(e) == "string" and e ~= "not enough memory" and not find(e, "^[^:\n]*:%d+: ") then
+    error(e, 2)
+  end
+  error(e, 0)
+end
+
+local sort, concat, insert, remove, move, unpack =
+  table.sort, table.concat, table.insert, table.remove, table.move, table.unpack
+table.sort = function(t, comp)
+  if type(t) == "table" then
+    local n = rawlen(t)
+    if n > 8 then bill(2 * n * (log(n, 2) + 1)) end
+  end
+  return pass(pcall(sort, t, comp))
+end
+table.concat = function(t, sep, i, j)
+  if type(t) == "table" then
+    local first, last = tonumber(i) or 1, tonumber(j) or rawlen(t)
+    local bytes, step = 0, size(sep)
+    for k = first, last do
+      local v = rawget(t, k)
+      if v == nil then break end
+      bytes = bytes + size(v) + step
+    end
+    bill(bytes / 64)
+  end
+  return pass(pcall(concat, t, sep, i, j))
+end
+table.insert = function(t, ...)
+  if select("#", ...) >= 2 and type(t) == "table" then
+    bill(rawlen(t) - (tonumber((...)) or 0))
+  end
+  return pass(pcall(insert, t, ...))
+end
+table.remove = function(t, ...)
+  if select("#", ...) >= 1 and type(t) == "table" then
+    bill(rawlen(t) - (tonumber((...)) or 0))
+  end
+  return pass(pcall(remove, t, ...))
+end
+table.move = function(a1, f, e, ...)
+  bill((tonumber(e) or 0) - (tonumber(f) or 0))
+  return pass(pcall(move, a1, f, e, ...))
+end
+table.unpack = function(t, i, j)
+  if type(t) == "table" then bill((tonumber(j) or rawlen(t)) - (tonumber(i) or 1)) end
+  return pass(pcall(unpack, t, i, j))
+end
+
+local rep, format, upper, lower, reverse, byte =
+  string.rep, string.format, string.upper, string.lower, string.reverse, string.byte
+string.rep = function(s, n, ...)
+  local count = tonumber(n) or 0
+  if count > 0 then bill(count * (size(s) + size((...))) / 64) end
+  return pass(pcall(rep, s, n, ...))
+end
+string.format = function(fmt, ...)
+  local bytes = size(fmt)
+  for k = 1, select("#", ...) do bytes = bytes + size((select(k, ...))) end
+  bill(bytes / 64)
+  return pass(pcall(format, fmt, ...))
+end
+string.upper = function(s) bill(size(s) / 16) return pass(pcall(upper, s)) end
+string.lower = function(s) bill(size(s) / 16) return pass(pcall(lower, s)) end
+string.reverse = function(s) bill(size(s) / 16) return pass(pcall(reverse, s)) end
+string.byte = function(s, i, ...)
+  if select("#", ...) > 0 then bill(size(s) / 4) end
+  return pass(pcall(byte, s, i, ...))
+end
+
+local len, codepoint, offset = utf8.len, utf8.codepoint, utf8.offset
+utf8.len = function(s, ...) bill(size(s) / 16) return pass(pcall(len, s, ...)) end
+utf8.codepoint = function(s, i, ...)
+  if select("#", ...) > 0 then bill(size(s) / 4) end
+  return pass(pcall(codepoint, s, i, ...))
+end
+utf8.offset = function(s, ...) bill(size(s) / 16) return pass(pcall(offset, s, ...)) end
+"##;
+
+/// The chunk name of [`BILLED_LIBRARY`]: errors are reported at the
+/// script's line instead.
+const LIBRARY_CHUNK: &str = "sandbox";
+
+fn bill_library_calls(lua: &Lua) -> mlua::Result<()> {
+    // The originals stay listed as loaded modules (out of the scripts'
+    // reach), where Lua finds a function's name for "bad argument" errors.
+    let loaded: Table = lua.named_registry_value("_LOADED")?;
+    for name in ["table", "string", "utf8"] {
+        let library: Table = lua.globals().get(name)?;
+        let originals = lua.create_table()?;
+        for pair in library.pairs::<Value, Value>() {
+            let (k, v) = pair?;
+            originals.raw_set(k, v)?;
+        }
+        loaded.raw_set(name, originals)?;
+    }
+    let charge = lua.create_function(|lua, units: u64| Ok(budget::charge(lua, units).is_ok()))?;
+    lua.load(BILLED_LIBRARY)
+        .set_name(format!("={LIBRARY_CHUNK}"))
+        .set_mode(mlua::chunk::ChunkMode::Text)
+        .call::<()>((charge, BUDGET_MESSAGE))
+}
+
+/// Where the script is running, as `file:line: `: the innermost frame that
+/// is not one of the sandbox's own wrappers.
+pub(crate) fn script_location(lua: &Lua) -> Option<String> {
+    (0..8).find_map(|level| {
+        lua.inspect_stack(level, |frame| {
+            let line = frame.current_line().filter(|&l| l > 0)?;
+            let file = frame.source().short_src?.into_owned();
+            (file != LIBRARY_CHUNK).then(|| format!("{file}:{line}: "))
+        })
+        .flatten()
+    })
 }
 
 /// Turns an mlua error into the one line an educator reads:
@@ -122,6 +271,10 @@ pub fn describe(err: &mlua::Error) -> String {
         mlua::Error::CallbackError { cause, .. } => describe(cause),
         mlua::Error::WithContext { cause, .. } => describe(cause),
         mlua::Error::SyntaxError { message, .. } => message.clone(),
+        // A memory error raised again by a library wrapper is a plain string.
+        mlua::Error::RuntimeError(message) if message.ends_with("not enough memory") => {
+            describe(&mlua::Error::MemoryError(String::new()))
+        }
         mlua::Error::RuntimeError(message) => first_line(message),
         mlua::Error::MemoryError(_) => {
             "not enough memory: the game went over its session memory budget".to_owned()
@@ -135,6 +288,24 @@ pub fn describe(err: &mlua::Error) -> String {
         }
         mlua::Error::ExternalError(e) => e.to_string(),
         other => first_line(&other.to_string()),
+    }
+}
+
+/// A size for an error message: `5.0 MB`, `70.2 kB`, `120 bytes`.
+pub fn size_text(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1e6),
+        b if b >= 1_000 => format!("{:.1} kB", b as f64 / 1e3),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// A limit for an error message: `64 KiB`, `1 MiB`.
+pub fn limit_text(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
     }
 }
 
@@ -162,7 +333,7 @@ mod tests {
     }
 
     fn run(lua: &Lua, budget: &CallBudget, code: &str) -> Result<(), String> {
-        budget.reset(Limits::default().cpu_units);
+        budget.reset(Limits::default().cpu_units, Limits::default().cpu_time);
         lua.load(code)
             .set_name("=probe.lua")
             .set_mode(mlua::chunk::ChunkMode::Text)
@@ -219,9 +390,9 @@ mod tests {
     #[test]
     fn memory_bombs_are_stopped() {
         let (lua, budget) = sandbox();
-        // Lua refuses this one itself ("resulting string too large")...
+        // Refused before it runs: copying 2 GiB is over the CPU budget...
         let err = run(&lua, &budget, "local s = string.rep('x', 2^31)").unwrap_err();
-        assert!(err.contains("memory") || err.contains("too large"), "{err}");
+        assert!(err.contains(BUDGET_MESSAGE), "{err}");
         // ...and the memory limit stops one just under that.
         let err = run(&lua, &budget, "local s = string.rep('x', 2^30)").unwrap_err();
         assert!(err.contains("memory"), "{err}");
@@ -233,6 +404,84 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("memory"), "{err}");
         run(&lua, &budget, "local s = ('x'):rep(10)").unwrap();
+    }
+
+    #[test]
+    fn work_inside_library_calls_is_charged_and_stopped_in_time() {
+        let (lua, budget) = sandbox();
+        for probe in [
+            "local t = {} for i = 1, 2e5 do t[i] = (i * 7919) % 200003 end for i = 1, 1e9 do table.sort(t) end",
+            "local t = {} for i = 1, 2e5 do t[i] = 'ab' end for i = 1, 1e9 do table.concat(t) end",
+            "local t = {} for i = 1, 2e5 do t[i] = i end for i = 1, 1e9 do table.insert(t, 1, i) end",
+            "local s = ('x'):rep(4e6) for i = 1, 1e9 do s:upper() end",
+            "for i = 1, 1e9 do local s = ('x'):rep(4e6) end",
+            "local s = ('x'):rep(4e6) for i = 1, 1e9 do local x = s .. s end",
+            "local s = ('x'):rep(1e5) for i = 1, 1e9 do s:gsub('x', 'yy') end",
+            // One call too big for the whole budget is refused before it runs.
+            "local t = {} for i = 1, 5e5 do t[i] = i end table.sort(t)",
+        ] {
+            let started = std::time::Instant::now();
+            let err = run(&lua, &budget, probe).unwrap_err();
+            assert!(err.contains(BUDGET_MESSAGE), "{probe}: {err}");
+            // The metered matcher reports no line; everything else does.
+            assert!(
+                err.starts_with("probe.lua:1: ") || probe.contains("gsub"),
+                "{probe}: {err}"
+            );
+            let took = started.elapsed();
+            assert!(took < Duration::from_millis(1500), "{probe}: {took:?}");
+        }
+    }
+
+    #[test]
+    fn billed_library_calls_behave_and_fail_as_before() {
+        let (lua, budget) = sandbox();
+        run(
+            &lua,
+            &budget,
+            r##"
+            assert(table.concat({1, 2, "x"}, ",") == "1,2,x")
+            assert(("ab"):rep(3, "-") == "ab-ab-ab" and ("ab"):rep(0) == "")
+            assert(select("#", table.unpack({1, 2, 3})) == 3)
+            assert(("xÉ"):upper() == "XÉ" and string.lower("AB") == "ab")
+            assert(string.format("%s=%d", "a", 3) == "a=3")
+            assert(utf8.len("héllo") == 5 and utf8.len("\xff") == nil)
+            local t = {3, 1, 2}
+            table.sort(t, function(a, b) return a > b end)
+            assert(t[1] == 3 and t[3] == 1)
+            assert(table.remove(t, 1) == 3 and table.remove(t) == 1 and #t == 1)
+            table.insert(t, 1, 0)
+            assert(t[1] == 0 and t[2] == 2)
+            assert(select("#", ("abc"):byte(1, -1)) == 3)
+            "##,
+        )
+        .unwrap();
+        for (probe, want) in [
+            (
+                "table.sort(nil)",
+                "probe.lua:1: bad argument #1 to 'table.sort'",
+            ),
+            (
+                "local s = 'x'\ns:rep(nil)",
+                "probe.lua:2: bad argument #2 to 'string.rep'",
+            ),
+            (
+                "utf8.len(nil)",
+                "probe.lua:1: bad argument #1 to 'utf8.len'",
+            ),
+            (
+                "table.concat({{}})",
+                "probe.lua:1: invalid value (table) at index 1",
+            ),
+            // An error from the script's own comparator keeps its position.
+            (
+                "local t = {3, 1, 2}\ntable.sort(t, function(a, b)\nerror('cmp') end)",
+                "probe.lua:3: cmp",
+            ),
+        ] {
+            let err = run(&lua, &budget, probe).unwrap_err();
+            assert!(err.starts_with(want), "{probe}: {err}");
+        }
     }
 
     #[test]

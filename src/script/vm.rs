@@ -19,13 +19,15 @@ use serde_json::Value as Json;
 use super::budget::CallBudget;
 use super::catalog::{Rules, load_game_table};
 use super::copy::deep_copy;
-use super::json::{call_to_json, lua_to_json};
+use super::json::{SizedError, call_to_json, lua_to_json, lua_to_json_sized};
 use super::sandbox::{self, Limits};
 
 /// Longest delay `ctx.after` accepts (a week), so timers always fit a snapshot.
 const MAX_TIMER_MS: i64 = 7 * 24 * 3600 * 1000;
 /// `ctx.log` lines one call may write, so a looping script cannot flood the log.
 const MAX_LOG_LINES: u32 = 50;
+/// A log line's length, and the most of a table `ctx.log` converts to show.
+const MAX_LOG_BYTES: usize = 1000;
 
 /// A member as the rules see it.
 #[derive(Debug, Clone)]
@@ -105,6 +107,10 @@ struct CallScope {
     rng: SplitMix64,
     next_timer: u64,
     log_lines: u32,
+    /// Bytes of messages, timers and results this call has emitted.
+    emitted: usize,
+    /// The state's limits on what a call may emit.
+    limits: Limits,
     /// For log lines.
     session: String,
 }
@@ -126,6 +132,11 @@ pub struct GameVm {
     game: Table,
     /// The session state (what `init` returned, changed by handlers).
     state: Value,
+    /// The state as JSON after the last successful handler call: every call
+    /// must leave a state that can be saved, so it is converted then, and the
+    /// next snapshot takes it instead of converting again.
+    saved: Option<Json>,
+    /// The table of `ctx` functions every handler gets.
     ctx: Table,
 }
 
@@ -148,10 +159,12 @@ impl GameVm {
             rng: SplitMix64(counters.rng),
             next_timer: counters.next_timer,
             log_lines: 0,
+            emitted: 0,
+            limits,
             session: session.to_owned(),
         });
         let ctx = make_ctx(&lua).map_err(script_error)?;
-        budget.reset(limits.cpu_units);
+        budget.reset(limits.cpu_units, limits.cpu_time);
         let game = load_game_table(&lua, &rules).map_err(|message| ScriptError { message })?;
         // Setting up the sandbox and compiling the game leave garbage (the
         // parser's buffers, replaced library functions) that an idle session
@@ -164,6 +177,7 @@ impl GameVm {
             rules,
             game,
             state: Value::Nil,
+            saved: None,
             ctx,
         })
     }
@@ -202,7 +216,8 @@ impl GameVm {
     /// new version's `migrate(state)` if it has one. On error the old version
     /// keeps running.
     pub fn upgrade(&mut self, rules: Arc<Rules>) -> Result<(), ScriptError> {
-        self.budget.reset(self.limits.cpu_units);
+        self.budget
+            .reset(self.limits.cpu_units, self.limits.cpu_time);
         let game = match load_game_table(&self.lua, &rules) {
             Ok(g) => g,
             Err(message) => {
@@ -226,7 +241,9 @@ impl GameVm {
             return Ok(());
         };
         let backup = self.backup()?;
-        self.budget.reset(self.limits.cpu_units);
+        self.budget
+            .reset(self.limits.cpu_units, self.limits.cpu_time);
+        self.saved = None;
         match migrate.call::<Value>(self.state.clone()) {
             Ok(Value::Table(t)) => self.state = Value::Table(t),
             Ok(_) => {}
@@ -253,12 +270,17 @@ impl GameVm {
     /// Replaces the state with one read back from a snapshot.
     pub fn restore_state(&mut self, state: &Json) -> Result<(), ScriptError> {
         self.state = self.to_lua(state)?;
+        self.saved = None;
         Ok(())
     }
 
-    /// The state as JSON, for snapshots.
-    pub fn state_json(&self) -> Result<Json, ScriptError> {
-        self.to_json(self.state.clone())
+    /// The state as JSON, for a snapshot: what the last handler call left
+    /// (converted when it returned), or converted now.
+    pub fn take_state_json(&mut self) -> Result<Json, ScriptError> {
+        match self.saved.take() {
+            Some(json) => Ok(json),
+            None => self.to_json(self.state.clone()),
+        }
     }
 
     pub fn join(&mut self, player: &PlayerInfo, now_ms: i64) -> Result<CallOutcome, ScriptError> {
@@ -338,9 +360,31 @@ impl GameVm {
                 ),
             });
         };
-        self.budget.reset(self.limits.cpu_units);
+        self.budget
+            .reset(self.limits.cpu_units, self.limits.cpu_time);
         let fields = player_fields(player);
-        match call_to_json(&self.lua, &view, &self.state, &fields).map_err(script_error)? {
+        let json = match call_to_json(
+            &self.lua,
+            &view,
+            &self.state,
+            &fields,
+            self.limits.view_bytes,
+        ) {
+            Ok(json) => json,
+            Err(SizedError::Lua(e)) => return Err(script_error(e)),
+            Err(SizedError::TooBig(big)) => {
+                return Err(ScriptError {
+                    message: format!(
+                        "{}: view: the view for {} is {}; a view may be at most {}",
+                        self.rules.main.chunk_name,
+                        player.name,
+                        sandbox::size_text(big.bytes),
+                        sandbox::limit_text(self.limits.view_bytes)
+                    ),
+                });
+            }
+        };
+        match json {
             Json::Object(mut map) => {
                 strip_nulls(&mut map);
                 Ok(Json::Object(map))
@@ -375,9 +419,11 @@ impl GameVm {
             s.now_ms = now_ms;
             s.effects.clear();
             s.log_lines = 0;
+            s.emitted = 0;
             (s.rng.0, s.next_timer)
         });
-        self.budget.reset(self.limits.cpu_units);
+        self.budget
+            .reset(self.limits.cpu_units, self.limits.cpu_time);
         let result = args(&self.lua).and_then(|a| handler.call::<MultiValue>(a));
         let effects = self.with_scope(|s| {
             s.active = false;
@@ -425,6 +471,21 @@ impl GameVm {
             }
             _ => {}
         }
+        // A state that cannot be saved would fail every later snapshot:
+        // refuse the call that left it, like any failing call.
+        match lua_to_json(&self.lua, self.state.clone()) {
+            Ok(json) => self.saved = Some(json),
+            Err(e) => {
+                rollback(self, backup);
+                return Err(ScriptError {
+                    message: format!(
+                        "{}: {name} left a state that cannot be saved (keep it to tables, strings, numbers and booleans): {}",
+                        self.rules.main.chunk_name,
+                        sandbox::describe(&e)
+                    ),
+                });
+            }
+        }
         Ok(CallOutcome {
             effects,
             refusal: None,
@@ -432,7 +493,8 @@ impl GameVm {
     }
 
     fn backup(&self) -> Result<Value, ScriptError> {
-        self.budget.reset(self.limits.cpu_units);
+        self.budget
+            .reset(self.limits.cpu_units, self.limits.cpu_time);
         deep_copy(&self.lua, self.state.clone()).map_err(script_error)
     }
 
@@ -522,18 +584,68 @@ fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
             ))),
         }
     }
-    fn data_arg(lua: &Lua, v: Option<Value>) -> mlua::Result<Json> {
-        match v {
-            None | Some(Value::Nil) => Ok(Json::Null),
-            Some(v) => lua_to_json(lua, v),
+    /// Converts what a call emits and counts it against the call's limits:
+    /// `what` names the function, `name` is the message's name, `cap` the
+    /// limit of one such value (the message limit, or the call's for results).
+    fn data_arg(
+        lua: &Lua,
+        v: Option<Value>,
+        what: &str,
+        name: &str,
+        cap: impl FnOnce(&Limits) -> usize,
+    ) -> mlua::Result<Json> {
+        let (limits, emitted) = scope(lua, |s| Ok((s.limits, s.emitted)))?;
+        let cap = cap(&limits);
+        let at = || sandbox::script_location(lua).unwrap_or_default();
+        let (data, bytes) = match v {
+            None | Some(Value::Nil) => (Json::Null, SCALAR_BYTES),
+            Some(v) => match lua_to_json_sized(lua, v, cap.saturating_sub(name.len())) {
+                Ok(sized) => sized,
+                Err(SizedError::Lua(e)) => {
+                    return Err(mlua::Error::runtime(format!(
+                        "{}{what}: {}",
+                        at(),
+                        sandbox::describe(&e)
+                    )));
+                }
+                Err(SizedError::TooBig(big)) => {
+                    return Err(mlua::Error::runtime(format!(
+                        "{}{what}: the {} is {}; it may be at most {}",
+                        at(),
+                        if what == "ctx.finish" {
+                            "results"
+                        } else {
+                            "message"
+                        },
+                        sandbox::size_text(big.bytes + name.len()),
+                        sandbox::limit_text(cap)
+                    )));
+                }
+            },
+        };
+        let total = emitted + bytes + name.len();
+        if total > limits.call_output_bytes {
+            return Err(mlua::Error::runtime(format!(
+                "{}{what}: this call's messages, timers and results come to {}; one call may emit at most {}",
+                at(),
+                sandbox::size_text(total),
+                sandbox::limit_text(limits.call_output_bytes)
+            )));
         }
+        scope(lua, |s| {
+            s.emitted = total;
+            Ok(())
+        })?;
+        Ok(data)
     }
+    /// What a value without data adds to a call's output.
+    const SCALAR_BYTES: usize = 32;
 
     ctx.raw_set(
         "broadcast",
         lua.create_function(|lua, (name, data): (Value, Option<Value>)| {
             let name = name_arg(name, "ctx.broadcast")?;
-            let data = data_arg(lua, data)?;
+            let data = data_arg(lua, data, "ctx.broadcast", &name, |l| l.message_bytes)?;
             scope(lua, |s| {
                 s.effects.push(Effect::Broadcast { name, data });
                 Ok(())
@@ -553,7 +665,7 @@ fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
                 }
             };
             let name = name_arg(name, "ctx.send")?;
-            let data = data_arg(lua, data)?;
+            let data = data_arg(lua, data, "ctx.send", &name, |l| l.message_bytes)?;
             scope(lua, |s| {
                 s.effects.push(Effect::Send { to, name, data });
                 Ok(())
@@ -569,7 +681,7 @@ fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
                 )));
             }
             let name = name_arg(name, "ctx.after")?;
-            let data = data_arg(lua, data)?;
+            let data = data_arg(lua, data, "ctx.after", &name, |l| l.message_bytes)?;
             scope(lua, |s| {
                 s.next_timer += 1;
                 let id = s.next_timer;
@@ -661,7 +773,7 @@ fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
     ctx.raw_set(
         "finish",
         lua.create_function(|lua, results: Option<Value>| {
-            let results = data_arg(lua, results)?;
+            let results = data_arg(lua, results, "ctx.finish", "", |l| l.call_output_bytes)?;
             scope(lua, |s| {
                 s.effects.push(Effect::Finish { results });
                 Ok(())
@@ -677,15 +789,18 @@ fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
                 Value::Boolean(b) => b.to_string(),
                 Value::Integer(i) => i.to_string(),
                 Value::Number(n) => n.to_string(),
-                other => match lua_to_json(lua, other.clone()) {
-                    Ok(j) => j.to_string(),
-                    Err(_) => format!("<{}>", other.type_name()),
+                other => match lua_to_json_sized(lua, other.clone(), MAX_LOG_BYTES) {
+                    Ok((j, _)) => j.to_string(),
+                    Err(SizedError::TooBig(_)) => {
+                        format!("<{} too large to log>", other.type_name())
+                    }
+                    Err(SizedError::Lua(_)) => format!("<{}>", other.type_name()),
                 },
             });
         }
         let mut line = parts.join(" ");
-        if line.len() > 1000 {
-            let mut cut = 1000;
+        if line.len() > MAX_LOG_BYTES {
+            let mut cut = MAX_LOG_BYTES;
             while !line.is_char_boundary(cut) {
                 cut -= 1;
             }
@@ -768,7 +883,9 @@ mod tests {
         std::fs::write(dir.path().join("probe.lua"), source).unwrap();
         let limits = Limits {
             cpu_units: 1_000_000,
+            cpu_time: std::time::Duration::from_secs(5),
             memory_bytes: 4 << 20,
+            ..Limits::default()
         };
         let catalog = Catalog::new(dir.path(), limits);
         catalog.load_all();

@@ -43,6 +43,10 @@ use crate::store::{
 /// Most commands handled before a commit (and most answers waiting for one),
 /// so one busy session cannot delay its acks indefinitely.
 const MAX_BATCH: usize = 256;
+/// Bytes of messages after which a batch is committed without taking more
+/// commands, so a game emitting its limit on every call holds a few of
+/// them in memory, not `MAX_BATCH`.
+const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Under load, a session's commits are at least this far apart: what happens
 /// in between joins the pending batch, and its acks wait for it. One commit
 /// (one snapshot, one store write, one Redis round trip) then serves many
@@ -111,6 +115,8 @@ struct Batch {
     /// Something that the snapshot holds changed (a handler ran, the rules
     /// changed, timers changed): the snapshot is rewritten.
     state: bool,
+    /// Bytes of the sequenced messages in `messages`.
+    bytes: usize,
 }
 
 impl Batch {
@@ -279,9 +285,12 @@ impl SessionActor {
             vm,
             snap.created_ms,
         );
+        let mut evicted = Vec::new();
         for m in stored.messages {
-            actor.log.push(m);
+            actor.log.push(m, &mut evicted);
         }
+        // Stored under an older, looser window: drop them at the next commit.
+        actor.batch.evicted = evicted;
         actor.members = members;
         actor.seq = seq;
         actor.timers = snap.timers.into_iter().map(|t| (t.id, t)).collect();
@@ -366,6 +375,9 @@ impl SessionActor {
                     let Some(cmd) = cmd else { break };
                     self.handle(cmd);
                     for _ in 1..MAX_BATCH {
+                        if self.batch.bytes >= MAX_BATCH_BYTES {
+                            break;
+                        }
                         match mailbox.try_recv() {
                             Ok(cmd) => self.handle(cmd),
                             Err(_) => break,
@@ -394,6 +406,7 @@ impl SessionActor {
             let writes = self.has_writes();
             if !writes
                 || self.batch.replies.len() >= MAX_BATCH
+                || self.batch.bytes >= MAX_BATCH_BYTES
                 || Instant::now() >= committed_at + COMMIT_GAP
             {
                 if !self.commit().await {
@@ -919,9 +932,8 @@ impl SessionActor {
             frame: frame(self.seq).into(),
             revoke,
         };
-        if let Some(evicted) = self.log.push(message.clone()) {
-            self.batch.evicted.push(evicted.seq);
-        }
+        self.batch.bytes += message.frame.len();
+        self.log.push(message.clone(), &mut self.batch.evicted);
         self.batch.messages.push(message);
         Metrics::inc(&self.node.metrics.messages_total);
         self.seq
@@ -1081,14 +1093,14 @@ impl SessionActor {
         }
     }
 
-    fn snapshot(&self) -> Result<Vec<u8>, ScriptError> {
+    fn snapshot(&mut self) -> Result<Vec<u8>, ScriptError> {
         let snapshot = SessionSnapshot {
             id: self.id.to_string(),
             code: self.code.clone(),
             game: self.game.clone(),
             rules_version: self.vm.rules().version.clone(),
             seq: self.seq,
-            state: self.vm.state_json()?,
+            state: self.vm.take_state_json()?,
             members: Vec::new(),
             timers: self.timers.values().cloned().collect(),
             counters: self.vm.counters(),

@@ -18,7 +18,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, O
 use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
-/// Broadcasts `count` events `flood` {i, pad} of about `size` bytes in one action.
+/// Broadcasts events `flood` {i, pad} of about `size` bytes, `i` from
+/// `from` to `to`, in one action (one call may emit at most 1 MiB).
 const FLOOD: &str = r#"
 return {
   init = function(ctx, params) return {} end,
@@ -26,7 +27,7 @@ return {
   action = function(state, ctx, player, name, data)
     if name ~= "flood" then return false, "unknown action" end
     local pad = string.rep("x", data.size)
-    for i = 1, data.count do
+    for i = data.from, data.to do
       ctx.broadcast("flood", { i = i, pad = pad })
     end
   end,
@@ -84,10 +85,26 @@ async fn join(ws: &mut Ws, code: &str, name: &str) -> Value {
 /// The host floods and reads everything itself: once it has the last
 /// message, the server has written or queued all of them for every socket.
 async fn flood(host: &mut Client, session: &str, count: u64, size: u64) {
-    let ack = host
-        .act(session, "flood", json!({"count": count, "size": size}))
-        .await;
-    assert_eq!(ack["type"], "ack", "{ack}");
+    // Calls of at most 512 KiB each.
+    let per_call = (512 * 1024 / size.max(1)).max(1);
+    let mut from = 1;
+    while from <= count {
+        let to = (from + per_call - 1).min(count);
+        let ack = host
+            .act(
+                session,
+                "flood",
+                json!({"from": from, "to": to, "size": size}),
+            )
+            .await;
+        if ack["code"] == "rate_limited" {
+            let wait = ack["retry_after_ms"].as_u64().expect("a retry time");
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            continue;
+        }
+        assert_eq!(ack["type"], "ack", "{ack}");
+        from = to + 1;
+    }
     host.recv_until(|v| v["name"] == "flood" && v["data"]["i"] == count)
         .await;
     host.log.clear();
@@ -175,7 +192,7 @@ async fn a_client_that_never_reads_is_closed_at_the_queue_bound() {
     assert_eq!(close, Some(1008));
     // The host was not affected.
     assert_eq!(
-        host.act(session, "flood", json!({"count": 1, "size": 1}))
+        host.act(session, "flood", json!({"from": 1, "to": 1, "size": 1}))
             .await["type"],
         "ack"
     );

@@ -166,6 +166,25 @@ async fn a_slow_reader_gets_every_message_in_order_once() {
     server.stop().await;
 }
 
+/// A game that broadcasts 3000 messages at once to a reader that keeps
+/// reading: more frames than the queue bound are waiting for a moment, but
+/// the reader takes bytes all along, so it is not cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_keeps_reading_is_spared_a_burst_past_the_queue_bound() {
+    let server = TestServer::with_games(&[("flood.lua", FLOOD)]).await;
+    let mut host = server.client().await;
+    let w = host.host("flood", json!({})).await;
+    let (session, code) = (w["session"].as_str().unwrap(), w["code"].as_str().unwrap());
+    let addr = server.addrs()[server.addrs().len() - 1];
+    let mut reader = small_buffer_client(addr).await;
+    join(&mut reader, code, "Reader").await;
+    let reading = tokio::spawn(async move { read_flood(&mut reader, 3000).await });
+    flood(&mut host, session, 3000, 50).await;
+    assert_eq!(reading.await.unwrap(), (3000, None));
+    assert_eq!(metric(&server, "recess_slow_consumers_total").await, 0);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_closed_at_the_queue_bound() {
     let server = TestServer::with_games(&[("flood.lua", FLOOD)]).await;

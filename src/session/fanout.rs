@@ -31,17 +31,27 @@ use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::task::{Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use indexmap::IndexMap;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::{Audience, MemberId, Outgoing, SessionId};
 use crate::protocol;
 
-/// Frames queued for one socket (the kernel's buffer being full) before it
-/// counts as too slow.
+/// Frames queued for one socket (the kernel's buffer being full) past which
+/// it counts as too slow once it has taken nothing for [`STALL_GRACE`]: a
+/// reader that keeps reading is spared a burst (a game that broadcasts a
+/// few thousand messages at once).
 pub const OUTBOUND_QUEUE: usize = 1024;
+/// How long a socket over [`OUTBOUND_QUEUE`] may go without taking a byte.
+pub const STALL_GRACE: Duration = Duration::from_secs(3);
+/// Past these, a socket is too slow however it reads: what one socket may
+/// hold back (the frames are shared, but a reader far behind keeps them).
+pub const OUTBOUND_QUEUE_MAX: usize = 4 * OUTBOUND_QUEUE;
+pub const OUTBOUND_BYTES_MAX: usize = 8 << 20;
 /// Messages held for one seat while its welcome is on the way.
 pub const MAX_HELD: usize = 4096;
 /// Queued frames written with one `writev`.
@@ -94,6 +104,10 @@ struct Queue {
     frames: VecDeque<Bytes>,
     /// Bytes of `frames[0]` already written.
     written: usize,
+    /// Bytes of `frames`, whole (for [`OUTBOUND_BYTES_MAX`]).
+    bytes: usize,
+    /// When bytes last left the queue, or it last began to fill.
+    moved_at: Option<Instant>,
     state: State,
     /// The connection task, woken when `frames` stops being empty or the
     /// state changes.
@@ -108,11 +122,26 @@ impl Queue {
             return false;
         }
         if self.frames.len() >= OUTBOUND_QUEUE {
-            self.overflow();
-            return false;
+            let stalled = self.moved_at.is_none_or(|t| t.elapsed() >= STALL_GRACE);
+            if stalled
+                || self.frames.len() >= OUTBOUND_QUEUE_MAX
+                || self.bytes >= OUTBOUND_BYTES_MAX
+            {
+                self.overflow();
+                return false;
+            }
         }
-        self.frames.push_back(frame);
+        self.append(frame);
         true
+    }
+
+    /// Queues a frame (the queue's byte count and clock follow).
+    fn append(&mut self, frame: Bytes) {
+        if self.frames.is_empty() {
+            self.moved_at = Some(Instant::now());
+        }
+        self.bytes += frame.len();
+        self.frames.push_back(frame);
     }
 
     /// Too slow: only the frame being written is kept (a frame is never cut),
@@ -122,6 +151,7 @@ impl Queue {
             self.state = State::TooSlow;
             let keep = usize::from(self.written > 0);
             self.frames.truncate(keep);
+            self.bytes = self.frames.iter().map(Bytes::len).sum();
             self.wake();
         }
     }
@@ -139,6 +169,7 @@ impl Queue {
         self.state = State::Failed;
         self.frames = VecDeque::new();
         self.written = 0;
+        self.bytes = 0;
         self.wake();
     }
 
@@ -182,11 +213,15 @@ impl Queue {
         }
         // Drained: an idle socket keeps no queue memory.
         self.written = 0;
+        self.bytes = 0;
         self.frames = VecDeque::new();
     }
 
     /// `n` more bytes were written.
     fn advance(&mut self, n: usize) {
+        if n > 0 {
+            self.moved_at = Some(Instant::now());
+        }
         let mut n = n + self.written;
         self.written = 0;
         while let Some(front) = self.frames.front() {
@@ -195,6 +230,7 @@ impl Queue {
                 return;
             }
             n -= front.len();
+            self.bytes = self.bytes.saturating_sub(front.len());
             self.frames.pop_front();
         }
     }
@@ -230,7 +266,7 @@ impl Queue {
                 return false;
             }
         };
-        self.frames.push_back(frame.clone());
+        self.append(frame.clone());
         self.written = written;
         self.wake();
         true
@@ -386,7 +422,7 @@ impl Socket {
         let was_empty = q.frames.is_empty();
         if matches!(q.state, State::Open | State::TooSlow) {
             if let Some((code, reason)) = close {
-                q.frames.push_back(protocol::ws_close(code, reason));
+                q.append(protocol::ws_close(code, reason));
             }
             q.state = State::Closing;
             q.wake();
@@ -750,7 +786,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_socket_that_never_drains_is_too_slow_at_the_bound() {
+    async fn a_socket_that_never_drains_is_too_slow_at_the_hard_bound() {
         let (socket, _client) = pair().await;
         socket.open(1);
         socket.attach(1, 0, []);
@@ -774,6 +810,28 @@ mod tests {
             socket.deliver(1, &[(u64::MAX, &f)], true),
             0,
             "nothing after a close"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_socket_past_the_bound_is_spared_while_it_takes_bytes() {
+        let (socket, _client) = pair().await;
+        socket.open(1);
+        socket.attach(1, 0, []);
+        let f = frame(0, 500);
+        let mut seq = 0;
+        while socket.lock().queue.frames.len() < OUTBOUND_QUEUE + 100 {
+            seq += 1;
+            assert_eq!(socket.deliver(1, &[(seq, &f)], true), 1, "frame {seq}");
+        }
+        assert_eq!(socket.state(), State::Open, "it took bytes a moment ago");
+        tokio::time::advance(STALL_GRACE).await;
+        seq += 1;
+        assert_eq!(socket.deliver(1, &[(seq, &f)], true), 0);
+        assert_eq!(
+            socket.state(),
+            State::TooSlow,
+            "nothing taken for the grace"
         );
     }
 

@@ -127,9 +127,12 @@ pub fn new_state(limits: Limits, budget: Arc<CallBudget>) -> mlua::Result<Lua> {
 /// Wraps the library functions whose work in C grows with their arguments,
 /// so each call is charged by size before it runs (the hook never sees
 /// inside a C function). A unit is about one VM instruction's time: a
-/// comparison of `table.sort` is 2 units, moving an element 1, a byte
-/// transformed (`upper`, `lower`, `reverse`, `utf8.len`) 1/16, a byte copied
-/// (`rep`, `format`, `concat`) 1/64. Each charge is also a look at the clock.
+/// comparison of `table.sort` is 2 units (1/2 with a comparator, whose own
+/// instructions count), moving an element 1, a byte transformed (`upper`,
+/// `lower`, `reverse`, `utf8.len`) 1/16, a byte copied (`rep`, `format`,
+/// `concat`) 1/64. Each charge is also a look at the clock. `concat` is
+/// charged for its result's length after it ran: one call is bounded by the
+/// memory budget, and a loop of them is caught at the next charge.
 ///
 /// A wrapper calls the original through `pcall` and raises its error again
 /// at the script's line (`error(e, 2)` from a tail-called `pass`), so
@@ -138,8 +141,8 @@ pub fn new_state(limits: Limits, budget: Arc<CallBudget>) -> mlua::Result<Lua> {
 /// through as they are.
 const BILLED_LIBRARY: &str = r##"
 local charge, budget_error = ...
-local type, rawlen, rawget, tonumber, select, error, pcall =
-  type, rawlen, rawget, tonumber, select, error, pcall
+local type, rawlen, tonumber, select, error, pcall =
+  type, rawlen, tonumber, select, error, pcall
 local floor, log, find = math.floor, math.log, string.find
 local function bill(units)
   if units >= 256 and not charge(floor(units)) then error(budget_error, 3) end
@@ -158,23 +161,20 @@ local sort, concat, insert, remove, move, unpack =
   table.sort, table.concat, table.insert, table.remove, table.move, table.unpack
 table.sort = function(t, comp)
   if type(t) == "table" then
+    -- A comparator's own instructions are counted by the hook.
     local n = rawlen(t)
-    if n > 8 then bill(2 * n * (log(n, 2) + 1)) end
+    if n > 8 then bill((comp == nil and 2 or 0.5) * n * (log(n, 2) + 1)) end
   end
   return pass(pcall(sort, t, comp))
 end
-table.concat = function(t, sep, i, j)
-  if type(t) == "table" then
-    local first, last = tonumber(i) or 1, tonumber(j) or rawlen(t)
-    local bytes, step = 0, size(sep)
-    for k = first, last do
-      local v = rawget(t, k)
-      if v == nil then break end
-      bytes = bytes + size(v) + step
-    end
-    bill(bytes / 64)
-  end
-  return pass(pcall(concat, t, sep, i, j))
+table.concat = function(t, ...)
+  -- Charged by items before, by the result's length after (the result
+  -- itself is bounded by the memory budget).
+  if type(t) == "table" then bill(rawlen(t) / 4) end
+  local ok, r = pcall(concat, t, ...)
+  if not ok then return pass(false, r) end
+  bill(#r / 64)
+  return r
 end
 table.insert = function(t, ...)
   if select("#", ...) >= 2 and type(t) == "table" then

@@ -275,7 +275,7 @@ pub fn describe(err: &mlua::Error) -> String {
         mlua::Error::RuntimeError(message) if message.ends_with("not enough memory") => {
             describe(&mlua::Error::MemoryError(String::new()))
         }
-        mlua::Error::RuntimeError(message) => first_line(message),
+        mlua::Error::RuntimeError(message) => without_addresses(&first_line(message)),
         mlua::Error::MemoryError(_) => {
             "not enough memory: the game went over its session memory budget".to_owned()
         }
@@ -312,6 +312,51 @@ pub fn limit_text(bytes: usize) -> String {
 /// Whether `err` is the CPU budget running out (as opposed to a script bug).
 pub fn is_budget_error(err: &mlua::Error) -> bool {
     describe(err).contains(BUDGET_MESSAGE)
+}
+
+/// The types Lua prints with a heap address (`table: 0x55d0c3a2b4f0`).
+const ADDRESSED: [&str; 4] = ["table", "function", "userdata", "thread"];
+
+/// A message with heap addresses taken out: `error({})` reaches the host as
+/// a sentence, and `"bad " .. tostring(t)` as `bad a table`. Addresses say
+/// nothing to a teacher and tell anyone where the heap is.
+fn without_addresses(message: &str) -> String {
+    if let Some(kind) = ADDRESSED
+        .iter()
+        .find(|k| address_at(message, k) == Some(message.len()))
+    {
+        return format!(
+            "error() was called with a {kind}, not a message; use error(\"what went wrong\")"
+        );
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    'scan: while !rest.is_empty() {
+        for kind in ADDRESSED {
+            if let Some(end) = address_at(rest, kind) {
+                out.push_str("a ");
+                out.push_str(kind);
+                rest = &rest[end..];
+                continue 'scan;
+            }
+        }
+        let mut next = 1;
+        while !rest.is_char_boundary(next) {
+            next += 1;
+        }
+        out.push_str(&rest[..next]);
+        rest = &rest[next..];
+    }
+    out
+}
+
+/// Where `TYPE: 0xHEX` (or `TYPE: builtin: 0xHEX`) at the start of `text` ends.
+fn address_at(text: &str, kind: &str) -> Option<usize> {
+    let after = text.strip_prefix(kind)?.strip_prefix(": ")?;
+    let after = after.strip_prefix("builtin: ").unwrap_or(after);
+    let hex = after.strip_prefix("0x")?;
+    let digits = hex.bytes().take_while(u8::is_ascii_hexdigit).count();
+    (digits > 0).then(|| text.len() - hex.len() + digits)
 }
 
 fn first_line(message: &str) -> String {
@@ -385,6 +430,32 @@ mod tests {
         assert_eq!(err, "probe.lua:2: boom");
         let err = run(&lua, &budget, "while true do end").unwrap_err();
         assert!(err.starts_with("probe.lua:1: "), "{err}");
+    }
+
+    #[test]
+    fn error_values_show_no_heap_addresses() {
+        let (lua, budget) = sandbox();
+        for (probe, want) in [
+            (
+                "error({code = 7})",
+                "error() was called with a table, not a message; use error(\"what went wrong\")",
+            ),
+            (
+                "error(function() end)",
+                "error() was called with a function, not a message; use error(\"what went wrong\")",
+            ),
+            (
+                "error('bad ' .. tostring({}) .. ' and ' .. tostring(print or pairs))",
+                "probe.lua:1: bad a table and a function",
+            ),
+            (
+                "error('a table: 0x is fine')",
+                "probe.lua:1: a table: 0x is fine",
+            ),
+        ] {
+            let err = run(&lua, &budget, probe).unwrap_err();
+            assert_eq!(err, want, "{probe}");
+        }
     }
 
     #[test]

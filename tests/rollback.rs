@@ -232,10 +232,7 @@ async fn server() -> TestServer {
     std::fs::write(dir.path().join("rollback.lua"), GAME).expect("write game");
     // Smaller budgets than the defaults keep the runaway probes quick.
     TestServer::start_in(dir, |c| {
-        // 5 rather than 2: the state dump of the `many` mutation goes
-        // through the billed library functions (table.concat counts its
-        // bytes in Lua).
-        c.cpu_budget_m = 5;
+        c.cpu_budget_m = 2;
         c.session_memory_mb = 4;
         // One socket sends ~170 actions back to back, far above a person's
         // frame rate.

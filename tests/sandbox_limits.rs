@@ -343,3 +343,19 @@ async fn a_view_over_its_limit_is_an_error_and_members_keep_their_last_view() {
     assert!(grown < 100 << 20, "the server grew by {} MB", grown >> 20);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_raised_with_a_table_shows_no_heap_address() {
+    let server = TestServer::with_games(&[("limits.lua", LIMITS)]).await;
+    let (mut host, session) = host(&server, "limits").await;
+    for name in ["error_table", "error_empty"] {
+        let e = host.act(&session, name, json!({})).await;
+        assert_eq!(e["code"], "script_error", "{e}");
+        assert_eq!(
+            e["message"],
+            "error() was called with a table, not a message; use error(\"what went wrong\")"
+        );
+    }
+    bump(&mut host, &session, 1).await;
+    server.stop().await;
+}

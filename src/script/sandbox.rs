@@ -127,9 +127,12 @@ pub fn new_state(limits: Limits, budget: Arc<CallBudget>) -> mlua::Result<Lua> {
 /// Wraps the library functions whose work in C grows with their arguments,
 /// so each call is charged by size before it runs (the hook never sees
 /// inside a C function). A unit is about one VM instruction's time: a
-/// comparison of `table.sort` is 2 units, moving an element 1, a byte
-/// transformed (`upper`, `lower`, `reverse`, `utf8.len`) 1/16, a byte copied
-/// (`rep`, `format`, `concat`) 1/64. Each charge is also a look at the clock.
+/// comparison of `table.sort` is 2 units (1/2 with a comparator, whose own
+/// instructions count), moving an element 1, a byte transformed (`upper`,
+/// `lower`, `reverse`, `utf8.len`) 1/16, a byte copied (`rep`, `format`,
+/// `concat`) 1/64. Each charge is also a look at the clock. `concat` is
+/// charged for its result's length after it ran: one call is bounded by the
+/// memory budget, and a loop of them is caught at the next charge.
 ///
 /// A wrapper calls the original through `pcall` and raises its error again
 /// at the script's line (`error(e, 2)` from a tail-called `pass`), so
@@ -138,8 +141,8 @@ pub fn new_state(limits: Limits, budget: Arc<CallBudget>) -> mlua::Result<Lua> {
 /// through as they are.
 const BILLED_LIBRARY: &str = r##"
 local charge, budget_error = ...
-local type, rawlen, rawget, tonumber, select, error, pcall =
-  type, rawlen, rawget, tonumber, select, error, pcall
+local type, rawlen, tonumber, select, error, pcall =
+  type, rawlen, tonumber, select, error, pcall
 local floor, log, find = math.floor, math.log, string.find
 local function bill(units)
   if units >= 256 and not charge(floor(units)) then error(budget_error, 3) end
@@ -158,23 +161,20 @@ local sort, concat, insert, remove, move, unpack =
   table.sort, table.concat, table.insert, table.remove, table.move, table.unpack
 table.sort = function(t, comp)
   if type(t) == "table" then
+    -- A comparator's own instructions are counted by the hook.
     local n = rawlen(t)
-    if n > 8 then bill(2 * n * (log(n, 2) + 1)) end
+    if n > 8 then bill((comp == nil and 2 or 0.5) * n * (log(n, 2) + 1)) end
   end
   return pass(pcall(sort, t, comp))
 end
-table.concat = function(t, sep, i, j)
-  if type(t) == "table" then
-    local first, last = tonumber(i) or 1, tonumber(j) or rawlen(t)
-    local bytes, step = 0, size(sep)
-    for k = first, last do
-      local v = rawget(t, k)
-      if v == nil then break end
-      bytes = bytes + size(v) + step
-    end
-    bill(bytes / 64)
-  end
-  return pass(pcall(concat, t, sep, i, j))
+table.concat = function(t, ...)
+  -- Charged by items before, by the result's length after (the result
+  -- itself is bounded by the memory budget).
+  if type(t) == "table" then bill(rawlen(t) / 4) end
+  local ok, r = pcall(concat, t, ...)
+  if not ok then return pass(false, r) end
+  bill(#r / 64)
+  return r
 end
 table.insert = function(t, ...)
   if select("#", ...) >= 2 and type(t) == "table" then
@@ -275,7 +275,7 @@ pub fn describe(err: &mlua::Error) -> String {
         mlua::Error::RuntimeError(message) if message.ends_with("not enough memory") => {
             describe(&mlua::Error::MemoryError(String::new()))
         }
-        mlua::Error::RuntimeError(message) => first_line(message),
+        mlua::Error::RuntimeError(message) => without_addresses(&first_line(message)),
         mlua::Error::MemoryError(_) => {
             "not enough memory: the game went over its session memory budget".to_owned()
         }
@@ -312,6 +312,51 @@ pub fn limit_text(bytes: usize) -> String {
 /// Whether `err` is the CPU budget running out (as opposed to a script bug).
 pub fn is_budget_error(err: &mlua::Error) -> bool {
     describe(err).contains(BUDGET_MESSAGE)
+}
+
+/// The types Lua prints with a heap address (`table: 0x55d0c3a2b4f0`).
+const ADDRESSED: [&str; 4] = ["table", "function", "userdata", "thread"];
+
+/// A message with heap addresses taken out: `error({})` reaches the host as
+/// a sentence, and `"bad " .. tostring(t)` as `bad a table`. Addresses say
+/// nothing to a teacher and tell anyone where the heap is.
+fn without_addresses(message: &str) -> String {
+    if let Some(kind) = ADDRESSED
+        .iter()
+        .find(|k| address_at(message, k) == Some(message.len()))
+    {
+        return format!(
+            "error() was called with a {kind}, not a message; use error(\"what went wrong\")"
+        );
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    'scan: while !rest.is_empty() {
+        for kind in ADDRESSED {
+            if let Some(end) = address_at(rest, kind) {
+                out.push_str("a ");
+                out.push_str(kind);
+                rest = &rest[end..];
+                continue 'scan;
+            }
+        }
+        let mut next = 1;
+        while !rest.is_char_boundary(next) {
+            next += 1;
+        }
+        out.push_str(&rest[..next]);
+        rest = &rest[next..];
+    }
+    out
+}
+
+/// Where `TYPE: 0xHEX` (or `TYPE: builtin: 0xHEX`) at the start of `text` ends.
+fn address_at(text: &str, kind: &str) -> Option<usize> {
+    let after = text.strip_prefix(kind)?.strip_prefix(": ")?;
+    let after = after.strip_prefix("builtin: ").unwrap_or(after);
+    let hex = after.strip_prefix("0x")?;
+    let digits = hex.bytes().take_while(u8::is_ascii_hexdigit).count();
+    (digits > 0).then(|| text.len() - hex.len() + digits)
 }
 
 fn first_line(message: &str) -> String {
@@ -385,6 +430,32 @@ mod tests {
         assert_eq!(err, "probe.lua:2: boom");
         let err = run(&lua, &budget, "while true do end").unwrap_err();
         assert!(err.starts_with("probe.lua:1: "), "{err}");
+    }
+
+    #[test]
+    fn error_values_show_no_heap_addresses() {
+        let (lua, budget) = sandbox();
+        for (probe, want) in [
+            (
+                "error({code = 7})",
+                "error() was called with a table, not a message; use error(\"what went wrong\")",
+            ),
+            (
+                "error(function() end)",
+                "error() was called with a function, not a message; use error(\"what went wrong\")",
+            ),
+            (
+                "error('bad ' .. tostring({}) .. ' and ' .. tostring(print or pairs))",
+                "probe.lua:1: bad a table and a function",
+            ),
+            (
+                "error('a table: 0x is fine')",
+                "probe.lua:1: a table: 0x is fine",
+            ),
+        ] {
+            let err = run(&lua, &budget, probe).unwrap_err();
+            assert_eq!(err, want, "{probe}");
+        }
     }
 
     #[test]

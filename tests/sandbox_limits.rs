@@ -363,3 +363,45 @@ async fn an_error_raised_with_a_table_shows_no_heap_address() {
     bump(&mut host, &session, 1).await;
     server.stop().await;
 }
+
+/// Timers live outside Lua's memory budget: a session may have 1000 waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_timers_are_bounded_per_session() {
+    const TIMERS: &str = r#"
+return {
+  init = function() return { started = 0 } end,
+  action = function(state, ctx, player, name, data)
+    for _ = 1, data.n do ctx.after(3600000, "later") end
+    state.started = state.started + data.n
+  end,
+  timer = function(state, ctx, name, data) end,
+  view = function(state, player) return { started = state.started } end,
+}
+"#;
+    let server = TestServer::with_games(&[("timers.lua", TIMERS)]).await;
+    let (mut host, session) = host(&server, "timers").await;
+    let ack = host.act(&session, "start", json!({"n": 600})).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let e = host.act(&session, "start", json!({"n": 600})).await;
+    assert_eq!(e["code"], "script_error", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("ctx.after: 1000 timers are already waiting in this session"),
+        "{e}"
+    );
+    // Rolled back: no timer of the refused call is kept, and the session goes on.
+    let ack = host.act(&session, "start", json!({"n": 399})).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let (_, body) = common::http(
+        server.addr,
+        "GET",
+        &format!("/api/sessions/{session}"),
+        None,
+    )
+    .await;
+    let summary: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(summary["timers"], 999, "{summary}");
+    server.stop().await;
+}

@@ -24,6 +24,9 @@ use super::sandbox::{self, Limits};
 
 /// Longest delay `ctx.after` accepts (a week), so timers always fit a snapshot.
 const MAX_TIMER_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Timers a session may have waiting at once (they live outside Lua's
+/// memory budget, in the session and its snapshot).
+pub const MAX_PENDING_TIMERS: usize = 1000;
 /// `ctx.log` lines one call may write, so a looping script cannot flood the log.
 const MAX_LOG_LINES: u32 = 50;
 /// A log line's length, and the most of a table `ctx.log` converts to show.
@@ -109,6 +112,11 @@ struct CallScope {
     log_lines: u32,
     /// Bytes of messages, timers and results this call has emitted.
     emitted: usize,
+    /// Timers the session has waiting, set by the session when they change;
+    /// `ctx.after` counts this call's own on top.
+    pending_timers: usize,
+    /// Timers this call has started.
+    timers_added: usize,
     /// The state's limits on what a call may emit.
     limits: Limits,
     /// For log lines.
@@ -160,6 +168,8 @@ impl GameVm {
             next_timer: counters.next_timer,
             log_lines: 0,
             emitted: 0,
+            pending_timers: 0,
+            timers_added: 0,
             limits,
             session: session.to_owned(),
         });
@@ -196,6 +206,11 @@ impl GameVm {
     /// Memory the state uses now, in bytes.
     pub fn used_memory(&self) -> usize {
         self.lua.used_memory()
+    }
+
+    /// How many timers the session has waiting (for [`MAX_PENDING_TIMERS`]).
+    pub fn set_pending_timers(&self, pending: usize) {
+        self.with_scope(|s| s.pending_timers = pending);
     }
 
     /// Who `ctx.players()` lists.
@@ -420,6 +435,7 @@ impl GameVm {
             s.effects.clear();
             s.log_lines = 0;
             s.emitted = 0;
+            s.timers_added = 0;
             (s.rng.0, s.next_timer)
         });
         self.budget
@@ -683,6 +699,12 @@ fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
             let name = name_arg(name, "ctx.after")?;
             let data = data_arg(lua, data, "ctx.after", &name, |l| l.message_bytes)?;
             scope(lua, |s| {
+                if s.pending_timers + s.timers_added >= MAX_PENDING_TIMERS {
+                    return Err(mlua::Error::runtime(format!(
+                        "ctx.after: {MAX_PENDING_TIMERS} timers are already waiting in this session; cancel some with ctx.cancel or start fewer"
+                    )));
+                }
+                s.timers_added += 1;
                 s.next_timer += 1;
                 let id = s.next_timer;
                 s.effects.push(Effect::After {

@@ -294,6 +294,7 @@ impl SessionActor {
         actor.members = members;
         actor.seq = seq;
         actor.timers = snap.timers.into_iter().map(|t| (t.id, t)).collect();
+        actor.vm.set_pending_timers(actor.timers.len());
         actor.ended = snap.ended;
         actor.active_ms = snap.active_ms;
         actor.stored_active_ms = snap.active_ms;
@@ -798,6 +799,7 @@ impl SessionActor {
             let Some(timer) = self.timers.remove(&id) else {
                 continue;
             };
+            self.vm.set_pending_timers(self.timers.len());
             self.batch.state = true;
             if self.ended.is_some() {
                 continue;
@@ -817,6 +819,11 @@ impl SessionActor {
 
     /// Applies a successful call's effects, in the order the script made them.
     fn apply(&mut self, effects: Vec<Effect>, now: i64) {
+        self.apply_effects(effects, now);
+        self.vm.set_pending_timers(self.timers.len());
+    }
+
+    fn apply_effects(&mut self, effects: Vec<Effect>, now: i64) {
         for effect in effects {
             match effect {
                 Effect::Broadcast { name, data } => {

@@ -546,7 +546,11 @@ impl Connection {
                 Some(self.client),
             )
             .await
-            .map(|(_, attached)| attached);
+            .map(|(code, attached)| {
+                // The class is often behind the host's own address.
+                self.node.join_guard.knows(self.client, &code);
+                attached
+            });
         self.finish_seat(session, member, slot, result).await
     }
 
@@ -572,7 +576,8 @@ impl Connection {
             )
             .retry_after(wait));
         }
-        if let Err(wait) = self.node.join_guard.check(self.client) {
+        let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        if let Err(wait) = self.node.join_guard.check(self.client, &code) {
             Metrics::inc(&self.node.metrics.rate_limited_total);
             return Err(ProtocolError::new(
                 ErrorCode::RateLimited,
@@ -583,7 +588,6 @@ impl Connection {
             )
             .retry_after(wait));
         }
-        let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         let session = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
             self.node.lookup_code(&code).await?
         } else {
@@ -600,6 +604,7 @@ impl Connection {
                 ),
             ));
         };
+        self.node.join_guard.knows(self.client, &code);
         if self.seat(&session).is_some() {
             return Err(ProtocolError::new(
                 ErrorCode::AlreadyJoined,

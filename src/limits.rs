@@ -105,14 +105,27 @@ impl FrameLimit {
 /// then one a minute. A class behind one school address that mistypes never
 /// comes near it; guessing one of 300 live codes out of a million at that
 /// rate takes about two days.
+///
+/// An address that has used up its wrong codes may still join with a code
+/// it has already been seen to know (one that it hosted or that a join from
+/// it found): a student who spams wrong codes cannot lock the rest of the
+/// class out of their own game, and the answer tells a guesser nothing new.
 pub struct JoinGuard {
-    buckets: Mutex<HashMap<IpAddr, TokenBucket>>,
+    addresses: Mutex<HashMap<IpAddr, Address>>,
+}
+
+/// What the guard remembers of one address.
+struct Address {
+    /// Wrong codes it may still send.
+    wrong: TokenBucket,
+    /// Codes it has been seen to know, newest last.
+    known: Vec<String>,
 }
 
 impl Default for JoinGuard {
     fn default() -> Self {
         JoinGuard {
-            buckets: Mutex::new(HashMap::new()),
+            addresses: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -122,27 +135,49 @@ impl JoinGuard {
     pub const PER_SEC: f64 = 1.0 / 60.0;
     /// Addresses remembered before the ones back to a full allowance are forgotten.
     const PRUNE_AT: usize = 4096;
+    /// Codes remembered per address (a school runs a few games at once).
+    const KNOWN: usize = 16;
 
-    /// `Err(wait)` when this address has used up its wrong codes.
-    pub fn check(&self, addr: IpAddr) -> Result<(), Duration> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        match buckets.get_mut(&key(addr)) {
-            Some(bucket) => bucket.check(),
+    /// `Err(wait)` when this address has used up its wrong codes and `code`
+    /// is not one it knows.
+    pub fn check(&self, addr: IpAddr, code: &str) -> Result<(), Duration> {
+        let mut addresses = self.addresses.lock().unwrap_or_else(|e| e.into_inner());
+        match addresses.get_mut(&key(addr)) {
+            Some(a) if a.known.iter().any(|k| k == code) => Ok(()),
+            Some(a) => a.wrong.check(),
             None => Ok(()),
         }
     }
 
     /// Counts one wrong code from this address.
     pub fn failed(&self, addr: IpAddr) {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= Self::PRUNE_AT {
+        self.with(addr, |a| a.wrong.spend());
+    }
+
+    /// This address knows `code` (it hosted that game, or found it).
+    pub fn knows(&self, addr: IpAddr, code: &str) {
+        self.with(addr, |a| {
+            if a.known.iter().any(|k| k == code) {
+                return;
+            }
+            if a.known.len() >= Self::KNOWN {
+                a.known.remove(0);
+            }
+            a.known.push(code.to_owned());
+        });
+    }
+
+    fn with(&self, addr: IpAddr, change: impl FnOnce(&mut Address)) {
+        let mut addresses = self.addresses.lock().unwrap_or_else(|e| e.into_inner());
+        if addresses.len() >= Self::PRUNE_AT {
             let now = Instant::now();
-            buckets.retain(|_, b| !b.is_full(now));
+            addresses.retain(|_, a| !a.wrong.is_full(now));
         }
-        buckets
-            .entry(key(addr))
-            .or_insert_with(|| TokenBucket::new(Self::BURST, Self::PER_SEC))
-            .spend();
+        let address = addresses.entry(key(addr)).or_insert_with(|| Address {
+            wrong: TokenBucket::new(Self::BURST, Self::PER_SEC),
+            known: Vec::new(),
+        });
+        change(address);
     }
 }
 
@@ -196,20 +231,28 @@ mod tests {
         let guard = JoinGuard::default();
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
+        guard.knows(a, "482913");
         for _ in 0..JoinGuard::BURST as usize {
-            assert!(guard.check(a).is_ok());
+            assert!(guard.check(a, "000000").is_ok());
             guard.failed(a);
         }
-        let wait = guard.check(a).unwrap_err();
+        let wait = guard.check(a, "000000").unwrap_err();
         assert!(wait > Duration::from_secs(55) && wait <= Duration::from_secs(60));
-        assert!(guard.check(b).is_ok(), "another address is not affected");
+        assert!(
+            guard.check(a, "482913").is_ok(),
+            "a code it knows still passes"
+        );
+        assert!(
+            guard.check(b, "000000").is_ok(),
+            "another address is not affected"
+        );
         let v6a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let v6b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
         for _ in 0..JoinGuard::BURST as usize {
             guard.failed(v6a);
         }
-        assert!(guard.check(v6b).is_err(), "one /64 is one client");
+        assert!(guard.check(v6b, "000000").is_err(), "one /64 is one client");
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(guard.check(a).is_ok(), "one more a minute");
+        assert!(guard.check(a, "000000").is_ok(), "one more a minute");
     }
 }

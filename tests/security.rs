@@ -382,6 +382,39 @@ async fn guessing_codes_from_one_address_is_stopped_across_reconnects() {
     server.stop().await;
 }
 
+/// A student who spams wrong codes from the school's address uses up that
+/// address's allowance, but the class still joins its own game: the address
+/// has been seen to know that code (its teacher hosted it there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_student_guessing_does_not_lock_the_class_out_of_its_game() {
+    let server = TestServer::start().await;
+    let school = "198.51.100.4";
+    let mut host = Client::connect_as(server.addr, school).await;
+    let code = host.host("chat", json!({})).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let mut limited = false;
+    'spam: for _ in 0..40 {
+        let mut c = Client::connect_as(server.addr, school).await;
+        for _ in 0..5 {
+            c.send(json!({"type": "join", "code": wrong, "name": "x"}))
+                .await;
+            if c.recv().await["code"] == "rate_limited" {
+                limited = true;
+                break 'spam;
+            }
+        }
+    }
+    assert!(limited, "the address ran out of wrong codes");
+    for i in 0..5 {
+        let mut s = Client::connect_as(server.addr, school).await;
+        s.join(&code, &format!("Kid{i}")).await;
+    }
+    server.stop().await;
+}
+
 // ---- 9: floods --------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -141,13 +141,27 @@ pub fn new_state(limits: Limits, budget: Arc<CallBudget>) -> mlua::Result<Lua> {
 /// through as they are.
 const BILLED_LIBRARY: &str = r##"
 local charge, budget_error = ...
-local type, rawlen, tonumber, select, error, pcall =
-  type, rawlen, tonumber, select, error, pcall
+local type, tostring, tonumber, select, error, pcall =
+  type, tostring, tonumber, select, error, pcall
 local floor, log, find = math.floor, math.log, string.find
+-- Small charges add up here and are paid 256 units at a time, so a loop of
+-- small library calls is charged as much as one big one.
+local owed = 0
 local function bill(units)
-  if units >= 256 and not charge(floor(units)) then error(budget_error, 3) end
+  if units > 0 then owed = owed + units end
+  if owed >= 256 then
+    local units = floor(owed)
+    owed = owed - units
+    if not charge(units) then error(budget_error, 3) end
+  end
 end
-local function size(s) if type(s) == "string" then return #s end return 0 end
+local function size(s)
+  if type(s) == "string" then return #s end
+  if type(s) == "number" then return #tostring(s) end
+  return 0
+end
+-- The length the C function will see: `#` honours `__len` (a proxy table).
+local function len(t) return tonumber(#t) or 0 end
 local function pass(ok, ...)
   if ok then return ... end
   local e = ...
@@ -162,7 +176,7 @@ local sort, concat, insert, remove, move, unpack =
 table.sort = function(t, comp)
   if type(t) == "table" then
     -- A comparator's own instructions are counted by the hook.
-    local n = rawlen(t)
+    local n = len(t)
     if n > 8 then bill((comp == nil and 2 or 0.5) * n * (log(n, 2) + 1)) end
   end
   return pass(pcall(sort, t, comp))
@@ -170,7 +184,7 @@ end
 table.concat = function(t, ...)
   -- Charged by items before, by the result's length after (the result
   -- itself is bounded by the memory budget).
-  if type(t) == "table" then bill(rawlen(t) / 4) end
+  if type(t) == "table" then bill(len(t) / 4) end
   local ok, r = pcall(concat, t, ...)
   if not ok then return pass(false, r) end
   bill(#r / 64)
@@ -178,13 +192,13 @@ table.concat = function(t, ...)
 end
 table.insert = function(t, ...)
   if select("#", ...) >= 2 and type(t) == "table" then
-    bill(rawlen(t) - (tonumber((...)) or 0))
+    bill(len(t) - (tonumber((...)) or 0))
   end
   return pass(pcall(insert, t, ...))
 end
 table.remove = function(t, ...)
   if select("#", ...) >= 1 and type(t) == "table" then
-    bill(rawlen(t) - (tonumber((...)) or 0))
+    bill(len(t) - (tonumber((...)) or 0))
   end
   return pass(pcall(remove, t, ...))
 end
@@ -193,7 +207,7 @@ table.move = function(a1, f, e, ...)
   return pass(pcall(move, a1, f, e, ...))
 end
 table.unpack = function(t, i, j)
-  if type(t) == "table" then bill((tonumber(j) or rawlen(t)) - (tonumber(i) or 1)) end
+  if type(t) == "table" then bill((tonumber(j) or len(t)) - (tonumber(i) or 1)) end
   return pass(pcall(unpack, t, i, j))
 end
 
@@ -475,6 +489,25 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("memory"), "{err}");
         run(&lua, &budget, "local s = ('x'):rep(10)").unwrap();
+    }
+
+    #[test]
+    fn proxy_tables_and_number_arguments_are_charged_by_what_c_sees() {
+        let (lua, budget) = sandbox();
+        let setup = "big = {} for i = 1, 2e5 do big[i] = (i * 7919) % 200003 end \
+                     proxy = setmetatable({}, {__len = function() return #big end, __index = big, __newindex = big})";
+        run(&lua, &budget, setup).unwrap();
+        for probe in ["table.sort(proxy)", "local s = string.rep(1, 5e7)"] {
+            // An allowance far below what the call does in C.
+            budget.reset(100_000, Duration::from_secs(60));
+            let err = lua
+                .load(probe)
+                .set_name("=probe.lua")
+                .exec()
+                .map_err(|e| describe(&e))
+                .unwrap_err();
+            assert!(err.contains(BUDGET_MESSAGE), "{probe}: {err}");
+        }
     }
 
     #[test]

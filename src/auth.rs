@@ -72,7 +72,10 @@ pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 /// (proxies append the address they saw, so the entries a client wrote
 /// itself are further left and never chosen over a proxy's).
 pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| ip.is_loopback() || trusted.contains(ip);
+    // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`.
+    let peer = peer.to_canonical();
+    let is_trusted =
+        |ip: &IpAddr| ip.is_loopback() || trusted.iter().any(|t| t.to_canonical() == *ip);
     if !is_trusted(&peer) {
         return peer;
     }
@@ -82,7 +85,7 @@ pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpA
             return client;
         };
         for entry in value.rsplit(',') {
-            match entry.trim().parse::<IpAddr>() {
+            match entry.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()) {
                 Ok(ip) => {
                     client = ip;
                     if !is_trusted(&ip) {
@@ -183,5 +186,10 @@ mod tests {
         assert_eq!(client_addr(local, &headers(&[]), &[]), local);
         let junk = headers(&[("x-forwarded-for", "junk, 10.1.2.3")]);
         assert_eq!(client_addr(local, &junk, &[]), student);
+        // A dual-stack listener's view of IPv4 peers.
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(client_addr(mapped, &fwd, &[]), student);
+        let mapped_proxy: IpAddr = "::ffff:10.0.0.2".parse().unwrap();
+        assert_eq!(client_addr(mapped_proxy, &two, &[proxy]), student);
     }
 }

@@ -577,25 +577,28 @@ impl Connection {
             .retry_after(wait));
         }
         let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-        if let Err(wait) = self.node.join_guard.check(self.client, &code) {
-            Metrics::inc(&self.node.metrics.rate_limited_total);
-            return Err(ProtocolError::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "too many wrong codes from your network; try again in {} s",
-                    wait.as_secs().max(1)
-                ),
-            )
-            .retry_after(wait));
-        }
+        let took = match self.node.join_guard.try_code(self.client, &code) {
+            Ok(took) => took,
+            Err(wait) => {
+                Metrics::inc(&self.node.metrics.rate_limited_total);
+                return Err(ProtocolError::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "too many wrong codes from your network; try again in {} s",
+                        wait.as_secs().max(1)
+                    ),
+                )
+                .retry_after(wait));
+            }
+        };
         let session = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
             self.node.lookup_code(&code).await?
         } else {
             None
         };
         let Some(session) = session else {
+            // The place `try_code` took stays taken.
             self.join_limit.failed();
-            self.node.join_guard.failed(self.client);
             Metrics::inc(&self.node.metrics.join_failures_total);
             return Err(ProtocolError::new(
                 ErrorCode::UnknownCode,
@@ -604,7 +607,7 @@ impl Connection {
                 ),
             ));
         };
-        self.node.join_guard.knows(self.client, &code);
+        self.node.join_guard.found(self.client, &code, took);
         if self.seat(&session).is_some() {
             return Err(ProtocolError::new(
                 ErrorCode::AlreadyJoined,

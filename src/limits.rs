@@ -51,10 +51,17 @@ impl TokenBucket {
         Ok(())
     }
 
-    /// Takes a token even if none is there (the bucket goes into debt).
+    /// Takes a token even if none is there; the debt is bounded by the
+    /// capacity, so a burst cannot lock the bucket for longer than refilling
+    /// twice over takes.
     pub fn spend(&mut self) {
         self.refill(Instant::now());
-        self.tokens -= 1.0;
+        self.tokens = (self.tokens - 1.0).max(-self.capacity);
+    }
+
+    /// Gives a taken token back.
+    pub fn give_back(&mut self) {
+        self.tokens = (self.tokens + 1.0).min(self.capacity);
     }
 
     fn wait_for_one(&self) -> Duration {
@@ -135,23 +142,34 @@ impl JoinGuard {
     pub const PER_SEC: f64 = 1.0 / 60.0;
     /// Addresses remembered before the ones back to a full allowance are forgotten.
     const PRUNE_AT: usize = 4096;
-    /// Codes remembered per address (a school runs a few games at once).
-    const KNOWN: usize = 16;
+    /// Codes remembered per address: more than the games one address may
+    /// host at once, so hosting cannot push a class's code out.
+    const KNOWN: usize = 64;
 
-    /// `Err(wait)` when this address has used up its wrong codes and `code`
-    /// is not one it knows.
-    pub fn check(&self, addr: IpAddr, code: &str) -> Result<(), Duration> {
-        let mut addresses = self.addresses.lock().unwrap_or_else(|e| e.into_inner());
-        match addresses.get_mut(&key(addr)) {
-            Some(a) if a.known.iter().any(|k| k == code) => Ok(()),
-            Some(a) => a.wrong.check(),
-            None => Ok(()),
-        }
+    /// Takes one wrong code's place before `code` is looked up, unless this
+    /// address knows it: `Ok(true)` if a place was taken (give it back with
+    /// [`JoinGuard::found`] if the code is right), `Err(wait)` if none is
+    /// left. Taken before the lookup, so that many sockets of one address
+    /// asking at once cannot all pass on the same last place.
+    pub fn try_code(&self, addr: IpAddr, code: &str) -> Result<bool, Duration> {
+        let mut result = Ok(false);
+        self.with(addr, |a| {
+            if !a.known.iter().any(|k| k == code) {
+                result = a.wrong.take().map(|()| true);
+            }
+        });
+        result
     }
 
-    /// Counts one wrong code from this address.
-    pub fn failed(&self, addr: IpAddr) {
-        self.with(addr, |a| a.wrong.spend());
+    /// `code` was right: the place [`JoinGuard::try_code`] took (if it took
+    /// one) is given back, and the address knows the code from now on.
+    pub fn found(&self, addr: IpAddr, code: &str, took: bool) {
+        self.with(addr, |a| {
+            if took {
+                a.wrong.give_back();
+            }
+        });
+        self.knows(addr, code);
     }
 
     /// This address knows `code` (it hosted that game, or found it).
@@ -181,8 +199,9 @@ impl JoinGuard {
     }
 }
 
-/// The address a limit counts: IPv4 as is, IPv6 by its /64 prefix.
-fn key(addr: IpAddr) -> IpAddr {
+/// The address a limit counts: IPv4 as is (IPv4-mapped IPv6 too), IPv6 by
+/// its /64 prefix.
+pub fn key(addr: IpAddr) -> IpAddr {
     match addr {
         IpAddr::V4(_) => addr,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -233,26 +252,34 @@ mod tests {
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         guard.knows(a, "482913");
         for _ in 0..JoinGuard::BURST as usize {
-            assert!(guard.check(a, "000000").is_ok());
-            guard.failed(a);
+            assert_eq!(guard.try_code(a, "000000"), Ok(true));
         }
-        let wait = guard.check(a, "000000").unwrap_err();
+        let wait = guard.try_code(a, "000000").unwrap_err();
         assert!(wait > Duration::from_secs(55) && wait <= Duration::from_secs(60));
-        assert!(
-            guard.check(a, "482913").is_ok(),
-            "a code it knows still passes"
+        assert_eq!(
+            guard.try_code(a, "482913"),
+            Ok(false),
+            "a code it knows passes"
         );
         assert!(
-            guard.check(b, "000000").is_ok(),
+            guard.try_code(b, "000000").is_ok(),
             "another address is not affected"
         );
         let v6a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
         let v6b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
         for _ in 0..JoinGuard::BURST as usize {
-            guard.failed(v6a);
+            assert!(guard.try_code(v6a, "000000").is_ok());
         }
-        assert!(guard.check(v6b, "000000").is_err(), "one /64 is one client");
+        assert!(
+            guard.try_code(v6b, "000000").is_err(),
+            "one /64 is one client"
+        );
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(guard.check(a, "000000").is_ok(), "one more a minute");
+        assert!(guard.try_code(a, "000000").is_ok(), "one more a minute");
+        // A right code gives its place back.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let took = guard.try_code(a, "123456").unwrap();
+        guard.found(a, "123456", took);
+        assert!(guard.try_code(a, "000000").is_ok(), "the place came back");
     }
 }

@@ -18,7 +18,7 @@ use crate::cluster::redis::{Claim, RedisBus, RedisCluster};
 use crate::cluster::wire::{RemoteCommand, RemoteReply};
 use crate::cluster::{Bus, LocalBus};
 use crate::config::Config;
-use crate::limits::JoinGuard;
+use crate::limits::{self, JoinGuard};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, ProtocolError};
 use crate::script::Catalog;
@@ -376,7 +376,7 @@ impl Node {
             ));
         }
         let per_address = self.config.max_sessions_per_address;
-        let Some(addr) = host_addr.filter(|_| per_address > 0) else {
+        let Some(addr) = host_addr.filter(|_| per_address > 0).map(limits::key) else {
             return Ok(HostedPlace {
                 node: self,
                 addr: None,
@@ -401,10 +401,11 @@ impl Node {
 
     fn count_hosted(&self, addr: IpAddr) {
         let mut hosted = self.hosted.lock().unwrap_or_else(|e| e.into_inner());
-        *hosted.entry(addr).or_insert(0) += 1;
+        *hosted.entry(limits::key(addr)).or_insert(0) += 1;
     }
 
     fn release_hosted(&self, addr: IpAddr) {
+        let addr = limits::key(addr);
         let mut hosted = self.hosted.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(count) = hosted.get_mut(&addr) {
             *count = count.saturating_sub(1);

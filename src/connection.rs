@@ -322,6 +322,11 @@ impl Connection {
                             }
                         }
                         Message::Binary(_) => {
+                            match self.over_limit(None) {
+                                Some(Some((code, reason))) => return End::Close(code, reason),
+                                Some(None) => continue,
+                                None => {}
+                            }
                             let err = ProtocolError::new(ErrorCode::BadFrame, "frames must be JSON text, not binary");
                             if let Some((code, reason)) = self.bad_frame(&err, None) {
                                 return End::Close(code, reason);
@@ -329,6 +334,9 @@ impl Connection {
                         }
                         Message::Close(_) => return End::PeerClosed,
                         Message::Ping(_) => {
+                            if let Some(Some((code, reason))) = self.over_limit(None) {
+                                return End::Close(code, reason);
+                            }
                             // Writes the pong tungstenite queued.
                             let _ = ws.flush(&mut WsIo(&self.socket));
                         }
@@ -339,8 +347,44 @@ impl Connection {
         }
     }
 
+    /// The socket's frame limit, taken before any work is done for a frame
+    /// (bad and binary frames and pings count too). `None`: go on; `Some`:
+    /// the frame was refused, and with a close code if the client has gone
+    /// on sending past its refusals. A refused text frame that can be read
+    /// gets its `ref` and `session` echoed.
+    fn over_limit(&mut self, text: Option<&str>) -> Option<Option<(u16, &'static str)>> {
+        let Err((wait, cut_off)) = self.frames.admit() else {
+            return None;
+        };
+        Metrics::inc(&self.node.metrics.rate_limited_total);
+        if cut_off {
+            return Some(Some((1008, "too many frames; slow down and reconnect")));
+        }
+        let frame = text
+            .filter(|t| t.len() <= self.node.config.max_frame)
+            .and_then(|t| ClientFrame::parse(t).ok());
+        let err = ProtocolError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many messages at once (at most {} a second); this one was not handled",
+                self.node.config.frame_rate
+            ),
+        )
+        .retry_after(wait);
+        let reply = protocol::encode_error(
+            &err,
+            frame.as_ref().and_then(ClientFrame::reference),
+            frame.as_ref().and_then(ClientFrame::session),
+        );
+        self.reply(reply);
+        Some(None)
+    }
+
     async fn on_text(&mut self, text: &str) -> Option<(u16, &'static str)> {
         Metrics::inc(&self.node.metrics.frames_in_total);
+        if let Some(close) = self.over_limit(Some(text)) {
+            return close;
+        }
         let max = self.node.config.max_frame;
         if text.len() > max {
             let err = ProtocolError::new(
@@ -358,23 +402,6 @@ impl Connection {
         };
         self.bad_in_row = 0;
         let session = frame.session().map(str::to_owned);
-        if let Err((wait, cut_off)) = self.frames.admit() {
-            Metrics::inc(&self.node.metrics.rate_limited_total);
-            if cut_off {
-                return Some((1008, "too many frames; slow down and reconnect"));
-            }
-            let err = ProtocolError::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "too many messages at once (at most {} a second); this one was not handled",
-                    self.node.config.frame_rate
-                ),
-            )
-            .retry_after(wait);
-            let frame = protocol::encode_error(&err, frame.reference(), session.as_deref());
-            self.reply(frame);
-            return None;
-        }
         let result = match frame {
             ClientFrame::Host { game, params, key } => self.host(&game, params, key).await,
             ClientFrame::Join { code, name, nonce } => self.join(&code, name, nonce).await,

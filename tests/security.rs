@@ -463,6 +463,36 @@ async fn one_students_flood_is_refused_and_spares_everyone_else() {
     server.stop().await;
 }
 
+/// Bad frames count against the frame limit too: 19 bad frames and a good
+/// one, over and over, never trip the "bad frames in a row" rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_count_against_the_frame_limit() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    'send: for _ in 0..300 {
+        for _ in 0..19 {
+            if !c.try_send_text("not json".into()).await {
+                break 'send;
+            }
+        }
+        if !c.try_send_text(json!({"type": "ping"}).to_string()).await {
+            break;
+        }
+    }
+    // Only the first burst is handled (answered `bad_json` or `pong`); the
+    // rest is refused, and the socket is closed for going on.
+    let (mut handled, mut limited) = (0, 0);
+    while let Some(v) = c.try_recv().await {
+        match v["code"].as_str() {
+            Some("rate_limited") => limited += 1,
+            _ => handled += 1,
+        }
+    }
+    assert!(handled <= 40 + 5, "{handled} frames were handled");
+    assert!(limited > 0, "the rest was refused");
+    server.stop().await;
+}
+
 // ---- 16, 17: seats and names ------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

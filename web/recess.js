@@ -25,8 +25,13 @@ export class RecessError extends Error {
     this.code = code;
     this.session = extra.session;
     this.ref = extra.ref;
+    /** From the server's `retry_after_ms`: how long to wait before trying again. */
+    this.retryAfterMs = extra.retryAfterMs;
   }
 }
+
+/** Times a join is asked again while its seat is still held by the old connection (2 s apart). */
+const JOIN_RETRIES = 60;
 
 function isObject(v) {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -543,8 +548,21 @@ export class RecessClient extends EventTarget {
       if (request) {
         if (request.kind === 'resume') {
           this._resumeFailed(request.session, code, message);
+        } else if (request.kind === 'join' && code === 'unavailable'
+            && typeof frame.retry_after_ms === 'number' && (request.retries ?? 0) < JOIN_RETRIES) {
+          // A retried join whose seat the server still sees connected (the
+          // old connection has not been noticed gone yet): ask again soon.
+          request.retries = (request.retries ?? 0) + 1;
+          setTimeout(() => {
+            if (this._isOpen()) {
+              this._sendRequest(request);
+            } else {
+              this._waiting.push(request);
+              this.connect();
+            }
+          }, Math.min(frame.retry_after_ms, 10_000));
         } else {
-          request.reject(new RecessError(code, message));
+          request.reject(new RecessError(code, message, { retryAfterMs: frame.retry_after_ms }));
         }
         return;
       }

@@ -5,6 +5,7 @@
 //! the `--host-key`. Every route answers errors as `{code, message}` with the
 //! HTTP status of the code (docs/security.md has the whole rule).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -24,8 +25,11 @@ use crate::session::{Command, MemberId, SessionId, make_token, parse_token, rand
 /// Largest request body accepted.
 const MAX_BODY: usize = 1 << 20;
 
-pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
-    match dispatch(&node, req).await {
+/// One REST request; `client` is the caller's address (behind a trusted
+/// proxy, the one it forwarded), counted when a session is created with the
+/// host key rather than the API key.
+pub async fn handle(node: Arc<Node>, req: Request<Incoming>, client: IpAddr) -> Response<Body> {
+    match dispatch(&node, req, client).await {
         Ok(response) => response,
         Err(e) => error(&e),
     }
@@ -34,18 +38,26 @@ pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
 async fn dispatch(
     node: &Arc<Node>,
     req: Request<Incoming>,
+    client: IpAddr,
 ) -> Result<Response<Body>, ProtocolError> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     let parts: Vec<&str> = path.split('/').skip(2).collect();
     let token = query_param(&query, "token");
+    // Set when `POST /api/sessions` came with the host key: the session then
+    // counts against the caller's address, like a `host` frame.
+    let mut host_addr = None;
     match (req.method(), parts.as_slice()) {
         // Public: the host page lists games without a key.
         (&Method::GET, ["games"]) => {}
         // A session's host may fetch its results with its own token.
         (&Method::GET, ["sessions", _, "results"]) if token.is_some() => {}
         // Creating a session is hosting: the host key will do.
-        (&Method::POST, ["sessions"]) => authorize_host(node, &req)?,
+        (&Method::POST, ["sessions"]) => {
+            if authorize_host(node, &req)? == Key::Host {
+                host_addr = Some(client);
+            }
+        }
         _ => authorize(node, &req)?,
     }
     if req.method() == Method::POST {
@@ -73,7 +85,7 @@ async fn dispatch(
                     member,
                     secret,
                     false,
-                    None,
+                    host_addr,
                 )
                 .await?;
             Ok(respond(
@@ -239,9 +251,16 @@ pub fn authorize<B>(node: &Node, req: &Request<B>) -> Result<(), ProtocolError> 
     }
 }
 
+/// Which key a request was let in with.
+#[derive(PartialEq)]
+enum Key {
+    Api,
+    Host,
+}
+
 /// `POST /api/sessions`: the API key, or the `--host-key` as a bearer token
 /// (the same key a `host` frame carries).
-fn authorize_host(node: &Node, req: &Request<Incoming>) -> Result<(), ProtocolError> {
+fn authorize_host(node: &Node, req: &Request<Incoming>) -> Result<Key, ProtocolError> {
     let given = auth::bearer(req.headers());
     let api = node.config.api_key.as_deref();
     let host = node.config.host_key.as_deref();
@@ -252,8 +271,10 @@ fn authorize_host(node: &Node, req: &Request<Incoming>) -> Result<(), ProtocolEr
         ));
     }
     let matches = |key: Option<&str>| key.is_some_and(|k| auth::key_matches(k, given));
-    if matches(api) || matches(host) {
-        Ok(())
+    if matches(api) {
+        Ok(Key::Api)
+    } else if matches(host) {
+        Ok(Key::Host)
     } else {
         Err(ProtocolError::new(
             ErrorCode::Unauthorized,

@@ -81,7 +81,7 @@ pub struct Config {
     #[arg(long, env = "RECESS_MAX_SESSIONS", default_value_t = 10_000)]
     pub max_sessions: usize,
     /// Most live sessions hosted from one client address (0: no limit).
-    #[arg(long, env = "RECESS_MAX_SESSIONS_PER_ADDRESS", default_value_t = 50)]
+    #[arg(long, env = "RECESS_MAX_SESSIONS_PER_ADDRESS", default_value_t = 200)]
     pub max_sessions_per_address: usize,
     /// Frames per second one WebSocket may send, sustained.
     #[arg(long, env = "RECESS_FRAME_RATE", default_value_t = 20)]
@@ -141,7 +141,7 @@ impl Config {
             threads: 0,
             header_timeout_ms: 10_000,
             max_sessions: 10_000,
-            max_sessions_per_address: 50,
+            max_sessions_per_address: 200,
             frame_rate: 20,
             frame_burst: 40,
             trusted_proxies: Vec::new(),

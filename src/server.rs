@@ -407,7 +407,10 @@ async fn route(
                 .unwrap_or_default(),
             Err(e) => api::error(&e),
         },
-        (_, p) if p == "/api" || p.starts_with("/api/") => api::handle(node, req).await,
+        (_, p) if p == "/api" || p.starts_with("/api/") => {
+            let client = auth::client_addr(peer, req.headers(), &node.config.trusted_proxies);
+            api::handle(node, req, client).await
+        }
         (&Method::GET, p) if p.starts_with("/custom/") => web::serve_custom(&node, &req),
         (&Method::GET, _) | (&Method::HEAD, _) => web::serve(&node, &req),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),

@@ -153,6 +153,39 @@ async fn creating_a_session_over_rest_takes_the_host_key() {
     server.stop().await;
 }
 
+/// A session created over REST with the host key counts against the
+/// caller's address like a `host` frame; the API key is a backend's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_sessions_made_with_the_host_key_count_per_address() {
+    let games = common::games_dir_with_shipped();
+    let server = TestServer::start_in(games, |c| {
+        c.host_key = Some("teachers-only".into());
+        c.max_sessions_per_address = 1;
+    })
+    .await;
+    let create = |key: &str| {
+        let headers = format!(
+            "Authorization: Bearer {key}\r\nContent-Type: application/json\r\nX-Forwarded-For: 10.0.0.9\r\n"
+        );
+        let addr = server.addr;
+        async move {
+            http_with(
+                addr,
+                "POST",
+                "/api/sessions",
+                &headers,
+                r#"{"game":"chat"}"#,
+            )
+            .await
+        }
+    };
+    assert_eq!(create("teachers-only").await.0, 201);
+    let (status, body) = create("teachers-only").await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(create(API_KEY).await.0, 201, "a backend is not counted");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_must_say_it_is_json() {
     let server = TestServer::start().await;

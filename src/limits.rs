@@ -144,7 +144,7 @@ impl JoinGuard {
     const PRUNE_AT: usize = 4096;
     /// Codes remembered per address: more than the games one address may
     /// host at once, so hosting cannot push a class's code out.
-    const KNOWN: usize = 64;
+    const KNOWN: usize = 256;
 
     /// Takes one wrong code's place before `code` is looked up, unless this
     /// address knows it: `Ok(true)` if a place was taken (give it back with

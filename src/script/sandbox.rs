@@ -475,6 +475,15 @@ mod tests {
     #[test]
     fn memory_bombs_are_stopped() {
         let (lua, budget) = sandbox();
+        // The memory limit is what is tried here: a time budget long enough
+        // for a debug build on a busy machine to fill 16 MiB.
+        let run = |lua: &Lua, budget: &CallBudget, code: &str| {
+            budget.reset(Limits::default().cpu_units, Duration::from_secs(30));
+            lua.load(code)
+                .set_name("=probe.lua")
+                .exec()
+                .map_err(|e| describe(&e))
+        };
         // Refused before it runs: copying 2 GiB is over the CPU budget...
         let err = run(&lua, &budget, "local s = string.rep('x', 2^31)").unwrap_err();
         assert!(err.contains(BUDGET_MESSAGE), "{err}");

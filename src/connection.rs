@@ -36,7 +36,7 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::Instant;
 
 use crate::auth;
-use crate::limits::{FrameLimit, TokenBucket};
+use crate::limits::{FailureLimit, FrameLimit};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::protocol::{self, ClientFrame, ErrorCode, ProtocolError};
@@ -108,7 +108,7 @@ pub fn serve(
             next_slot: 1,
             client,
             frames: FrameLimit::new(node.config.frame_rate, node.config.frame_burst),
-            join_limit: FailureLimit::new(),
+            join_limit: FailureLimit::default(),
             bad_in_row: 0,
             pending: VecDeque::new(),
         };
@@ -774,42 +774,4 @@ impl Connection {
 fn welcome_token(attached: &Attached) -> Option<String> {
     let welcome: Json = serde_json::from_str(attached.frames.first()?.as_str()).ok()?;
     welcome.get("token")?.as_str().map(str::to_owned)
-}
-
-/// Failed joins allowed per connection: a burst of 5, then one every 2 s;
-/// after 50 failures the connection is closed. Beside it, the node counts
-/// wrong codes per client address (`limits::JoinGuard`), so reconnecting
-/// does not start afresh.
-struct FailureLimit {
-    bucket: TokenBucket,
-    total: u32,
-}
-
-impl FailureLimit {
-    const BURST: f64 = 5.0;
-    const PER_SEC: f64 = 0.5;
-    const MAX_TOTAL: u32 = 50;
-
-    fn new() -> Self {
-        FailureLimit {
-            bucket: TokenBucket::new(Self::BURST, Self::PER_SEC),
-            total: 0,
-        }
-    }
-
-    fn check(&mut self) -> Result<(), std::time::Duration> {
-        if self.exhausted() {
-            return Err(std::time::Duration::from_secs(60));
-        }
-        self.bucket.check()
-    }
-
-    fn failed(&mut self) {
-        self.bucket.spend();
-        self.total += 1;
-    }
-
-    fn exhausted(&self) -> bool {
-        self.total >= Self::MAX_TOTAL
-    }
 }

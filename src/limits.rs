@@ -1,6 +1,6 @@
-//! Rate limits: a token bucket, the per-connection frame limit, and the
-//! per-address limit on wrong join codes. Each limit, its default and what a
-//! refusal looks like are listed in docs/security.md.
+//! Rate limits: a token bucket, the per-connection frame and wrong-code
+//! limits, and the per-address limit on wrong join codes. Each limit, its
+//! default and what a refusal looks like are listed in docs/security.md.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -104,6 +104,49 @@ impl FrameLimit {
             Ok(()) => Ok(()),
             Err(wait) => Err((wait, self.strikes.take().is_err())),
         }
+    }
+}
+
+/// Wrong join codes one connection may send: a burst of 5, then one every
+/// 2 s; after 50 the connection is closed. Beside it, the node counts wrong
+/// codes per client address ([`JoinGuard`]), so reconnecting does not start
+/// afresh.
+pub struct FailureLimit {
+    bucket: TokenBucket,
+    total: u32,
+}
+
+impl Default for FailureLimit {
+    fn default() -> Self {
+        FailureLimit {
+            bucket: TokenBucket::new(Self::BURST, Self::PER_SEC),
+            total: 0,
+        }
+    }
+}
+
+impl FailureLimit {
+    const BURST: f64 = 5.0;
+    const PER_SEC: f64 = 0.5;
+    const MAX_TOTAL: u32 = 50;
+
+    /// `Err(wait)` while no wrong code may be tried.
+    pub fn check(&mut self) -> Result<(), Duration> {
+        if self.exhausted() {
+            return Err(Duration::from_secs(60));
+        }
+        self.bucket.check()
+    }
+
+    /// Counts one wrong code.
+    pub fn failed(&mut self) {
+        self.bucket.spend();
+        self.total += 1;
+    }
+
+    /// Whether the connection has sent all the wrong codes it may.
+    pub fn exhausted(&self) -> bool {
+        self.total >= Self::MAX_TOTAL
     }
 }
 

@@ -3,12 +3,13 @@
 //! Architecture Invariant: `script` knows nothing about sockets, the cluster
 //! or persistence. It loads rules ([`catalog`]), runs them in a metered
 //! sandbox ([`sandbox`], [`budget`], [`pattern`]) and turns handler calls into
-//! effects and views ([`vm`]), rolling back with [`copy`] and converting what
+//! effects and views ([`vm`], whose `ctx` table is built in `ctx`), rolling back with [`copy`] and converting what
 //! leaves Lua with [`json`].
 
 pub mod budget;
 pub mod catalog;
 pub mod copy;
+mod ctx;
 pub mod json;
 pub mod pattern;
 pub mod sandbox;

@@ -26,12 +26,10 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::protocol::Role;
-use crate::script::VmCounters;
-use crate::session::{Audience, MemberId, Outgoing};
+use crate::session::record::{MemberRecord, SessionSnapshot, SessionWrite, StoredSession};
+use crate::session::record::{CorruptMessage, decode_message, encode_message};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -43,131 +41,9 @@ pub enum StoreError {
     Writer(String),
 }
 
-/// Everything needed to bring a session back, except its views and messages.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SessionSnapshot {
-    pub id: String,
-    pub code: String,
-    pub game: String,
-    pub rules_version: String,
-    /// The `seq` when the snapshot was written; later messages raise it.
-    pub seq: u64,
-    pub state: Json,
-    /// Members as snapshots written before member records had keys of
-    /// their own held them; empty in new snapshots.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub members: Vec<MemberRecord>,
-    pub timers: Vec<TimerRecord>,
-    pub counters: VmCounters,
-    pub ended: Option<Json>,
-    pub created_ms: i64,
-    /// When the session last did anything (for idle expiry).
-    pub active_ms: i64,
-    /// Name keys (`session::names::name_key`) of members removed by a kick,
-    /// who may not join again until the game readmits them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub removed_names: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MemberRecord {
-    pub id: String,
-    pub name: String,
-    pub role: Role,
-    pub secret: String,
-    pub joined_seq: u64,
-    /// Whether this member has ever received a full view (REST-created hosts
-    /// have not until their first resume).
-    pub welcomed: bool,
-    #[serde(default)]
-    pub join_nonce: Option<String>,
-    /// Position in the session's member list (join order).
-    #[serde(default)]
-    pub order: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TimerRecord {
-    pub id: u64,
-    /// Unix ms at which it fires.
-    pub due_ms: i64,
-    pub name: String,
-    pub data: Json,
-}
-
-/// One commit of a session actor.
-pub struct SessionWrite<'a> {
-    pub id: &'a str,
-    pub session: &'a crate::session::SessionId,
-    pub code: &'a str,
-    /// `None` when the state could not be serialized (the old snapshot stays).
-    pub snapshot: Option<Vec<u8>>,
-    /// Everything (whole replay window, every view) rather than what changed:
-    /// used to rebuild a copy that was lost (a Redis restart).
-    pub full: bool,
-    pub messages: &'a [Outgoing],
-    /// Sequence numbers that fell out of the replay window.
-    pub evicted: Vec<u64>,
-    /// Members whose record or view is new or changed.
-    pub members: Vec<MemberWrite<'a>>,
-    /// Members gone: their record and view are removed.
-    pub removed_members: Vec<&'a str>,
-}
-
-/// One member's stored parts. Both are given when either changed: the local
-/// store keeps them in one value, Redis writes only the changed ones.
-pub struct MemberWrite<'a> {
-    pub id: &'a str,
-    /// JSON [`MemberRecord`].
-    pub record: Vec<u8>,
-    pub record_changed: bool,
-    /// JSON of the view the member last received.
-    pub view: Vec<u8>,
-    pub view_changed: bool,
-}
-
-/// A session as read back at start-up (or from Redis at a takeover).
-pub struct StoredSession {
-    pub snapshot: SessionSnapshot,
-    /// In join order.
-    pub members: Vec<MemberRecord>,
-    pub messages: Vec<Outgoing>,
-    pub views: Vec<(String, Json)>,
-}
-
-impl StoredSession {
-    /// Puts the parts read back together: members in join order (from the
-    /// old snapshot format too), messages in `seq` order.
-    pub fn assemble(
-        mut snapshot: SessionSnapshot,
-        mut members: Vec<MemberRecord>,
-        mut messages: Vec<Outgoing>,
-        views: Vec<(String, Json)>,
-    ) -> StoredSession {
-        if members.is_empty() {
-            members = std::mem::take(&mut snapshot.members)
-                .into_iter()
-                .enumerate()
-                .map(|(i, m)| MemberRecord {
-                    order: i as u64,
-                    ..m
-                })
-                .collect();
-        }
-        members.sort_by_key(|m| m.order);
-        messages.sort_by_key(|m| m.seq);
-        StoredSession {
-            snapshot,
-            members,
-            messages,
-            views,
-        }
-    }
-
-    /// The session's last `seq`: its snapshot's or its newest message's.
-    pub fn seq(&self) -> u64 {
-        let newest = self.messages.last().map_or(0, |m| m.seq);
-        self.snapshot.seq.max(newest)
+impl From<CorruptMessage> for StoreError {
+    fn from(_: CorruptMessage) -> Self {
+        StoreError::Corrupt("replay message".to_owned())
     }
 }
 
@@ -407,64 +283,15 @@ fn delete_batch(db: &sled::Db, id: &str) -> Result<sled::Batch, StoreError> {
     Ok(batch)
 }
 
-/// `[seq:8][revoke:1][n:2]([len:2][id])*[frame]`
-pub fn encode_message(m: &Outgoing) -> Vec<u8> {
-    let ids: &[MemberId] = match &m.audience {
-        Audience::All => &[],
-        Audience::Members(ids) => ids,
-    };
-    let mut out = Vec::with_capacity(m.frame.len() + 16 + ids.len() * 12);
-    out.extend_from_slice(&m.seq.to_be_bytes());
-    out.push(u8::from(m.revoke));
-    let n = match m.audience {
-        Audience::All => u16::MAX,
-        Audience::Members(_) => ids.len().min(u16::MAX as usize - 1) as u16,
-    };
-    out.extend_from_slice(&n.to_be_bytes());
-    for id in ids.iter().take(n as usize) {
-        out.extend_from_slice(&(id.len() as u16).to_be_bytes());
-        out.extend_from_slice(id.as_bytes());
-    }
-    out.extend_from_slice(m.frame.as_bytes());
-    out
-}
-
-pub fn decode_message(b: &[u8]) -> Result<Outgoing, StoreError> {
-    let corrupt = || StoreError::Corrupt("replay message".to_owned());
-    let take =
-        |b: &[u8], at: usize, n: usize| b.get(at..at + n).ok_or_else(corrupt).map(<[u8]>::to_vec);
-    let seq = u64::from_be_bytes(take(b, 0, 8)?.try_into().map_err(|_| corrupt())?);
-    let revoke = take(b, 8, 1)?[0] == 1;
-    let n = u16::from_be_bytes(take(b, 9, 2)?.try_into().map_err(|_| corrupt())?);
-    let mut at = 11;
-    let audience = if n == u16::MAX {
-        Audience::All
-    } else {
-        let mut ids = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            let len =
-                u16::from_be_bytes(take(b, at, 2)?.try_into().map_err(|_| corrupt())?) as usize;
-            let id = String::from_utf8(take(b, at + 2, len)?).map_err(|_| corrupt())?;
-            ids.push(MemberId::from(id));
-            at += 2 + len;
-        }
-        Audience::Members(ids)
-    };
-    let frame =
-        String::from_utf8(b.get(at..).ok_or_else(corrupt)?.to_vec()).map_err(|_| corrupt())?;
-    Ok(Outgoing {
-        seq,
-        audience,
-        frame: frame.into(),
-        revoke,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::protocol::Role;
+    use crate::script::VmCounters;
+    use crate::session::record::MemberWrite;
+    use crate::session::{Audience, Outgoing};
 
     fn snapshot(seq: u64, members: Vec<MemberRecord>) -> SessionSnapshot {
         SessionSnapshot {

@@ -20,7 +20,8 @@ use futures_util::future::BoxFuture;
 use crate::metrics::Metrics;
 use crate::session::SessionId;
 use crate::session::fanout::Fanout;
-use crate::store::{SessionWrite, Store};
+use crate::session::record::SessionWrite;
+use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {

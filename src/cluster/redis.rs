@@ -49,9 +49,10 @@ use crate::node::Node;
 use crate::protocol::{ErrorCode, ProtocolError};
 use crate::session::fanout::Fanout;
 use crate::session::{Command, SessionId};
-use crate::store::{
-    SessionSnapshot, SessionWrite, Store, StoredSession, decode_message, encode_message,
+use crate::session::record::{
+    SessionSnapshot, SessionWrite, StoredSession, decode_message, encode_message,
 };
+use crate::store::Store;
 
 /// How long a node's heartbeat lives without renewal: a dead node's
 /// sessions are taken over this long after its last beat (plus one scan).

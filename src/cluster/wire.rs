@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 
 use crate::protocol::ProtocolError;
 use crate::session::{Attached, Command, MemberId, Outgoing, SessionSummary};
-use crate::store::{decode_message, encode_message};
+use crate::session::record::{decode_message, encode_message};
 
 /// A `Command` without its reply channel, as it crosses the network.
 #[derive(Debug, Serialize, Deserialize)]

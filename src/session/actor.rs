@@ -36,7 +36,7 @@ use crate::protocol::{self, ErrorCode, PlayerRef, ProtocolError, Role, Welcome};
 use crate::script::{
     CallOutcome, Effect, GameChange, GameVm, PlayerInfo, Rules, ScriptError, VmCounters,
 };
-use crate::store::{
+use super::record::{
     MemberRecord, MemberWrite, SessionSnapshot, SessionWrite, StoredSession, TimerRecord,
 };
 

@@ -13,6 +13,7 @@
 pub mod actor;
 pub mod fanout;
 pub mod names;
+pub mod record;
 pub mod replay;
 pub mod view;
 

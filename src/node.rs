@@ -25,7 +25,8 @@ use crate::script::Catalog;
 use crate::session::actor::NewSession;
 use crate::session::fanout::Fanout;
 use crate::session::{
-    Attached, Command, MemberId, Reply, SessionActor, SessionId, random_code, random_id,
+    Attached, Command, CommitSink, Ended, MemberId, Reply, SessionActor, SessionEnv, SessionId,
+    Settings, SystemClock, random_code, random_id,
 };
 use crate::store::Store;
 
@@ -52,6 +53,8 @@ pub struct Node {
     pub fanout: Arc<Fanout>,
     pub bus: Arc<dyn Bus>,
     pub metrics: Arc<Metrics>,
+    /// What every session of this node is given.
+    env: Arc<SessionEnv>,
     /// Sessions this node owns.
     sessions: RwLock<HashMap<SessionId, SessionHandle>>,
     /// Join codes of live sessions.
@@ -93,6 +96,14 @@ impl Node {
                 .clone()
                 .unwrap_or_else(|| format!("node-{}", random_id(6))),
         };
+        let env = Arc::new(SessionEnv {
+            node_id: node_id.as_str().into(),
+            sink: bus.clone() as Arc<dyn CommitSink>,
+            catalog: catalog.clone(),
+            clock: Arc::new(SystemClock),
+            metrics: metrics.clone(),
+            settings: settings(&config),
+        });
         Arc::new(Node {
             node_id,
             config,
@@ -101,6 +112,7 @@ impl Node {
             fanout,
             bus,
             metrics,
+            env,
             sessions: RwLock::new(HashMap::new()),
             codes: RwLock::new(HashMap::new()),
             hosted: Mutex::new(HashMap::new()),
@@ -211,7 +223,7 @@ impl Node {
             ));
         }
         let created = SessionActor::create(
-            self.clone(),
+            self.env.clone(),
             NewSession {
                 id: id.clone(),
                 code: code.clone(),
@@ -269,7 +281,7 @@ impl Node {
                 tracing::error!(session = %id, game = %game, "cannot restore a session: its game is not loaded (kept on disk)");
                 continue;
             };
-            match SessionActor::restore(self.clone(), session, rules) {
+            match SessionActor::restore(self.env.clone(), session, rules) {
                 Ok(mut actor) => {
                     if self.cluster.is_some() {
                         actor.request_resync();
@@ -319,7 +331,7 @@ impl Node {
             cluster.release(session).await;
             return false;
         };
-        match SessionActor::restore(self.clone(), stored, rules) {
+        match SessionActor::restore(self.env.clone(), stored, rules) {
             Ok(actor) => {
                 tracing::info!(session, node = %self.node_id, "took the session over");
                 self.adopt(actor);
@@ -428,13 +440,28 @@ impl Node {
             }
         }
         Metrics::inc(&self.metrics.sessions_live);
-        let changes = self.catalog.subscribe();
         let shutdown = self.shutdown.clone();
-        self.tasks.spawn(actor.run(rx, changes, shutdown));
+        let node = self.clone();
+        let (id, code) = (actor.id().clone(), actor.code().to_owned());
+        self.tasks.spawn(async move {
+            let ended = actor.run(rx, shutdown).await;
+            node.session_ended(&id, &code, ended).await;
+        });
     }
 
-    /// Called by an actor that stops: the session is no longer served here.
-    pub(crate) fn detach(&self, id: &str, code: &str) {
+    /// An actor stopped: the session is handed on (shutdown), forgotten
+    /// (expiry) or left to its new owner, and no longer served here.
+    async fn session_ended(&self, id: &str, code: &str, ended: Ended) {
+        match ended {
+            Ended::Shutdown => self.bus.release(id).await,
+            Ended::Expired => self.bus.remove(id, code).await,
+            Ended::NotOwner | Ended::Closed => {}
+        }
+        self.detach(id, code);
+    }
+
+    /// The session is no longer served here.
+    fn detach(&self, id: &str, code: &str) {
         let removed = {
             let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
             sessions.remove(id)
@@ -595,6 +622,17 @@ impl Drop for HostedPlace<'_> {
         if let Some(addr) = self.addr {
             self.node.release_hosted(addr);
         }
+    }
+}
+
+/// What a session is set to by the node's flags.
+fn settings(config: &Config) -> Settings {
+    Settings {
+        script: config.limits(),
+        replay_window: config.replay_window,
+        view_interval: config.view_interval(),
+        ended_ttl: Duration::from_secs(config.ended_ttl_min.saturating_mul(60)),
+        idle_ttl: Duration::from_secs(config.idle_ttl_h.saturating_mul(3600)),
     }
 }
 

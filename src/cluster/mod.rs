@@ -18,25 +18,14 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 use crate::metrics::Metrics;
-use crate::session::SessionId;
+use crate::session::{CommitError, CommitSink, SessionId};
 use crate::session::fanout::Fanout;
 use crate::session::record::SessionWrite;
 use crate::store::Store;
 
-#[derive(Debug, thiserror::Error)]
-pub enum CommitError {
-    /// Another node owns the session now: this actor must stop at once.
-    #[error("this node no longer owns the session")]
-    NotOwner,
-    #[error("{0}")]
-    Failed(String),
-}
-
-pub trait Bus: Send + Sync + 'static {
-    /// Makes one batch of a session durable, then delivers its messages, in
-    /// order, to the subscribers of every node. Nothing of the batch may be
-    /// acknowledged before this returns `Ok`.
-    fn commit<'a>(&'a self, write: SessionWrite<'a>) -> BoxFuture<'a, Result<(), CommitError>>;
+/// A session's commits (to the subscribers of every node), and what else
+/// the node does with the session's stored copy.
+pub trait Bus: CommitSink {
 
     /// Forgets a session that ended or expired.
     fn remove<'a>(&'a self, session: &'a str, code: &'a str) -> BoxFuture<'a, ()>;
@@ -78,7 +67,7 @@ pub fn deliver_locally(
     Metrics::add(&metrics.deliveries_total, n as u64);
 }
 
-impl Bus for LocalBus {
+impl CommitSink for LocalBus {
     fn commit<'a>(&'a self, write: SessionWrite<'a>) -> BoxFuture<'a, Result<(), CommitError>> {
         Box::pin(async move {
             let result = self.store.commit(&write).await;
@@ -93,7 +82,9 @@ impl Bus for LocalBus {
             result.map_err(|e| CommitError::Failed(e.to_string()))
         })
     }
+}
 
+impl Bus for LocalBus {
     fn remove<'a>(&'a self, session: &'a str, _code: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if let Err(e) = self.store.delete(session).await {

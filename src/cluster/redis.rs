@@ -43,12 +43,12 @@ use tokio::sync::{mpsc, oneshot};
 use super::wire::{
     NodeMessage, RemoteCommand, RemoteReply, Request, Response, decode_batch, encode_batch,
 };
-use super::{Bus, CommitError, deliver_locally};
+use super::{Bus, deliver_locally};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::protocol::{ErrorCode, ProtocolError};
 use crate::session::fanout::Fanout;
-use crate::session::{Command, SessionId};
+use crate::session::{Command, CommitError, CommitSink, SessionId};
 use crate::session::record::{
     SessionSnapshot, SessionWrite, StoredSession, decode_message, encode_message,
 };
@@ -1207,7 +1207,7 @@ pub struct RedisBus {
     pub cluster: Arc<RedisCluster>,
 }
 
-impl Bus for RedisBus {
+impl CommitSink for RedisBus {
     fn commit<'a>(&'a self, write: SessionWrite<'a>) -> BoxFuture<'a, Result<(), CommitError>> {
         Box::pin(async move {
             let c = &self.cluster;
@@ -1243,7 +1243,9 @@ impl Bus for RedisBus {
             }
         })
     }
+}
 
+impl Bus for RedisBus {
     fn remove<'a>(&'a self, session: &'a str, code: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let c = &self.cluster;

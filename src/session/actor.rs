@@ -21,17 +21,16 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::env::{CommitError, SessionEnv};
 use super::names::{clean_name, name_key};
 use super::replay::{Replay, ReplayLog};
 use super::view;
 use super::{
     Attached, Audience, Command, MemberId, Outgoing, PlayerSummary, SessionId, SessionSummary,
-    make_token, now_ms,
+    make_token,
 };
 use crate::auth::constant_time_eq;
-use crate::cluster::CommitError;
 use crate::metrics::Metrics;
-use crate::node::Node;
 use crate::protocol::{self, ErrorCode, PlayerRef, ProtocolError, Role, Welcome};
 use crate::script::{
     CallOutcome, Effect, GameChange, GameVm, PlayerInfo, Rules, ScriptError, VmCounters,
@@ -187,24 +186,40 @@ pub struct SessionActor {
     resync: bool,
     /// Another node owns the session now: stop without committing.
     relinquished: bool,
-    node: Arc<Node>,
+    env: Arc<SessionEnv>,
     batch: Batch,
+}
+
+/// Why a session's actor stopped; its spawner acts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The node is shutting down: the last commit is made, the session is
+    /// to be handed to another node.
+    Shutdown,
+    /// The session expired (ended, or idle too long): it is to be forgotten.
+    Expired,
+    /// Another node owns the session now; nothing was written.
+    NotOwner,
+    /// Nobody can send it commands any more.
+    Closed,
 }
 
 impl SessionActor {
     /// Creates a session: runs `init` and computes the host's first view.
-    pub fn create(node: Arc<Node>, new: NewSession) -> Result<(Self, Attached), ProtocolError> {
+    pub fn create(
+        env: Arc<SessionEnv>,
+        new: NewSession,
+    ) -> Result<(Self, Attached), ProtocolError> {
         let mut seed = [0u8; 8];
         let _ = getrandom::fill(&mut seed);
         let counters = VmCounters {
             rng: u64::from_le_bytes(seed),
             next_timer: 0,
         };
-        let vm = GameVm::new(new.rules.clone(), node.config.limits(), &new.id, counters)
+        let vm = GameVm::new(new.rules.clone(), env.settings.script, &new.id, counters)
             .map_err(script_failure)?;
-        let now = now_ms();
-        let mut actor =
-            SessionActor::fresh(node, new.id, new.code, new.rules.game.clone(), vm, now);
+        let now = env.clock.now_ms();
+        let mut actor = SessionActor::fresh(env, new.id, new.code, new.rules.game.clone(), vm, now);
         let host = Member {
             id: new.host.clone(),
             name: "Host".into(),
@@ -236,19 +251,19 @@ impl SessionActor {
         let host = &mut actor.members[&new.host];
         host.view = Arc::new(view);
         let attached = actor.attached(&new.host, None);
-        Metrics::inc(&actor.node.metrics.sessions_created_total);
+        Metrics::inc(&actor.env.metrics.sessions_created_total);
         Ok((actor, attached))
     }
 
     /// Brings a stored session back after a restart.
     pub fn restore(
-        node: Arc<Node>,
+        env: Arc<SessionEnv>,
         stored: StoredSession,
         rules: Arc<Rules>,
     ) -> Result<Self, String> {
         let seq = stored.seq();
         let snap = stored.snapshot;
-        let mut vm = GameVm::new(rules.clone(), node.config.limits(), &snap.id, snap.counters)
+        let mut vm = GameVm::new(rules.clone(), env.settings.script, &snap.id, snap.counters)
             .map_err(|e| e.message)?;
         vm.restore_state(&snap.state).map_err(|e| e.message)?;
         if snap.rules_version != rules.version {
@@ -278,7 +293,7 @@ impl SessionActor {
             members.insert(id, member);
         }
         let mut actor = SessionActor::fresh(
-            node,
+            env,
             snap.id.as_str().into(),
             snap.code,
             snap.game,
@@ -307,7 +322,7 @@ impl SessionActor {
 
     /// An actor with no members, messages or timers yet.
     fn fresh(
-        node: Arc<Node>,
+        env: Arc<SessionEnv>,
         id: SessionId,
         code: String,
         game: String,
@@ -321,7 +336,7 @@ impl SessionActor {
             vm,
             members: IndexMap::new(),
             seq: 0,
-            log: ReplayLog::new(node.config.replay_window),
+            log: ReplayLog::new(env.settings.replay_window),
             timers: BTreeMap::new(),
             ended: None,
             created_ms,
@@ -333,7 +348,7 @@ impl SessionActor {
             failed_version: None,
             resync: false,
             relinquished: false,
-            node,
+            env,
             batch: Batch::default(),
         }
     }
@@ -350,17 +365,17 @@ impl SessionActor {
         &self.game
     }
 
-    /// Runs the actor until its session expires or the node shuts down.
+    /// Runs the actor until its session expires, another node takes it, or
+    /// the node shuts down, and says which.
     pub async fn run(
         mut self,
         mut mailbox: mpsc::Receiver<Command>,
-        mut changes: broadcast::Receiver<GameChange>,
         shutdown: CancellationToken,
-    ) {
-        let interval = self.node.config.view_interval();
+    ) -> Ended {
+        let mut changes: broadcast::Receiver<GameChange> = self.env.catalog.subscribe();
+        let interval = self.env.settings.view_interval;
         if !self.commit().await {
-            self.node.detach(&self.id, &self.code);
-            return;
+            return Ended::NotOwner;
         }
         let mut committed_at = Instant::now();
         loop {
@@ -373,7 +388,7 @@ impl SessionActor {
                 _ = shutdown.cancelled() => break,
                 _ = sleep_until(commit_at) => {}
                 cmd = mailbox.recv() => {
-                    let Some(cmd) = cmd else { break };
+                    let Some(cmd) = cmd else { return Ended::Closed };
                     self.handle(cmd);
                     for _ in 1..MAX_BATCH {
                         if self.batch.bytes >= MAX_BATCH_BYTES {
@@ -393,13 +408,12 @@ impl SessionActor {
                     }
                 }
                 _ = sleep_until(expire_at) => {
-                    self.expire().await;
-                    return;
+                    tracing::info!(session = %self.id, game = %self.game, "session expired");
+                    return Ended::Expired;
                 }
             }
             if self.relinquished {
-                self.node.detach(&self.id, &self.code);
-                return;
+                return Ended::NotOwner;
             }
             if self.views_dirty && Instant::now() >= self.last_view_pass + interval {
                 self.view_pass();
@@ -411,18 +425,19 @@ impl SessionActor {
                 || Instant::now() >= committed_at + COMMIT_GAP
             {
                 if !self.commit().await {
-                    self.node.detach(&self.id, &self.code);
-                    return;
+                    return Ended::NotOwner;
                 }
                 if writes {
                     committed_at = Instant::now();
                 }
             }
         }
-        // Shutting down: a last commit, then hand the session to another node.
-        self.commit().await;
-        self.node.bus.release(&self.id).await;
-        self.node.detach(&self.id, &self.code);
+        // Shutting down: a last commit; the spawner hands the session on.
+        if self.commit().await {
+            Ended::Shutdown
+        } else {
+            Ended::NotOwner
+        }
     }
 
     /// Whether the next commit writes something (rather than only sending
@@ -432,7 +447,7 @@ impl SessionActor {
     }
 
     fn handle(&mut self, cmd: Command) {
-        let now = now_ms();
+        let now = self.env.clock.now_ms();
         match cmd {
             Command::Join {
                 member,
@@ -730,7 +745,7 @@ impl SessionActor {
         }
         let info = m.info();
         let member: MemberId = m.id.clone();
-        Metrics::inc(&self.node.metrics.actions_total);
+        Metrics::inc(&self.env.metrics.actions_total);
         self.refresh_rules();
         let outcome = self
             .vm
@@ -787,7 +802,7 @@ impl SessionActor {
     }
 
     fn fire_due_timers(&mut self) {
-        let now = now_ms();
+        let now = self.env.clock.now_ms();
         let mut due: Vec<(i64, u64)> = self
             .timers
             .values()
@@ -898,7 +913,7 @@ impl SessionActor {
     fn view_pass(&mut self) {
         self.views_dirty = false;
         self.last_view_pass = Instant::now();
-        Metrics::inc(&self.node.metrics.view_passes_total);
+        Metrics::inc(&self.env.metrics.view_passes_total);
         self.refresh_rules();
         let mut pass = view::ViewPass::default();
         let mut errors: Vec<ScriptError> = Vec::new();
@@ -942,7 +957,7 @@ impl SessionActor {
         self.batch.bytes += message.frame.len();
         self.log.push(message.clone(), &mut self.batch.evicted);
         self.batch.messages.push(message);
-        Metrics::inc(&self.node.metrics.messages_total);
+        Metrics::inc(&self.env.metrics.messages_total);
         self.seq
     }
 
@@ -967,7 +982,7 @@ impl SessionActor {
 
     /// Reports a failed handler call: logged, shown to the hosts, returned to the caller.
     fn script_failed(&mut self, e: ScriptError, caller: Option<&str>) -> ProtocolError {
-        Metrics::inc(&self.node.metrics.script_errors_total);
+        Metrics::inc(&self.env.metrics.script_errors_total);
         tracing::warn!(session = %self.id, game = %self.game, "script error: {}", e.message);
         let err = ProtocolError::new(ErrorCode::ScriptError, e.message);
         self.notify_hosts(&err, caller);
@@ -976,7 +991,7 @@ impl SessionActor {
 
     /// Switches to the newest good rules before a handler call, if they changed.
     fn refresh_rules(&mut self) {
-        let Some(current) = self.node.catalog.get(&self.game) else {
+        let Some(current) = self.env.catalog.get(&self.game) else {
             return;
         };
         if current.version == self.vm.rules().version
@@ -1082,7 +1097,7 @@ impl SessionActor {
             title: self.vm.rules().title.clone(),
             code: self.code.clone(),
             seq: self.seq,
-            owner: self.node.node_id.clone(),
+            owner: self.env.node_id.to_string(),
             players: self
                 .members
                 .values()
@@ -1189,7 +1204,7 @@ impl SessionActor {
             members,
             removed_members: batch.removed.iter().map(|m| &**m).collect(),
         };
-        match self.node.bus.commit(write).await {
+        match self.env.sink.commit(write).await {
             Ok(()) => {}
             Err(CommitError::NotOwner) => {
                 tracing::warn!(session = %self.id, "another node took this session over; stopping here");
@@ -1213,7 +1228,7 @@ impl SessionActor {
         match self.snapshot() {
             Ok(s) => Some(s),
             Err(e) => {
-                Metrics::inc(&self.node.metrics.snapshot_errors_total);
+                Metrics::inc(&self.env.metrics.snapshot_errors_total);
                 let err = ProtocolError::new(
                     ErrorCode::ScriptError,
                     format!(
@@ -1236,28 +1251,26 @@ impl SessionActor {
 
     fn next_timer_at(&self) -> Option<Instant> {
         let due = self.timers.values().map(|t| t.due_ms).min()?;
-        Some(instant_at(due))
+        Some(self.instant_at(due))
     }
 
     fn expire_at(&self) -> Option<Instant> {
-        let config = &self.node.config;
-        if self.ended.is_some() {
-            return Some(instant_at(
-                self.active_ms + (config.ended_ttl_min * 60_000) as i64,
-            ));
-        }
-        if self.members.values().all(|m| m.connections == 0) {
-            return Some(instant_at(
-                self.active_ms + (config.idle_ttl_h * 3_600_000) as i64,
-            ));
-        }
-        None
+        let settings = &self.env.settings;
+        let ttl = if self.ended.is_some() {
+            settings.ended_ttl
+        } else if self.members.values().all(|m| m.connections == 0) {
+            settings.idle_ttl
+        } else {
+            return None;
+        };
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        Some(self.instant_at(self.active_ms.saturating_add(ttl_ms)))
     }
 
-    async fn expire(&mut self) {
-        tracing::info!(session = %self.id, game = %self.game, "session expired");
-        self.node.bus.remove(&self.id, &self.code).await;
-        self.node.detach(&self.id, &self.code);
+    /// The tokio instant at which the session's clock reads `unix_ms`.
+    fn instant_at(&self, unix_ms: i64) -> Instant {
+        let delta = unix_ms.saturating_sub(self.env.clock.now_ms()).max(0) as u64;
+        Instant::now() + Duration::from_millis(delta.min(365 * 24 * 3_600_000))
     }
 }
 
@@ -1270,11 +1283,6 @@ fn not_member() -> ProtocolError {
         ErrorCode::NotMember,
         "you are not in this session (join it first, or resume with your token)",
     )
-}
-
-fn instant_at(unix_ms: i64) -> Instant {
-    let delta = unix_ms.saturating_sub(now_ms()).max(0) as u64;
-    Instant::now() + Duration::from_millis(delta.min(365 * 24 * 3_600_000))
 }
 
 async fn sleep_until(at: Option<Instant>) {

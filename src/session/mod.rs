@@ -11,6 +11,7 @@
 //! state, one command at a time; everything else sends it a [`Command`].
 
 pub mod actor;
+pub mod env;
 pub mod fanout;
 pub mod names;
 pub mod record;
@@ -26,7 +27,8 @@ use tokio::sync::oneshot;
 
 use crate::protocol::ProtocolError;
 
-pub use actor::SessionActor;
+pub use actor::{Ended, SessionActor};
+pub use env::{Clock, CommitError, CommitSink, SessionEnv, Settings, SystemClock};
 
 /// Session ids are random, URL-safe and long enough not to be guessed.
 pub type SessionId = Arc<str>;

@@ -1,7 +1,7 @@
 //! One WebSocket connection: one task that reads frames and routes them, and
 //! writes what the socket could not take at once.
 //!
-//! Writing goes through the connection's [`Socket`] (see `session::fanout`):
+//! Writing goes through the connection's [`Socket`] (see `delivery`):
 //! the fanout writes session messages straight to the socket when nothing is
 //! queued before them, and this task writes the queue when the socket is
 //! writable again. Reading uses tungstenite's `WebSocketContext` (unmasking,
@@ -40,7 +40,7 @@ use crate::limits::{FailureLimit, FrameLimit};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::protocol::{self, ClientFrame, ErrorCode, ProtocolError};
-use crate::session::fanout::{Socket, State, Subscriber};
+use crate::delivery::{Socket, State, Subscriber};
 use crate::session::{Attached, Command, MemberId, SessionId, parse_token, random_id};
 
 /// Bad frames in a row before the socket is closed.

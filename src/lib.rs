@@ -25,6 +25,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod delivery;
 pub mod limits;
 pub mod metrics;
 pub mod node;

@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, ProtocolError};
 use crate::script::Catalog;
 use crate::session::actor::NewSession;
-use crate::session::fanout::Fanout;
+use crate::delivery::Fanout;
 use crate::session::{
     Attached, Command, CommitSink, Ended, MemberId, Reply, SessionActor, SessionEnv, SessionId,
     Settings, SystemClock, random_code, random_id,

@@ -3,7 +3,7 @@
 //! Client frames are parsed into [`ClientFrame`]; server frames are built by the
 //! `encode_*` functions, which serialize straight to the text that goes on the
 //! wire. A session message is encoded once by its owner and the same bytes are
-//! shared by every socket that delivers it (see `session::fanout`).
+//! shared by every socket that delivers it (see `delivery`).
 //! `docs/protocol.md` documents every frame with examples.
 //!
 //! The `ws_*` functions wrap a server frame in its WebSocket framing (RFC 6455

@@ -32,7 +32,7 @@ use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::script::Catalog;
 use crate::script::watch::{GamesWatcher, watch};
-use crate::session::fanout::Fanout;
+use crate::delivery::Fanout;
 use crate::store::Store;
 use crate::{api, auth, connection, web};
 
@@ -323,7 +323,7 @@ fn resource_exhausted(e: &std::io::Error) -> bool {
 /// its own size, 512 bytes per `read`) and a hard cap
 /// well above `--max-frame`, past which the socket is closed with 1009
 /// instead of answered with an error. (Writes do not go through tungstenite:
-/// see `session::fanout::Socket`.)
+/// see `delivery::Socket`.)
 pub(crate) fn ws_config(max_frame: usize) -> WebSocketConfig {
     let hard_cap = (max_frame * 16).max(1 << 20);
     WebSocketConfig::default()

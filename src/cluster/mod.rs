@@ -19,7 +19,7 @@ use futures_util::future::BoxFuture;
 
 use crate::metrics::Metrics;
 use crate::session::{CommitError, CommitSink, SessionId};
-use crate::session::fanout::Fanout;
+use crate::delivery::Fanout;
 use crate::session::record::SessionWrite;
 use crate::store::Store;
 

@@ -47,7 +47,7 @@ use super::{Bus, deliver_locally};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::protocol::{ErrorCode, ProtocolError};
-use crate::session::fanout::Fanout;
+use crate::delivery::Fanout;
 use crate::session::{Command, CommitError, CommitSink, SessionId};
 use crate::session::record::{
     SessionSnapshot, SessionWrite, StoredSession, decode_message, encode_message,

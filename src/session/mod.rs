@@ -2,7 +2,6 @@
 //!
 //! - [`actor`]: `SessionActor`, the task that owns a session's Lua state,
 //!   members, `seq` counter, timers and replay log.
-//! - [`fanout`]: delivery of a session's messages to this node's sockets.
 //! - [`names`]: which nicknames are accepted, and when two are the same.
 //! - [`replay`]: the window of recent messages a resume is served from.
 //! - [`view`]: merge patches between views.
@@ -12,7 +11,6 @@
 
 pub mod actor;
 pub mod env;
-pub mod fanout;
 pub mod names;
 pub mod record;
 pub mod replay;

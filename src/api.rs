@@ -19,7 +19,7 @@ use serde_json::{Value as Json, json};
 use crate::auth;
 use crate::node::Node;
 use crate::protocol::{ErrorCode, ProtocolError};
-use crate::server::Body;
+use crate::http::Body;
 use crate::session::{Command, MemberId, SessionId, make_token, parse_token, random_id};
 
 /// Largest request body accepted.

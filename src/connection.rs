@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::upgrade::{OnUpgrade, Upgraded};
-use hyper_tungstenite::tungstenite::protocol::{Role, WebSocketContext};
+use hyper_tungstenite::tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use hyper_tungstenite::tungstenite::{self, Message};
 use hyper_util::rt::TokioIo;
 use serde_json::Value as Json;
@@ -161,7 +161,7 @@ fn accept(node: &Node, upgraded: Upgraded) -> Option<(WebSocketContext, Arc<Sock
             return None;
         }
     };
-    let config = Some(crate::server::ws_config(node.config.max_frame));
+    let config = Some(ws_config(node.config.max_frame));
     // Bytes the client sent right after its upgrade request are its first
     // frames. `read_buf` is a view into hyper's 8 KiB read buffer: it must
     // not live on with the connection.
@@ -775,3 +775,27 @@ fn welcome_token(attached: &Attached) -> Option<String> {
     let welcome: Json = serde_json::from_str(attached.frames.first()?.as_str()).ok()?;
     welcome.get("token")?.as_str().map(str::to_owned)
 }
+
+/// The WebSocket reader's settings: a small read buffer (the default would
+/// cost 128 KiB per socket, and it is kept for the socket's life; a client
+/// frame is usually 100–300 bytes, and a larger one is read into a buffer of
+/// its own size, 512 bytes per `read`) and a hard cap
+/// well above `--max-frame`, past which the socket is closed with 1009
+/// instead of answered with an error. (Writes do not go through tungstenite:
+/// see `delivery::Socket`.)
+fn ws_config(max_frame: usize) -> WebSocketConfig {
+    let hard_cap = (max_frame * 16).max(1 << 20);
+    WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(4 << 20)
+        .max_message_size(Some(hard_cap))
+        .max_frame_size(Some(hard_cap))
+}
+
+/// Bytes read from a WebSocket at a time, and the buffer every socket keeps
+/// while idle (tungstenite allocates it up front). Clients send small frames
+/// (an action is about 100 bytes), so one read takes a whole frame; a frame
+/// at the 64 KiB limit takes 256 reads, which only a client sending large
+/// frames pays for. 256 rather than 512 saves 256 bytes per connection.
+const WS_READ_BUFFER: usize = 256;

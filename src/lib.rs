@@ -26,6 +26,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod delivery;
+mod http;
 pub mod limits;
 pub mod metrics;
 pub mod node;

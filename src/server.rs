@@ -11,8 +11,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
     CONNECTION, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
@@ -21,7 +19,6 @@ use hyper::header::{
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_tungstenite::tungstenite::handshake::derive_accept_key;
-use hyper_tungstenite::tungstenite::protocol::WebSocketConfig;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -34,9 +31,8 @@ use crate::script::Catalog;
 use crate::script::watch::{GamesWatcher, watch};
 use crate::delivery::Fanout;
 use crate::store::Store;
+use crate::http::{Body, text};
 use crate::{api, auth, connection, web};
-
-pub type Body = Full<Bytes>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -317,30 +313,6 @@ fn resource_exhausted(e: &std::io::Error) -> bool {
     )
 }
 
-/// The WebSocket reader's settings: a small read buffer (the default would
-/// cost 128 KiB per socket, and it is kept for the socket's life; a client
-/// frame is usually 100–300 bytes, and a larger one is read into a buffer of
-/// its own size, 512 bytes per `read`) and a hard cap
-/// well above `--max-frame`, past which the socket is closed with 1009
-/// instead of answered with an error. (Writes do not go through tungstenite:
-/// see `delivery::Socket`.)
-pub(crate) fn ws_config(max_frame: usize) -> WebSocketConfig {
-    let hard_cap = (max_frame * 16).max(1 << 20);
-    WebSocketConfig::default()
-        .read_buffer_size(WS_READ_BUFFER)
-        .write_buffer_size(0)
-        .max_write_buffer_size(4 << 20)
-        .max_message_size(Some(hard_cap))
-        .max_frame_size(Some(hard_cap))
-}
-
-/// Bytes read from a WebSocket at a time, and the buffer every socket keeps
-/// while idle (tungstenite allocates it up front). Clients send small frames
-/// (an action is about 100 bytes), so one read takes a whole frame; a frame
-/// at the 64 KiB limit takes 256 reads, which only a client sending large
-/// frames pays for. 256 rather than 512 saves 256 bytes per connection.
-const WS_READ_BUFFER: usize = 256;
-
 /// The `101 Switching Protocols` answer to a WebSocket upgrade request
 /// (RFC 6455 §4.2.2), or why the request is not one.
 fn accept_websocket<B>(req: &Request<B>) -> Result<Response<Body>, &'static str> {
@@ -415,12 +387,4 @@ async fn route(
         (&Method::GET, _) | (&Method::HEAD, _) => web::serve(&node, &req),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
     }
-}
-
-pub fn text(status: StatusCode, body: &str) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Body::from(body.to_owned()))
-        .unwrap_or_default()
 }

@@ -13,7 +13,7 @@ use hyper::{Request, Response, StatusCode};
 use rust_embed::RustEmbed;
 
 use crate::node::Node;
-use crate::server::{Body, text};
+use crate::http::{Body, text};
 
 #[derive(RustEmbed)]
 #[folder = "web/"]

@@ -17,10 +17,13 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use crate::auth;
+use crate::http::Body;
 use crate::node::Node;
 use crate::protocol::{ErrorCode, ProtocolError};
-use crate::http::Body;
-use crate::session::{Command, MemberId, SessionId, make_token, parse_token, random_id};
+use crate::session::{
+    Answer, MemberId, Request as SessionRequest, SessionId, make_token, new_member_id, new_secret,
+    new_session_id, parse_token,
+};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 1 << 20;
@@ -73,9 +76,9 @@ async fn dispatch(
                 params: Json,
             }
             let body: Create = read_json(req, node.config.header_timeout()).await?;
-            let session: SessionId = random_id(12).into();
-            let member: MemberId = format!("p{}", random_id(8)).into();
-            let secret = random_id(24);
+            let session: SessionId = new_session_id();
+            let member: MemberId = new_member_id();
+            let secret = new_secret();
             let token = make_token(&session, &member, &secret);
             let (code, _) = node
                 .create_session(
@@ -94,30 +97,27 @@ async fn dispatch(
             ))
         }
         (Method::GET, ["sessions", id]) => {
-            let summary = node.request(id, |reply| Command::Summary { reply }).await?;
+            let summary = Answer::summary(node.request(id, SessionRequest::Summary).await)?;
             Ok(ok(serde_json::to_value(summary).unwrap_or_default()))
         }
         (Method::POST, ["sessions", id, "events"]) => {
             let body: NamedData = read_json(req, node.config.header_timeout()).await?;
             body.check()?;
-            node.request(id, |reply| Command::Event {
+            let event = SessionRequest::Event {
                 name: body.name,
                 data: body.data,
-                reply,
-            })
-            .await?;
+            };
+            Answer::done(node.request(id, event).await)?;
             Ok(ok(json!({ "ok": true })))
         }
         (Method::POST, ["sessions", id, "broadcast"]) => {
             let body: NamedData = read_json(req, node.config.header_timeout()).await?;
             body.check()?;
-            let seq = node
-                .request(id, |reply| Command::Broadcast {
-                    name: body.name,
-                    data: body.data,
-                    reply,
-                })
-                .await?;
+            let broadcast = SessionRequest::Broadcast {
+                name: body.name,
+                data: body.data,
+            };
+            let seq = Answer::seq(node.request(id, broadcast).await)?;
             Ok(ok(json!({ "ok": true, "seq": seq })))
         }
         (Method::GET, ["sessions", id, "results"]) => {
@@ -131,9 +131,7 @@ async fn dispatch(
                 },
             };
             let with_token = host.is_some();
-            let results = node
-                .request(id, |reply| Command::Results { host, reply })
-                .await
+            let results = Answer::results(node.request(id, SessionRequest::Results { host }).await)
                 // With a token, a wrong secret and an unknown id answer
                 // alike: the answer must not tell which ids exist.
                 .map_err(|e| match e.code {

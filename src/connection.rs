@@ -36,12 +36,15 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::Instant;
 
 use crate::auth;
+use crate::delivery::{Socket, State, Subscriber};
 use crate::limits::{FailureLimit, FrameLimit};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::protocol::{self, ClientFrame, ErrorCode, ProtocolError};
-use crate::delivery::{Socket, State, Subscriber};
-use crate::session::{Attached, Command, MemberId, SessionId, parse_token, random_id};
+use crate::session::{
+    Answer, Attached, MemberId, Outcome, Reply, Request, SessionId, new_member_id, new_secret,
+    new_session_id, parse_token,
+};
 
 /// Bad frames in a row before the socket is closed.
 const MAX_BAD_FRAMES: u32 = 20;
@@ -205,7 +208,7 @@ struct Seat {
 
 /// An action whose answer (`ack` or `error`) is still to be written.
 struct PendingReply {
-    rx: oneshot::Receiver<Result<(), ProtocolError>>,
+    rx: oneshot::Receiver<Outcome>,
     reference: Option<Json>,
     session: String,
 }
@@ -254,7 +257,7 @@ async fn next_reply(pending: &mut VecDeque<PendingReply>) -> Option<String> {
         let Some(p) = pending.pop_front() else {
             return Poll::Pending;
         };
-        let result = result.unwrap_or_else(|_| Err(crate::node::unknown_session()));
+        let result = Answer::done(result.unwrap_or_else(|_| Err(crate::node::unknown_session())));
         Poll::Ready(match (result, p.reference) {
             (Ok(()), Some(r)) => Some(protocol::encode_ack(&r, &p.session)),
             (Ok(()), None) => None,
@@ -497,10 +500,8 @@ impl Connection {
     /// session counts one connection less on it (the seat itself stays).
     async fn release_seat(&mut self, old: Seat) {
         self.close_seat(&old.session, &old.member, old.slot).await;
-        let _ = self
-            .node
-            .send(&old.session, Command::Disconnected { member: old.member })
-            .await;
+        let gone = Request::Disconnected { member: old.member };
+        self.node.notify(&old.session, gone).await;
     }
 
     async fn close_seat(&mut self, session: &str, member: &str, slot: u32) {
@@ -557,9 +558,9 @@ impl Connection {
                 "starting a game needs the host key (field `key`)",
             ));
         }
-        let session: SessionId = random_id(12).into();
-        let member: MemberId = format!("p{}", random_id(8)).into();
-        let secret = random_id(24);
+        let session: SessionId = new_session_id();
+        let member: MemberId = new_member_id();
+        let secret = new_secret();
         let slot = self.open_seat(&session, &member).await?;
         let result = self
             .node
@@ -641,20 +642,16 @@ impl Connection {
                 "you are already in this game on this connection",
             ));
         }
-        let member: MemberId = format!("p{}", random_id(8)).into();
-        let secret = random_id(24);
+        let member: MemberId = new_member_id();
+        let secret = new_secret();
         let slot = self.open_seat(&session, &member).await?;
-        let m = member.clone();
-        let result = self
-            .node
-            .request(&session, |reply| Command::Join {
-                member: m,
-                secret,
-                name,
-                nonce,
-                reply,
-            })
-            .await;
+        let join = Request::Join {
+            member: member.clone(),
+            secret,
+            name,
+            nonce,
+        };
+        let result = Answer::attached(self.node.request(&session, join).await);
         match result {
             // A retried join: the seat exists under another member id.
             Ok(attached) if attached.member != member => {
@@ -686,17 +683,13 @@ impl Connection {
             self.release_seat(old).await;
         }
         let slot = self.open_seat(&session, &member).await?;
-        let m = member.clone();
-        let result = self
-            .node
-            .request(&session, |reply| Command::Resume {
-                member: m,
-                secret,
-                last_seq,
-                reply,
-            })
-            .await
-            .map_err(|e| match e.code {
+        let resume = Request::Resume {
+            member: member.clone(),
+            secret,
+            last_seq,
+        };
+        let result =
+            Answer::attached(self.node.request(&session, resume).await).map_err(|e| match e.code {
                 ErrorCode::UnknownSession => ProtocolError::new(
                     ErrorCode::BadToken,
                     "that session has ended or does not exist; join again with a code",
@@ -716,14 +709,13 @@ impl Connection {
             self.reply(frame);
             return;
         };
-        let (tx, rx) = oneshot::channel();
-        let cmd = Command::Action {
+        let (reply, rx) = Reply::local();
+        let action = Request::Action {
             member: seat.member.clone(),
             name,
             data,
-            reply: tx,
         };
-        if let Err(err) = self.node.send(&session, cmd).await {
+        if let Err(err) = self.node.send(&session, action, reply).await {
             let frame = protocol::encode_error(&err, reference.as_ref(), Some(&session));
             self.reply(frame);
             return;
@@ -740,15 +732,10 @@ impl Connection {
             return;
         };
         self.close_seat(session, &seat.member, seat.slot).await;
-        let _ = self
-            .node
-            .send(
-                session,
-                Command::Leave {
-                    member: seat.member,
-                },
-            )
-            .await;
+        let leave = Request::Leave {
+            member: seat.member,
+        };
+        self.node.notify(session, leave).await;
     }
 
     /// The socket is gone: seats are kept for `resume`, subscriptions end.
@@ -757,15 +744,10 @@ impl Connection {
             self.node
                 .fanout
                 .unsubscribe(&seat.session, &seat.member, self.id);
-            let _ = self
-                .node
-                .send(
-                    &seat.session,
-                    Command::Disconnected {
-                        member: seat.member,
-                    },
-                )
-                .await;
+            let gone = Request::Disconnected {
+                member: seat.member,
+            };
+            self.node.notify(&seat.session, gone).await;
         }
     }
 }

@@ -44,6 +44,8 @@ metrics! {
     slow_consumers_total: "counter", "Sockets closed because they could not keep up.";
     join_failures_total: "counter", "Joins refused for an unknown code.";
     rate_limited_total: "counter", "Client frames and joins refused by a rate limit.";
+    busy_refusals_total: "counter", "Forwarded requests refused because their session's queue was full.";
+    pushes_lost_total: "counter", "Times the Redis push dispatcher fell behind and pushes were lost (followers resume).";
     accept_errors_total: "counter", "Failed accepts (e.g. out of file descriptors).";
     connections_max: "gauge", "Connections this node serves at once (--max-connections, fitted to the open-file limit).";
 }

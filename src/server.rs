@@ -21,17 +21,19 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_tungstenite::tungstenite::handshake::derive_accept_key;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use crate::cluster::redis::RedisCluster;
+use crate::cluster::redis::{RedisBus, RedisCluster};
+use crate::cluster::{Cluster, INBOUND_QUEUE, LocalBus, LocalCluster};
 use crate::config::Config;
+use crate::delivery::Fanout;
+use crate::http::{Body, text};
 use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::script::Catalog;
 use crate::script::watch::{GamesWatcher, watch};
-use crate::delivery::Fanout;
+use crate::session::CommitSink;
 use crate::store::Store;
-use crate::http::{Body, text};
 use crate::{api, auth, connection, web};
 
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +106,7 @@ impl Server {
         })?;
         let fanout = Arc::new(Fanout::default());
         let metrics = Arc::new(Metrics::default());
-        let cluster = match &config.redis {
+        let redis = match &config.redis {
             None => None,
             Some(url) => {
                 // One name per process: a restarted node is a new instance,
@@ -135,18 +137,43 @@ impl Server {
             config.max_connections as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
+        let (cluster, sink): (Arc<dyn Cluster>, Arc<dyn CommitSink>) = match &redis {
+            Some((cluster, _)) => (
+                cluster.clone(),
+                Arc::new(RedisBus {
+                    cluster: cluster.clone(),
+                }),
+            ),
+            None => {
+                let node_id = config
+                    .node_id
+                    .clone()
+                    .unwrap_or_else(|| format!("node-{}", crate::session::random_id(6)));
+                (
+                    Arc::new(LocalCluster::new(node_id)),
+                    Arc::new(LocalBus::new(
+                        store.clone(),
+                        fanout.clone(),
+                        metrics.clone(),
+                    )),
+                )
+            }
+        };
         let node = Node::new(
             config,
             catalog.clone(),
             store,
             fanout,
             metrics,
-            cluster.as_ref().map(|(c, _)| c.clone()),
+            cluster,
+            sink,
         );
-        if let Some((cluster, pushes)) = cluster {
-            cluster.start(&node, pushes);
+        let (inbound, events) = mpsc::channel(INBOUND_QUEUE);
+        if let Some((cluster, pushes)) = redis {
+            cluster.start(pushes, inbound, node.tasks.clone(), node.shutdown.clone());
             tracing::info!(node = %node.node_id, "joined the cluster");
         }
+        node.tasks.spawn(node.clone().listen(events));
         let restored = node.restore_sessions().await;
         if restored > 0 {
             tracing::info!(
@@ -174,9 +201,7 @@ impl Server {
         self.node.shutdown.cancel();
         self.node.tasks.close();
         self.node.tasks.wait().await;
-        if let Some(cluster) = &self.node.cluster {
-            cluster.leave().await;
-        }
+        self.node.leave_cluster().await;
     }
 }
 

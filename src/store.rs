@@ -28,8 +28,8 @@ use std::path::Path;
 
 use serde_json::Value as Json;
 
-use crate::session::record::{MemberRecord, SessionSnapshot, SessionWrite, StoredSession};
 use crate::session::record::{CorruptMessage, decode_message, encode_message};
+use crate::session::record::{MemberRecord, SessionSnapshot, SessionWrite, StoredSession};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -12,8 +12,8 @@ use hyper::header::{
 use hyper::{Request, Response, StatusCode};
 use rust_embed::RustEmbed;
 
-use crate::node::Node;
 use crate::http::{Body, text};
+use crate::node::Node;
 
 #[derive(RustEmbed)]
 #[folder = "web/"]

@@ -252,4 +252,3 @@ fn flush_in_chunks(targets: Arc<[Subscriber]>) {
         });
     }
 }
-

@@ -17,26 +17,26 @@ use std::time::Duration;
 
 use indexmap::IndexMap;
 use serde_json::Value as Json;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::env::{CommitError, SessionEnv};
 use super::names::{clean_name, name_key};
+use super::record::{
+    MemberRecord, MemberWrite, SessionSnapshot, SessionWrite, StoredSession, TimerRecord,
+};
 use super::replay::{Replay, ReplayLog};
 use super::view;
 use super::{
-    Attached, Audience, Command, MemberId, Outgoing, PlayerSummary, SessionId, SessionSummary,
-    make_token,
+    Answer, Attached, Audience, Control, Envelope, Mailbox, MemberId, Outcome, Outgoing,
+    PlayerSummary, Reply, Request, SessionId, SessionSummary, make_token,
 };
 use crate::auth::constant_time_eq;
 use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorCode, PlayerRef, ProtocolError, Role, Welcome};
 use crate::script::{
     CallOutcome, Effect, GameChange, GameVm, PlayerInfo, Rules, ScriptError, VmCounters,
-};
-use super::record::{
-    MemberRecord, MemberWrite, SessionSnapshot, SessionWrite, StoredSession, TimerRecord,
 };
 
 /// Most commands handled before a commit (and most answers waiting for one),
@@ -110,7 +110,7 @@ struct Batch {
     members: BTreeMap<MemberId, Touched>,
     removed: Vec<MemberId>,
     /// Answers to send once the batch is durable.
-    replies: Vec<Box<dyn FnOnce() + Send>>,
+    replies: Vec<(Reply, Outcome)>,
     /// Something that the snapshot holds changed (a handler ran, the rules
     /// changed, timers changed): the snapshot is rewritten.
     state: bool,
@@ -367,11 +367,7 @@ impl SessionActor {
 
     /// Runs the actor until its session expires, another node takes it, or
     /// the node shuts down, and says which.
-    pub async fn run(
-        mut self,
-        mut mailbox: mpsc::Receiver<Command>,
-        shutdown: CancellationToken,
-    ) -> Ended {
+    pub async fn run(mut self, mut mailbox: Mailbox, shutdown: CancellationToken) -> Ended {
         let mut changes: broadcast::Receiver<GameChange> = self.env.catalog.subscribe();
         let interval = self.env.settings.view_interval;
         if !self.commit().await {
@@ -395,8 +391,8 @@ impl SessionActor {
                             break;
                         }
                         match mailbox.try_recv() {
-                            Ok(cmd) => self.handle(cmd),
-                            Err(_) => break,
+                            Some(cmd) => self.handle(cmd),
+                            None => break,
                         }
                     }
                 }
@@ -446,75 +442,76 @@ impl SessionActor {
         !self.batch.is_empty() || self.resync
     }
 
-    fn handle(&mut self, cmd: Command) {
+    fn handle(&mut self, envelope: Envelope) {
+        match envelope {
+            Envelope::Request(request, reply) => self.request(request, reply),
+            Envelope::Control(Control::Resync) => self.resync = true,
+            Envelope::Control(Control::Relinquish) => self.relinquished = true,
+        }
+    }
+
+    /// Handles one request. An answer that depends on what the request
+    /// changed waits for the commit; one that reads only is sent at once.
+    fn request(&mut self, request: Request, reply: Reply) {
         let now = self.env.clock.now_ms();
-        match cmd {
-            Command::Join {
+        match request {
+            Request::Join {
                 member,
                 secret,
                 name,
                 nonce,
-                reply,
             } => {
                 self.active_ms = now;
                 let result = self.join(member, secret, name, nonce, now);
-                self.reply(reply, result);
+                self.reply(reply, result.map(Answer::Attached));
             }
-            Command::Resume {
+            Request::Resume {
                 member,
                 secret,
                 last_seq,
-                reply,
             } => {
                 let result = self.resume(&member, &secret, last_seq);
-                self.reply(reply, result);
+                self.reply(reply, result.map(Answer::Attached));
             }
-            Command::Action {
-                member,
-                name,
-                data,
-                reply,
-            } => {
+            Request::Action { member, name, data } => {
                 self.active_ms = now;
                 let result = self.action(&member, &name, &data, now);
-                self.reply(reply, result);
+                self.reply(reply, result.map(|()| Answer::Done));
             }
-            Command::Leave { member } => {
+            Request::Leave { member } => {
                 self.active_ms = now;
                 self.leave(&member, now);
+                self.reply(reply, Ok(Answer::Done));
             }
-            Command::Disconnected { member } => {
+            Request::Disconnected { member } => {
                 if let Some(m) = self.members.get_mut(&member) {
                     m.connections = m.connections.saturating_sub(1);
                     self.sync_player(&member);
                 }
+                reply.send(Ok(Answer::Done));
             }
-            Command::Reattach { member } => {
+            Request::Reattach { member } => {
                 if let Some(m) = self.members.get_mut(&member) {
                     m.connections += 1;
                     self.sync_player(&member);
                 }
+                reply.send(Ok(Answer::Done));
             }
-            Command::Resync => self.resync = true,
-            Command::Relinquish => self.relinquished = true,
-            Command::Event { name, data, reply } => {
+            Request::Event { name, data } => {
                 self.active_ms = now;
                 let result = self.event(&name, &data, now);
-                self.reply(reply, result);
+                self.reply(reply, result.map(|()| Answer::Done));
             }
-            Command::Broadcast { name, data, reply } => {
+            Request::Broadcast { name, data } => {
                 self.active_ms = now;
                 let id = self.id.clone();
                 let seq = self.push(Audience::All, false, |seq| {
                     protocol::encode_event(&id, seq, &name, &data)
                 });
-                self.reply(reply, Ok(seq));
+                self.reply(reply, Ok(Answer::Seq { seq }));
             }
-            Command::Summary { reply } => {
-                let summary = self.summary();
-                let _ = reply.send(Ok(summary));
-            }
-            Command::Results { host, reply } => {
+            Request::Summary => reply.send(Ok(Answer::Summary(self.summary()))),
+            Request::Results { host } => {
                 let allowed = host.is_none_or(|(member, secret)| {
                     self.members.get(&member).is_some_and(|m| {
                         m.role == Role::Host
@@ -522,27 +519,26 @@ impl SessionActor {
                     })
                 });
                 let result = if allowed {
-                    Ok(self.ended.clone())
+                    Ok(Answer::Results {
+                        results: self.ended.clone(),
+                    })
                 } else {
                     Err(ProtocolError::new(
                         ErrorCode::Unauthorized,
                         "that token is not this session's host",
                     ))
                 };
-                let _ = reply.send(result);
+                reply.send(result);
             }
         }
     }
 
     /// Queues an answer for after the commit.
-    fn reply<T: Send + 'static>(
-        &mut self,
-        reply: super::Reply<T>,
-        result: Result<T, ProtocolError>,
-    ) {
-        self.batch.replies.push(Box::new(move || {
-            let _ = reply.send(result);
-        }));
+    fn reply(&mut self, reply: Reply, outcome: Outcome) {
+        if matches!(reply, Reply::None) {
+            return;
+        }
+        self.batch.replies.push((reply, outcome));
     }
 
     fn join(
@@ -1142,8 +1138,8 @@ impl SessionActor {
         let mut batch = std::mem::take(&mut self.batch);
         let full = std::mem::take(&mut self.resync);
         if batch.is_empty() && !full {
-            for reply in batch.replies {
-                reply();
+            for (reply, outcome) in batch.replies {
+                reply.send(outcome);
             }
             return true;
         }
@@ -1216,8 +1212,8 @@ impl SessionActor {
                 tracing::warn!(session = %self.id, error = %e, "commit did not reach every store");
             }
         }
-        for reply in batch.replies {
-            reply();
+        for (reply, outcome) in batch.replies {
+            reply.send(outcome);
         }
         true
     }

@@ -7,10 +7,12 @@
 //! - [`view`]: merge patches between views.
 //!
 //! Architecture Invariant: only a session's actor changes that session's
-//! state, one command at a time; everything else sends it a [`Command`].
+//! state, one command at a time; everything else sends it a [`Request`].
 
 pub mod actor;
+pub mod command;
 pub mod env;
+pub mod mailbox;
 pub mod names;
 pub mod record;
 pub mod replay;
@@ -19,14 +21,13 @@ pub mod view;
 use std::sync::Arc;
 
 use hyper_tungstenite::tungstenite::Utf8Bytes;
-use serde::Serialize;
-use serde_json::Value as Json;
-use tokio::sync::oneshot;
-
-use crate::protocol::ProtocolError;
 
 pub use actor::{Ended, SessionActor};
+pub use command::{
+    Answer, Attached, Control, Envelope, Outcome, PlayerSummary, Reply, Request, SessionSummary,
+};
 pub use env::{Clock, CommitError, CommitSink, SessionEnv, Settings, SystemClock};
+pub use mailbox::{MAILBOX, Mailbox, MailboxSender, mailbox};
 
 /// Session ids are random, URL-safe and long enough not to be guessed.
 pub type SessionId = Arc<str>;
@@ -55,106 +56,6 @@ pub struct Outgoing {
     pub revoke: bool,
 }
 
-/// The reply to `join`, `resume` and `host`: the frames to send, in order.
-#[derive(Debug)]
-pub struct Attached {
-    pub member: MemberId,
-    /// The session's `seq` at the welcome; later messages have a higher one.
-    pub seq: u64,
-    /// `welcome` first, then any replayed messages.
-    pub frames: Vec<Utf8Bytes>,
-}
-
-pub type Reply<T> = oneshot::Sender<Result<T, ProtocolError>>;
-
-/// A request to a session actor.
-#[derive(Debug)]
-pub enum Command {
-    Join {
-        member: MemberId,
-        secret: String,
-        name: String,
-        /// The client's retry key: a join with the same name and nonce as an
-        /// existing seat answers with that seat.
-        nonce: Option<String>,
-        reply: Reply<Attached>,
-    },
-    Resume {
-        member: MemberId,
-        secret: String,
-        last_seq: u64,
-        reply: Reply<Attached>,
-    },
-    Action {
-        member: MemberId,
-        name: String,
-        data: Json,
-        reply: Reply<()>,
-    },
-    Leave {
-        member: MemberId,
-    },
-    /// A member's socket went away (not a `leave`: the seat is kept).
-    Disconnected {
-        member: MemberId,
-    },
-    /// A socket that already holds this seat tells a new owner it is there
-    /// (after a failover).
-    Reattach {
-        member: MemberId,
-    },
-    /// The cluster's copy of this session was lost (Redis restarted): the
-    /// next commit rewrites all of it.
-    Resync,
-    /// Another node owns this session now: stop without writing anything.
-    Relinquish,
-    /// `POST /api/sessions/{id}/events`: runs the `event` handler.
-    Event {
-        name: String,
-        data: Json,
-        reply: Reply<()>,
-    },
-    /// `POST /api/sessions/{id}/broadcast`: an `event` to every member, no Lua.
-    Broadcast {
-        name: String,
-        data: Json,
-        reply: Reply<u64>,
-    },
-    Summary {
-        reply: Reply<SessionSummary>,
-    },
-    /// The results after `ended`. With `host`, only if that seat is a host
-    /// whose secret matches (the REST route's `?token=` form).
-    Results {
-        host: Option<(MemberId, String)>,
-        reply: Reply<Option<Json>>,
-    },
-}
-
-/// `GET /api/sessions/{id}`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct SessionSummary {
-    pub session: String,
-    pub game: String,
-    pub title: String,
-    pub code: String,
-    pub seq: u64,
-    pub owner: String,
-    pub players: Vec<PlayerSummary>,
-    pub ended: bool,
-    pub rules_version: String,
-    pub state_bytes: usize,
-    pub timers: usize,
-}
-
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct PlayerSummary {
-    pub id: String,
-    pub name: String,
-    pub role: crate::protocol::Role,
-    pub connected: bool,
-}
-
 /// Token a member presents to `resume`: `session.member.secret`.
 pub fn make_token(session: &str, member: &str, secret: &str) -> String {
     format!("{session}.{member}.{secret}")
@@ -165,6 +66,21 @@ pub fn parse_token(token: &str) -> Option<(&str, &str, &str)> {
     let mut parts = token.splitn(3, '.');
     let (s, m, k) = (parts.next()?, parts.next()?, parts.next()?);
     (!s.is_empty() && !m.is_empty() && !k.is_empty()).then_some((s, m, k))
+}
+
+/// A new session id: 12 random characters.
+pub fn new_session_id() -> SessionId {
+    random_id(12).into()
+}
+
+/// A new member id: `p` and 8 random characters.
+pub fn new_member_id() -> MemberId {
+    format!("p{}", random_id(8)).into()
+}
+
+/// A new seat secret: 24 random characters (120 bits).
+pub fn new_secret() -> String {
+    random_id(24)
 }
 
 /// A random string of `len` characters from a URL-safe alphabet without

@@ -197,4 +197,3 @@ pub fn decode_message(b: &[u8]) -> Result<Outgoing, CorruptMessage> {
         revoke,
     })
 }
-

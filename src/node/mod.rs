@@ -2,42 +2,40 @@
 //! the store, the bus, the sessions it owns and their join codes.
 //!
 //! Connections and REST handlers never touch a session directly: they ask the
-//! node to route a [`Command`] to the session's actor.
+//! node to route a [`Request`] to the session's actor (`route`), on this node
+//! or, through the [`Cluster`], on its owner's. What differs between a node
+//! alone and one in a cluster is behind that trait, so there is one code
+//! path for both.
 
-use std::collections::HashMap;
+mod route;
+
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::Value as Json;
-use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cluster::redis::{Claim, RedisBus, RedisCluster};
-use crate::cluster::wire::{RemoteCommand, RemoteReply};
-use crate::cluster::{Bus, LocalBus};
+use crate::cluster::{Claim, Cluster};
 use crate::config::Config;
+use crate::delivery::Fanout;
 use crate::limits::{self, JoinGuard};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, ProtocolError};
 use crate::script::Catalog;
 use crate::session::actor::NewSession;
-use crate::delivery::Fanout;
 use crate::session::{
-    Attached, Command, CommitSink, Ended, MemberId, Reply, SessionActor, SessionEnv, SessionId,
-    Settings, SystemClock, random_code, random_id,
+    Attached, CommitSink, Ended, MAILBOX, MailboxSender, MemberId, SessionActor, SessionEnv,
+    SessionId, Settings, SystemClock, mailbox, random_code,
 };
 use crate::store::Store;
 
-/// Commands a session's mailbox holds before senders wait.
-const MAILBOX: usize = 1024;
-/// How long a request waits for a session's answer before giving up.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub use route::unknown_session;
 
 struct SessionHandle {
-    tx: mpsc::Sender<Command>,
-    game: String,
+    tx: MailboxSender,
     /// The client address (as `limits::key` counts it) that hosted it, holding
     /// a place under `--max-sessions-per-address` while it lives; none for
     /// sessions made with the API key and for restores.
@@ -51,8 +49,9 @@ pub struct Node {
     pub catalog: Arc<Catalog>,
     pub store: Store,
     pub fanout: Arc<Fanout>,
-    pub bus: Arc<dyn Bus>,
     pub metrics: Arc<Metrics>,
+    /// The other nodes (or nobody, alone).
+    cluster: Arc<dyn Cluster>,
     /// What every session of this node is given.
     env: Arc<SessionEnv>,
     /// Sessions this node owns.
@@ -67,38 +66,29 @@ pub struct Node {
     pub shutdown: CancellationToken,
     /// Every actor and connection task, so shutdown can wait for them.
     pub tasks: TaskTracker,
-    /// The cluster link, when the node runs with `--redis`.
-    pub cluster: Option<Arc<RedisCluster>>,
+    /// Serializes takeovers so one session is restored once.
+    takeover: tokio::sync::Mutex<()>,
+    /// Sessions a takeover is under way for (or queued), so a scan that
+    /// finds them again does not queue them twice.
+    adopting: Mutex<HashSet<SessionId>>,
 }
 
 impl Node {
-    /// A node; with `cluster`, sessions are shared through Redis.
+    /// A node: `cluster` is who else there is, `sink` where its sessions'
+    /// commits go (`LocalBus`, or the cluster's `RedisBus`).
     pub fn new(
         config: Config,
         catalog: Arc<Catalog>,
         store: Store,
         fanout: Arc<Fanout>,
         metrics: Arc<Metrics>,
-        cluster: Option<Arc<RedisCluster>>,
+        cluster: Arc<dyn Cluster>,
+        sink: Arc<dyn CommitSink>,
     ) -> Arc<Node> {
-        let bus: Arc<dyn Bus> = match &cluster {
-            Some(c) => Arc::new(RedisBus { cluster: c.clone() }),
-            None => Arc::new(LocalBus::new(
-                store.clone(),
-                fanout.clone(),
-                metrics.clone(),
-            )),
-        };
-        let node_id = match &cluster {
-            Some(c) => c.node_id().to_owned(),
-            None => config
-                .node_id
-                .clone()
-                .unwrap_or_else(|| format!("node-{}", random_id(6))),
-        };
+        let node_id = cluster.node_id().to_owned();
         let env = Arc::new(SessionEnv {
             node_id: node_id.as_str().into(),
-            sink: bus.clone() as Arc<dyn CommitSink>,
+            sink,
             catalog: catalog.clone(),
             clock: Arc::new(SystemClock),
             metrics: metrics.clone(),
@@ -110,8 +100,8 @@ impl Node {
             catalog,
             store,
             fanout,
-            bus,
             metrics,
+            cluster,
             env,
             sessions: RwLock::new(HashMap::new()),
             codes: RwLock::new(HashMap::new()),
@@ -119,8 +109,14 @@ impl Node {
             join_guard: JoinGuard::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            cluster,
+            takeover: tokio::sync::Mutex::new(()),
+            adopting: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Leaves the cluster (after shutdown gave every session up).
+    pub async fn leave_cluster(&self) {
+        self.cluster.leave().await;
     }
 
     /// The session a join code belongs to, on any node.
@@ -129,10 +125,9 @@ impl Node {
             let codes = self.codes.read().unwrap_or_else(|e| e.into_inner());
             codes.get(code).cloned()
         };
-        match (local, &self.cluster) {
-            (Some(s), _) => Ok(Some(s)),
-            (None, Some(c)) => Ok(c.lookup_code(code).await?.map(SessionId::from)),
-            (None, None) => Ok(None),
+        match local {
+            Some(s) => Ok(Some(s)),
+            None => self.cluster.lookup_code(code).await,
         }
     }
 
@@ -156,33 +151,11 @@ impl Node {
 
     /// Makes sure messages of `session` reach this node (a no-op alone).
     pub async fn follow(&self, session: &SessionId) -> Result<(), ProtocolError> {
-        match &self.cluster {
-            Some(c) => c.follow(session).await,
-            None => Ok(()),
-        }
+        self.cluster.follow(session).await
     }
 
     pub async fn unfollow(&self, session: &str) {
-        if let Some(c) = &self.cluster {
-            c.unfollow(session).await;
-        }
-    }
-
-    pub fn session_count(&self) -> usize {
-        self.sessions
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
-    }
-
-    /// Sessions of `game` owned here (for tests and the host page).
-    pub fn sessions_of(&self, game: &str) -> Vec<SessionId> {
-        let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
-        sessions
-            .iter()
-            .filter(|(_, h)| h.game == game)
-            .map(|(id, _)| id.clone())
-            .collect()
+        self.cluster.unfollow(session).await;
     }
 
     /// Creates a session of `game` whose host seat is `host`; `host_addr` is
@@ -213,9 +186,7 @@ impl Node {
             None => return Err(unknown_game(game)),
         };
         let code = self.claim_code(&id).await?;
-        if let Some(c) = &self.cluster
-            && !c.claim(&id, Claim::Create).await?
-        {
+        if !self.cluster.claim(&id, Claim::Create).await? {
             self.release_code(&code).await;
             return Err(ProtocolError::new(
                 ErrorCode::Internal,
@@ -238,9 +209,7 @@ impl Node {
             Ok(c) => c,
             Err(e) => {
                 self.release_code(&code).await;
-                if let Some(c) = &self.cluster {
-                    c.release(&id).await;
-                }
+                self.cluster.release(&id).await;
                 return Err(e);
             }
         };
@@ -265,16 +234,14 @@ impl Node {
         let mut restored = 0;
         for mut session in stored {
             let id = session.snapshot.id.clone();
-            if let Some(c) = &self.cluster {
-                match c.claim(&id, Claim::Restore).await {
-                    Ok(true) => {}
-                    _ => continue,
-                }
-                if let Ok(Some(shared)) = c.load(&id).await
-                    && shared.seq() > session.seq()
-                {
-                    session = shared;
-                }
+            match self.cluster.claim(&id, Claim::Restore).await {
+                Ok(true) => {}
+                _ => continue,
+            }
+            if let Ok(Some(shared)) = self.cluster.load(&id).await
+                && shared.seq() > session.seq()
+            {
+                session = shared;
             }
             let game = session.snapshot.game.clone();
             let Some(rules) = self.catalog.get(&game) else {
@@ -283,7 +250,7 @@ impl Node {
             };
             match SessionActor::restore(self.env.clone(), session, rules) {
                 Ok(mut actor) => {
-                    if self.cluster.is_some() {
+                    if self.cluster.holds_copies() {
                         actor.request_resync();
                     }
                     self.adopt(actor);
@@ -303,87 +270,18 @@ impl Node {
         self.spawn(actor, None);
     }
 
-    /// Takes over a session whose owner is gone: claims it (only if its
-    /// owner's heartbeat is gone), restores it from Redis and tells every
-    /// node. Returns whether it is owned here now.
-    pub async fn take_over(self: &Arc<Self>, session: &str) -> bool {
-        let Some(cluster) = &self.cluster else {
-            return self.owns(session);
-        };
-        let _guard = cluster.takeover_guard().await;
-        if self.owns(session) {
-            return true;
-        }
-        // Claimed first, then read: the last owner's commits all landed
-        // before the claim, and none can land after it.
-        if !matches!(cluster.claim(session, Claim::Adopt).await, Ok(true)) {
-            return false;
-        }
-        let stored = match cluster.load(session).await {
-            Ok(Some(s)) => s,
-            _ => {
-                cluster.release(session).await;
-                return false;
-            }
-        };
-        let Some(rules) = self.catalog.get(&stored.snapshot.game) else {
-            tracing::error!(session, game = %stored.snapshot.game, "cannot take over: the game is not loaded here");
-            cluster.release(session).await;
-            return false;
-        };
-        match SessionActor::restore(self.env.clone(), stored, rules) {
-            Ok(actor) => {
-                tracing::info!(session, node = %self.node_id, "took the session over");
-                self.adopt(actor);
-                for member in self.fanout.members(session) {
-                    let _ = self.send_local(session, Command::Reattach { member }).await;
-                }
-                cluster.announce_takeover(session).await;
-                true
-            }
-            Err(e) => {
-                tracing::error!(session, "cannot take over: {e}");
-                cluster.release(session).await;
-                false
-            }
-        }
-    }
-
-    /// Hands a command another node forwarded to this owner's session;
-    /// the receiver yields the reply.
-    pub async fn serve_forwarded(
-        self: &Arc<Self>,
-        session: &str,
-        command: RemoteCommand,
-    ) -> Result<oneshot::Receiver<RemoteReply>, ProtocolError> {
-        if !self.owns(session) {
-            let orphan = match &self.cluster {
-                Some(c) => c.owner(session).await?.is_none(),
-                None => false,
-            };
-            if !(orphan && self.take_over(session).await) {
-                return Err(ProtocolError::new(
-                    ErrorCode::Unavailable,
-                    "this game is moving to another server; try again in a moment",
-                ));
-            }
-        }
-        let (cmd, rx) = command.into_local();
-        if let Some(cmd) = cmd {
-            self.send_local(session, cmd)
-                .await
-                .map_err(|_| unknown_session())?;
-        }
-        Ok(rx)
-    }
-
     /// Checks `--max-sessions` and `--max-sessions-per-address` before a
     /// session is created. The returned guard holds the address's place; the
     /// live session keeps it (`HostedPlace::keep`) until `detach`, and a
     /// creation that fails gives it back.
     fn reserve_session(&self, host_addr: Option<IpAddr>) -> Result<HostedPlace<'_>, ProtocolError> {
         let max = self.config.max_sessions;
-        if self.session_count() >= max {
+        let live = self
+            .sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        if live >= max {
             return Err(ProtocolError::new(
                 ErrorCode::Overloaded,
                 format!("this server already runs its most games ({max}); try again later"),
@@ -424,17 +322,10 @@ impl Node {
     }
 
     fn spawn(self: &Arc<Self>, actor: SessionActor, host_addr: Option<IpAddr>) {
-        let (tx, rx) = mpsc::channel(MAILBOX);
+        let (tx, rx) = mailbox(MAILBOX);
         {
             let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
-            let old = sessions.insert(
-                actor.id().clone(),
-                SessionHandle {
-                    tx,
-                    game: actor.game().to_owned(),
-                    host_addr,
-                },
-            );
+            let old = sessions.insert(actor.id().clone(), SessionHandle { tx, host_addr });
             if let Some(addr) = old.and_then(|h| h.host_addr) {
                 self.release_hosted(addr);
             }
@@ -453,8 +344,13 @@ impl Node {
     /// (expiry) or left to its new owner, and no longer served here.
     async fn session_ended(&self, id: &str, code: &str, ended: Ended) {
         match ended {
-            Ended::Shutdown => self.bus.release(id).await,
-            Ended::Expired => self.bus.remove(id, code).await,
+            Ended::Shutdown => self.cluster.release(id).await,
+            Ended::Expired => {
+                self.cluster.forget(id, code).await;
+                if let Err(e) = self.store.delete(id).await {
+                    tracing::error!(session = id, error = %e, "could not delete a session");
+                }
+            }
             Ended::NotOwner | Ended::Closed => {}
         }
         self.detach(id, code);
@@ -488,16 +384,13 @@ impl Node {
                 }
                 codes.insert(code.clone(), id.clone());
             }
-            match &self.cluster {
-                None => return Ok(code),
-                Some(c) => match c.claim_code(&code, id).await {
-                    Ok(true) => return Ok(code),
-                    Ok(false) => self.forget_code(&code),
-                    Err(e) => {
-                        self.forget_code(&code);
-                        return Err(e);
-                    }
-                },
+            match self.cluster.claim_code(&code, id).await {
+                Ok(true) => return Ok(code),
+                Ok(false) => self.forget_code(&code),
+                Err(e) => {
+                    self.forget_code(&code);
+                    return Err(e);
+                }
             }
         }
     }
@@ -512,92 +405,8 @@ impl Node {
             let mut codes = self.codes.write().unwrap_or_else(|e| e.into_inner());
             codes.remove(code)
         };
-        if let (Some(c), Some(session)) = (&self.cluster, session) {
-            c.release_code(code, &session).await;
-        }
-    }
-
-    async fn send_local(&self, session: &str, cmd: Command) -> Result<(), Command> {
-        let tx = {
-            let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
-            sessions.get(session).map(|h| h.tx.clone())
-        };
-        match tx {
-            Some(tx) => tx.send(cmd).await.map_err(|e| e.0),
-            None => Err(cmd),
-        }
-    }
-
-    /// Hands a command to a session's actor, on this node or its owner's.
-    pub async fn send(self: &Arc<Self>, session: &str, cmd: Command) -> Result<(), ProtocolError> {
-        let cmd = match self.send_local(session, cmd).await {
-            Ok(()) => return Ok(()),
-            Err(cmd) => cmd,
-        };
-        let Some(cluster) = self.cluster.clone() else {
-            return Err(unknown_session());
-        };
-        let owner = match cluster.owner_cached(session).await? {
-            Some(owner) if owner != self.node_id => owner,
-            _ => {
-                // Nobody (alive) owns it: take it over and serve it here.
-                if self.take_over(session).await {
-                    return self
-                        .send_local(session, cmd)
-                        .await
-                        .map_err(|_| unknown_session());
-                }
-                match cluster.owner(session).await? {
-                    Some(owner) if owner != self.node_id => owner,
-                    _ if cluster.settling() => {
-                        return Err(ProtocolError::new(
-                            ErrorCode::Unavailable,
-                            "the game servers are reconnecting; try again in a moment",
-                        ));
-                    }
-                    _ => return Err(unknown_session()),
-                }
-            }
-        };
-        let (remote, adapter) = RemoteCommand::from_local(cmd);
-        // Published before returning, so a connection's commands reach the
-        // owner in the order it sent them; the reply is awaited on a task and
-        // delivered through the command's own channel.
-        match cluster.forward(&owner, session, remote).await {
-            Ok(Some(pending)) => {
-                let shutdown = self.shutdown.clone();
-                let session = session.to_owned();
-                self.tasks.spawn(async move {
-                    tokio::select! {
-                        reply = cluster.reply(&session, pending) => adapter(reply),
-                        _ = shutdown.cancelled() => {}
-                    }
-                });
-                Ok(())
-            }
-            Ok(None) => Ok(()),
-            Err(e) => {
-                adapter(Err(e.clone()));
-                Err(e)
-            }
-        }
-    }
-
-    /// Sends a command built around a reply channel and waits for the answer.
-    pub async fn request<T>(
-        self: &Arc<Self>,
-        session: &str,
-        make: impl FnOnce(Reply<T>) -> Command,
-    ) -> Result<T, ProtocolError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(session, make(tx)).await?;
-        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(unknown_session()),
-            Err(_) => Err(ProtocolError::new(
-                ErrorCode::Unavailable,
-                "the session did not answer in time; try again",
-            )),
+        if let Some(session) = session {
+            self.cluster.release_code(code, &session).await;
         }
     }
 }
@@ -640,12 +449,5 @@ fn unknown_game(game: &str) -> ProtocolError {
     ProtocolError::new(
         ErrorCode::UnknownGame,
         format!("there is no game called '{game}' (see GET /api/games)"),
-    )
-}
-
-pub fn unknown_session() -> ProtocolError {
-    ProtocolError::new(
-        ErrorCode::UnknownSession,
-        "that session does not exist (any more)",
     )
 }

@@ -99,3 +99,82 @@ pub struct SessionEnv {
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
 }
+
+/// What a [`MemorySink`] kept of one commit.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The frames of the batch's messages, in order (sequenced and notices).
+    pub frames: Vec<(u64, String)>,
+    /// Whether the batch rewrote the snapshot.
+    pub snapshot: bool,
+    /// Whether the batch was a full rewrite.
+    pub full: bool,
+    /// Members whose record or view was written.
+    pub members: Vec<String>,
+    /// Members removed.
+    pub removed: Vec<String>,
+    /// When (by the clock tokio keeps) the commit was made.
+    pub at: tokio::time::Instant,
+}
+
+/// A sink that keeps every commit in memory: a session with no store, for
+/// tests and tools that run one in a single process. It can be told to
+/// fail, as a store or a cluster can.
+#[derive(Default)]
+pub struct MemorySink {
+    commits: std::sync::Mutex<Vec<Committed>>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl MemorySink {
+    /// Every commit so far, in order.
+    pub fn commits(&self) -> Vec<Committed> {
+        self.commits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Every message frame committed so far, in order.
+    pub fn frames(&self) -> Vec<(u64, String)> {
+        self.commits().into_iter().flat_map(|c| c.frames).collect()
+    }
+
+    /// From now on, commits fail (`true`) or succeed again (`false`).
+    pub fn fail(&self, failing: bool) {
+        self.failing
+            .store(failing, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl CommitSink for MemorySink {
+    fn commit<'a>(&'a self, write: SessionWrite<'a>) -> BoxFuture<'a, Result<(), CommitError>> {
+        let result = if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(CommitError::Failed(
+                "the memory sink was told to fail".into(),
+            ))
+        } else {
+            self.commits
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Committed {
+                    frames: write
+                        .messages
+                        .iter()
+                        .map(|m| (m.seq, m.frame.to_string()))
+                        .collect(),
+                    snapshot: write.snapshot.is_some(),
+                    full: write.full,
+                    members: write.members.iter().map(|m| m.id.to_owned()).collect(),
+                    removed: write
+                        .removed_members
+                        .iter()
+                        .map(|m| (*m).to_owned())
+                        .collect(),
+                    at: tokio::time::Instant::now(),
+                });
+            Ok(())
+        };
+        Box::pin(std::future::ready(result))
+    }
+}

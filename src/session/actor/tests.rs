@@ -1,0 +1,380 @@
+//! The actor's rules, driven alone: the same `SessionActor::run` the server
+//! runs, with an in-memory sink, a real game file in a temp folder, and
+//! tokio's paused clock (timers fire when the test moves time, at once).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{Ended, NewSession, SessionActor};
+use crate::metrics::Metrics;
+use crate::protocol::ErrorCode;
+use crate::script::{Catalog, Limits};
+use crate::session::env::{MemorySink, Settings, TokioClock};
+use crate::session::{
+    Answer, Attached, Control, Envelope, MAILBOX, MailboxSender, Outcome, Reply, Request,
+    SessionEnv, mailbox,
+};
+
+const GAME: &str = r#"
+return {
+  title = "Probe",
+  init = function(ctx, params) return { clicks = 0 } end,
+  action = function(state, ctx, player, name, data)
+    if name == "click" then
+      state.clicks = state.clicks + 1
+      ctx.broadcast("clicked", { n = state.clicks, by = player.name })
+    elseif name == "later" then
+      ctx.after(data.ms, "tick", { n = data.n })
+    elseif name == "kick" then
+      if player.role ~= "host" then return false, "only the host can remove someone" end
+      ctx.kick(data.player, "the host removed you")
+    elseif name == "finish" then
+      if player.role ~= "host" then return false, "only the host can end the game" end
+      ctx.finish({ rows = { { name = "Ana", clicks = state.clicks } } })
+    else
+      return false, "unknown action " .. name
+    end
+  end,
+  timer = function(state, ctx, name, data)
+    ctx.broadcast("tick", { n = data.n, at = ctx.now() })
+  end,
+  view = function(state, player) return { clicks = state.clicks, me = player.name } end,
+}
+"#;
+
+/// The clock's reading when a test starts.
+const START_MS: i64 = 1_700_000_000_000;
+const ENDED_TTL: Duration = Duration::from_secs(600);
+
+struct Session {
+    tx: MailboxSender,
+    sink: Arc<MemorySink>,
+    run: JoinHandle<Ended>,
+    shutdown: CancellationToken,
+    _games: tempfile::TempDir,
+}
+
+/// A session of the probe game, its host seat `phost` (secret `hs`), running.
+async fn start() -> Session {
+    let games = tempfile::tempdir().unwrap();
+    std::fs::write(games.path().join("probe.lua"), GAME).unwrap();
+    let catalog = Catalog::new(games.path(), Limits::default());
+    catalog.load_all();
+    let sink = Arc::new(MemorySink::default());
+    let env = Arc::new(SessionEnv {
+        node_id: "test".into(),
+        sink: sink.clone(),
+        catalog: catalog.clone(),
+        clock: Arc::new(TokioClock::starting_at(START_MS)),
+        metrics: Arc::new(Metrics::default()),
+        settings: Settings {
+            script: Limits::default(),
+            replay_window: 100,
+            view_interval: Duration::from_millis(50),
+            ended_ttl: ENDED_TTL,
+            idle_ttl: Duration::from_secs(3600),
+        },
+    });
+    let new = NewSession {
+        id: "s1".into(),
+        code: "123456".into(),
+        rules: catalog.get("probe").unwrap(),
+        params: json!({}),
+        host: "phost".into(),
+        host_secret: "hs".into(),
+        host_attached: true,
+    };
+    let (mut actor, _) = SessionActor::create(env, new).unwrap();
+    assert!(actor.commit().await);
+    let (tx, rx) = mailbox(MAILBOX);
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(actor.run(rx, shutdown.clone()));
+    Session {
+        tx,
+        sink,
+        run,
+        shutdown,
+        _games: games,
+    }
+}
+
+impl Session {
+    async fn ask(&self, request: Request) -> Outcome {
+        let (reply, rx) = Reply::local();
+        self.tx.send_request(request, reply).await.unwrap();
+        rx.await.unwrap()
+    }
+
+    async fn join(&self, member: &str, name: &str, nonce: Option<&str>) -> Outcome {
+        self.ask(Request::Join {
+            member: member.into(),
+            secret: format!("secret-{member}"),
+            name: name.into(),
+            nonce: nonce.map(str::to_owned),
+        })
+        .await
+    }
+
+    async fn act(&self, member: &str, name: &str, data: Json) -> Outcome {
+        self.ask(Request::Action {
+            member: member.into(),
+            name: name.into(),
+            data,
+        })
+        .await
+    }
+
+    async fn resume(&self, member: &str, secret: &str, last_seq: u64) -> Outcome {
+        self.ask(Request::Resume {
+            member: member.into(),
+            secret: secret.into(),
+            last_seq,
+        })
+        .await
+    }
+
+    /// The committed events called `name`, in order.
+    fn events(&self, name: &str) -> Vec<Json> {
+        self.sink
+            .frames()
+            .iter()
+            .map(|(_, f)| serde_json::from_str::<Json>(f).unwrap())
+            .filter(|f| f["type"] == "event" && f["name"] == name)
+            .collect()
+    }
+}
+
+fn welcome(attached: &Attached) -> Json {
+    serde_json::from_str(attached.frames[0].as_str()).unwrap()
+}
+
+fn code(outcome: Outcome) -> ErrorCode {
+    outcome.unwrap_err().code
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_join_is_answered_once_committed_and_a_name_is_taken_once() {
+    let s = start().await;
+    let ana = Answer::attached(s.join("pana", "Ana", None).await).unwrap();
+    assert_eq!(&*ana.member, "pana");
+    let w = welcome(&ana);
+    assert_eq!(w["type"], "welcome");
+    assert_eq!(w["view"]["me"], "Ana");
+    let last = s.sink.commits().pop().unwrap();
+    assert!(
+        last.members.contains(&"pana".to_owned()),
+        "the seat was stored before the welcome: {last:?}"
+    );
+    // The same name in another case, or in look-alike letters, is taken.
+    assert_eq!(code(s.join("px", "ANA", None).await), ErrorCode::NameTaken);
+    assert_eq!(code(s.join("py", "Аna", None).await), ErrorCode::NameTaken);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retried_join_gets_its_seat_back_only_once_the_first_socket_is_gone() {
+    let s = start().await;
+    let nonce = Some("a-long-enough-nonce");
+    Answer::attached(s.join("pbob", "Bob", nonce).await).unwrap();
+    // The first socket has not been seen to drop yet.
+    let busy = s.join("pbob2", "Bob", nonce).await.unwrap_err();
+    assert_eq!(busy.code, ErrorCode::Unavailable);
+    assert!(busy.retry_after_ms.is_some());
+    let gone = Request::Disconnected {
+        member: "pbob".into(),
+    };
+    s.tx.send(Envelope::Request(gone, Reply::None))
+        .await
+        .unwrap();
+    let again = Answer::attached(s.join("pbob3", "Bob", nonce).await).unwrap();
+    assert_eq!(&*again.member, "pbob", "the same seat, not a new one");
+    // Another nonce is another person: the name is taken.
+    let other = s.join("pbob4", "Bob", Some("another-long-nonce")).await;
+    assert_eq!(code(other), ErrorCode::NameTaken);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resume_replays_what_was_missed_or_sends_the_whole_view() {
+    let s = start().await;
+    let ana = Answer::attached(s.join("pana", "Ana", None).await).unwrap();
+    let seen = ana.seq;
+    Answer::done(s.act("phost", "click", json!({})).await).unwrap();
+    let back = Answer::attached(s.resume("pana", "secret-pana", seen).await).unwrap();
+    let w = welcome(&back);
+    assert_eq!(w["resumed"], true);
+    assert!(w.get("view").is_none(), "a replay keeps the client's view");
+    let replayed: Vec<Json> = back.frames[1..]
+        .iter()
+        .map(|f| serde_json::from_str(f.as_str()).unwrap())
+        .collect();
+    assert!(
+        replayed.iter().any(|f| f["name"] == "clicked"),
+        "{replayed:?}"
+    );
+    assert!(replayed.iter().all(|f| f["seq"].as_u64().unwrap() > seen));
+    // A socket with no view yet (what a retried join resumes with): the
+    // whole view, as of the last view pass.
+    tokio::time::advance(Duration::from_millis(100)).await;
+    tokio::task::yield_now().await;
+    let full = Answer::attached(s.resume("pana", "secret-pana", u64::MAX).await).unwrap();
+    let w = welcome(&full);
+    assert_eq!(w["resumed"], false);
+    assert_eq!(w["view"]["clicks"], 1);
+    assert_eq!(full.frames.len(), 1);
+    // A wrong secret is refused; so is a seat that left.
+    let wrong = s.resume("pana", "secret-guess", seen).await;
+    assert_eq!(code(wrong), ErrorCode::BadToken);
+    let leave = Request::Leave {
+        member: "pana".into(),
+    };
+    s.tx.send(Envelope::Request(leave, Reply::None))
+        .await
+        .unwrap();
+    let left = s.resume("pana", "secret-pana", seen).await;
+    assert_eq!(code(left), ErrorCode::BadToken);
+    assert!(s.sink.commits().iter().any(|c| c.removed == ["pana"]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn actions_waiting_together_share_one_commit_and_are_acked_after_it() {
+    let s = start().await;
+    Answer::attached(s.join("pana", "Ana", None).await).unwrap();
+    let before = s.sink.commits().len();
+    let mut acks = Vec::new();
+    for _ in 0..20 {
+        let (reply, rx) = Reply::local();
+        let click = Request::Action {
+            member: "pana".into(),
+            name: "click".into(),
+            data: json!({}),
+        };
+        s.tx.send_request(click, reply).await.unwrap();
+        acks.push(rx);
+    }
+    for (i, rx) in acks.into_iter().enumerate() {
+        Answer::done(rx.await.unwrap()).unwrap();
+        // Acked only once its event is stored.
+        assert!(s.events("clicked").len() > i, "ack {i} before its commit");
+    }
+    let commits = s.sink.commits()[before..].to_vec();
+    assert_eq!(commits.len(), 1, "one commit for the batch: {commits:?}");
+    let clicked = s.events("clicked");
+    assert_eq!(clicked.len(), 20);
+    let seqs: Vec<u64> = clicked.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn under_load_commits_keep_the_commit_gap_and_after_a_quiet_spell_do_not_wait() {
+    let s = start().await;
+    Answer::done(s.act("phost", "click", json!({})).await).unwrap();
+    Answer::done(s.act("phost", "click", json!({})).await).unwrap();
+    let commits = s.sink.commits();
+    let [.., a, b] = &commits[..] else {
+        panic!("two commits: {commits:?}")
+    };
+    assert!(b.at - a.at >= super::COMMIT_GAP, "{:?} apart", b.at - a.at);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let asked = tokio::time::Instant::now();
+    Answer::done(s.act("phost", "click", json!({})).await).unwrap();
+    assert_eq!(
+        asked.elapsed(),
+        Duration::ZERO,
+        "a lone action is not delayed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn timers_fire_when_time_reaches_them() {
+    let s = start().await;
+    Answer::done(s.act("phost", "later", json!({"ms": 10_000, "n": 1})).await).unwrap();
+    tokio::time::advance(Duration::from_millis(9_990)).await;
+    // An action's ack follows everything handled before it.
+    Answer::done(s.act("phost", "click", json!({})).await).unwrap();
+    assert!(s.events("tick").is_empty(), "fired early");
+    tokio::time::advance(Duration::from_millis(20)).await;
+    Answer::done(s.act("phost", "click", json!({})).await).unwrap();
+    let ticks = s.events("tick");
+    assert_eq!(ticks.len(), 1, "{ticks:?}");
+    let at = ticks[0]["data"]["at"].as_i64().unwrap();
+    assert!(
+        (START_MS + 10_000..START_MS + 10_100).contains(&at),
+        "ctx.now() at the tick: {}",
+        at - START_MS
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kick_is_the_hosts_and_keeps_the_name_out_until_readmitted() {
+    let s = start().await;
+    Answer::attached(s.join("pana", "Ana", None).await).unwrap();
+    Answer::attached(s.join("pben", "Ben", None).await).unwrap();
+    let by_student = s.act("pben", "kick", json!({"player": "pana"})).await;
+    assert_eq!(code(by_student), ErrorCode::Refused);
+    Answer::done(s.act("phost", "kick", json!({"player": "pana"})).await).unwrap();
+    let kicked = s
+        .sink
+        .frames()
+        .iter()
+        .map(|(_, f)| serde_json::from_str::<Json>(f).unwrap())
+        .find(|f| f["code"] == "kicked")
+        .expect("the kicked player is told");
+    assert_eq!(kicked["message"], "the host removed you");
+    assert_eq!(
+        code(s.resume("pana", "secret-pana", 0).await),
+        ErrorCode::BadToken
+    );
+    assert_eq!(code(s.join("pana2", "ana", None).await), ErrorCode::Kicked);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finished_game_refuses_actions_keeps_its_results_and_expires() {
+    let mut s = start().await;
+    Answer::attached(s.join("pana", "Ana", None).await).unwrap();
+    Answer::done(s.act("pana", "click", json!({})).await).unwrap();
+    Answer::done(s.act("phost", "finish", json!({})).await).unwrap();
+    let ended = s
+        .sink
+        .frames()
+        .iter()
+        .map(|(_, f)| serde_json::from_str::<Json>(f).unwrap())
+        .find(|f| f["type"] == "ended")
+        .expect("everyone is told the game ended");
+    assert_eq!(ended["results"]["rows"][0]["clicks"], 1);
+    assert_eq!(
+        code(s.act("pana", "click", json!({})).await),
+        ErrorCode::Ended
+    );
+    let results = Answer::results(s.ask(Request::Results { host: None }).await).unwrap();
+    assert_eq!(results.unwrap()["rows"][0]["name"], "Ana");
+    let not_host = s
+        .ask(Request::Results {
+            host: Some(("pana".into(), "secret-pana".into())),
+        })
+        .await;
+    assert_eq!(code(not_host), ErrorCode::Unauthorized);
+    tokio::time::advance(ENDED_TTL - Duration::from_secs(1)).await;
+    tokio::task::yield_now().await;
+    assert!(!s.run.is_finished(), "expired early");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!((&mut s.run).await.unwrap(), Ended::Expired);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_commits_last_and_a_relinquished_session_writes_nothing() {
+    let s = start().await;
+    Answer::done(s.act("phost", "click", json!({})).await).unwrap();
+    s.shutdown.cancel();
+    assert_eq!(s.run.await.unwrap(), Ended::Shutdown);
+
+    let s = start().await;
+    let commits = s.sink.commits().len();
+    s.tx.send(Envelope::Control(Control::Relinquish))
+        .await
+        .unwrap();
+    assert_eq!(s.run.await.unwrap(), Ended::NotOwner);
+    assert_eq!(s.sink.commits().len(), commits);
+}

@@ -71,9 +71,14 @@ pub struct Config {
     /// sled page cache, in MiB.
     #[arg(long, env = "RECESS_SLED_CACHE_MB", default_value_t = 64)]
     pub sled_cache_mb: u64,
-    /// Runtime worker threads (sessions, sockets); 0 means one per core.
+    /// Runtime worker threads for sockets and HTTP; 0 means one per core.
     #[arg(long, env = "RECESS_THREADS", default_value_t = 0)]
     pub threads: usize,
+    /// Threads that run sessions (their Lua handlers), apart from the
+    /// sockets' threads so a long handler delays no socket; 0 means one per
+    /// core.
+    #[arg(long, env = "RECESS_SCRIPT_THREADS", default_value_t = 0)]
+    pub script_threads: usize,
     /// Time a client has to send a request's headers (and a REST body), in ms.
     #[arg(long, env = "RECESS_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
     pub header_timeout_ms: u64,
@@ -139,6 +144,7 @@ impl Config {
             idle_ttl_h: 24,
             sled_cache_mb: 64,
             threads: 0,
+            script_threads: 0,
             header_timeout_ms: 10_000,
             max_sessions: 10_000,
             max_sessions_per_address: 200,

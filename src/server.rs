@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::delivery::Fanout;
 use crate::http::{Body, text};
 use crate::metrics::Metrics;
-use crate::node::Node;
+use crate::node::{Node, NodeParts};
 use crate::script::Catalog;
 use crate::script::watch::{GamesWatcher, watch};
 use crate::session::CommitSink;
@@ -53,6 +53,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot start the script threads: {0}")]
+    Scripts(std::io::Error),
     #[error("cannot reach Redis at {url}: {source}")]
     Redis {
         url: String,
@@ -66,6 +68,38 @@ pub struct Server {
     pub node: Arc<Node>,
     /// Hot reload stops when this is dropped.
     _watcher: Option<GamesWatcher>,
+    /// Where sessions run; stopped when the server is dropped.
+    _scripts: ScriptRuntime,
+}
+
+/// The runtime sessions (and their Lua handlers) run on, apart from the one
+/// that serves sockets: the OS shares the cores between both, so a handler
+/// that runs for its whole budget cannot hold up socket reads and writes.
+struct ScriptRuntime(Option<tokio::runtime::Runtime>);
+
+impl ScriptRuntime {
+    fn start(threads: usize) -> std::io::Result<ScriptRuntime> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if threads > 0 {
+            builder.worker_threads(threads);
+        }
+        let runtime = builder.thread_name("recess-script").enable_all().build()?;
+        Ok(ScriptRuntime(Some(runtime)))
+    }
+
+    fn handle(&self) -> Option<tokio::runtime::Handle> {
+        self.0.as_ref().map(|r| r.handle().clone())
+    }
+}
+
+impl Drop for ScriptRuntime {
+    fn drop(&mut self) {
+        // Every session has stopped by now (`shutdown` waits for them), or
+        // the server is being dropped; either way nothing waits on it.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Server {
@@ -159,15 +193,20 @@ impl Server {
                 )
             }
         };
-        let node = Node::new(
+        let scripts = ScriptRuntime::start(config.script_threads).map_err(StartError::Scripts)?;
+        let handle = scripts
+            .handle()
+            .ok_or_else(|| StartError::Scripts(std::io::Error::other("no runtime")))?;
+        let node = Node::new(NodeParts {
             config,
-            catalog.clone(),
+            catalog: catalog.clone(),
             store,
             fanout,
             metrics,
             cluster,
             sink,
-        );
+            scripts: handle,
+        });
         let (inbound, events) = mpsc::channel(INBOUND_QUEUE);
         if let Some((cluster, pushes)) = redis {
             cluster.start(pushes, inbound, node.tasks.clone(), node.shutdown.clone());
@@ -193,6 +232,7 @@ impl Server {
             addr,
             node,
             _watcher: watcher,
+            _scripts: scripts,
         })
     }
 

@@ -34,6 +34,21 @@ use crate::store::Store;
 
 pub use route::unknown_session;
 
+/// What a node is made of.
+pub struct NodeParts {
+    pub config: Config,
+    pub catalog: Arc<Catalog>,
+    pub store: Store,
+    pub fanout: Arc<Fanout>,
+    pub metrics: Arc<Metrics>,
+    /// Who else there is (`LocalCluster` alone).
+    pub cluster: Arc<dyn Cluster>,
+    /// Where its sessions' commits go (`LocalBus`, or the cluster's `RedisBus`).
+    pub sink: Arc<dyn CommitSink>,
+    /// The runtime its sessions run on.
+    pub scripts: tokio::runtime::Handle,
+}
+
 struct SessionHandle {
     tx: MailboxSender,
     /// The client address (as `limits::key` counts it) that hosted it, holding
@@ -66,6 +81,9 @@ pub struct Node {
     pub shutdown: CancellationToken,
     /// Every actor and connection task, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// Where sessions run: threads apart from the sockets', so a handler
+    /// that takes its whole budget delays no socket's reads and writes.
+    scripts: tokio::runtime::Handle,
     /// Serializes takeovers so one session is restored once.
     takeover: tokio::sync::Mutex<()>,
     /// Sessions a takeover is under way for (or queued), so a scan that
@@ -74,17 +92,18 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node: `cluster` is who else there is, `sink` where its sessions'
-    /// commits go (`LocalBus`, or the cluster's `RedisBus`).
-    pub fn new(
-        config: Config,
-        catalog: Arc<Catalog>,
-        store: Store,
-        fanout: Arc<Fanout>,
-        metrics: Arc<Metrics>,
-        cluster: Arc<dyn Cluster>,
-        sink: Arc<dyn CommitSink>,
-    ) -> Arc<Node> {
+    /// A node made of its parts.
+    pub fn new(parts: NodeParts) -> Arc<Node> {
+        let NodeParts {
+            config,
+            catalog,
+            store,
+            fanout,
+            metrics,
+            cluster,
+            sink,
+            scripts,
+        } = parts;
         let node_id = cluster.node_id().to_owned();
         let env = Arc::new(SessionEnv {
             node_id: node_id.as_str().into(),
@@ -109,6 +128,7 @@ impl Node {
             join_guard: JoinGuard::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            scripts,
             takeover: tokio::sync::Mutex::new(()),
             adopting: Mutex::new(HashSet::new()),
         })
@@ -193,19 +213,32 @@ impl Node {
                 "session id clash; please try again",
             ));
         }
-        let created = SessionActor::create(
-            self.env.clone(),
-            NewSession {
-                id: id.clone(),
-                code: code.clone(),
-                rules,
-                params,
-                host,
-                host_secret,
-                host_attached,
-            },
-        );
-        let (mut actor, attached) = match created {
+        let new = NewSession {
+            id: id.clone(),
+            code: code.clone(),
+            rules,
+            params,
+            host,
+            host_secret,
+            host_attached,
+        };
+        let env = self.env.clone();
+        // `init` and the host's first view run on a script thread too.
+        let created = self
+            .on_scripts(async move {
+                let (mut actor, attached) = SessionActor::create(env, new)?;
+                // The session exists once its first snapshot is on disk.
+                actor.commit().await;
+                Ok((actor, attached))
+            })
+            .await
+            .unwrap_or_else(|| {
+                Err(ProtocolError::new(
+                    ErrorCode::Unavailable,
+                    "this server is shutting down; try again in a moment",
+                ))
+            });
+        let (actor, attached) = match created {
             Ok(c) => c,
             Err(e) => {
                 self.release_code(&code).await;
@@ -213,8 +246,6 @@ impl Node {
                 return Err(e);
             }
         };
-        // The session exists once its first snapshot is on disk.
-        actor.commit().await;
         self.spawn(actor, place.keep());
         tracing::info!(session = %id, game, code, "session created");
         Ok((code, attached))
@@ -248,7 +279,7 @@ impl Node {
                 tracing::error!(session = %id, game = %game, "cannot restore a session: its game is not loaded (kept on disk)");
                 continue;
             };
-            match SessionActor::restore(self.env.clone(), session, rules) {
+            match self.restore(session, rules).await {
                 Ok(mut actor) => {
                     if self.cluster.holds_copies() {
                         actor.request_resync();
@@ -260,6 +291,28 @@ impl Node {
             }
         }
         restored
+    }
+
+    /// Runs `work` on the script threads (where Lua runs), and waits for it;
+    /// `None` if they are shutting down.
+    async fn on_scripts<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> Option<T> {
+        self.scripts.spawn(work).await.ok()
+    }
+
+    /// Brings a stored session back (its state into Lua, and `migrate` if
+    /// the rules changed), on the script threads.
+    async fn restore(
+        &self,
+        stored: crate::session::record::StoredSession,
+        rules: Arc<crate::script::Rules>,
+    ) -> Result<SessionActor, String> {
+        let env = self.env.clone();
+        self.on_scripts(async move { SessionActor::restore(env, stored, rules) })
+            .await
+            .unwrap_or_else(|| Err("this server is shutting down".into()))
     }
 
     fn adopt(self: &Arc<Self>, actor: SessionActor) {
@@ -334,10 +387,11 @@ impl Node {
         let shutdown = self.shutdown.clone();
         let node = self.clone();
         let (id, code) = (actor.id().clone(), actor.code().to_owned());
-        self.tasks.spawn(async move {
+        let run = async move {
             let ended = actor.run(rx, shutdown).await;
             node.session_ended(&id, &code, ended).await;
-        });
+        };
+        self.tasks.spawn_on(run, &self.scripts);
     }
 
     /// An actor stopped: the session is handed on (shutdown), forgotten

@@ -16,7 +16,7 @@ use super::Node;
 use crate::cluster::{Claim, Inbound};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, ProtocolError};
-use crate::session::{Control, Envelope, Outcome, Reply, Request, SessionActor, SessionId};
+use crate::session::{Control, Envelope, Outcome, Reply, Request, SessionId};
 
 /// How long a request waits for a session's answer before giving up.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -227,7 +227,7 @@ impl Node {
             self.cluster.release(session).await;
             return false;
         };
-        match SessionActor::restore(self.env.clone(), stored, rules) {
+        match self.restore(stored, rules).await {
             Ok(actor) => {
                 tracing::info!(session, node = %self.node_id, "took the session over");
                 self.adopt(actor);

@@ -51,6 +51,10 @@ const MAX_BATCH: usize = 256;
 /// commands, so a game emitting its limit on every call holds a few of
 /// them in memory, not `MAX_BATCH`.
 const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Time spent handling one batch after which it is committed without taking
+/// more commands, so a game whose handlers are slow still answers every
+/// tenth of a second instead of after `MAX_BATCH` of them.
+const MAX_BATCH_TIME: Duration = Duration::from_millis(100);
 /// Under load, a session's commits are at least this far apart: what happens
 /// in between joins the pending batch, and its acks wait for it. One commit
 /// (one snapshot, one store write, one Redis round trip) then serves many
@@ -395,9 +399,12 @@ impl SessionActor {
                     if timer_at.is_some_and(|at| at <= Instant::now()) {
                         self.fire_due_timers();
                     }
+                    let started = std::time::Instant::now();
                     self.handle(cmd);
                     for _ in 1..MAX_BATCH {
-                        if self.batch.bytes >= MAX_BATCH_BYTES {
+                        if self.batch.bytes >= MAX_BATCH_BYTES
+                            || started.elapsed() >= MAX_BATCH_TIME
+                        {
                             break;
                         }
                         match mailbox.try_recv() {

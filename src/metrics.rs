@@ -31,6 +31,7 @@ metrics! {
     connections_open: "gauge", "WebSocket connections open now.";
     connections_total: "counter", "WebSocket connections accepted.";
     sessions_live: "gauge", "Sessions owned by this node now.";
+    sessions_not_durable: "gauge", "Sessions whose last commit no store took (degraded: they go on in memory).";
     sessions_created_total: "counter", "Sessions created on this node.";
     frames_in_total: "counter", "Client frames received.";
     frames_bad_total: "counter", "Client frames answered with a protocol error.";

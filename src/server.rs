@@ -402,6 +402,22 @@ fn accept_websocket<B>(req: &Request<B>) -> Result<Response<Body>, &'static str>
         .map_err(|_| "bad Sec-WebSocket-Key header")
 }
 
+/// `/healthz`: `200 ok`, or `503` naming what is degraded.
+fn health(metrics: &Metrics) -> Response<Body> {
+    let not_durable = metrics
+        .sessions_not_durable
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if not_durable == 0 {
+        return text(StatusCode::OK, "ok");
+    }
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!(
+            "degraded: {not_durable} session(s) cannot save their commits (the data folder cannot be written, or in a cluster neither Redis nor it); they go on in memory, and a crash now would lose what happened since (see the log)"
+        ),
+    )
+}
+
 async fn route(
     node: Arc<Node>,
     mut req: Request<Incoming>,
@@ -436,7 +452,7 @@ async fn route(
             StatusCode::BAD_REQUEST,
             "/games is the WebSocket endpoint: connect with a WebSocket client",
         ),
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok"),
+        (&Method::GET, "/healthz") => health(&node.metrics),
         (&Method::GET, "/metrics") => match api::authorize(&node, &req) {
             Ok(()) => Response::builder()
                 .header(CONTENT_TYPE, "text/plain; version=0.0.4")
@@ -451,5 +467,18 @@ async fn route(
         (&Method::GET, p) if p.starts_with("/custom/") => web::serve_custom(&node, &req),
         (&Method::GET, _) | (&Method::HEAD, _) => web::serve(&node, &req),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthz_says_when_sessions_cannot_save() {
+        let metrics = Metrics::default();
+        assert_eq!(health(&metrics).status(), StatusCode::OK);
+        Metrics::inc(&metrics.sessions_not_durable);
+        assert_eq!(health(&metrics).status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

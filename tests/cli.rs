@@ -80,3 +80,26 @@ async fn serve_prints_the_listening_line_and_fails_clearly_without_redis() {
         "{stderr}"
     );
 }
+
+/// A data folder that cannot be written is refused at start, with its path,
+/// rather than served without durability.
+#[test]
+fn serve_refuses_a_data_folder_it_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_folder = dir.path().join("data");
+    std::fs::write(&not_a_folder, "a file where the data folder should be").unwrap();
+    let games = dir.path().join("games");
+    let out = recess()
+        .args(["serve", "--port", "0", "--data"])
+        .arg(&not_a_folder)
+        .arg("--games")
+        .arg(&games)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot open the data folder") && stderr.contains("data"),
+        "{stderr}"
+    );
+}

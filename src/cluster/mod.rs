@@ -291,7 +291,7 @@ impl CommitSink for LocalBus {
                 }
             }
             deliver_locally(&self.fanout, &self.metrics, &write);
-            result.map_err(|e| CommitError::Failed(e.to_string()))
+            result.map_err(|e| CommitError::NotDurable(e.to_string()))
         })
     }
 }

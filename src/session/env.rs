@@ -16,14 +16,23 @@ use super::record::SessionWrite;
 use crate::metrics::Metrics;
 use crate::script::{Catalog, Limits};
 
-/// Why a commit did not succeed.
+/// Why a commit did not fully succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
     /// Another node owns the session now: this actor must stop at once.
     #[error("this node no longer owns the session")]
     NotOwner,
-    #[error("{0}")]
-    Failed(String),
+    /// The batch is durable in one store, another copy now lags (a cluster
+    /// node whose Redis is away wrote it to its local store): the next
+    /// commit rewrites that copy in full.
+    #[error("a copy lags: {0}")]
+    Lagging(String),
+    /// No store took the batch (the data folder cannot be written, and in
+    /// a cluster Redis is away too). The session goes on in memory, in the
+    /// degraded mode docs/operations.md describes, and rewrites everything at
+    /// its next commit.
+    #[error("not durable: {0}")]
+    NotDurable(String),
 }
 
 /// Where a session's commits go.
@@ -124,6 +133,7 @@ pub struct Committed {
 pub struct MemorySink {
     commits: std::sync::Mutex<Vec<Committed>>,
     failing: std::sync::atomic::AtomicBool,
+    failed: std::sync::atomic::AtomicUsize,
 }
 
 impl MemorySink {
@@ -140,6 +150,11 @@ impl MemorySink {
         self.commits().into_iter().flat_map(|c| c.frames).collect()
     }
 
+    /// How many commits failed (while told to fail).
+    pub fn failures(&self) -> usize {
+        self.failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// From now on, commits fail (`true`) or succeed again (`false`).
     pub fn fail(&self, failing: bool) {
         self.failing
@@ -150,7 +165,9 @@ impl MemorySink {
 impl CommitSink for MemorySink {
     fn commit<'a>(&'a self, write: SessionWrite<'a>) -> BoxFuture<'a, Result<(), CommitError>> {
         let result = if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
-            Err(CommitError::Failed(
+            self.failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err(CommitError::NotDurable(
                 "the memory sink was told to fail".into(),
             ))
         } else {

@@ -108,7 +108,12 @@ impl CommitSink for RedisBus {
                     // the Redis copy in full.
                     c.mark(false);
                     deliver_locally(&c.fanout, &c.metrics, &write);
-                    Err(CommitError::Failed(format!("redis: {e}")))
+                    match local {
+                        Ok(()) => Err(CommitError::Lagging(format!("redis: {e}"))),
+                        Err(local) => Err(CommitError::NotDurable(format!(
+                            "redis: {e}; local store: {local}"
+                        ))),
+                    }
                 }
             }
         })

@@ -94,17 +94,38 @@ impl SessionActor {
             removed_members: batch.removed.iter().map(|m| &**m).collect(),
         };
         match self.env.sink.commit(write).await {
-            Ok(()) => {}
+            Ok(()) => {
+                self.retry_at = None;
+                if !self.durable {
+                    tracing::info!(session = %self.id, "this session's commits are saved again");
+                }
+                self.set_durable(true);
+            }
             Err(CommitError::NotOwner) => {
                 tracing::warn!(session = %self.id, "another node took this session over; stopping here");
                 return false;
             }
-            Err(CommitError::Failed(e)) => {
-                // What is stored elsewhere may now lag: rewrite it all next time.
+            Err(CommitError::Lagging(e)) => {
+                // What is stored elsewhere lags: rewrite it all next time.
                 self.resync = true;
+                self.retry_at = Some(Instant::now() + RETRY_AFTER_FAILURE);
+                self.set_durable(true);
                 tracing::warn!(session = %self.id, error = %e, "commit did not reach every store");
             }
+            Err(CommitError::NotDurable(e)) => {
+                // Degraded: the game goes on in memory (what a class would
+                // rather have than a frozen screen), the node says so in
+                // /healthz and /metrics, and everything is rewritten as soon
+                // as a store takes it again.
+                self.resync = true;
+                self.retry_at = Some(Instant::now() + RETRY_AFTER_FAILURE);
+                if self.durable {
+                    tracing::error!(session = %self.id, error = %e, "this session's commits cannot be saved; it goes on in memory until they can");
+                }
+                self.set_durable(false);
+            }
         }
+
         for (reply, outcome) in batch.replies {
             reply.send(outcome);
         }
@@ -129,6 +150,19 @@ impl SessionActor {
                 self.notify_hosts(&err, None);
                 batch.messages.append(&mut self.batch.messages);
                 None
+            }
+        }
+    }
+
+    /// Records whether the last commit was durable, in the node's count of
+    /// sessions that are not (`recess_sessions_not_durable`).
+    pub(super) fn set_durable(&mut self, durable: bool) {
+        if durable != self.durable {
+            self.durable = durable;
+            if durable {
+                Metrics::dec(&self.env.metrics.sessions_not_durable);
+            } else {
+                Metrics::inc(&self.env.metrics.sessions_not_durable);
             }
         }
     }

@@ -62,6 +62,10 @@ const MAX_BATCH_TIME: Duration = Duration::from_millis(100);
 /// so a lone action is not delayed.
 const COMMIT_GAP: Duration = Duration::from_millis(4);
 const MAX_ACTION_NAME: usize = 64;
+/// After a commit that did not reach every store, how long before the full
+/// rewrite is tried again with nothing new to write (new commands try at
+/// once): a store that is away is not asked 250 times a second.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 struct Member {
     id: MemberId,
@@ -195,8 +199,19 @@ pub struct SessionActor {
     resync: bool,
     /// Another node owns the session now: stop without committing.
     relinquished: bool,
+    /// Whether the last commit reached a store (see `CommitError::NotDurable`).
+    durable: bool,
+    /// After a failed commit, a rewrite alone is not tried again before this.
+    retry_at: Option<Instant>,
     env: Arc<SessionEnv>,
     batch: Batch,
+}
+
+impl Drop for SessionActor {
+    fn drop(&mut self) {
+        // A session that stops is no longer one that cannot save.
+        self.set_durable(true);
+    }
 }
 
 /// Why a session's actor stopped; its spawner acts on it.
@@ -357,6 +372,8 @@ impl SessionActor {
             failed_version: None,
             resync: false,
             relinquished: false,
+            durable: true,
+            retry_at: None,
             env,
             batch: Batch::default(),
         }
@@ -387,7 +404,7 @@ impl SessionActor {
             let timer_at = self.next_timer_at();
             let view_at = self.views_dirty.then(|| self.last_view_pass + interval);
             let expire_at = self.expire_at();
-            let commit_at = self.has_writes().then(|| committed_at + COMMIT_GAP);
+            let commit_at = self.commit_at(committed_at);
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -456,7 +473,25 @@ impl SessionActor {
     /// Whether the next commit writes something (rather than only sending
     /// replies that need no write, which is done at once).
     fn has_writes(&self) -> bool {
-        !self.batch.is_empty() || self.resync
+        !self.batch.is_empty() || self.resync_due()
+    }
+
+    /// A rewrite is asked for and, after a failed commit, its retry is due.
+    fn resync_due(&self) -> bool {
+        self.resync && self.retry_at.is_none_or(|at| Instant::now() >= at)
+    }
+
+    /// When the next commit is to be made: `COMMIT_GAP` after the last, or
+    /// for a rewrite alone no sooner than its retry.
+    fn commit_at(&self, committed_at: Instant) -> Option<Instant> {
+        let gap = committed_at + COMMIT_GAP;
+        if !self.batch.is_empty() {
+            Some(gap)
+        } else if self.resync {
+            Some(self.retry_at.map_or(gap, |at| at.max(gap)))
+        } else {
+            None
+        }
     }
 
     fn handle(&mut self, envelope: Envelope) {

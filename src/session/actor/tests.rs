@@ -53,6 +53,7 @@ const ENDED_TTL: Duration = Duration::from_secs(600);
 struct Session {
     tx: MailboxSender,
     sink: Arc<MemorySink>,
+    metrics: Arc<Metrics>,
     run: JoinHandle<Ended>,
     shutdown: CancellationToken,
     _games: tempfile::TempDir,
@@ -65,12 +66,13 @@ async fn start() -> Session {
     let catalog = Catalog::new(games.path(), Limits::default());
     catalog.load_all();
     let sink = Arc::new(MemorySink::default());
+    let metrics = Arc::new(Metrics::default());
     let env = Arc::new(SessionEnv {
         node_id: "test".into(),
         sink: sink.clone(),
         catalog: catalog.clone(),
         clock: Arc::new(TokioClock::starting_at(START_MS)),
-        metrics: Arc::new(Metrics::default()),
+        metrics: metrics.clone(),
         settings: Settings {
             script: Limits::default(),
             replay_window: 100,
@@ -96,6 +98,7 @@ async fn start() -> Session {
     Session {
         tx,
         sink,
+        metrics,
         run,
         shutdown,
         _games: games,
@@ -377,4 +380,39 @@ async fn shutdown_commits_last_and_a_relinquished_session_writes_nothing() {
         .unwrap();
     assert_eq!(s.run.await.unwrap(), Ended::NotOwner);
     assert_eq!(s.sink.commits().len(), commits);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_commit_no_store_takes_is_named_and_rewritten_in_full_once_one_does() {
+    let s = start().await;
+    let not_durable = || {
+        s.metrics
+            .sessions_not_durable
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    s.sink.fail(true);
+    // Degraded, not frozen: the class goes on, and the node says so.
+    Answer::done(s.act("phost", "click", json!({})).await).unwrap();
+    assert_eq!(not_durable(), 1);
+    // The rewrite is retried once a second, not at every turn of the loop.
+    for _ in 0..30 {
+        tokio::time::advance(Duration::from_millis(100)).await;
+        tokio::task::yield_now().await;
+    }
+    let failures = s.sink.failures();
+    assert!((2..=5).contains(&failures), "{failures} attempts in 3 s");
+    let stored = s.sink.commits().len();
+    s.sink.fail(false);
+    Answer::done(s.act("phost", "click", json!({})).await).unwrap();
+    let commits = s.sink.commits();
+    assert_eq!(commits.len(), stored + 1);
+    let last = commits.last().unwrap();
+    assert!(last.full, "what was lost is rewritten: {last:?}");
+    let clicks: Vec<u64> = s
+        .events("clicked")
+        .iter()
+        .map(|e| e["data"]["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(clicks, [1, 2], "the unsaved click is in the rewrite");
+    assert_eq!(not_durable(), 0);
 }

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use recess::protocol::Role;
+use recess::Role;
 use recess::script::VmCounters;
 use recess::script::catalog::Catalog;
 use recess::script::vm::{GameVm, PlayerInfo};

@@ -31,7 +31,11 @@ const MAX_BODY: usize = 1 << 20;
 /// One REST request; `client` is the caller's address (behind a trusted
 /// proxy, the one it forwarded), counted when a session is created with the
 /// host key rather than the API key.
-pub async fn handle(node: Arc<Node>, req: Request<Incoming>, client: IpAddr) -> Response<Body> {
+pub(crate) async fn handle(
+    node: Arc<Node>,
+    req: Request<Incoming>,
+    client: IpAddr,
+) -> Response<Body> {
     match dispatch(&node, req, client).await {
         Ok(response) => response,
         Err(e) => error(&e),
@@ -232,7 +236,7 @@ fn bad_results_token() -> ProtocolError {
 
 /// The API key's check, for every route that reads or changes a session
 /// (and `/metrics`). With no `--api-key` configured those routes are off.
-pub fn authorize<B>(node: &Node, req: &Request<B>) -> Result<(), ProtocolError> {
+pub(crate) fn authorize<B>(node: &Node, req: &Request<B>) -> Result<(), ProtocolError> {
     let Some(key) = &node.config.api_key else {
         return Err(ProtocolError::new(
             ErrorCode::Forbidden,
@@ -349,7 +353,7 @@ fn ok(body: Json) -> Response<Body> {
     respond(StatusCode::OK, body)
 }
 
-pub fn error(e: &ProtocolError) -> Response<Body> {
+pub(crate) fn error(e: &ProtocolError) -> Response<Body> {
     let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut response = respond(status, serde_json::to_value(e).unwrap_or_default());
     if let Some(ms) = e.retry_after_ms
@@ -364,7 +368,7 @@ pub fn error(e: &ProtocolError) -> Response<Body> {
 /// sorted union of the rows' keys), every field quoted, CRLF lines. Cells are
 /// neutralised against formula injection (see [`csv_cell`]); numbers stay
 /// numbers.
-pub fn results_csv(results: &Json) -> Result<Vec<u8>, csv::Error> {
+pub(crate) fn results_csv(results: &Json) -> Result<Vec<u8>, csv::Error> {
     let rows: Vec<&serde_json::Map<String, Json>> = results
         .get("rows")
         .and_then(Json::as_array)

@@ -9,18 +9,18 @@ use hyper::header::{AUTHORIZATION, HOST, ORIGIN};
 use hyper::http::uri::Authority;
 
 /// Compares two secrets in time that depends only on their lengths.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Whether `given` is the configured key (`None` given never is).
-pub fn key_matches(expected: &str, given: Option<&str>) -> bool {
+pub(crate) fn key_matches(expected: &str, given: Option<&str>) -> bool {
     given.is_some_and(|g| constant_time_eq(expected.as_bytes(), g.as_bytes()))
 }
 
 /// The credentials of an `Authorization: Bearer TOKEN` header. The scheme is
 /// matched in any case (RFC 9110 §11.1); surrounding spaces are ignored.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -35,7 +35,7 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// asked, and that host is an IP address or `localhost`: a page this node
 /// served itself. A host *name* must be listed, since a name can be pointed
 /// at any address (DNS rebinding).
-pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+pub(crate) fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
     let Some(origin) = headers.get(ORIGIN) else {
         return true;
     };
@@ -71,7 +71,7 @@ pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 /// (loopback always is), the nearest untrusted address in `X-Forwarded-For`
 /// (proxies append the address they saw, so the entries a client wrote
 /// itself are further left and never chosen over a proxy's).
-pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+pub(crate) fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
     // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`.
     let peer = peer.to_canonical();
     let is_trusted =

@@ -84,7 +84,7 @@ enum End {
 /// is every connection's task (816 → 768 bytes, which puts tokio's task cell,
 /// aligned to 128 bytes, at 896 rather than 1024).
 #[allow(clippy::manual_async_fn)]
-pub fn serve(
+pub(crate) fn serve(
     node: Arc<Node>,
     upgrade: OnUpgrade,
     permit: Arc<OwnedSemaphorePermit>,

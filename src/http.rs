@@ -6,10 +6,10 @@ use hyper::header::CONTENT_TYPE;
 use hyper::{Response, StatusCode};
 
 /// The body of every response the server makes.
-pub type Body = Full<Bytes>;
+pub(crate) type Body = Full<Bytes>;
 
 /// A plain-text answer.
-pub fn text(status: StatusCode, body: &str) -> Response<Body> {
+pub(crate) fn text(status: StatusCode, body: &str) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "text/plain; charset=utf-8")

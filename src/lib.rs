@@ -20,22 +20,26 @@
 //!
 //! `ARCHITECTURE.md` describes how these fit together and what each must never do.
 
-pub mod api;
-pub mod auth;
-pub mod cluster;
+#![warn(unreachable_pub)]
+
+mod api;
+mod auth;
+mod cluster;
 pub mod config;
-pub mod connection;
-pub mod delivery;
+mod connection;
+mod delivery;
 mod http;
-pub mod limits;
-pub mod metrics;
-pub mod node;
-pub mod protocol;
+mod limits;
+mod metrics;
+mod node;
+mod protocol;
 pub mod script;
 pub mod server;
-pub mod session;
-pub mod store;
-pub mod web;
+mod session;
+mod store;
+mod web;
 
 pub use config::Config;
+pub use protocol::Role;
 pub use server::Server;
+pub use session::view;

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 /// `capacity` tokens, refilled at `per_sec`; each allowed event takes one.
 #[derive(Debug, Clone)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     tokens: f64,
     last: Instant,
     capacity: f64,
@@ -19,7 +19,7 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
-    pub fn new(capacity: f64, per_sec: f64) -> Self {
+    pub(crate) fn new(capacity: f64, per_sec: f64) -> Self {
         TokenBucket {
             tokens: capacity,
             last: Instant::now(),
@@ -35,7 +35,7 @@ impl TokenBucket {
     }
 
     /// Whether a token is there now (none is taken).
-    pub fn check(&mut self) -> Result<(), Duration> {
+    pub(crate) fn check(&mut self) -> Result<(), Duration> {
         self.refill(Instant::now());
         if self.tokens >= 1.0 {
             Ok(())
@@ -45,7 +45,7 @@ impl TokenBucket {
     }
 
     /// Takes a token, or says how long until one is there.
-    pub fn take(&mut self) -> Result<(), Duration> {
+    pub(crate) fn take(&mut self) -> Result<(), Duration> {
         self.check()?;
         self.tokens -= 1.0;
         Ok(())
@@ -54,13 +54,13 @@ impl TokenBucket {
     /// Takes a token even if none is there; the debt is bounded by the
     /// capacity, so a burst cannot lock the bucket for longer than refilling
     /// twice over takes.
-    pub fn spend(&mut self) {
+    pub(crate) fn spend(&mut self) {
         self.refill(Instant::now());
         self.tokens = (self.tokens - 1.0).max(-self.capacity);
     }
 
     /// Gives a taken token back.
-    pub fn give_back(&mut self) {
+    pub(crate) fn give_back(&mut self) {
         self.tokens = (self.tokens + 1.0).min(self.capacity);
     }
 
@@ -81,16 +81,16 @@ impl TokenBucket {
 /// `--frame-rate` per second after that. A refused frame gets `rate_limited`;
 /// a client that goes on sending (more than [`FrameLimit::STRIKES`] refused
 /// frames, recovering 10 per second) is disconnected.
-pub struct FrameLimit {
+pub(crate) struct FrameLimit {
     frames: TokenBucket,
     strikes: TokenBucket,
 }
 
 impl FrameLimit {
     /// Refused frames a client may send in a burst before it is disconnected.
-    pub const STRIKES: f64 = 100.0;
+    pub(crate) const STRIKES: f64 = 100.0;
 
-    pub fn new(rate: u32, burst: u32) -> Self {
+    pub(crate) fn new(rate: u32, burst: u32) -> Self {
         FrameLimit {
             frames: TokenBucket::new(f64::from(burst.max(1)), f64::from(rate.max(1))),
             strikes: TokenBucket::new(Self::STRIKES, 10.0),
@@ -99,7 +99,7 @@ impl FrameLimit {
 
     /// `Ok` if the frame may be handled; otherwise the wait, and whether the
     /// client has now sent too many refused frames to stay connected.
-    pub fn admit(&mut self) -> Result<(), (Duration, bool)> {
+    pub(crate) fn admit(&mut self) -> Result<(), (Duration, bool)> {
         match self.frames.take() {
             Ok(()) => Ok(()),
             Err(wait) => Err((wait, self.strikes.take().is_err())),
@@ -111,7 +111,7 @@ impl FrameLimit {
 /// 2 s; after 50 the connection is closed. Beside it, the node counts wrong
 /// codes per client address ([`JoinGuard`]), so reconnecting does not start
 /// afresh.
-pub struct FailureLimit {
+pub(crate) struct FailureLimit {
     bucket: TokenBucket,
     total: u32,
 }
@@ -131,7 +131,7 @@ impl FailureLimit {
     const MAX_TOTAL: u32 = 50;
 
     /// `Err(wait)` while no wrong code may be tried.
-    pub fn check(&mut self) -> Result<(), Duration> {
+    pub(crate) fn check(&mut self) -> Result<(), Duration> {
         if self.exhausted() {
             return Err(Duration::from_secs(60));
         }
@@ -139,13 +139,13 @@ impl FailureLimit {
     }
 
     /// Counts one wrong code.
-    pub fn failed(&mut self) {
+    pub(crate) fn failed(&mut self) {
         self.bucket.spend();
         self.total += 1;
     }
 
     /// Whether the connection has sent all the wrong codes it may.
-    pub fn exhausted(&self) -> bool {
+    pub(crate) fn exhausted(&self) -> bool {
         self.total >= Self::MAX_TOTAL
     }
 }
@@ -160,7 +160,7 @@ impl FailureLimit {
 /// it has already been seen to know (one that it hosted or that a join from
 /// it found): a student who spams wrong codes cannot lock the rest of the
 /// class out of their own game, and the answer tells a guesser nothing new.
-pub struct JoinGuard {
+pub(crate) struct JoinGuard {
     addresses: Mutex<HashMap<IpAddr, Address>>,
 }
 
@@ -181,8 +181,8 @@ impl Default for JoinGuard {
 }
 
 impl JoinGuard {
-    pub const BURST: f64 = 100.0;
-    pub const PER_SEC: f64 = 1.0 / 60.0;
+    pub(crate) const BURST: f64 = 100.0;
+    pub(crate) const PER_SEC: f64 = 1.0 / 60.0;
     /// Addresses remembered before the ones back to a full allowance are forgotten.
     const PRUNE_AT: usize = 4096;
     /// Codes remembered per address: more than the games one address may
@@ -194,7 +194,7 @@ impl JoinGuard {
     /// [`JoinGuard::found`] if the code is right), `Err(wait)` if none is
     /// left. Taken before the lookup, so that many sockets of one address
     /// asking at once cannot all pass on the same last place.
-    pub fn try_code(&self, addr: IpAddr, code: &str) -> Result<bool, Duration> {
+    pub(crate) fn try_code(&self, addr: IpAddr, code: &str) -> Result<bool, Duration> {
         let mut result = Ok(false);
         self.with(addr, |a| {
             if !a.known.iter().any(|k| k == code) {
@@ -206,7 +206,7 @@ impl JoinGuard {
 
     /// `code` was right: the place [`JoinGuard::try_code`] took (if it took
     /// one) is given back, and the address knows the code from now on.
-    pub fn found(&self, addr: IpAddr, code: &str, took: bool) {
+    pub(crate) fn found(&self, addr: IpAddr, code: &str, took: bool) {
         self.with(addr, |a| {
             if took {
                 a.wrong.give_back();
@@ -216,7 +216,7 @@ impl JoinGuard {
     }
 
     /// This address knows `code` (it hosted that game, or found it).
-    pub fn knows(&self, addr: IpAddr, code: &str) {
+    pub(crate) fn knows(&self, addr: IpAddr, code: &str) {
         self.with(addr, |a| {
             if a.known.iter().any(|k| k == code) {
                 return;
@@ -244,7 +244,7 @@ impl JoinGuard {
 
 /// The address a limit counts: IPv4 as is (IPv4-mapped IPv6 too), IPv6 by
 /// its /64 prefix.
-pub fn key(addr: IpAddr) -> IpAddr {
+pub(crate) fn key(addr: IpAddr) -> IpAddr {
     match addr {
         IpAddr::V4(_) => addr,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -98,7 +98,7 @@ fn serve(config: Config) -> ExitCode {
             }
         };
         println!("recess listening on http://{}", server.addr);
-        tracing::info!(addr = %server.addr, node = %server.node.node_id, "recess listening");
+        tracing::info!(addr = %server.addr, node = %server.node_id(), "recess listening");
         wait_for_signal().await;
         tracing::info!("shutting down");
         server.shutdown().await;

@@ -8,13 +8,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 macro_rules! metrics {
     ($( $field:ident : $kind:literal, $help:literal; )*) => {
         #[derive(Debug, Default)]
-        pub struct Metrics {
-            $( pub $field: AtomicU64, )*
+        pub(crate) struct Metrics {
+            $( pub(crate) $field: AtomicU64, )*
         }
 
         impl Metrics {
+            /// The value of the metric called `name` (without `recess_`).
+            pub(crate) fn value(&self, name: &str) -> Option<u64> {
+                match name {
+                    $( stringify!($field) => Some(self.$field.load(Ordering::Relaxed)), )*
+                    _ => None,
+                }
+            }
+
             /// The text `/metrics` serves.
-            pub fn render(&self) -> String {
+            pub(crate) fn render(&self) -> String {
                 let mut out = String::new();
                 $(
                     let _ = writeln!(out, "# HELP recess_{} {}", stringify!($field), $help);
@@ -52,15 +60,15 @@ metrics! {
 }
 
 impl Metrics {
-    pub fn inc(counter: &AtomicU64) {
+    pub(crate) fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn add(counter: &AtomicU64, n: u64) {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn dec(counter: &AtomicU64) {
+    pub(crate) fn dec(counter: &AtomicU64) {
         counter.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -22,7 +22,7 @@ use serde_json::Value;
 /// A frame a client sends, already validated for shape.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum ClientFrame {
+pub(crate) enum ClientFrame {
     /// Start a session of `game`; the sender becomes its host.
     Host {
         game: String,
@@ -70,7 +70,7 @@ pub const MAX_DEPTH: usize = 64;
 /// Refuses JSON text whose values nest deeper than [`MAX_DEPTH`] (the frame's
 /// own object is one level more). One pass over the bytes, before parsing;
 /// text that is not JSON is left for the parser to report.
-pub fn check_depth(text: &[u8]) -> Result<(), ProtocolError> {
+pub(crate) fn check_depth(text: &[u8]) -> Result<(), ProtocolError> {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     for &b in text {
         if in_string {
@@ -105,7 +105,7 @@ const CLIENT_TYPES: [&str; 6] = ["host", "join", "resume", "action", "leave", "p
 impl ClientFrame {
     /// Parses one text frame, telling bad JSON, unknown types and bad fields apart
     /// so the client gets an error it can act on.
-    pub fn parse(text: &str) -> Result<ClientFrame, ProtocolError> {
+    pub(crate) fn parse(text: &str) -> Result<ClientFrame, ProtocolError> {
         check_depth(text.as_bytes())?;
         match serde_json::from_str::<ClientFrame>(text) {
             Ok(frame) => Ok(frame),
@@ -145,7 +145,7 @@ impl ClientFrame {
     }
 
     /// The `ref` a frame carries, if any (echoed in its answer).
-    pub fn reference(&self) -> Option<&Value> {
+    pub(crate) fn reference(&self) -> Option<&Value> {
         match self {
             ClientFrame::Action { reference, .. } | ClientFrame::Ping { reference } => {
                 reference.as_ref()
@@ -155,7 +155,7 @@ impl ClientFrame {
     }
 
     /// The session a frame names, if any (for error frames).
-    pub fn session(&self) -> Option<&str> {
+    pub(crate) fn session(&self) -> Option<&str> {
         match self {
             ClientFrame::Action { session, .. } | ClientFrame::Leave { session } => Some(session),
             _ => None,
@@ -166,7 +166,7 @@ impl ClientFrame {
 /// Stable machine words for `error.code`. Clients switch on these; never rename one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
+pub(crate) enum ErrorCode {
     BadJson,
     BadFrame,
     UnknownType,
@@ -195,38 +195,8 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadJson => "bad_json",
-            ErrorCode::BadFrame => "bad_frame",
-            ErrorCode::UnknownType => "unknown_type",
-            ErrorCode::TooLarge => "too_large",
-            ErrorCode::UnknownGame => "unknown_game",
-            ErrorCode::GameBroken => "game_broken",
-            ErrorCode::UnknownCode => "unknown_code",
-            ErrorCode::UnknownSession => "unknown_session",
-            ErrorCode::BadToken => "bad_token",
-            ErrorCode::NameInvalid => "name_invalid",
-            ErrorCode::NameTaken => "name_taken",
-            ErrorCode::SessionFull => "session_full",
-            ErrorCode::NotMember => "not_member",
-            ErrorCode::Refused => "refused",
-            ErrorCode::ScriptError => "script_error",
-            ErrorCode::Ended => "ended",
-            ErrorCode::Kicked => "kicked",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::AlreadyJoined => "already_joined",
-            ErrorCode::Overloaded => "overloaded",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::Internal => "internal",
-        }
-    }
-
     /// The HTTP status the REST API answers with for this error.
-    pub fn http_status(self) -> u16 {
+    pub(crate) fn http_status(self) -> u16 {
         match self {
             ErrorCode::BadJson | ErrorCode::BadFrame | ErrorCode::NameInvalid => 400,
             ErrorCode::Unauthorized | ErrorCode::BadToken => 401,
@@ -253,7 +223,7 @@ impl ErrorCode {
 /// An error a client can act on: a stable code and a sentence for a person.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
 #[error("{code:?}: {message}")]
-pub struct ProtocolError {
+pub(crate) struct ProtocolError {
     pub code: ErrorCode,
     pub message: String,
     /// For `rate_limited` (and `overloaded`): how long to wait before trying
@@ -263,7 +233,7 @@ pub struct ProtocolError {
 }
 
 impl ProtocolError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -272,7 +242,7 @@ impl ProtocolError {
     }
 
     /// The same error, telling the client when to try again.
-    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+    pub(crate) fn retry_after(mut self, wait: std::time::Duration) -> Self {
         self.retry_after_ms = Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1));
         self
     }
@@ -297,7 +267,7 @@ impl Role {
 
 /// The `player` object of a `welcome` and of the Lua API.
 #[derive(Debug, Clone, Serialize)]
-pub struct PlayerRef<'a> {
+pub(crate) struct PlayerRef<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub role: Role,
@@ -305,7 +275,7 @@ pub struct PlayerRef<'a> {
 
 /// The fields of a `welcome` frame.
 #[derive(Debug, Serialize)]
-pub struct Welcome<'a> {
+pub(crate) struct Welcome<'a> {
     pub session: &'a str,
     pub game: &'a str,
     pub role: Role,
@@ -377,11 +347,11 @@ fn encode(frame: &ServerFrame<'_>) -> String {
     })
 }
 
-pub fn encode_welcome(w: &Welcome<'_>) -> String {
+pub(crate) fn encode_welcome(w: &Welcome<'_>) -> String {
     encode(&ServerFrame::Welcome(w))
 }
 
-pub fn encode_event(session: &str, seq: u64, name: &str, data: &Value) -> String {
+pub(crate) fn encode_event(session: &str, seq: u64, name: &str, data: &Value) -> String {
     encode(&ServerFrame::Event {
         session,
         seq,
@@ -390,11 +360,11 @@ pub fn encode_event(session: &str, seq: u64, name: &str, data: &Value) -> String
     })
 }
 
-pub fn encode_ack(reference: &Value, session: &str) -> String {
+pub(crate) fn encode_ack(reference: &Value, session: &str) -> String {
     encode(&ServerFrame::Ack { reference, session })
 }
 
-pub fn encode_error(
+pub(crate) fn encode_error(
     err: &ProtocolError,
     reference: Option<&Value>,
     session: Option<&str>,
@@ -410,7 +380,7 @@ pub fn encode_error(
 }
 
 /// An error that is also a session message (it has a `seq`), such as a kick.
-pub fn encode_session_error(err: &ProtocolError, session: &str, seq: u64) -> String {
+pub(crate) fn encode_session_error(err: &ProtocolError, session: &str, seq: u64) -> String {
     encode(&ServerFrame::Error {
         code: err.code,
         message: &err.message,
@@ -424,16 +394,16 @@ pub fn encode_session_error(err: &ProtocolError, session: &str, seq: u64) -> Str
 /// A `view` frame around a patch that is already JSON text (patches are
 /// serialized once and shared by every member that gets the same one). The
 /// same bytes as encoding `ServerFrame::View` (tested).
-pub fn encode_view_raw(session: &str, seq: u64, patch_json: &str) -> String {
+pub(crate) fn encode_view_raw(session: &str, seq: u64, patch_json: &str) -> String {
     let session = serde_json::to_string(session).unwrap_or_else(|_| "\"\"".to_owned());
     format!(r#"{{"type":"view","session":{session},"seq":{seq},"patch":{patch_json}}}"#)
 }
 
-pub fn encode_pong(reference: Option<&Value>) -> String {
+pub(crate) fn encode_pong(reference: Option<&Value>) -> String {
     encode(&ServerFrame::Pong { reference })
 }
 
-pub fn encode_ended(session: &str, seq: u64, results: &Value) -> String {
+pub(crate) fn encode_ended(session: &str, seq: u64, results: &Value) -> String {
     encode(&ServerFrame::Ended {
         session,
         seq,
@@ -443,13 +413,13 @@ pub fn encode_ended(session: &str, seq: u64, results: &Value) -> String {
 
 /// A whole WebSocket text frame (header + payload) carrying `json`, ready
 /// to be written to any number of sockets.
-pub fn ws_text(json: impl Into<Bytes>) -> Bytes {
+pub(crate) fn ws_text(json: impl Into<Bytes>) -> Bytes {
     ws_frame(Frame::message(json, OpCode::Data(Data::Text), true))
 }
 
 /// A WebSocket close frame with `code` and `reason` (at most 123 bytes, as
 /// control frames carry at most 125).
-pub fn ws_close(code: u16, reason: &'static str) -> Bytes {
+pub(crate) fn ws_close(code: u16, reason: &'static str) -> Bytes {
     ws_frame(Frame::close(Some(CloseFrame {
         code: CloseCode::from(code),
         reason: reason.into(),
@@ -457,7 +427,7 @@ pub fn ws_close(code: u16, reason: &'static str) -> Bytes {
 }
 
 /// An empty WebSocket ping frame (the server's keep-alive).
-pub fn ws_ping() -> Bytes {
+pub(crate) fn ws_ping() -> Bytes {
     ws_frame(Frame::ping(Bytes::new()))
 }
 

@@ -64,8 +64,9 @@ pub enum StartError {
 
 /// A running node.
 pub struct Server {
+    /// The address it listens on.
     pub addr: SocketAddr,
-    pub node: Arc<Node>,
+    node: Arc<Node>,
     /// Hot reload stops when this is dropped.
     _watcher: Option<GamesWatcher>,
     /// Where sessions run; stopped when the server is dropped.
@@ -234,6 +235,28 @@ impl Server {
             _watcher: watcher,
             _scripts: scripts,
         })
+    }
+
+    /// This node's name (in a cluster, its instance's).
+    pub fn node_id(&self) -> &str {
+        &self.node.node_id
+    }
+
+    /// Changes to the games as hot reload sees them (a saved file loaded,
+    /// or refused with its error).
+    pub fn game_changes(&self) -> tokio::sync::broadcast::Receiver<crate::script::GameChange> {
+        self.node.catalog.subscribe()
+    }
+
+    /// A metric of `/metrics` by its name without `recess_`, read directly
+    /// (for a process that cannot open a socket to itself).
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        self.node.metrics.value(name)
+    }
+
+    /// How many seats of `session` sockets on this node follow now.
+    pub fn seats_followed(&self, session: &str) -> usize {
+        self.node.fanout.members(session).len()
     }
 
     /// Stops accepting, closes sockets with 1001, lets sessions commit, waits.

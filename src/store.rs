@@ -79,7 +79,7 @@ enum Work {
 }
 
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct Store {
     db: sled::Db,
     /// All writes go through one thread that applies every batch waiting and
     /// flushes once for the group (group commit). Writing and flushing from
@@ -98,7 +98,7 @@ fn key(kind: u8, session: &str) -> Vec<u8> {
 }
 
 impl Store {
-    pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+    pub(crate) fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
@@ -128,7 +128,7 @@ impl Store {
     }
 
     /// Writes one commit atomically and waits until it is on disk.
-    pub async fn commit(&self, w: &SessionWrite<'_>) -> Result<(), StoreError> {
+    pub(crate) async fn commit(&self, w: &SessionWrite<'_>) -> Result<(), StoreError> {
         self.write(Work::Apply(Self::batch_of(w))).await
     }
 
@@ -136,7 +136,7 @@ impl Store {
     /// write) without waiting for it: for a cluster node, whose durable copy
     /// is in Redis and whose local copy only speeds up a restart. It reaches
     /// the disk within `FLUSH_EVERY_MS`.
-    pub fn commit_behind(&self, w: &SessionWrite<'_>) -> Result<(), StoreError> {
+    pub(crate) fn commit_behind(&self, w: &SessionWrite<'_>) -> Result<(), StoreError> {
         self.queue(Work::Apply(Self::batch_of(w)), None)
     }
 
@@ -175,12 +175,12 @@ impl Store {
     }
 
     /// Removes everything of a session.
-    pub async fn delete(&self, id: &str) -> Result<(), StoreError> {
+    pub(crate) async fn delete(&self, id: &str) -> Result<(), StoreError> {
         self.write(Work::Delete(id.to_owned())).await
     }
 
     /// Reads every stored session. A corrupt one is logged and skipped.
-    pub fn load_all(&self) -> Result<Vec<StoredSession>, StoreError> {
+    pub(crate) fn load_all(&self) -> Result<Vec<StoredSession>, StoreError> {
         let mut out = Vec::new();
         for entry in self.db.scan_prefix([b's', 0]) {
             let (_, value) = entry?;

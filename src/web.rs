@@ -20,7 +20,7 @@ use crate::node::Node;
 struct Pages;
 
 /// A page or one of its files (`/`, `/host`, `/recess.js`, ...).
-pub fn serve<B>(_node: &Node, req: &Request<B>) -> Response<Body> {
+pub(crate) fn serve<B>(_node: &Node, req: &Request<B>) -> Response<Body> {
     let response = page(req.uri().path());
     page_headers(response, req, Kind::Page)
 }
@@ -56,7 +56,7 @@ fn content_type(file: &str) -> &'static str {
 /// `/custom/NAME/FILE`: a folder game's own client files (`client.html`,
 /// scripts, styles, images), read from the games folder on each request so a
 /// save is live at once. Only plain file names inside the game's folder.
-pub fn serve_custom<B>(node: &Node, req: &Request<B>) -> Response<Body> {
+pub(crate) fn serve_custom<B>(node: &Node, req: &Request<B>) -> Response<Body> {
     let response = custom_file(node, req.uri().path());
     page_headers(response, req, Kind::Custom)
 }

@@ -55,7 +55,7 @@ async fn games(server: &TestServer) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_break_fix_delete_and_add_while_a_session_runs() {
     let server = TestServer::with_games(&[("counter.lua", &counter("v1", 1))]).await;
-    let mut changes = server.server.as_ref().unwrap().node.catalog.subscribe();
+    let mut changes = server.server.as_ref().unwrap().game_changes();
     let mut host = server.client().await;
     let w = host.host("counter", json!({})).await;
     let session = w["session"].as_str().unwrap().to_owned();
@@ -169,7 +169,7 @@ return {
         ),
     ])
     .await;
-    let mut changes = server.server.as_ref().unwrap().node.catalog.subscribe();
+    let mut changes = server.server.as_ref().unwrap().game_changes();
     let mut host = server.client().await;
     let w = host.host("words", json!({})).await;
     assert_eq!(w["view"]["word"], "one");

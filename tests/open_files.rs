@@ -8,7 +8,6 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{API_KEY, TestServer, http};
@@ -59,7 +58,7 @@ async fn out_of_descriptors_the_accept_loop_rests_instead_of_spinning() {
         .expect("bash");
     let mut go = client.stdin.take().unwrap();
     let mut answer = client.stdout.take().unwrap();
-    let metrics = server.server.as_ref().unwrap().node.metrics.clone();
+    let running = server.server.as_ref().unwrap();
 
     // Not one descriptor more: the node cannot accept the client.
     let saved = nofile();
@@ -72,7 +71,7 @@ async fn out_of_descriptors_the_accept_loop_rests_instead_of_spinning() {
     // The client connects (the kernel completes the handshake); accepting
     // fails for as long as the limit holds.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let failures = metrics.accept_errors_total.load(Ordering::Relaxed);
+    let failures = running.metric("accept_errors_total").unwrap();
     set_nofile(&saved);
 
     assert!(failures >= 1, "the node tried to accept");

@@ -302,8 +302,7 @@ async fn a_socket_holds_one_seat_per_session_and_gives_it_back_when_it_goes() {
         let players = s["players"].as_array().unwrap();
         assert_eq!(players.len(), 41, "one seat per join that was let in");
         let connected = players.iter().filter(|p| p["connected"] == true).count();
-        let node = &server.server.as_ref().unwrap().node;
-        let subscribed = node.fanout.members(&session).len();
+        let subscribed = server.server.as_ref().unwrap().seats_followed(&session);
         if connected == 1 && subscribed == 1 {
             break;
         }

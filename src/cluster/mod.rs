@@ -15,8 +15,8 @@
 //! Architecture Invariant: `cluster` never calls Lua and never changes session
 //! state; it moves and stores bytes the session actor produced.
 
-pub mod redis;
-pub mod wire;
+pub(crate) mod redis;
+pub(crate) mod wire;
 
 use std::sync::Arc;
 
@@ -31,7 +31,7 @@ use crate::store::Store;
 
 /// How a node claims a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
+pub(crate) enum Claim {
     /// A new session: only if nobody owns the id.
     Create,
     /// A session from this node's own store, at start-up: unless a live
@@ -43,7 +43,7 @@ pub enum Claim {
 
 /// What the cluster tells its node.
 #[derive(Debug)]
-pub enum Inbound {
+pub(crate) enum Inbound {
     /// Another node forwarded a request for a session it believes this node
     /// owns; `reply` sends the answer back to it.
     Request {
@@ -64,10 +64,10 @@ pub enum Inbound {
 }
 
 /// Events a cluster may hold for its node before it waits.
-pub const INBOUND_QUEUE: usize = 4096;
+pub(crate) const INBOUND_QUEUE: usize = 4096;
 
 /// A node's view of the other nodes.
-pub trait Cluster: Send + Sync + 'static {
+pub(crate) trait Cluster: Send + Sync + 'static {
     /// This process's name in the cluster (reported as a session's owner).
     fn node_id(&self) -> &str;
 
@@ -142,12 +142,12 @@ pub trait Cluster: Send + Sync + 'static {
 }
 
 /// A node alone: nobody else owns a session, holds a code or can be asked.
-pub struct LocalCluster {
+pub(crate) struct LocalCluster {
     node_id: String,
 }
 
 impl LocalCluster {
-    pub fn new(node_id: String) -> LocalCluster {
+    pub(crate) fn new(node_id: String) -> LocalCluster {
         LocalCluster { node_id }
     }
 }
@@ -254,14 +254,14 @@ impl Cluster for LocalCluster {
 }
 
 /// One node, no Redis: sled for durability, local delivery.
-pub struct LocalBus {
+pub(crate) struct LocalBus {
     store: Store,
     fanout: Arc<Fanout>,
     metrics: Arc<Metrics>,
 }
 
 impl LocalBus {
-    pub fn new(store: Store, fanout: Arc<Fanout>, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(store: Store, fanout: Arc<Fanout>, metrics: Arc<Metrics>) -> Self {
         LocalBus {
             store,
             fanout,
@@ -271,7 +271,7 @@ impl LocalBus {
 }
 
 /// Delivers a committed batch to this node's sockets.
-pub fn deliver_locally(fanout: &Fanout, metrics: &Metrics, write: &SessionWrite<'_>) {
+pub(crate) fn deliver_locally(fanout: &Fanout, metrics: &Metrics, write: &SessionWrite<'_>) {
     if write.messages.is_empty() {
         return;
     }

@@ -8,7 +8,7 @@ use crate::session::{Outcome, Outgoing, Request};
 
 /// A request on the owner's channel (`id` 0: no answer wanted).
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Forward {
+pub(crate) struct Forward {
     pub id: u64,
     pub from: String,
     pub session: String,
@@ -17,7 +17,7 @@ pub struct Forward {
 
 /// An answer on the asking node's channel.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Response {
+pub(crate) struct Response {
     pub reply_to: u64,
     pub outcome: Outcome,
 }
@@ -25,14 +25,14 @@ pub struct Response {
 /// Either, as read from a node channel.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub enum NodeMessage {
+pub(crate) enum NodeMessage {
     Forward(Forward),
     Response(Response),
 }
 
 /// A batch of session messages on a session channel:
 /// `[origin len:1][origin][count:4]([len:4][message])*`.
-pub fn encode_batch(origin: &str, messages: &[Outgoing]) -> Vec<u8> {
+pub(crate) fn encode_batch(origin: &str, messages: &[Outgoing]) -> Vec<u8> {
     let mut out =
         Vec::with_capacity(64 + messages.iter().map(|m| m.frame.len() + 32).sum::<usize>());
     out.push(origin.len().min(255) as u8);
@@ -47,7 +47,7 @@ pub fn encode_batch(origin: &str, messages: &[Outgoing]) -> Vec<u8> {
 }
 
 /// The origin node and messages of a batch; `None` if it is malformed.
-pub fn decode_batch(bytes: &[u8]) -> Option<(String, Vec<Outgoing>)> {
+pub(crate) fn decode_batch(bytes: &[u8]) -> Option<(String, Vec<Outgoing>)> {
     let olen = *bytes.first()? as usize;
     let origin = std::str::from_utf8(bytes.get(1..1 + olen)?)
         .ok()?

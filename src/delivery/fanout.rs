@@ -21,7 +21,7 @@ const WRITE_CHUNK: usize = 128;
 
 /// One socket's subscription to one membership.
 #[derive(Clone)]
-pub struct Subscriber {
+pub(crate) struct Subscriber {
     pub socket: Arc<Socket>,
     pub slot: u32,
 }
@@ -43,12 +43,12 @@ impl Followers {
 }
 
 #[derive(Default)]
-pub struct Fanout {
+pub(crate) struct Fanout {
     sessions: RwLock<HashMap<SessionId, Followers>>,
 }
 
 impl Fanout {
-    pub fn subscribe(&self, session: &SessionId, member: &MemberId, sub: Subscriber) {
+    pub(crate) fn subscribe(&self, session: &SessionId, member: &MemberId, sub: Subscriber) {
         let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
         let followers = sessions.entry(session.clone()).or_default();
         followers
@@ -59,7 +59,7 @@ impl Fanout {
         followers.all = OnceLock::new();
     }
 
-    pub fn unsubscribe(&self, session: &str, member: &str, conn: u64) {
+    pub(crate) fn unsubscribe(&self, session: &str, member: &str, conn: u64) {
         let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
         if let Some(followers) = sessions.get_mut(session) {
             if let Some(subs) = followers.members.get_mut(member) {
@@ -76,7 +76,7 @@ impl Fanout {
     }
 
     /// Members of `session` with sockets on this node.
-    pub fn members(&self, session: &str) -> Vec<MemberId> {
+    pub(crate) fn members(&self, session: &str) -> Vec<MemberId> {
         let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
         sessions
             .get(session)
@@ -85,7 +85,7 @@ impl Fanout {
     }
 
     /// Closes every local socket following `session` (their clients resume).
-    pub fn close_session(&self, session: &str, code: u16, reason: &'static str) {
+    pub(crate) fn close_session(&self, session: &str, code: u16, reason: &'static str) {
         let all = {
             let sessions = self.sessions.read().unwrap_or_else(|e| e.into_inner());
             match sessions.get(session) {
@@ -100,7 +100,7 @@ impl Fanout {
 
     /// Delivers `messages` (in order) to this node's subscribers; returns how
     /// many socket deliveries were made.
-    pub fn deliver(&self, session: &str, messages: &[Outgoing]) -> usize {
+    pub(crate) fn deliver(&self, session: &str, messages: &[Outgoing]) -> usize {
         let delivered = match messages {
             [] => 0,
             [one] => self.deliver_one(session, one),

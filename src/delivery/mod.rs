@@ -31,8 +31,8 @@
 //! of either: they produce [`Outgoing`](crate::session::Outgoing) messages,
 //! and what commits them hands those to the [`Fanout`].
 
-pub mod fanout;
-pub mod socket;
+pub(crate) mod fanout;
+pub(crate) mod socket;
 
-pub use fanout::{Fanout, Subscriber};
-pub use socket::{Socket, State};
+pub(crate) use fanout::{Fanout, Subscriber};
+pub(crate) use socket::{Socket, State};

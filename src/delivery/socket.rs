@@ -17,22 +17,22 @@ use crate::protocol;
 /// it counts as too slow once it has taken nothing for [`STALL_GRACE`]: a
 /// reader that keeps reading is spared a burst (a game that broadcasts a
 /// few thousand messages at once).
-pub const OUTBOUND_QUEUE: usize = 1024;
+pub(crate) const OUTBOUND_QUEUE: usize = 1024;
 /// How long a socket over [`OUTBOUND_QUEUE`] may go without taking a byte.
-pub const STALL_GRACE: Duration = Duration::from_secs(3);
+pub(crate) const STALL_GRACE: Duration = Duration::from_secs(3);
 /// Past these, a socket is too slow however it reads: what one socket may
 /// hold back (the frames are shared, but a reader far behind keeps them).
-pub const OUTBOUND_QUEUE_MAX: usize = 4 * OUTBOUND_QUEUE;
-pub const OUTBOUND_BYTES_MAX: usize = 8 << 20;
+pub(crate) const OUTBOUND_QUEUE_MAX: usize = 4 * OUTBOUND_QUEUE;
+pub(crate) const OUTBOUND_BYTES_MAX: usize = 8 << 20;
 /// Messages held for one seat while its welcome is on the way.
-pub const MAX_HELD: usize = 4096;
+pub(crate) const MAX_HELD: usize = 4096;
 /// Queued frames written with one `writev`.
 const WRITEV_MAX: usize = 64;
 
 /// One WebSocket's TCP stream and everything waiting to be written to it,
 /// shared by its connection task (which reads, and writes what had to wait)
 /// and the fanout (which writes session messages).
-pub struct Socket {
+pub(crate) struct Socket {
     pub id: u64,
     stream: TcpStream,
     out: Mutex<Out>,
@@ -40,7 +40,7 @@ pub struct Socket {
 
 /// Where a socket's writing stands.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     #[default]
     Open,
     /// A close frame is queued (or the peer closed): nothing follows it.
@@ -252,7 +252,7 @@ impl Queue {
 }
 
 impl Socket {
-    pub fn new(id: u64, stream: TcpStream) -> Socket {
+    pub(crate) fn new(id: u64, stream: TcpStream) -> Socket {
         Socket {
             id,
             stream,
@@ -261,7 +261,7 @@ impl Socket {
     }
 
     /// The stream, for reading (all writes go through this `Socket`).
-    pub fn stream(&self) -> &TcpStream {
+    pub(crate) fn stream(&self) -> &TcpStream {
         &self.stream
     }
 
@@ -269,17 +269,18 @@ impl Socket {
         self.out.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn state(&self) -> State {
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> State {
         self.lock().queue.state
     }
 
     /// A frame for this socket only (ack, error, pong, ping), already framed.
-    pub fn send(&self, frame: Bytes) {
+    pub(crate) fn send(&self, frame: Bytes) {
         self.lock().queue.offer(&frame, &self.stream);
     }
 
     /// Membership `slot` is being attached: hold its messages until `attach`.
-    pub fn open(&self, slot: u32) {
+    pub(crate) fn open(&self, slot: u32) {
         let mut out = self.lock();
         out.seats.retain(|(s, _)| *s != slot);
         // Usually the socket's only seat: no room for four.
@@ -289,7 +290,7 @@ impl Socket {
 
     /// Writes the welcome (and replay) of `slot`, then the messages held for
     /// it with a `seq` above `seq`; later messages above the last written follow.
-    pub fn attach(&self, slot: u32, seq: u64, frames: impl IntoIterator<Item = Bytes>) {
+    pub(crate) fn attach(&self, slot: u32, seq: u64, frames: impl IntoIterator<Item = Bytes>) {
         let mut guard = self.lock();
         let Out { queue, seats } = &mut *guard;
         let was_empty = queue.frames.is_empty();
@@ -320,7 +321,7 @@ impl Socket {
     }
 
     /// Membership `slot` ended: its messages are dropped from now on.
-    pub fn forget(&self, slot: u32) {
+    pub(crate) fn forget(&self, slot: u32) {
         self.lock().seats.retain(|(s, _)| *s != slot);
     }
 
@@ -328,7 +329,7 @@ impl Socket {
     /// Returns how many the socket took (written, queued or held). With
     /// `write_now` false they are only queued, and the caller calls
     /// [`Socket::flush`] afterwards.
-    pub fn deliver(&self, slot: u32, messages: &[(u64, &Bytes)], write_now: bool) -> usize {
+    pub(crate) fn deliver(&self, slot: u32, messages: &[(u64, &Bytes)], write_now: bool) -> usize {
         let mut guard = self.lock();
         let Out { queue, seats } = &mut *guard;
         if queue.state != State::Open {
@@ -372,7 +373,7 @@ impl Socket {
 
     /// Writes what is queued, if the socket takes it now; wakes the
     /// connection task for the rest.
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         let mut out = self.lock();
         let q = &mut out.queue;
         if matches!(q.state, State::Open | State::Closing) {
@@ -382,7 +383,7 @@ impl Socket {
 
     /// Queues a close frame (`None`: the peer closed, and tungstenite has
     /// already queued the answer); nothing is written after it.
-    pub fn close(&self, close: Option<(u16, &'static str)>) {
+    pub(crate) fn close(&self, close: Option<(u16, &'static str)>) {
         let mut out = self.lock();
         let q = &mut out.queue;
         let was_empty = q.frames.is_empty();
@@ -397,7 +398,7 @@ impl Socket {
     }
 
     /// The connection is over: nothing is queued or written any more.
-    pub fn end(&self) {
+    pub(crate) fn end(&self) {
         self.lock().queue.fail();
     }
 
@@ -405,7 +406,7 @@ impl Socket {
     /// the socket cannot go on: `TooSlow`, `Failed`, or `Closing` with the
     /// queue (the close frame last) written. The task waits for both the
     /// socket's write readiness and changes to the queue.
-    pub async fn write_queued(&self) -> State {
+    pub(crate) async fn write_queued(&self) -> State {
         poll_fn(|cx| {
             let mut out = self.lock();
             let q = &mut out.queue;

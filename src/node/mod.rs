@@ -32,10 +32,10 @@ use crate::session::{
 };
 use crate::store::Store;
 
-pub use route::unknown_session;
+pub(crate) use route::unknown_session;
 
 /// What a node is made of.
-pub struct NodeParts {
+pub(crate) struct NodeParts {
     pub config: Config,
     pub catalog: Arc<Catalog>,
     pub store: Store,
@@ -57,7 +57,7 @@ struct SessionHandle {
     host_addr: Option<IpAddr>,
 }
 
-pub struct Node {
+pub(crate) struct Node {
     /// This node's name (`--node-id`), reported as a session's owner.
     pub node_id: String,
     pub config: Config,
@@ -93,7 +93,7 @@ pub struct Node {
 
 impl Node {
     /// A node made of its parts.
-    pub fn new(parts: NodeParts) -> Arc<Node> {
+    pub(crate) fn new(parts: NodeParts) -> Arc<Node> {
         let NodeParts {
             config,
             catalog,
@@ -135,12 +135,12 @@ impl Node {
     }
 
     /// Leaves the cluster (after shutdown gave every session up).
-    pub async fn leave_cluster(&self) {
+    pub(crate) async fn leave_cluster(&self) {
         self.cluster.leave().await;
     }
 
     /// The session a join code belongs to, on any node.
-    pub async fn lookup_code(&self, code: &str) -> Result<Option<SessionId>, ProtocolError> {
+    pub(crate) async fn lookup_code(&self, code: &str) -> Result<Option<SessionId>, ProtocolError> {
         let local = {
             let codes = self.codes.read().unwrap_or_else(|e| e.into_inner());
             codes.get(code).cloned()
@@ -152,7 +152,7 @@ impl Node {
     }
 
     /// Whether this node owns `session` now.
-    pub fn owns(&self, session: &str) -> bool {
+    pub(crate) fn owns(&self, session: &str) -> bool {
         self.sessions
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -160,7 +160,7 @@ impl Node {
     }
 
     /// The sessions this node owns now.
-    pub fn owned_sessions(&self) -> Vec<SessionId> {
+    pub(crate) fn owned_sessions(&self) -> Vec<SessionId> {
         self.sessions
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -170,18 +170,18 @@ impl Node {
     }
 
     /// Makes sure messages of `session` reach this node (a no-op alone).
-    pub async fn follow(&self, session: &SessionId) -> Result<(), ProtocolError> {
+    pub(crate) async fn follow(&self, session: &SessionId) -> Result<(), ProtocolError> {
         self.cluster.follow(session).await
     }
 
-    pub async fn unfollow(&self, session: &str) {
+    pub(crate) async fn unfollow(&self, session: &str) {
         self.cluster.unfollow(session).await;
     }
 
     /// Creates a session of `game` whose host seat is `host`; `host_addr` is
     /// the hosting client's address (`None` for a REST call with the API key).
     #[allow(clippy::too_many_arguments)]
-    pub async fn create_session(
+    pub(crate) async fn create_session(
         self: &Arc<Self>,
         id: SessionId,
         game: &str,
@@ -254,7 +254,7 @@ impl Node {
     /// Brings back every session in the store (at start-up). In a cluster,
     /// only sessions no other node has taken over, from whichever copy (local
     /// or Redis) is newer.
-    pub async fn restore_sessions(self: &Arc<Self>) -> usize {
+    pub(crate) async fn restore_sessions(self: &Arc<Self>) -> usize {
         let stored = match self.store.load_all() {
             Ok(s) => s,
             Err(e) => {

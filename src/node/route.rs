@@ -27,7 +27,7 @@ const RECHECK_EVERY: Duration = Duration::from_millis(500);
 
 impl Node {
     /// Sends a request and waits for the session's answer.
-    pub async fn request(self: &Arc<Self>, session: &str, request: Request) -> Outcome {
+    pub(crate) async fn request(self: &Arc<Self>, session: &str, request: Request) -> Outcome {
         let (reply, rx) = Reply::local();
         self.send(session, request, reply).await?;
         match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
@@ -41,14 +41,14 @@ impl Node {
     }
 
     /// Sends a request that needs no answer (`leave`, a socket gone).
-    pub async fn notify(self: &Arc<Self>, session: &str, request: Request) {
+    pub(crate) async fn notify(self: &Arc<Self>, session: &str, request: Request) {
         let _ = self.send(session, request, Reply::None).await;
     }
 
     /// Hands a request to a session's actor, on this node or its owner's;
     /// `reply` gets the answer. An error means it was not handed over (and
     /// `reply` gets nothing).
-    pub async fn send(
+    pub(crate) async fn send(
         self: &Arc<Self>,
         session: &str,
         request: Request,
@@ -113,7 +113,7 @@ impl Node {
 
     /// Acts on what the cluster heard from other nodes, one event at a time.
     /// Never waits on a session: what takes time runs on tasks of its own.
-    pub async fn listen(self: Arc<Self>, mut inbound: mpsc::Receiver<Inbound>) {
+    pub(crate) async fn listen(self: Arc<Self>, mut inbound: mpsc::Receiver<Inbound>) {
         loop {
             let event = tokio::select! {
                 _ = self.shutdown.cancelled() => return,
@@ -311,7 +311,7 @@ fn moving() -> ProtocolError {
     )
 }
 
-pub fn unknown_session() -> ProtocolError {
+pub(crate) fn unknown_session() -> ProtocolError {
     ProtocolError::new(
         ErrorCode::UnknownSession,
         "that session does not exist (any more)",

@@ -14,7 +14,7 @@ use super::vm::{CallScope, Effect, player_table};
 const MAX_TIMER_MS: i64 = 7 * 24 * 3600 * 1000;
 /// Timers a session may have waiting at once (they live outside Lua's
 /// memory budget, in the session and its snapshot).
-pub const MAX_PENDING_TIMERS: usize = 1000;
+pub(super) const MAX_PENDING_TIMERS: usize = 1000;
 /// `ctx.log` lines one call may write, so a looping script cannot flood the log.
 const MAX_LOG_LINES: u32 = 50;
 /// A log line's length, and the most of a table `ctx.log` converts to show.

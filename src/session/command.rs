@@ -18,7 +18,7 @@ use crate::protocol::{ErrorCode, ProtocolError, Role};
 /// A request to a session, from whichever node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Request {
+pub(crate) enum Request {
     Join {
         member: MemberId,
         secret: String,
@@ -71,7 +71,7 @@ pub enum Request {
 
 impl Request {
     /// Whether the sender waits for an answer (the others are notices).
-    pub fn wants_answer(&self) -> bool {
+    pub(crate) fn wants_answer(&self) -> bool {
         !matches!(
             self,
             Request::Leave { .. } | Request::Disconnected { .. } | Request::Reattach { .. }
@@ -82,7 +82,7 @@ impl Request {
 /// What a session answers to a request.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Answer {
+pub(crate) enum Answer {
     /// To `join` and `resume`: the seat and the frames to send.
     Attached(Attached),
     Done,
@@ -97,40 +97,40 @@ pub enum Answer {
 }
 
 /// An answer, or why there is none.
-pub type Outcome = Result<Answer, ProtocolError>;
+pub(crate) type Outcome = Result<Answer, ProtocolError>;
 
 impl Answer {
     /// The answer as the kind the caller asked for, or an internal error
     /// naming what came instead (a node that answered something else).
-    pub fn attached(outcome: Outcome) -> Result<Attached, ProtocolError> {
+    pub(crate) fn attached(outcome: Outcome) -> Result<Attached, ProtocolError> {
         match outcome? {
             Answer::Attached(a) => Ok(a),
             other => Err(unexpected(&other)),
         }
     }
 
-    pub fn done(outcome: Outcome) -> Result<(), ProtocolError> {
+    pub(crate) fn done(outcome: Outcome) -> Result<(), ProtocolError> {
         match outcome? {
             Answer::Done => Ok(()),
             other => Err(unexpected(&other)),
         }
     }
 
-    pub fn seq(outcome: Outcome) -> Result<u64, ProtocolError> {
+    pub(crate) fn seq(outcome: Outcome) -> Result<u64, ProtocolError> {
         match outcome? {
             Answer::Seq { seq } => Ok(seq),
             other => Err(unexpected(&other)),
         }
     }
 
-    pub fn summary(outcome: Outcome) -> Result<SessionSummary, ProtocolError> {
+    pub(crate) fn summary(outcome: Outcome) -> Result<SessionSummary, ProtocolError> {
         match outcome? {
             Answer::Summary(s) => Ok(s),
             other => Err(unexpected(&other)),
         }
     }
 
-    pub fn results(outcome: Outcome) -> Result<Option<Json>, ProtocolError> {
+    pub(crate) fn results(outcome: Outcome) -> Result<Option<Json>, ProtocolError> {
         match outcome? {
             Answer::Results { results } => Ok(results),
             other => Err(unexpected(&other)),
@@ -147,7 +147,7 @@ fn unexpected(answer: &Answer) -> ProtocolError {
 }
 
 /// Where a request's answer goes.
-pub enum Reply {
+pub(crate) enum Reply {
     /// Nobody waits for it.
     None,
     /// A caller on this node.
@@ -158,12 +158,12 @@ pub enum Reply {
 
 impl Reply {
     /// A reply to a caller on this node, and where it will arrive.
-    pub fn local() -> (Reply, oneshot::Receiver<Outcome>) {
+    pub(crate) fn local() -> (Reply, oneshot::Receiver<Outcome>) {
         let (tx, rx) = oneshot::channel();
         (Reply::Local(tx), rx)
     }
 
-    pub fn send(self, outcome: Outcome) {
+    pub(crate) fn send(self, outcome: Outcome) {
         match self {
             Reply::None => {}
             Reply::Local(tx) => {
@@ -186,7 +186,7 @@ impl std::fmt::Debug for Reply {
 
 /// What the node itself tells one of its sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
+pub(crate) enum Control {
     /// The cluster's copy of this session was lost (Redis restarted): the
     /// next commit rewrites all of it.
     Resync,
@@ -196,14 +196,14 @@ pub enum Control {
 
 /// One item of a session's mailbox.
 #[derive(Debug)]
-pub enum Envelope {
+pub(crate) enum Envelope {
     Request(Request, Reply),
     Control(Control),
 }
 
 /// The answer to `join`, `resume` and `host`: the frames to send, in order.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Attached {
+pub(crate) struct Attached {
     pub member: MemberId,
     /// The session's `seq` at the welcome; later messages have a higher one.
     pub seq: u64,
@@ -230,7 +230,7 @@ mod frames {
 
 /// `GET /api/sessions/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SessionSummary {
+pub(crate) struct SessionSummary {
     pub session: String,
     pub game: String,
     pub title: String,
@@ -245,7 +245,7 @@ pub struct SessionSummary {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PlayerSummary {
+pub(crate) struct PlayerSummary {
     pub id: String,
     pub name: String,
     pub role: Role,

@@ -18,7 +18,7 @@ use crate::script::{Catalog, Limits};
 
 /// Why a commit did not fully succeed.
 #[derive(Debug, thiserror::Error)]
-pub enum CommitError {
+pub(crate) enum CommitError {
     /// Another node owns the session now: this actor must stop at once.
     #[error("this node no longer owns the session")]
     NotOwner,
@@ -36,7 +36,7 @@ pub enum CommitError {
 }
 
 /// Where a session's commits go.
-pub trait CommitSink: Send + Sync + 'static {
+pub(crate) trait CommitSink: Send + Sync + 'static {
     /// Makes one batch of a session durable, then delivers its messages, in
     /// order, to every subscriber. Nothing of the batch may be acknowledged
     /// before this returns `Ok`.
@@ -44,13 +44,13 @@ pub trait CommitSink: Send + Sync + 'static {
 }
 
 /// The time a session lives by: `ctx.now()`, timers, expiry.
-pub trait Clock: Send + Sync + 'static {
+pub(crate) trait Clock: Send + Sync + 'static {
     /// Unix time in milliseconds.
     fn now_ms(&self) -> i64;
 }
 
 /// The operating system's clock.
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
@@ -58,17 +58,19 @@ impl Clock for SystemClock {
     }
 }
 
+#[cfg(test)]
 /// A clock that follows tokio's: in a test whose runtime starts paused,
 /// it stands still until the test advances time (`tokio::time::advance`),
 /// and then timers due meanwhile fire at once, without waiting.
-pub struct TokioClock {
+pub(crate) struct TokioClock {
     start_ms: i64,
     start: tokio::time::Instant,
 }
 
+#[cfg(test)]
 impl TokioClock {
     /// A clock that reads `start_ms` now.
-    pub fn starting_at(start_ms: i64) -> TokioClock {
+    pub(crate) fn starting_at(start_ms: i64) -> TokioClock {
         TokioClock {
             start_ms,
             start: tokio::time::Instant::now(),
@@ -76,6 +78,7 @@ impl TokioClock {
     }
 }
 
+#[cfg(test)]
 impl Clock for TokioClock {
     fn now_ms(&self) -> i64 {
         self.start_ms + self.start.elapsed().as_millis() as i64
@@ -84,7 +87,7 @@ impl Clock for TokioClock {
 
 /// A session's settings (from the node's flags).
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// The script sandbox's limits.
     pub script: Limits,
     /// Messages kept for resumes (`--replay-window`).
@@ -99,7 +102,7 @@ pub struct Settings {
 
 /// Everything a session reaches outside itself; one per node, shared by its
 /// sessions.
-pub struct SessionEnv {
+pub(crate) struct SessionEnv {
     /// The name reported as the session's owner.
     pub node_id: Arc<str>,
     pub sink: Arc<dyn CommitSink>,
@@ -109,9 +112,10 @@ pub struct SessionEnv {
     pub settings: Settings,
 }
 
+#[cfg(test)]
 /// What a [`MemorySink`] kept of one commit.
 #[derive(Debug, Clone)]
-pub struct Committed {
+pub(crate) struct Committed {
     /// The frames of the batch's messages, in order (sequenced and notices).
     pub frames: Vec<(u64, String)>,
     /// Whether the batch rewrote the snapshot.
@@ -126,19 +130,21 @@ pub struct Committed {
     pub at: tokio::time::Instant,
 }
 
+#[cfg(test)]
 /// A sink that keeps every commit in memory: a session with no store, for
 /// tests and tools that run one in a single process. It can be told to
 /// fail, as a store or a cluster can.
 #[derive(Default)]
-pub struct MemorySink {
+pub(crate) struct MemorySink {
     commits: std::sync::Mutex<Vec<Committed>>,
     failing: std::sync::atomic::AtomicBool,
     failed: std::sync::atomic::AtomicUsize,
 }
 
+#[cfg(test)]
 impl MemorySink {
     /// Every commit so far, in order.
-    pub fn commits(&self) -> Vec<Committed> {
+    pub(crate) fn commits(&self) -> Vec<Committed> {
         self.commits
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -146,22 +152,23 @@ impl MemorySink {
     }
 
     /// Every message frame committed so far, in order.
-    pub fn frames(&self) -> Vec<(u64, String)> {
+    pub(crate) fn frames(&self) -> Vec<(u64, String)> {
         self.commits().into_iter().flat_map(|c| c.frames).collect()
     }
 
     /// How many commits failed (while told to fail).
-    pub fn failures(&self) -> usize {
+    pub(crate) fn failures(&self) -> usize {
         self.failed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// From now on, commits fail (`true`) or succeed again (`false`).
-    pub fn fail(&self, failing: bool) {
+    pub(crate) fn fail(&self, failing: bool) {
         self.failing
             .store(failing, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
+#[cfg(test)]
 impl CommitSink for MemorySink {
     fn commit<'a>(&'a self, write: SessionWrite<'a>) -> BoxFuture<'a, Result<(), CommitError>> {
         let result = if self.failing.load(std::sync::atomic::Ordering::Relaxed) {

@@ -12,17 +12,17 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::{Envelope, Reply, Request};
 
 /// What each of a session's two queues holds before it is full.
-pub const MAILBOX: usize = 1024;
+pub(crate) const MAILBOX: usize = 1024;
 
 /// The sending side, kept by the node for each session it owns.
 #[derive(Clone)]
-pub struct MailboxSender {
+pub(crate) struct MailboxSender {
     local: mpsc::Sender<Envelope>,
     forwarded: mpsc::Sender<Envelope>,
 }
 
 /// The receiving side, owned by the session's actor.
-pub struct Mailbox {
+pub(crate) struct Mailbox {
     local: mpsc::Receiver<Envelope>,
     forwarded: mpsc::Receiver<Envelope>,
     local_open: bool,
@@ -32,7 +32,7 @@ pub struct Mailbox {
 }
 
 /// A mailbox whose queues hold `capacity` items each.
-pub fn mailbox(capacity: usize) -> (MailboxSender, Mailbox) {
+pub(crate) fn mailbox(capacity: usize) -> (MailboxSender, Mailbox) {
     let (local_tx, local) = mpsc::channel(capacity);
     let (forwarded_tx, forwarded) = mpsc::channel(capacity);
     (
@@ -53,13 +53,13 @@ pub fn mailbox(capacity: usize) -> (MailboxSender, Mailbox) {
 impl MailboxSender {
     /// Queues an envelope from this node, waiting while the queue is full.
     /// Gives it back if the session is gone.
-    pub async fn send(&self, envelope: Envelope) -> Result<(), Envelope> {
+    pub(crate) async fn send(&self, envelope: Envelope) -> Result<(), Envelope> {
         self.local.send(envelope).await.map_err(|e| e.0)
     }
 
     /// Queues a request from this node, waiting while the queue is full.
     /// Gives it back if the session is gone.
-    pub async fn send_request(
+    pub(crate) async fn send_request(
         &self,
         request: Request,
         reply: Reply,
@@ -74,7 +74,7 @@ impl MailboxSender {
     }
 
     /// Queues a request another node forwarded, without waiting.
-    pub fn try_forward(&self, envelope: Envelope) -> Result<(), TrySendError<Envelope>> {
+    pub(crate) fn try_forward(&self, envelope: Envelope) -> Result<(), TrySendError<Envelope>> {
         self.forwarded.try_send(envelope)
     }
 }
@@ -82,7 +82,7 @@ impl MailboxSender {
 impl Mailbox {
     /// The next envelope from either queue; `None` once both are closed
     /// and empty.
-    pub async fn recv(&mut self) -> Option<Envelope> {
+    pub(crate) async fn recv(&mut self) -> Option<Envelope> {
         poll_fn(|cx| {
             self.forwarded_first = !self.forwarded_first;
             for forwarded in [self.forwarded_first, !self.forwarded_first] {
@@ -110,7 +110,7 @@ impl Mailbox {
     }
 
     /// An envelope already waiting in either queue.
-    pub fn try_recv(&mut self) -> Option<Envelope> {
+    pub(crate) fn try_recv(&mut self) -> Option<Envelope> {
         self.forwarded_first = !self.forwarded_first;
         if self.forwarded_first {
             self.forwarded

@@ -9,34 +9,34 @@
 //! Architecture Invariant: only a session's actor changes that session's
 //! state, one command at a time; everything else sends it a [`Request`].
 
-pub mod actor;
-pub mod command;
-pub mod env;
-pub mod mailbox;
-pub mod names;
-pub mod record;
-pub mod replay;
+pub(crate) mod actor;
+pub(crate) mod command;
+pub(crate) mod env;
+pub(crate) mod mailbox;
+pub(crate) mod names;
+pub(crate) mod record;
+pub(crate) mod replay;
 pub mod view;
 
 use std::sync::Arc;
 
 use hyper_tungstenite::tungstenite::Utf8Bytes;
 
-pub use actor::{Ended, SessionActor};
-pub use command::{
+pub(crate) use actor::{Ended, SessionActor};
+pub(crate) use command::{
     Answer, Attached, Control, Envelope, Outcome, PlayerSummary, Reply, Request, SessionSummary,
 };
-pub use env::{Clock, CommitError, CommitSink, SessionEnv, Settings, SystemClock};
-pub use mailbox::{MAILBOX, Mailbox, MailboxSender, mailbox};
+pub(crate) use env::{CommitError, CommitSink, SessionEnv, Settings, SystemClock};
+pub(crate) use mailbox::{MAILBOX, Mailbox, MailboxSender, mailbox};
 
 /// Session ids are random, URL-safe and long enough not to be guessed.
-pub type SessionId = Arc<str>;
+pub(crate) type SessionId = Arc<str>;
 /// Member ids are random and unique within their session (`p` + 8 chars).
-pub type MemberId = Arc<str>;
+pub(crate) type MemberId = Arc<str>;
 
 /// Who a session message is for.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Audience {
+pub(crate) enum Audience {
     /// Every member of the session when the message was sent.
     All,
     Members(Vec<MemberId>),
@@ -45,7 +45,7 @@ pub enum Audience {
 /// One message of a session, encoded once by its owner; every node and socket
 /// that delivers it shares the same bytes.
 #[derive(Debug, Clone)]
-pub struct Outgoing {
+pub(crate) struct Outgoing {
     /// The session's sequence number; 0 for an unsequenced notice (such as a
     /// script error shown to the host), which is neither logged nor replayed.
     pub seq: u64,
@@ -57,35 +57,35 @@ pub struct Outgoing {
 }
 
 /// Token a member presents to `resume`: `session.member.secret`.
-pub fn make_token(session: &str, member: &str, secret: &str) -> String {
+pub(crate) fn make_token(session: &str, member: &str, secret: &str) -> String {
     format!("{session}.{member}.{secret}")
 }
 
 /// Splits a token into session, member and secret.
-pub fn parse_token(token: &str) -> Option<(&str, &str, &str)> {
+pub(crate) fn parse_token(token: &str) -> Option<(&str, &str, &str)> {
     let mut parts = token.splitn(3, '.');
     let (s, m, k) = (parts.next()?, parts.next()?, parts.next()?);
     (!s.is_empty() && !m.is_empty() && !k.is_empty()).then_some((s, m, k))
 }
 
 /// A new session id: 12 random characters.
-pub fn new_session_id() -> SessionId {
+pub(crate) fn new_session_id() -> SessionId {
     random_id(12).into()
 }
 
 /// A new member id: `p` and 8 random characters.
-pub fn new_member_id() -> MemberId {
+pub(crate) fn new_member_id() -> MemberId {
     format!("p{}", random_id(8)).into()
 }
 
 /// A new seat secret: 24 random characters (120 bits).
-pub fn new_secret() -> String {
+pub(crate) fn new_secret() -> String {
     random_id(24)
 }
 
 /// A random string of `len` characters from a URL-safe alphabet without
 /// look-alikes, from the OS generator.
-pub fn random_id(len: usize) -> String {
+pub(crate) fn random_id(len: usize) -> String {
     const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
     let mut bytes = vec![0u8; len];
     if getrandom::fill(&mut bytes).is_err() {
@@ -109,7 +109,7 @@ pub fn random_id(len: usize) -> String {
 }
 
 /// A 6-digit join code.
-pub fn random_code() -> String {
+pub(crate) fn random_code() -> String {
     let mut b = [0u8; 4];
     let n = if getrandom::fill(&mut b).is_ok() {
         u32::from_le_bytes(b)
@@ -120,7 +120,7 @@ pub fn random_code() -> String {
 }
 
 /// Unix time in milliseconds (what `ctx.now()` returns).
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -17,7 +17,7 @@ use unicode_properties::{GeneralCategory, UnicodeEmoji, UnicodeGeneralCategory};
 use crate::protocol::{ErrorCode, ProtocolError};
 
 /// Longest accepted nickname, in characters (after NFC).
-pub const MAX_NAME_CHARS: usize = 24;
+pub(crate) const MAX_NAME_CHARS: usize = 24;
 
 const ZWNJ: char = '\u{200c}';
 const ZWJ: char = '\u{200d}';
@@ -26,7 +26,7 @@ const ZWJ: char = '\u{200d}';
 const VIRAMA: u8 = 9;
 
 /// Trims, NFC-normalises and checks a nickname.
-pub fn clean_name(name: &str) -> Result<String, ProtocolError> {
+pub(crate) fn clean_name(name: &str) -> Result<String, ProtocolError> {
     let name: String = name.trim().nfc().collect();
     let chars: Vec<char> = name.chars().collect();
     if chars.is_empty() {
@@ -47,7 +47,7 @@ pub fn clean_name(name: &str) -> Result<String, ProtocolError> {
 
 /// What uniqueness compares: names with equal keys look alike. Infallible,
 /// so names stored before these rules still get one.
-pub fn name_key(name: &str) -> Box<str> {
+pub(crate) fn name_key(name: &str) -> Box<str> {
     let folded = fold(&name.nfkc().collect::<String>());
     let skeleton: String = unicode_security::skeleton(&folded).collect();
     // The skeleton maps some characters to capitals (`0` to `O`).

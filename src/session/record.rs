@@ -18,7 +18,7 @@ pub struct CorruptMessage;
 
 /// Everything needed to bring a session back, except its views and messages.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SessionSnapshot {
+pub(crate) struct SessionSnapshot {
     pub id: String,
     pub code: String,
     pub game: String,
@@ -43,7 +43,7 @@ pub struct SessionSnapshot {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MemberRecord {
+pub(crate) struct MemberRecord {
     pub id: String,
     pub name: String,
     pub role: Role,
@@ -60,7 +60,7 @@ pub struct MemberRecord {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TimerRecord {
+pub(crate) struct TimerRecord {
     pub id: u64,
     /// Unix ms at which it fires.
     pub due_ms: i64,
@@ -69,7 +69,7 @@ pub struct TimerRecord {
 }
 
 /// One commit of a session actor.
-pub struct SessionWrite<'a> {
+pub(crate) struct SessionWrite<'a> {
     pub id: &'a str,
     pub session: &'a SessionId,
     pub code: &'a str,
@@ -89,7 +89,7 @@ pub struct SessionWrite<'a> {
 
 /// One member's stored parts. Both are given when either changed: the local
 /// store keeps them in one value, Redis writes only the changed ones.
-pub struct MemberWrite<'a> {
+pub(crate) struct MemberWrite<'a> {
     pub id: &'a str,
     /// JSON [`MemberRecord`].
     pub record: Vec<u8>,
@@ -100,7 +100,7 @@ pub struct MemberWrite<'a> {
 }
 
 /// A session as read back at start-up (or from Redis at a takeover).
-pub struct StoredSession {
+pub(crate) struct StoredSession {
     pub snapshot: SessionSnapshot,
     /// In join order.
     pub members: Vec<MemberRecord>,
@@ -111,7 +111,7 @@ pub struct StoredSession {
 impl StoredSession {
     /// Puts the parts read back together: members in join order (from the
     /// old snapshot format too), messages in `seq` order.
-    pub fn assemble(
+    pub(crate) fn assemble(
         mut snapshot: SessionSnapshot,
         mut members: Vec<MemberRecord>,
         mut messages: Vec<Outgoing>,
@@ -138,14 +138,14 @@ impl StoredSession {
     }
 
     /// The session's last `seq`: its snapshot's or its newest message's.
-    pub fn seq(&self) -> u64 {
+    pub(crate) fn seq(&self) -> u64 {
         let newest = self.messages.last().map_or(0, |m| m.seq);
         self.snapshot.seq.max(newest)
     }
 }
 
 /// `[seq:8][revoke:1][n:2]([len:2][id])*[frame]`
-pub fn encode_message(m: &Outgoing) -> Vec<u8> {
+pub(crate) fn encode_message(m: &Outgoing) -> Vec<u8> {
     let ids: &[MemberId] = match &m.audience {
         Audience::All => &[],
         Audience::Members(ids) => ids,
@@ -167,7 +167,7 @@ pub fn encode_message(m: &Outgoing) -> Vec<u8> {
 }
 
 /// Reads back a message `encode_message` wrote.
-pub fn decode_message(b: &[u8]) -> Result<Outgoing, CorruptMessage> {
+pub(crate) fn decode_message(b: &[u8]) -> Result<Outgoing, CorruptMessage> {
     let corrupt = || CorruptMessage;
     let take =
         |b: &[u8], at: usize, n: usize| b.get(at..at + n).ok_or_else(corrupt).map(<[u8]>::to_vec);

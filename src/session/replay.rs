@@ -9,11 +9,11 @@ use super::{Audience, Outgoing};
 /// game sending large messages keeps fewer of them, in memory and in the
 /// store. A class's messages are a few hundred bytes: 1000 of them are far
 /// below this.
-pub const MAX_REPLAY_BYTES: usize = 4 << 20;
+pub(crate) const MAX_REPLAY_BYTES: usize = 4 << 20;
 
 /// A window of the most recent sequenced messages, oldest first.
 #[derive(Debug)]
-pub struct ReplayLog {
+pub(crate) struct ReplayLog {
     /// The window, oldest first.
     messages: VecDeque<Outgoing>,
     /// How many messages the window keeps.
@@ -25,7 +25,7 @@ pub struct ReplayLog {
 }
 
 /// What a resume can be answered with.
-pub enum Replay {
+pub(crate) enum Replay {
     /// Every message with `seq > last_seq` addressed to the member, in order.
     Complete(Vec<Outgoing>),
     /// Part of the range is gone: the client needs a full view instead.
@@ -33,12 +33,12 @@ pub enum Replay {
 }
 
 impl ReplayLog {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self::with_max_bytes(capacity, MAX_REPLAY_BYTES)
     }
 
     /// A window of at most `capacity` messages and `max_bytes` bytes.
-    pub fn with_max_bytes(capacity: usize, max_bytes: usize) -> Self {
+    pub(crate) fn with_max_bytes(capacity: usize, max_bytes: usize) -> Self {
         ReplayLog {
             messages: VecDeque::with_capacity(capacity.min(64)),
             capacity: capacity.max(1),
@@ -49,7 +49,7 @@ impl ReplayLog {
 
     /// Appends a message; the `seq`s of those that fell out of the window
     /// are added to `evicted`.
-    pub fn push(&mut self, message: Outgoing, evicted: &mut Vec<u64>) {
+    pub(crate) fn push(&mut self, message: Outgoing, evicted: &mut Vec<u64>) {
         self.bytes += message.frame.len();
         self.messages.push_back(message);
         while self.messages.len() > self.capacity
@@ -65,7 +65,7 @@ impl ReplayLog {
 
     /// Messages after `last_seq` for `member`, if the window still holds every
     /// message after `last_seq` (up to `current_seq`).
-    pub fn since(&self, last_seq: u64, current_seq: u64, member: &str) -> Replay {
+    pub(crate) fn since(&self, last_seq: u64, current_seq: u64, member: &str) -> Replay {
         if last_seq >= current_seq {
             return Replay::Complete(Vec::new());
         }
@@ -83,13 +83,13 @@ impl ReplayLog {
         )
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Outgoing> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Outgoing> {
         self.messages.iter()
     }
 }
 
 impl Audience {
-    pub fn includes(&self, member: &str) -> bool {
+    pub(crate) fn includes(&self, member: &str) -> bool {
         match self {
             Audience::All => true,
             Audience::Members(ids) => ids.iter().any(|id| &**id == member),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use recess::session::view;
+use recess::view;
 use recess::{Config, Server};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;

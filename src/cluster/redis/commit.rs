@@ -73,7 +73,7 @@ impl RedisCluster {
 }
 
 /// The bus of a cluster node.
-pub struct RedisBus {
+pub(crate) struct RedisBus {
     pub cluster: Arc<RedisCluster>,
 }
 

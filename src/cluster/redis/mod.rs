@@ -55,7 +55,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use commit::RedisBus;
+pub(crate) use commit::RedisBus;
 use heartbeat::Heartbeat;
 
 use super::{Claim, Cluster, Inbound};
@@ -68,7 +68,7 @@ use crate::store::Store;
 
 /// How long a node's heartbeat lives without renewal: a dead node's
 /// sessions are taken over this long after its last beat (plus one scan).
-pub const HEARTBEAT_TTL: Duration = Duration::from_millis(2000);
+pub(crate) const HEARTBEAT_TTL: Duration = Duration::from_millis(2000);
 /// How long a Redis command may take before Redis counts as unreachable.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pushes (session batches, requests, answers) the subscription connection
@@ -86,7 +86,7 @@ const ORPHANS: &str = "recess:orphans";
 const TAKEOVER: &str = "recess:takeover";
 
 /// One node's link to the cluster.
-pub struct RedisCluster {
+pub(crate) struct RedisCluster {
     /// This cluster link itself, for the tasks it starts.
     me: std::sync::Weak<RedisCluster>,
     /// This process's name in the cluster (`--node-id` plus a per-process
@@ -145,7 +145,7 @@ struct Background {
 }
 
 /// The pushes of the subscription connection, for `start`.
-pub struct Pushes(mpsc::Receiver<redis::PushInfo>);
+pub(crate) struct Pushes(mpsc::Receiver<redis::PushInfo>);
 
 /// Adds `protocol=resp3` (needed for pushes on a managed connection).
 fn resp3_url(url: &str) -> String {
@@ -163,7 +163,7 @@ fn resp3_url(url: &str) -> String {
 impl RedisCluster {
     /// Connects to Redis and starts the heartbeat; call `start` once the
     /// node is there to receive what other nodes send.
-    pub async fn connect(
+    pub(crate) async fn connect(
         url: &str,
         node_id: String,
         replay_window: usize,
@@ -247,7 +247,7 @@ impl RedisCluster {
 
     /// Starts the push dispatcher, the publisher of answers and the scan
     /// for orphaned sessions; what other nodes send goes to `inbound`.
-    pub fn start(
+    pub(crate) fn start(
         self: &Arc<Self>,
         pushes: Pushes,
         inbound: mpsc::Sender<Inbound>,
@@ -273,7 +273,7 @@ impl RedisCluster {
         self.me.upgrade()
     }
 
-    pub fn is_reachable(&self) -> bool {
+    pub(crate) fn is_reachable(&self) -> bool {
         self.reachable.load(Ordering::Relaxed)
     }
 

@@ -27,7 +27,7 @@ impl SessionActor {
 
     /// Makes the batch durable, then publishes its messages and sends its
     /// answers. Returns `false` when this node no longer owns the session.
-    pub async fn commit(&mut self) -> bool {
+    pub(crate) async fn commit(&mut self) -> bool {
         let mut batch = std::mem::take(&mut self.batch);
         let full = std::mem::take(&mut self.resync);
         if batch.is_empty() && !full {
@@ -168,7 +168,7 @@ impl SessionActor {
     }
 
     /// Asks for the next commit to rewrite everything (the cluster copy was lost).
-    pub fn request_resync(&mut self) {
+    pub(crate) fn request_resync(&mut self) {
         self.resync = true;
     }
 }

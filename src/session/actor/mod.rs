@@ -163,7 +163,7 @@ struct Touched {
 const ACTIVE_MS_SLACK: i64 = 60_000;
 
 /// Everything needed to create a session.
-pub struct NewSession {
+pub(crate) struct NewSession {
     pub id: SessionId,
     pub code: String,
     pub rules: Arc<Rules>,
@@ -174,7 +174,7 @@ pub struct NewSession {
     pub host_attached: bool,
 }
 
-pub struct SessionActor {
+pub(crate) struct SessionActor {
     id: SessionId,
     code: String,
     game: String,
@@ -216,7 +216,7 @@ impl Drop for SessionActor {
 
 /// Why a session's actor stopped; its spawner acts on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// The node is shutting down: the last commit is made, the session is
     /// to be handed to another node.
     Shutdown,
@@ -230,7 +230,7 @@ pub enum Ended {
 
 impl SessionActor {
     /// Creates a session: runs `init` and computes the host's first view.
-    pub fn create(
+    pub(crate) fn create(
         env: Arc<SessionEnv>,
         new: NewSession,
     ) -> Result<(Self, Attached), ProtocolError> {
@@ -280,7 +280,7 @@ impl SessionActor {
     }
 
     /// Brings a stored session back after a restart.
-    pub fn restore(
+    pub(crate) fn restore(
         env: Arc<SessionEnv>,
         stored: StoredSession,
         rules: Arc<Rules>,
@@ -379,21 +379,17 @@ impl SessionActor {
         }
     }
 
-    pub fn id(&self) -> &SessionId {
+    pub(crate) fn id(&self) -> &SessionId {
         &self.id
     }
 
-    pub fn code(&self) -> &str {
+    pub(crate) fn code(&self) -> &str {
         &self.code
-    }
-
-    pub fn game(&self) -> &str {
-        &self.game
     }
 
     /// Runs the actor until its session expires, another node takes it, or
     /// the node shuts down, and says which.
-    pub async fn run(mut self, mut mailbox: Mailbox, shutdown: CancellationToken) -> Ended {
+    pub(crate) async fn run(mut self, mut mailbox: Mailbox, shutdown: CancellationToken) -> Ended {
         let mut changes: broadcast::Receiver<GameChange> = self.env.catalog.subscribe();
         let interval = self.env.settings.view_interval;
         if !self.commit().await {

@@ -172,6 +172,7 @@ async fn a_join_is_answered_once_committed_and_a_name_is_taken_once() {
         last.members.contains(&"pana".to_owned()),
         "the seat was stored before the welcome: {last:?}"
     );
+    assert!(last.snapshot, "a join runs a handler: the state is stored");
     // The same name in another case, or in look-alike letters, is taken.
     assert_eq!(code(s.join("px", "ANA", None).await), ErrorCode::NameTaken);
     assert_eq!(code(s.join("py", "Аna", None).await), ErrorCode::NameTaken);

@@ -3,20 +3,25 @@
 //! A teacher hosts a game, students join with a 6-digit code, and the rules —
 //! a Lua file in `games/` — decide what happens. Module map:
 //!
-//! - [`server`]: the HTTP listener, routing, connection limits, shutdown.
-//! - [`connection`]: one WebSocket: reading frames, routing them, ordered writing.
-//! - [`protocol`]: wire protocol v1 — every client and server frame, error codes.
-//! - [`node`]: what a process shares: sessions it owns, join codes, store, bus.
-//! - [`session`]: the session actor (one task per session), fan-out to sockets,
-//!   the replay log and view patches.
+//! - [`server`]: the HTTP listener, routing, connection limits, shutdown;
+//!   it puts a node together.
+//! - `connection`: one WebSocket: reading frames, routing them, ordered writing.
+//! - `api`, `web`: the REST API under `/api`; the browser pages from `web/`.
+//! - `node`: what a process shares (the sessions it owns, join codes), and
+//!   the one place a request finds its session, here or on its owner.
+//! - `session`: the session actor (one task per session), what it is
+//!   asked and given, its stored records, the replay log and view patches.
 //! - [`script`]: the Lua sandbox, the `ctx` API, game loading and hot reload.
-//! - [`cluster`]: the bus trait that carries session messages between nodes.
-//! - [`store`]: the sled snapshot cache that lets a restarted node resume.
-//! - [`api`]: the REST API under `/api`.
-//! - [`web`]: the browser pages embedded from `web/`.
-//! - [`auth`], [`limits`]: who may do what (keys, origins, client addresses)
+//! - `delivery`: this node's subscriptions and the writing of frames to sockets.
+//! - `cluster`: what differs between a node alone and one in a cluster,
+//!   behind one trait; the Redis implementation.
+//! - `store`: the sled snapshot cache that lets a restarted node resume.
+//! - `auth`, `limits`: who may do what (keys, origins, client addresses)
 //!   and the rate limits; docs/security.md states the rules.
-//! - [`config`], [`metrics`]: flags and `/metrics` counters.
+//! - [`config`], `metrics`: flags and `/metrics` counters.
+//!
+//! Only what the `recess` binary, its examples and tests use is public:
+//! [`Config`], [`Server`], [`script`], [`Role`] and [`view`].
 //!
 //! `ARCHITECTURE.md` describes how these fit together and what each must never do.
 

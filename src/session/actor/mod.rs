@@ -82,7 +82,7 @@ struct Member {
     /// The view this member last received (base of the next patch), shared
     /// with the members who see the same (see `view::ViewPass`).
     view: Arc<Json>,
-    /// The client's join retry key (see `Command::Join`).
+    /// The client's join retry key (see `Request::Join`).
     join_nonce: Option<String>,
     /// Join order, kept in the stored record so a restore keeps the order.
     order: u64,

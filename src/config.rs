@@ -9,6 +9,7 @@ use clap::Args;
 
 use crate::script::Limits;
 
+/// The settings of one node: every flag of `recess serve`.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// TCP port; 0 picks a free one (the chosen port is printed).
@@ -105,6 +106,9 @@ pub struct Config {
 }
 
 impl Config {
+    /// The sandbox limits of every session: `--cpu-budget-m`, `--cpu-budget-ms`
+    /// and `--session-memory-mb` (at least 100 000 units, 10 ms and 1 MiB); the
+    /// other limits are the defaults.
     pub fn limits(&self) -> Limits {
         Limits {
             cpu_units: self.cpu_budget_m.saturating_mul(1_000_000).max(100_000),
@@ -114,10 +118,12 @@ impl Config {
         }
     }
 
+    /// `--header-timeout-ms` as a duration (at least 1 ms).
     pub fn header_timeout(&self) -> Duration {
         Duration::from_millis(self.header_timeout_ms.max(1))
     }
 
+    /// `--view-interval-ms` as a duration.
     pub fn view_interval(&self) -> Duration {
         Duration::from_millis(self.view_interval_ms)
     }

@@ -25,7 +25,7 @@
 //!
 //! `ARCHITECTURE.md` describes how these fit together and what each must never do.
 
-#![warn(unreachable_pub)]
+#![warn(unreachable_pub, missing_docs)]
 
 mod api;
 mod auth;

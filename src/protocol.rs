@@ -252,11 +252,14 @@ impl ProtocolError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// The member who created the session; only the host sees the join code.
     Host,
+    /// A member who joined with the code.
     Player,
 }
 
 impl Role {
+    /// The role as the rules and the wire spell it: `host` or `player`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Host => "host",

@@ -36,28 +36,43 @@ use crate::session::CommitSink;
 use crate::store::Store;
 use crate::{api, auth, connection, web};
 
+/// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The store in the data folder did not open (or its writer thread did not start).
     #[error("cannot open the data folder {path}: {source}")]
     Store {
+        /// The data folder, as configured (`--data`).
         path: String,
+        /// What the store reported.
         source: crate::store::StoreError,
     },
+    /// The listening address could not be bound (or the port it got read back).
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address asked for: `--bind` and `--port`.
         addr: String,
+        /// What the operating system reported.
         source: std::io::Error,
     },
+    /// The games folder did not exist and could not be created.
     #[error("cannot create the games folder {path}: {source}")]
     Games {
+        /// The games folder, as configured (`--games`).
         path: String,
+        /// What the operating system reported.
         source: std::io::Error,
     },
+    /// The runtime that runs sessions (`--script-threads`) could not be built.
     #[error("cannot start the script threads: {0}")]
     Scripts(std::io::Error),
+    /// Joining the cluster failed: the `--redis` URL is not valid, or Redis did
+    /// not answer.
     #[error("cannot reach Redis at {url}: {source}")]
     Redis {
+        /// The Redis URL, as configured (`--redis`).
         url: String,
+        /// What the Redis client reported.
         source: redis::RedisError,
     },
 }

@@ -48,6 +48,7 @@ fn nanos_since_epoch(at: Instant) -> u64 {
 }
 
 impl CallBudget {
+    /// A budget with nothing to spend until the first `reset`.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
@@ -113,6 +114,7 @@ impl CallBudget {
         }
     }
 
+    /// Whether the allowance (units or time) ran out since the last `reset`.
     pub fn is_spent(&self) -> bool {
         self.spent.load(Ordering::Relaxed)
     }

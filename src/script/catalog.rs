@@ -35,19 +35,25 @@ const MAX_MODULES: usize = 64;
 pub struct Source {
     /// Name used in error messages: `quiz.lua` or `quiz/helpers.lua`.
     pub chunk_name: String,
+    /// The file's contents.
     pub text: Arc<str>,
 }
 
 /// A validated version of a game's rules, shared by every session that runs it.
 #[derive(Debug)]
 pub struct Rules {
+    /// The game's name: `quiz` for `games/quiz.lua` or `games/quiz/init.lua`.
     pub game: String,
     /// FNV-1a hash of every source; stored in snapshots to detect a change of rules.
     pub version: String,
+    /// The main chunk: `NAME.lua`, or `NAME/init.lua` for a folder game.
     pub main: Source,
     /// Helper modules of a folder game, by `require` name (`helpers`, `lib.util`).
     pub modules: HashMap<String, Source>,
+    /// The game table's `title`; the game's name when it has none.
     pub title: String,
+    /// The game table's `max_players`: most players a session admits, the host
+    /// not counted; `None`: no limit.
     pub max_players: Option<usize>,
     /// A folder game that ships its own `client.html`.
     pub has_client: bool,
@@ -65,23 +71,51 @@ pub struct GameEntry {
 /// A change to the games folder, announced to running sessions.
 #[derive(Debug, Clone)]
 pub enum GameChange {
-    Updated { game: String, version: String },
-    Broken { game: String, message: String },
-    Removed { game: String },
+    /// A version other than the one serving (or the game's first) loaded
+    /// cleanly: new sessions get it, running ones switch to it at their next
+    /// handler call.
+    Updated {
+        /// The game's name.
+        game: String,
+        /// The version that loaded (see [`Rules::version`]).
+        version: String,
+    },
+    /// The file on disk does not load; the previous version, if any, keeps
+    /// serving, and the hosts of its sessions are told.
+    Broken {
+        /// The game's name.
+        game: String,
+        /// Why, as `file:line: message`.
+        message: String,
+    },
+    /// The game is gone from the folder: new sessions cannot start it,
+    /// running ones keep their version.
+    Removed {
+        /// The game's name.
+        game: String,
+    },
 }
 
 /// The row `GET /api/games` returns for a game.
 #[derive(Debug, Serialize)]
 pub struct GameInfo {
+    /// The game's name: `quiz` for `games/quiz.lua` or `games/quiz/init.lua`.
     pub name: String,
+    /// The serving version's `title`; `None` when no version has loaded.
     pub title: Option<String>,
+    /// The serving version's hash (see [`Rules::version`]); `None` when no
+    /// version has loaded.
     pub version: Option<String>,
+    /// The serving version's `max_players`; `None` when it sets no limit or no
+    /// version has loaded.
     pub max_players: Option<usize>,
     /// The game ships `client.html`, served at `/custom/NAME/client.html`.
     pub client: bool,
     /// `ok`, or `error` when the file on disk does not load (a previous
     /// version may still be serving, see `version`).
     pub status: &'static str,
+    /// Why the file on disk does not load, as `file:line: message`; `None` when
+    /// `status` is `ok`.
     pub error: Option<String>,
 }
 
@@ -97,6 +131,8 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// An empty catalog of the games in `dir` (fill it with `load_all`);
+    /// `limits` bound the run of a main chunk that validates a game.
     pub fn new(dir: impl Into<PathBuf>, limits: Limits) -> Arc<Self> {
         let (changes, _) = broadcast::channel(256);
         Arc::new(Catalog {
@@ -107,10 +143,13 @@ impl Catalog {
         })
     }
 
+    /// The games folder.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// Changes from now on; a receiver that falls more than 256 behind loses
+    /// the oldest.
     pub fn subscribe(&self) -> broadcast::Receiver<GameChange> {
         self.changes.subscribe()
     }
@@ -214,11 +253,14 @@ impl Catalog {
         games.get(name).and_then(|e| e.rules.clone())
     }
 
+    /// What the catalog knows of `name`: its serving version and its load
+    /// error; `None` for a game it does not have.
     pub fn entry(&self, name: &str) -> Option<GameEntry> {
         let games = self.games.read().unwrap_or_else(|e| e.into_inner());
         games.get(name).cloned()
     }
 
+    /// Every game the catalog has, in name order: the rows of `GET /api/games`.
     pub fn list(&self) -> Vec<GameInfo> {
         let games = self.games.read().unwrap_or_else(|e| e.into_inner());
         games

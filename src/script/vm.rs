@@ -28,41 +28,69 @@ use super::sandbox::{self, Limits};
 pub struct PlayerInfo {
     /// Shared with the session's member record: building one allocates nothing.
     pub id: Arc<str>,
+    /// The nickname they joined with (trimmed, NFC); the host's is `Host`.
     pub name: Arc<str>,
+    /// Whether they host the session or play in it.
     pub role: crate::protocol::Role,
+    /// Whether a socket is attached to their seat now.
     pub connected: bool,
 }
 
 /// Something a handler asked for through `ctx`, applied after the call succeeds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
+    /// `ctx.broadcast(name, data)`: an `event` frame to every member.
     Broadcast {
+        /// The `name` of the `event` frame.
         name: String,
+        /// The `data` of the `event` frame; `null` when the call gave none.
         data: Json,
     },
+    /// `ctx.send(to, name, data)`: an `event` frame to one member.
     Send {
+        /// The member's id; a send to someone not in the session is dropped.
         to: String,
+        /// The `name` of the `event` frame.
         name: String,
+        /// The `data` of the `event` frame; `null` when the call gave none.
         data: Json,
     },
+    /// `ctx.after(ms, name, data)`: a timer; when it is due, the game's
+    /// `timer(state, ctx, name, data)` runs.
     After {
+        /// The id `ctx.after` returned: the session's timers are numbered from 1.
         id: u64,
+        /// Delay from the time of the call, in ms (at most a week).
         ms: u64,
+        /// The `name` the `timer` handler gets.
         name: String,
+        /// The `data` the `timer` handler gets; `null` when the call gave none.
         data: Json,
     },
+    /// `ctx.cancel(id)`: the timer is not to fire; nothing happens if it already has.
     Cancel {
+        /// The id `ctx.after` returned.
         id: u64,
     },
+    /// `ctx.kick(player, reason)`: the member is removed with a `kicked` error
+    /// and cannot join again under that name until `ctx.readmit`.
     Kick {
+        /// The member's id; nothing happens if they are not in the session.
         player: String,
+        /// Sent to the member with the `kicked` error; `removed by the game`
+        /// when the call gave none.
         reason: String,
     },
     /// `ctx.readmit(name)`: someone removed by a kick may join again.
     Readmit {
+        /// The name they had when they were kicked.
         name: String,
     },
+    /// `ctx.finish(results)`: the game ends, its timers are dropped and every
+    /// member gets an `ended` frame; only the first finish counts.
     Finish {
+        /// What the `ended` frame and `GET /api/sessions/{id}/results` carry;
+        /// `null` when the call gave none.
         results: Json,
     },
 }
@@ -78,6 +106,8 @@ pub struct ScriptError {
 /// What a successful handler call produced.
 #[derive(Debug, Default)]
 pub struct CallOutcome {
+    /// What the handler asked for through `ctx`, in the order it asked; empty
+    /// after a refusal.
     pub effects: Vec<Effect>,
     /// `join`/`action`/`event` returned `false, "reason"`: nothing happened.
     pub refusal: Option<String>,
@@ -117,10 +147,14 @@ pub(super) struct CallScope {
 /// The persistent numbers of a VM, stored in snapshots.
 #[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct VmCounters {
+    /// The state of the generator behind `ctx.random` and `math.random`.
     pub rng: u64,
+    /// The id of the last timer `ctx.after` started (0 before the first); the
+    /// next gets the one after.
     pub next_timer: u64,
 }
 
+/// The Lua state of one session: its game, its state and `ctx`.
 pub struct GameVm {
     lua: Lua,
     budget: Arc<CallBudget>,
@@ -183,10 +217,12 @@ impl GameVm {
         })
     }
 
+    /// The version of the rules this state runs.
     pub fn rules(&self) -> &Arc<Rules> {
         &self.rules
     }
 
+    /// The generator and timer counters, for a snapshot.
     pub fn counters(&self) -> VmCounters {
         self.with_scope(|s| VmCounters {
             rng: s.rng.0,
@@ -289,14 +325,20 @@ impl GameVm {
         }
     }
 
+    /// Runs `join(state, ctx, player)`: `player` entered the session, and the
+    /// game may refuse them. A game without `join` admits everyone.
     pub fn join(&mut self, player: &PlayerInfo, now_ms: i64) -> Result<CallOutcome, ScriptError> {
         self.player_call("join", player, now_ms)
     }
 
+    /// Runs `leave(state, ctx, player)`: `player` has left the session. It
+    /// cannot refuse: what it returns is ignored.
     pub fn leave(&mut self, player: &PlayerInfo, now_ms: i64) -> Result<CallOutcome, ScriptError> {
         self.player_call("leave", player, now_ms)
     }
 
+    /// Runs `action(state, ctx, player, name, data)`: `player` sent action
+    /// `name`, and the game may refuse it.
     pub fn action(
         &mut self,
         player: &PlayerInfo,
@@ -311,6 +353,7 @@ impl GameVm {
         })
     }
 
+    /// Runs `timer(state, ctx, name, data)`: a timer `ctx.after` started is due.
     pub fn timer(
         &mut self,
         name: &str,
@@ -320,6 +363,8 @@ impl GameVm {
         self.named_call("timer", name, data, now_ms)
     }
 
+    /// Runs `event(state, ctx, name, data)`: a backend posted event `name` over
+    /// REST, and the game may refuse it.
     pub fn event(
         &mut self,
         name: &str,

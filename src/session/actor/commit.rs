@@ -28,8 +28,14 @@ impl SessionActor {
     /// Makes the batch durable, then publishes its messages and sends its
     /// answers. Returns `false` when this node no longer owns the session.
     pub(crate) async fn commit(&mut self) -> bool {
+        // A rewrite goes with the next batch that writes anything, or alone
+        // once its retry is due (not at every turn of the loop).
+        let due = self.resync_due();
         let mut batch = std::mem::take(&mut self.batch);
-        let full = std::mem::take(&mut self.resync);
+        let full = self.resync && (due || !batch.is_empty());
+        if full {
+            self.resync = false;
+        }
         if batch.is_empty() && !full {
             for (reply, outcome) in batch.replies {
                 reply.send(outcome);

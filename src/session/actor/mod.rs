@@ -458,7 +458,10 @@ impl SessionActor {
                 }
             }
         }
-        // Shutting down: a last commit; the spawner hands the session on.
+        // Shutting down: a last commit (with any rewrite still owed, so the
+        // node that adopts the session reads all of it); the spawner hands
+        // the session on.
+        self.retry_at = None;
         if self.commit().await {
             Ended::Shutdown
         } else {

@@ -417,3 +417,20 @@ async fn a_commit_no_store_takes_is_named_and_rewritten_in_full_once_one_does() 
     assert_eq!(clicks, [1, 2], "the unsaved click is in the rewrite");
     assert_eq!(not_durable(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_writes_nothing_does_not_bring_the_rewrite_forward() {
+    let s = start().await;
+    s.sink.fail(true);
+    Answer::done(s.act("phost", "click", json!({})).await).unwrap();
+    // The view pass that follows writes too (and fails).
+    tokio::time::advance(Duration::from_millis(100)).await;
+    tokio::task::yield_now().await;
+    let failed = s.sink.failures();
+    // Reads answered at once turn the actor's loop without a write.
+    for _ in 0..20 {
+        Answer::summary(s.ask(Request::Summary).await).unwrap();
+        tokio::time::advance(Duration::from_millis(20)).await;
+    }
+    assert_eq!(s.sink.failures(), failed, "the rewrite waits for its retry");
+}

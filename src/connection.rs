@@ -257,7 +257,8 @@ async fn next_reply(pending: &mut VecDeque<PendingReply>) -> Option<String> {
         let Some(p) = pending.pop_front() else {
             return Poll::Pending;
         };
-        let result = Answer::done(result.unwrap_or_else(|_| Err(crate::node::unknown_session())));
+        let result =
+            Answer::done(result.unwrap_or_else(|_| Err(crate::session::unknown_session())));
         Poll::Ready(match (result, p.reference) {
             (Ok(()), Some(r)) => Some(protocol::encode_ack(&r, &p.session)),
             (Ok(()), None) => None,

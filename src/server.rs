@@ -94,17 +94,15 @@ pub struct Server {
 struct ScriptRuntime(Option<tokio::runtime::Runtime>);
 
 impl ScriptRuntime {
-    fn start(threads: usize) -> std::io::Result<ScriptRuntime> {
+    /// The runtime, and the handle sessions are spawned with.
+    fn start(threads: usize) -> std::io::Result<(ScriptRuntime, tokio::runtime::Handle)> {
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         if threads > 0 {
             builder.worker_threads(threads);
         }
         let runtime = builder.thread_name("recess-script").enable_all().build()?;
-        Ok(ScriptRuntime(Some(runtime)))
-    }
-
-    fn handle(&self) -> Option<tokio::runtime::Handle> {
-        self.0.as_ref().map(|r| r.handle().clone())
+        let handle = runtime.handle().clone();
+        Ok((ScriptRuntime(Some(runtime)), handle))
     }
 }
 
@@ -209,10 +207,8 @@ impl Server {
                 )
             }
         };
-        let scripts = ScriptRuntime::start(config.script_threads).map_err(StartError::Scripts)?;
-        let handle = scripts
-            .handle()
-            .ok_or_else(|| StartError::Scripts(std::io::Error::other("no runtime")))?;
+        let (scripts, handle) =
+            ScriptRuntime::start(config.script_threads).map_err(StartError::Scripts)?;
         let node = Node::new(NodeParts {
             config,
             catalog: catalog.clone(),

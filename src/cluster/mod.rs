@@ -26,7 +26,7 @@ use crate::delivery::Fanout;
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, ProtocolError};
 use crate::session::record::{SessionWrite, StoredSession};
-use crate::session::{CommitError, CommitSink, Reply, Request, SessionId};
+use crate::session::{CommitError, CommitSink, Reply, Request, SessionId, unknown_session};
 use crate::store::Store;
 
 /// How a node claims a session.
@@ -141,6 +141,15 @@ pub(crate) trait Cluster: Send + Sync + 'static {
     fn leave(&self) -> BoxFuture<'_, ()>;
 }
 
+/// A request could not reach its session's owner: the session is changing
+/// hands, or the owner does not answer.
+pub(crate) fn moving() -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::Unavailable,
+        "this game is moving to another server; try again in a moment",
+    )
+}
+
 /// A node alone: nobody else owns a session, holds a code or can be asked.
 pub(crate) struct LocalCluster {
     node_id: String,
@@ -242,10 +251,7 @@ impl Cluster for LocalCluster {
         _: Request,
         _: Reply,
     ) -> BoxFuture<'a, Result<(), ProtocolError>> {
-        ready(Err(ProtocolError::new(
-            ErrorCode::UnknownSession,
-            "that session does not exist (any more)",
-        )))
+        ready(Err(unknown_session()))
     }
 
     fn leave(&self) -> BoxFuture<'_, ()> {

@@ -32,8 +32,6 @@ use crate::session::{
 };
 use crate::store::Store;
 
-pub(crate) use route::unknown_session;
-
 /// What a node is made of.
 pub(crate) struct NodeParts {
     pub config: Config,

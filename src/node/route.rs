@@ -13,10 +13,10 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::Node;
-use crate::cluster::{Claim, Inbound};
+use crate::cluster::{Claim, Inbound, moving};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, ProtocolError};
-use crate::session::{Control, Envelope, Outcome, Reply, Request, SessionId};
+use crate::session::{Control, Envelope, Outcome, Reply, Request, SessionId, unknown_session};
 
 /// How long a request waits for a session's answer before giving up.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -287,9 +287,9 @@ fn forward_into(
     request: Request,
     reply: Reply,
 ) {
-    match tx.try_forward(Envelope::Request(request, reply)) {
+    match tx.try_forward(request, reply) {
         Ok(()) => {}
-        Err(TrySendError::Full(Envelope::Request(_, reply))) => {
+        Err(TrySendError::Full(reply)) => {
             Metrics::inc(&metrics.busy_refusals_total);
             reply.send(Err(ProtocolError::new(
                 ErrorCode::Overloaded,
@@ -297,23 +297,6 @@ fn forward_into(
             )
             .retry_after(BUSY_RETRY)));
         }
-        Err(TrySendError::Closed(Envelope::Request(_, reply))) => {
-            reply.send(Err(unknown_session()));
-        }
-        Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {}
+        Err(TrySendError::Closed(reply)) => reply.send(Err(unknown_session())),
     }
-}
-
-fn moving() -> ProtocolError {
-    ProtocolError::new(
-        ErrorCode::Unavailable,
-        "this game is moving to another server; try again in a moment",
-    )
-}
-
-pub(crate) fn unknown_session() -> ProtocolError {
-    ProtocolError::new(
-        ErrorCode::UnknownSession,
-        "that session does not exist (any more)",
-    )
 }

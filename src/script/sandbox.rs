@@ -323,11 +323,6 @@ pub fn limit_text(bytes: usize) -> String {
     }
 }
 
-/// Whether `err` is the CPU budget running out (as opposed to a script bug).
-pub fn is_budget_error(err: &mlua::Error) -> bool {
-    describe(err).contains(BUDGET_MESSAGE)
-}
-
 /// The types Lua prints with a heap address (`table: 0x55d0c3a2b4f0`).
 const ADDRESSED: [&str; 4] = ["table", "function", "userdata", "thread"];
 

@@ -58,10 +58,10 @@ impl Clock for SystemClock {
     }
 }
 
-#[cfg(test)]
 /// A clock that follows tokio's: in a test whose runtime starts paused,
 /// it stands still until the test advances time (`tokio::time::advance`),
 /// and then timers due meanwhile fire at once, without waiting.
+#[cfg(test)]
 pub(crate) struct TokioClock {
     start_ms: i64,
     start: tokio::time::Instant,
@@ -112,8 +112,8 @@ pub(crate) struct SessionEnv {
     pub settings: Settings,
 }
 
-#[cfg(test)]
 /// What a [`MemorySink`] kept of one commit.
+#[cfg(test)]
 #[derive(Debug, Clone)]
 pub(crate) struct Committed {
     /// The frames of the batch's messages, in order (sequenced and notices).
@@ -130,10 +130,10 @@ pub(crate) struct Committed {
     pub at: tokio::time::Instant,
 }
 
-#[cfg(test)]
 /// A sink that keeps every commit in memory: a session with no store, for
 /// tests and tools that run one in a single process. It can be told to
 /// fail, as a store or a cluster can.
+#[cfg(test)]
 #[derive(Default)]
 pub(crate) struct MemorySink {
     commits: std::sync::Mutex<Vec<Committed>>,

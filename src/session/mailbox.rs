@@ -73,9 +73,21 @@ impl MailboxSender {
         }
     }
 
-    /// Queues a request another node forwarded, without waiting.
-    pub(crate) fn try_forward(&self, envelope: Envelope) -> Result<(), TrySendError<Envelope>> {
-        self.forwarded.try_send(envelope)
+    /// Queues a request another node forwarded, without waiting. Gives the
+    /// reply back, saying whether the queue was full or the session gone.
+    pub(crate) fn try_forward(
+        &self,
+        request: Request,
+        reply: Reply,
+    ) -> Result<(), TrySendError<Reply>> {
+        match self.forwarded.try_reserve() {
+            Ok(permit) => {
+                permit.send(Envelope::Request(request, reply));
+                Ok(())
+            }
+            Err(TrySendError::Full(())) => Err(TrySendError::Full(reply)),
+            Err(TrySendError::Closed(())) => Err(TrySendError::Closed(reply)),
+        }
     }
 }
 
@@ -131,13 +143,14 @@ mod tests {
     use super::*;
     use crate::session::Control;
 
+    fn leave(member: &str) -> Request {
+        Request::Leave {
+            member: member.into(),
+        }
+    }
+
     fn notice(member: &str) -> Envelope {
-        Envelope::Request(
-            Request::Leave {
-                member: member.into(),
-            },
-            Reply::None,
-        )
+        Envelope::Request(leave(member), Reply::None)
     }
 
     fn member(e: &Envelope) -> &str {
@@ -150,10 +163,10 @@ mod tests {
     #[tokio::test]
     async fn a_full_forwarded_queue_refuses_at_once_and_both_queues_are_read_in_turn() {
         let (tx, mut rx) = mailbox(2);
-        tx.try_forward(notice("f1")).unwrap();
-        tx.try_forward(notice("f2")).unwrap();
+        tx.try_forward(leave("f1"), Reply::None).unwrap();
+        tx.try_forward(leave("f2"), Reply::None).unwrap();
         assert!(matches!(
-            tx.try_forward(notice("f3")),
+            tx.try_forward(leave("f3"), Reply::None),
             Err(TrySendError::Full(_))
         ));
         tx.send(notice("l1")).await.unwrap();

@@ -22,6 +22,8 @@ use std::sync::Arc;
 
 use hyper_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::protocol::{ErrorCode, ProtocolError};
+
 pub(crate) use actor::{Ended, SessionActor};
 pub(crate) use command::{
     Answer, Attached, Control, Envelope, Outcome, PlayerSummary, Reply, Request, SessionSummary,
@@ -54,6 +56,14 @@ pub(crate) struct Outgoing {
     pub frame: Utf8Bytes,
     /// After delivery, the audience's subscriptions end (a kick).
     pub revoke: bool,
+}
+
+/// The answer for a session that is not (or no longer) there.
+pub(crate) fn unknown_session() -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::UnknownSession,
+        "that session does not exist (any more)",
+    )
 }
 
 /// Token a member presents to `resume`: `session.member.secret`.

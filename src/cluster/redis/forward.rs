@@ -8,6 +8,7 @@ use redis::AsyncCommands;
 use tokio::sync::oneshot;
 
 use super::{RedisCluster, key};
+use crate::cluster::moving;
 use crate::cluster::wire::{Forward, Response};
 use crate::protocol::{ErrorCode, ProtocolError};
 use crate::session::{Outcome, Reply, Request};
@@ -125,11 +126,4 @@ impl RedisCluster {
         let mut con = self.con();
         let _: Result<i64, _> = con.publish(key("n", to), payload).await;
     }
-}
-
-pub(super) fn moving() -> ProtocolError {
-    ProtocolError::new(
-        ErrorCode::Unavailable,
-        "this game is moving to another server; try again in a moment",
-    )
 }

@@ -18,6 +18,18 @@ fn bearer(key: &str) -> String {
 
 /// Reads until the server closes the connection; `false` if it is still
 /// open after `within`.
+/// `POST /api/sessions` for a chat, with these headers.
+async fn create_chat(addr: std::net::SocketAddr, headers: String) -> (u16, String) {
+    http_with(
+        addr,
+        "POST",
+        "/api/sessions",
+        &headers,
+        r#"{"game":"chat"}"#,
+    )
+    .await
+}
+
 async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     let mut buf = [0u8; 1024];
     let deadline = Instant::now() + within;
@@ -122,22 +134,12 @@ async fn creating_a_session_over_rest_takes_the_host_key() {
     })
     .await;
     let create = |key: &'static str| {
-        let addr = server.addr;
-        async move {
-            let headers = if key.is_empty() {
-                "Content-Type: application/json\r\n".to_owned()
-            } else {
-                bearer(key)
-            };
-            http_with(
-                addr,
-                "POST",
-                "/api/sessions",
-                &headers,
-                r#"{"game":"chat"}"#,
-            )
-            .await
-        }
+        let headers = if key.is_empty() {
+            "Content-Type: application/json\r\n".to_owned()
+        } else {
+            bearer(key)
+        };
+        create_chat(server.addr, headers)
     };
     assert_eq!(create("").await.0, 401);
     assert_eq!(create("Bearer wrong").await.0, 401);
@@ -167,17 +169,7 @@ async fn rest_sessions_made_with_the_host_key_count_per_address() {
         let headers = format!(
             "Authorization: Bearer {key}\r\nContent-Type: application/json\r\nX-Forwarded-For: 10.0.0.9\r\n"
         );
-        let addr = server.addr;
-        async move {
-            http_with(
-                addr,
-                "POST",
-                "/api/sessions",
-                &headers,
-                r#"{"game":"chat"}"#,
-            )
-            .await
-        }
+        create_chat(server.addr, headers)
     };
     assert_eq!(create("teachers-only").await.0, 201);
     let (status, body) = create("teachers-only").await;

@@ -69,16 +69,6 @@ pub(crate) enum Request {
     },
 }
 
-impl Request {
-    /// Whether the sender waits for an answer (the others are notices).
-    pub(crate) fn wants_answer(&self) -> bool {
-        !matches!(
-            self,
-            Request::Leave { .. } | Request::Disconnected { .. } | Request::Reattach { .. }
-        )
-    }
-}
-
 /// What a session answers to a request.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -30,7 +30,8 @@ impl RedisCluster {
         request: Request,
         reply: Reply,
     ) -> Result<(), ProtocolError> {
-        let wants_answer = request.wants_answer() && !matches!(reply, Reply::None);
+        // Nobody waits for a notice (`leave`, a socket gone): no id, no answer.
+        let wants_answer = !matches!(reply, Reply::None);
         let id = if wants_answer {
             self.next_request.fetch_add(1, Ordering::Relaxed)
         } else {

@@ -19,9 +19,12 @@
 //! - `auth`, `limits`: who may do what (keys, origins, client addresses)
 //!   and the rate limits; docs/security.md states the rules.
 //! - [`config`], `metrics`: flags and `/metrics` counters.
+//! - `headless`: sessions with no server (the same actor, an in-memory
+//!   sink, a clock that moves when told); [`authoring`]: `recess test` and
+//!   `recess sim` on top of it.
 //!
 //! Only what the `recess` binary, its examples and tests use is public:
-//! [`Config`], [`Server`], [`script`], [`Role`] and [`view`].
+//! [`Config`], [`Server`], [`script`], [`authoring`], [`Role`] and [`view`].
 //!
 //! `ARCHITECTURE.md` describes how these fit together and what each must never do.
 
@@ -29,10 +32,12 @@
 
 mod api;
 mod auth;
+pub mod authoring;
 mod cluster;
 pub mod config;
 mod connection;
 mod delivery;
+mod headless;
 mod http;
 mod limits;
 mod metrics;

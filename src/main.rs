@@ -1,4 +1,5 @@
-//! The `recess` command: `recess [serve]` runs a node, `recess check` validates games.
+//! The `recess` command: `recess [serve]` runs a node, `recess check`
+//! validates games, `recess test` runs their tests.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +36,11 @@ enum Cmd {
         /// A games folder, a game file or a game folder (default: ./games).
         path: Option<PathBuf>,
     },
+    /// Run game tests (`*_test.lua`) against headless sessions.
+    Test {
+        /// A games folder, a game folder or a test file (default: ./games).
+        path: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -48,6 +54,18 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Cmd::Check { path }) => {
             check(path.unwrap_or_else(|| cli.serve.games.clone()), &cli.serve)
+        }
+        Some(Cmd::Test { path }) => {
+            let path = path.unwrap_or_else(|| cli.serve.games.clone());
+            let mut out = std::io::stdout().lock();
+            match recess::authoring::test::run(&path, cli.serve.limits(), &mut out) {
+                Ok(tally) if tally.failed == 0 => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("recess test: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Some(Cmd::Serve(config)) => serve(*config),
         None => serve(cli.serve),

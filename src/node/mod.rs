@@ -219,6 +219,7 @@ impl Node {
             host,
             host_secret,
             host_attached,
+            seed: crate::session::new_seed(),
         };
         let env = self.env.clone();
         // `init` and the host's first view run on a script thread too.
@@ -492,6 +493,7 @@ fn settings(config: &Config) -> Settings {
         script: config.limits(),
         replay_window: config.replay_window,
         view_interval: config.view_interval(),
+        commit_gap: crate::session::actor::COMMIT_GAP,
         ended_ttl: Duration::from_secs(config.ended_ttl_min.saturating_mul(60)),
         idle_ttl: Duration::from_secs(config.idle_ttl_h.saturating_mul(3600)),
     }

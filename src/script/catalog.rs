@@ -287,6 +287,12 @@ pub fn valid_game_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// How a test file's name ends (`quiz_test.lua`): not a game.
+pub const TEST_SUFFIX: &str = "_test.lua";
+
+/// A folder game's folder of tests (`space/tests/`): not modules of the game.
+pub const TESTS_FOLDER: &str = "tests";
+
 /// Files editors write beside the real one while saving.
 fn is_editor_noise(file_name: &str) -> bool {
     file_name.starts_with('.')
@@ -317,11 +323,16 @@ fn game_of_path(dir: &Path, path: &Path) -> Option<String> {
     let nested = rel.components().count() > 1;
     let name = if nested {
         first
+    } else if first.ends_with(TEST_SUFFIX) {
+        // `quiz_test.lua` holds tests of `quiz` (`recess test`), not a game.
+        return None;
     } else if let Some(stem) = first.strip_suffix(".lua") {
         stem
-    } else if path.is_dir() {
+    } else if path.join("init.lua").is_file() {
         first
     } else {
+        // A folder without `init.lua` (such as `types/`, the editor stubs)
+        // is not a game.
         return None;
     };
     if nested {
@@ -375,6 +386,10 @@ fn read_folder_game(folder: &Path, name: &str) -> Result<Rules, String> {
                 continue;
             };
             if is_editor_noise(&file) {
+                continue;
+            }
+            if path.is_dir() && prefix.is_empty() && file == TESTS_FOLDER {
+                // The game's tests are not part of its rules.
                 continue;
             }
             if path.is_dir() && prefix.matches('.').count() < 4 {

@@ -232,6 +232,9 @@ pub(crate) struct SessionSummary {
     pub rules_version: String,
     pub state_bytes: usize,
     pub timers: usize,
+    /// When the next timer is due (Unix ms), if one is waiting.
+    #[serde(default)]
+    pub next_timer_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+use super::Outgoing;
 use super::record::SessionWrite;
 use crate::metrics::Metrics;
 use crate::script::{Catalog, Limits};
@@ -61,13 +62,11 @@ impl Clock for SystemClock {
 /// A clock that follows tokio's: in a test whose runtime starts paused,
 /// it stands still until the test advances time (`tokio::time::advance`),
 /// and then timers due meanwhile fire at once, without waiting.
-#[cfg(test)]
 pub(crate) struct TokioClock {
     start_ms: i64,
     start: tokio::time::Instant,
 }
 
-#[cfg(test)]
 impl TokioClock {
     /// A clock that reads `start_ms` now.
     pub(crate) fn starting_at(start_ms: i64) -> TokioClock {
@@ -78,7 +77,6 @@ impl TokioClock {
     }
 }
 
-#[cfg(test)]
 impl Clock for TokioClock {
     fn now_ms(&self) -> i64 {
         self.start_ms + self.start.elapsed().as_millis() as i64
@@ -94,6 +92,9 @@ pub(crate) struct Settings {
     pub replay_window: usize,
     /// Least time between two view passes (`--view-interval-ms`).
     pub view_interval: Duration,
+    /// Under load, least time between two commits (`actor::COMMIT_GAP` on a
+    /// node; none in a headless session, whose clock only moves when told).
+    pub commit_gap: Duration,
     /// How long an ended session stays (`--ended-ttl-min`).
     pub ended_ttl: Duration,
     /// How long a session nobody is connected to stays (`--idle-ttl-h`).
@@ -113,11 +114,17 @@ pub(crate) struct SessionEnv {
 }
 
 /// What a [`MemorySink`] kept of one commit.
-#[cfg(test)]
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "only the actor's unit tests read more than the messages"
+    )
+)]
 pub(crate) struct Committed {
-    /// The frames of the batch's messages, in order (sequenced and notices).
-    pub frames: Vec<(u64, String)>,
+    /// The batch's messages, in order (sequenced and notices).
+    pub messages: Vec<Outgoing>,
     /// Whether the batch rewrote the snapshot.
     pub snapshot: bool,
     /// Whether the batch was a full rewrite.
@@ -133,7 +140,6 @@ pub(crate) struct Committed {
 /// A sink that keeps every commit in memory: a session with no store, for
 /// tests and tools that run one in a single process. It can be told to
 /// fail, as a store or a cluster can.
-#[cfg(test)]
 #[derive(Default)]
 pub(crate) struct MemorySink {
     commits: std::sync::Mutex<Vec<Committed>>,
@@ -141,9 +147,9 @@ pub(crate) struct MemorySink {
     failed: std::sync::atomic::AtomicUsize,
 }
 
-#[cfg(test)]
 impl MemorySink {
     /// Every commit so far, in order.
+    #[cfg(test)]
     pub(crate) fn commits(&self) -> Vec<Committed> {
         self.commits
             .lock()
@@ -151,24 +157,41 @@ impl MemorySink {
             .clone()
     }
 
+    /// Every message committed from the `from`-th on, in order (a reader
+    /// keeps its place with the count it has read).
+    pub(crate) fn messages_from(&self, from: usize) -> Vec<Outgoing> {
+        let commits = self.commits.lock().unwrap_or_else(|e| e.into_inner());
+        commits
+            .iter()
+            .flat_map(|c| c.messages.iter())
+            .skip(from)
+            .cloned()
+            .collect()
+    }
+
     /// Every message frame committed so far, in order.
+    #[cfg(test)]
     pub(crate) fn frames(&self) -> Vec<(u64, String)> {
-        self.commits().into_iter().flat_map(|c| c.frames).collect()
+        self.messages_from(0)
+            .into_iter()
+            .map(|m| (m.seq, m.frame.to_string()))
+            .collect()
     }
 
     /// How many commits failed (while told to fail).
+    #[cfg(test)]
     pub(crate) fn failures(&self) -> usize {
         self.failed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// From now on, commits fail (`true`) or succeed again (`false`).
+    #[cfg(test)]
     pub(crate) fn fail(&self, failing: bool) {
         self.failing
             .store(failing, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
-#[cfg(test)]
 impl CommitSink for MemorySink {
     fn commit<'a>(&'a self, write: SessionWrite<'a>) -> BoxFuture<'a, Result<(), CommitError>> {
         let result = if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
@@ -182,11 +205,7 @@ impl CommitSink for MemorySink {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(Committed {
-                    frames: write
-                        .messages
-                        .iter()
-                        .map(|m| (m.seq, m.frame.to_string()))
-                        .collect(),
+                    messages: write.messages.to_vec(),
                     snapshot: write.snapshot.is_some(),
                     full: write.full,
                     members: write.members.iter().map(|m| m.id.to_owned()).collect(),

@@ -93,6 +93,13 @@ pub(crate) fn new_secret() -> String {
     random_id(24)
 }
 
+/// A new seed for a session's `ctx.random`, from the OS generator.
+pub(crate) fn new_seed() -> u64 {
+    let mut seed = [0u8; 8];
+    let _ = getrandom::fill(&mut seed);
+    u64::from_le_bytes(seed)
+}
+
 /// A random string of `len` characters from a URL-safe alphabet without
 /// look-alikes, from the OS generator.
 pub(crate) fn random_id(len: usize) -> String {

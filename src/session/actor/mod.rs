@@ -60,7 +60,7 @@ const MAX_BATCH_TIME: Duration = Duration::from_millis(100);
 /// (one snapshot, one store write, one Redis round trip) then serves many
 /// actions instead of a few. A commit after a quiet spell is made at once,
 /// so a lone action is not delayed.
-const COMMIT_GAP: Duration = Duration::from_millis(4);
+pub(crate) const COMMIT_GAP: Duration = Duration::from_millis(4);
 const MAX_ACTION_NAME: usize = 64;
 /// After a commit that did not reach every store, how long before the full
 /// rewrite is tried again with nothing new to write (new commands try at
@@ -172,6 +172,8 @@ pub(crate) struct NewSession {
     pub host_secret: String,
     /// Whether a socket receives the host's welcome now (false for REST).
     pub host_attached: bool,
+    /// The seed of `ctx.random` (and `math.random`).
+    pub seed: u64,
 }
 
 pub(crate) struct SessionActor {
@@ -234,10 +236,8 @@ impl SessionActor {
         env: Arc<SessionEnv>,
         new: NewSession,
     ) -> Result<(Self, Attached), ProtocolError> {
-        let mut seed = [0u8; 8];
-        let _ = getrandom::fill(&mut seed);
         let counters = VmCounters {
-            rng: u64::from_le_bytes(seed),
+            rng: new.seed,
             next_timer: 0,
         };
         let vm = GameVm::new(new.rules.clone(), env.settings.script, &new.id, counters)
@@ -448,7 +448,7 @@ impl SessionActor {
             if !writes
                 || self.batch.replies.len() >= MAX_BATCH
                 || self.batch.bytes >= MAX_BATCH_BYTES
-                || Instant::now() >= committed_at + COMMIT_GAP
+                || Instant::now() >= committed_at + self.env.settings.commit_gap
             {
                 if !self.commit().await {
                     return Ended::NotOwner;
@@ -483,7 +483,7 @@ impl SessionActor {
     /// When the next commit is to be made: `COMMIT_GAP` after the last, or
     /// for a rewrite alone no sooner than its retry.
     fn commit_at(&self, committed_at: Instant) -> Option<Instant> {
-        let gap = committed_at + COMMIT_GAP;
+        let gap = committed_at + self.env.settings.commit_gap;
         if !self.batch.is_empty() {
             Some(gap)
         } else if self.resync {
@@ -671,6 +671,7 @@ impl SessionActor {
             rules_version: self.vm.rules().version.clone(),
             state_bytes: self.vm.used_memory(),
             timers: self.timers.len(),
+            next_timer_ms: self.timers.values().map(|t| t.due_ms).min(),
         }
     }
 
@@ -710,8 +711,12 @@ fn not_member() -> ProtocolError {
     )
 }
 
+/// Waits until `at`; a time already come is ready at once (a tokio sleep
+/// would wait for the timer's next tick, a millisecond later, which on a
+/// headless session's clock is a millisecond of the game's time).
 async fn sleep_until(at: Option<Instant>) {
     match at {
+        Some(at) if at <= Instant::now() => {}
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }

@@ -77,6 +77,7 @@ async fn start() -> Session {
             script: Limits::default(),
             replay_window: 100,
             view_interval: Duration::from_millis(50),
+            commit_gap: super::COMMIT_GAP,
             ended_ttl: ENDED_TTL,
             idle_ttl: Duration::from_secs(3600),
         },
@@ -89,6 +90,7 @@ async fn start() -> Session {
         host: "phost".into(),
         host_secret: "hs".into(),
         host_attached: true,
+        seed: 7,
     };
     let (mut actor, _) = SessionActor::create(env, new).unwrap();
     assert!(actor.commit().await);

@@ -65,6 +65,10 @@ impl Failure {
 
 /// A message a seat received, as its page would.
 #[derive(Debug, Clone)]
+#[allow(
+    dead_code,
+    reason = "the seqs and news() are for recess sim, which lands next"
+)]
 pub(crate) enum Received {
     /// A `view` patch (already applied to the seat's view).
     View { seq: u64, patch: Json },
@@ -88,7 +92,7 @@ pub(crate) struct Seat {
     /// Messages up to this `seq` were already in their welcome.
     welcome_seq: u64,
     /// Still subscribed (not left, not kicked).
-    present: bool,
+    pub present: bool,
 }
 
 /// The runtime, clock and games that headless sessions share.
@@ -98,7 +102,7 @@ pub(crate) struct Harness {
     catalog: Arc<Catalog>,
     settings: Settings,
     metrics: Arc<Metrics>,
-    ids: Mutex<Ids>,
+    ids: Mutex<Rng>,
     sessions: Mutex<Vec<Weak<HeadlessSession>>>,
 }
 
@@ -134,7 +138,7 @@ impl Harness {
                 idle_ttl: Duration::from_secs(24 * 3600),
             },
             metrics: Arc::new(Metrics::default()),
-            ids: Mutex::new(Ids(seed ^ 0x5265_6365_7373)),
+            ids: Mutex::new(Rng::new(seed ^ 0x5265_6365_7373)),
             sessions: Mutex::new(Vec::new()),
         }))
     }
@@ -281,11 +285,6 @@ impl Drop for HeadlessSession {
 }
 
 impl HeadlessSession {
-    /// The game this session runs.
-    pub(crate) fn game(&self) -> &str {
-        &self.game
-    }
-
     /// The harness this session runs on.
     pub(crate) fn harness(&self) -> &Arc<Harness> {
         &self.harness
@@ -384,12 +383,22 @@ impl HeadlessSession {
         lock(&self.seen).seats.get(member).cloned()
     }
 
-    /// Every seat ever taken, in join order.
-    pub(crate) fn seats(&self) -> Vec<(MemberId, Seat)> {
-        lock(&self.seen)
-            .seats
+    #[allow(dead_code, reason = "for recess sim, which lands next")]
+    /// What each seat received since `read` (how many of each seat's
+    /// messages the caller has seen), in join order; moves `read` on.
+    pub(crate) fn news(
+        &self,
+        read: &mut std::collections::HashMap<MemberId, usize>,
+    ) -> Vec<(MemberId, String, Vec<Received>)> {
+        let seen = lock(&self.seen);
+        seen.seats
             .iter()
-            .map(|(id, s)| (id.clone(), s.clone()))
+            .filter_map(|(id, seat)| {
+                let from = read.entry(id.clone()).or_default();
+                let new = seat.received.get(*from..).unwrap_or_default().to_vec();
+                *from = seat.received.len();
+                (!new.is_empty()).then(|| (id.clone(), seat.name.clone(), new))
+            })
             .collect()
     }
 
@@ -578,11 +587,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A seeded generator of ids (splitmix64): the same seed, the same ids.
-struct Ids(u64);
+/// A seeded generator (splitmix64): the same seed, the same ids and choices.
+pub(crate) struct Rng(u64);
 
-impl Ids {
-    fn next(&mut self) -> u64 {
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -590,8 +603,14 @@ impl Ids {
         z ^ (z >> 31)
     }
 
+    /// A number in `0..n` (0 when `n` is 0).
+    #[allow(dead_code, reason = "for recess sim, which lands next")]
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next() % n }
+    }
+
     /// `len` characters of the alphabet real ids use.
-    fn text(&mut self, len: usize) -> String {
+    pub(crate) fn text(&mut self, len: usize) -> String {
         const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
         (0..len)
             .map(|_| ALPHABET[(self.next() % 32) as usize] as char)

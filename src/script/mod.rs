@@ -14,6 +14,7 @@ pub mod json;
 pub mod pattern;
 pub mod sandbox;
 pub mod vm;
+pub mod vocabulary;
 pub mod watch;
 
 pub use catalog::{Catalog, GameChange, Rules};

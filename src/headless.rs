@@ -383,7 +383,6 @@ impl HeadlessSession {
         lock(&self.seen).seats.get(member).cloned()
     }
 
-    #[allow(dead_code, reason = "for recess sim, which lands next")]
     /// What each seat received since `read` (how many of each seat's
     /// messages the caller has seen), in join order; moves `read` on.
     pub(crate) fn news(
@@ -604,7 +603,6 @@ impl Rng {
     }
 
     /// A number in `0..n` (0 when `n` is 0).
-    #[allow(dead_code, reason = "for recess sim, which lands next")]
     pub(crate) fn below(&mut self, n: u64) -> u64 {
         if n == 0 { 0 } else { self.next() % n }
     }

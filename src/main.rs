@@ -1,5 +1,6 @@
 //! The `recess` command: `recess [serve]` runs a node, `recess check`
-//! validates games, `recess test` runs their tests.
+//! validates games, `recess test` runs their tests, `recess sim` plays one
+//! with bots.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,13 +42,50 @@ enum Cmd {
         /// A games folder, a game folder or a test file (default: ./games).
         path: Option<PathBuf>,
     },
+    /// Play a session headless with bots and print what happens.
+    Sim(SimArgs),
+}
+
+#[derive(clap::Args)]
+struct SimArgs {
+    /// The game to play (its name in the games folder).
+    game: String,
+    /// Bots that join.
+    #[arg(long, default_value_t = 3)]
+    players: usize,
+    /// Where every random choice comes from: the same seed, the same run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Play these inputs (JSON lines, as a failed run saves them) instead
+    /// of random ones.
+    #[arg(long)]
+    actions: Option<PathBuf>,
+    /// Play until the game ends.
+    #[arg(long)]
+    until_end: bool,
+    /// Random steps to play (without --until-end).
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// The session's params, as JSON.
+    #[arg(long, default_value = "{}")]
+    params: String,
+    /// Where to save the inputs when a script error stops the run.
+    #[arg(long)]
+    save: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The authoring tools print their own output: only warnings and what
+    // games log (`ctx.log`) go to stderr beside it.
+    let default_filter = match cli.command {
+        Some(Cmd::Check { .. } | Cmd::Test { .. } | Cmd::Sim(_)) => "warn,recess::game=info",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("RECESS_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env("RECESS_LOG")
+                .unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -67,6 +105,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Cmd::Sim(args)) => sim(args, &cli.serve),
         Some(Cmd::Serve(config)) => serve(*config),
         None => serve(cli.serve),
     }
@@ -92,6 +131,36 @@ fn check(path: PathBuf, config: &Config) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn sim(args: SimArgs, config: &Config) -> ExitCode {
+    let params = match serde_json::from_str(&args.params) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("recess sim: --params is not JSON: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = recess::authoring::sim::Options {
+        game: args.game,
+        games: config.games.clone(),
+        players: args.players,
+        seed: args.seed,
+        params,
+        actions: args.actions,
+        until_end: args.until_end,
+        steps: args.steps,
+        save: args.save,
+    };
+    let mut out = std::io::stdout().lock();
+    match recess::authoring::sim::run(&options, config.limits(), &mut out) {
+        Ok(ending) if ending.failed(options.until_end) => ExitCode::FAILURE,
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("recess sim: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -6,4 +6,5 @@
 //! `headless`, the same actor a node runs; it never reaches a socket, a
 //! store or the cluster.
 
+pub mod sim;
 pub mod test;

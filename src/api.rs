@@ -57,8 +57,9 @@ async fn dispatch(
     match (req.method(), parts.as_slice()) {
         // Public: the host page lists games without a key.
         (&Method::GET, ["games"]) => {}
-        // A session's host may fetch its results with its own token.
-        (&Method::GET, ["sessions", _, "results"]) if token.is_some() => {}
+        // A session's host may fetch its results and its recording with
+        // its own token.
+        (&Method::GET, ["sessions", _, "results" | "recording"]) if token.is_some() => {}
         // Creating a session is hosting: the host key will do.
         (&Method::POST, ["sessions"]) => {
             if authorize_host(node, &req)? == Key::Host {
@@ -124,26 +125,26 @@ async fn dispatch(
             let seq = Answer::seq(node.request(id, broadcast).await)?;
             Ok(ok(json!({ "ok": true, "seq": seq })))
         }
+        (Method::GET, ["sessions", id, "recording"]) => {
+            let host = host_of(token.as_deref(), id)?;
+            let with_token = host.is_some();
+            let json =
+                Answer::recording(node.request(id, SessionRequest::Recording { host }).await)
+                    .map_err(|e| hide_which(e, with_token))?;
+            Ok(Response::builder()
+                .header(CONTENT_TYPE, "application/json")
+                .header(
+                    CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"recording-{id}.json\""),
+                )
+                .body(Body::from(json))
+                .unwrap_or_default())
+        }
         (Method::GET, ["sessions", id, "results"]) => {
-            let host = match &token {
-                None => None,
-                Some(t) => match parse_token(t) {
-                    Some((session, member, secret)) if session == *id => {
-                        Some((MemberId::from(member), secret.to_owned()))
-                    }
-                    _ => return Err(bad_results_token()),
-                },
-            };
+            let host = host_of(token.as_deref(), id)?;
             let with_token = host.is_some();
             let results = Answer::results(node.request(id, SessionRequest::Results { host }).await)
-                // With a token, a wrong secret and an unknown id answer
-                // alike: the answer must not tell which ids exist.
-                .map_err(|e| match e.code {
-                    ErrorCode::UnknownSession | ErrorCode::Unauthorized if with_token => {
-                        bad_results_token()
-                    }
-                    _ => e,
-                })?;
+                .map_err(|e| hide_which(e, with_token))?;
             let Some(results) = results else {
                 return Err(ProtocolError::new(
                     ErrorCode::Refused,
@@ -225,6 +226,29 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The seat and secret of a `?token=` for session `id` (none: the caller
+/// has the API key).
+fn host_of(token: Option<&str>, id: &str) -> Result<Option<(MemberId, String)>, ProtocolError> {
+    match token {
+        None => Ok(None),
+        Some(t) => match parse_token(t) {
+            Some((session, member, secret)) if session == id => {
+                Ok(Some((MemberId::from(member), secret.to_owned())))
+            }
+            _ => Err(bad_results_token()),
+        },
+    }
+}
+
+/// With a token, a wrong secret and an unknown id answer alike: the
+/// answer must not tell which ids exist.
+fn hide_which(e: ProtocolError, with_token: bool) -> ProtocolError {
+    match e.code {
+        ErrorCode::UnknownSession | ErrorCode::Unauthorized if with_token => bad_results_token(),
+        _ => e,
+    }
 }
 
 fn bad_results_token() -> ProtocolError {

@@ -54,6 +54,11 @@ pub struct Config {
     /// Messages per session kept for `resume`.
     #[arg(long, env = "RECESS_REPLAY_WINDOW", default_value_t = 1000)]
     pub replay_window: usize,
+    /// A session's recording (`GET /api/sessions/{id}/recording`, for
+    /// `recess replay`) keeps this many KiB of messages in full, then their
+    /// hashes; it stops at twice this. 0: sessions are not recorded.
+    #[arg(long, env = "RECESS_RECORDING_KIB", default_value_t = 4096)]
+    pub recording_kib: usize,
     /// Lua memory per session, in MiB.
     #[arg(long, env = "RECESS_SESSION_MEMORY_MB", default_value_t = 16)]
     pub session_memory_mb: usize,
@@ -143,6 +148,7 @@ impl Config {
             max_frame: 64 * 1024,
             view_interval_ms: 50,
             replay_window: 1000,
+            recording_kib: 4096,
             session_memory_mb: 16,
             cpu_budget_m: 20,
             max_connections: 20_000,

@@ -136,6 +136,8 @@ impl Harness {
                 commit_gap: Duration::ZERO,
                 ended_ttl: Duration::from_secs(3600),
                 idle_ttl: Duration::from_secs(24 * 3600),
+                // Tests and simulations are reproducible from their seed.
+                recording_bytes: 0,
             },
             metrics: Arc::new(Metrics::default()),
             ids: Mutex::new(Rng::new(seed ^ 0x5265_6365_7373)),

@@ -1,6 +1,6 @@
 //! The `recess` command: `recess [serve]` runs a node, `recess check`
 //! validates games, `recess test` runs their tests, `recess sim` plays one
-//! with bots.
+//! with bots, `recess replay` runs a recorded session again.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +44,16 @@ enum Cmd {
     },
     /// Play a session headless with bots and print what happens.
     Sim(SimArgs),
+    /// Run a recorded session again and check every message is the same.
+    Replay {
+        /// A recording (`GET /api/sessions/{id}/recording`, or the host
+        /// page's "Download recording").
+        file: PathBuf,
+        /// Replay against the game in this folder instead of the recorded
+        /// rules.
+        #[arg(long)]
+        games: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -80,6 +90,8 @@ fn main() -> ExitCode {
     // games log (`ctx.log`) go to stderr beside it.
     let default_filter = match cli.command {
         Some(Cmd::Check { .. } | Cmd::Test { .. } | Cmd::Sim(_)) => "warn,recess::game=info",
+        // What the replayed game logs was logged when it happened.
+        Some(Cmd::Replay { .. }) => "error",
         _ => "info",
     };
     tracing_subscriber::fmt()
@@ -106,6 +118,19 @@ fn main() -> ExitCode {
             }
         }
         Some(Cmd::Sim(args)) => sim(args, &cli.serve),
+        Some(Cmd::Replay { file, games }) => {
+            let options = recess::authoring::replay::Options { file, games };
+            let mut out = std::io::stdout().lock();
+            match recess::authoring::replay::run(&options, &mut out) {
+                Ok(recess::authoring::replay::Verdict::Identical) => ExitCode::SUCCESS,
+                Ok(recess::authoring::replay::Verdict::Differs) => ExitCode::FAILURE,
+                // Not a verdict: the replay could not be made at all.
+                Err(e) => {
+                    eprintln!("recess replay: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Some(Cmd::Serve(config)) => serve(*config),
         None => serve(cli.serve),
     }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use super::{short, truncate};
 use crate::headless::{Failure, Harness, HeadlessSession, Received, Rng, START_MS};
 use crate::script::{Catalog, Limits};
 use crate::session::MemberId;
@@ -227,8 +228,7 @@ impl Sim<'_> {
     }
 
     fn clock(&self) -> String {
-        let ms = (self.session.harness().now() - START_MS).max(0);
-        format!("{:02}:{:02}.{:03}", ms / 60_000, ms / 1000 % 60, ms % 1000)
+        super::elapsed(self.session.harness().now() - START_MS)
     }
 
     fn random(&mut self, options: &Options) -> std::io::Result<Ending> {
@@ -707,18 +707,6 @@ fn results_lines(results: Option<&Json>) -> Vec<String> {
             }))
             .collect(),
         _ => vec![short(results, 400)],
-    }
-}
-
-/// Compact JSON, cut at `max` characters.
-fn short(value: &Json, max: usize) -> String {
-    truncate(&value.to_string(), max)
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
     }
 }
 

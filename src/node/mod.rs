@@ -496,6 +496,7 @@ fn settings(config: &Config) -> Settings {
         commit_gap: crate::session::actor::COMMIT_GAP,
         ended_ttl: Duration::from_secs(config.ended_ttl_min.saturating_mul(60)),
         idle_ttl: Duration::from_secs(config.idle_ttl_h.saturating_mul(3600)),
+        recording_bytes: config.recording_kib.saturating_mul(1024),
     }
 }
 

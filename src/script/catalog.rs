@@ -453,6 +453,13 @@ impl Fnv {
     }
 }
 
+/// The 64-bit FNV-1a hash of `bytes` (as a version hashes one source).
+pub(crate) fn fnv64(bytes: &[u8]) -> u64 {
+    let mut hash = Fnv::default();
+    hash.write(bytes);
+    hash.0
+}
+
 /// Runs the main chunk in a scratch sandbox and checks the game table.
 fn validate(rules: Rules, limits: Limits) -> Result<Rules, String> {
     let rules = Arc::new(rules);

@@ -67,6 +67,11 @@ pub(crate) enum Request {
     Results {
         host: Option<(MemberId, String)>,
     },
+    /// The session's recording (for `recess replay`), with `host` checked
+    /// as for `Results`.
+    Recording {
+        host: Option<(MemberId, String)>,
+    },
 }
 
 /// What a session answers to a request.
@@ -83,6 +88,10 @@ pub(crate) enum Answer {
     Summary(SessionSummary),
     Results {
         results: Option<Json>,
+    },
+    /// To `recording`: the recording file's JSON text.
+    Recording {
+        json: String,
     },
 }
 
@@ -123,6 +132,13 @@ impl Answer {
     pub(crate) fn results(outcome: Outcome) -> Result<Option<Json>, ProtocolError> {
         match outcome? {
             Answer::Results { results } => Ok(results),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub(crate) fn recording(outcome: Outcome) -> Result<String, ProtocolError> {
+        match outcome? {
+            Answer::Recording { json } => Ok(json),
             other => Err(unexpected(&other)),
         }
     }

@@ -99,6 +99,9 @@ pub(crate) struct Settings {
     pub ended_ttl: Duration,
     /// How long a session nobody is connected to stays (`--idle-ttl-h`).
     pub idle_ttl: Duration,
+    /// Bytes of a session's recording kept in full (`--recording-kib`);
+    /// 0: sessions are not recorded.
+    pub recording_bytes: usize,
 }
 
 /// Everything a session reaches outside itself; one per node, shared by its

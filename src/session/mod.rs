@@ -15,6 +15,7 @@ pub(crate) mod env;
 pub(crate) mod mailbox;
 pub(crate) mod names;
 pub(crate) mod record;
+pub(crate) mod recording;
 pub(crate) mod replay;
 pub mod view;
 

@@ -153,7 +153,7 @@ impl SessionActor {
                     ),
                 );
                 tracing::error!(session = %self.id, "{}", err.message);
-                self.notify_hosts(&err, None);
+                let _ = self.notice(&err, None);
                 batch.messages.append(&mut self.batch.messages);
                 None
             }

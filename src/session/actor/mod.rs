@@ -26,6 +26,7 @@ use super::names::{clean_name, name_key};
 use super::record::{
     MemberRecord, MemberWrite, SessionSnapshot, SessionWrite, StoredSession, TimerRecord,
 };
+use super::recording::{self, Header, Input, Recording};
 use super::replay::{Replay, ReplayLog};
 use super::view;
 use super::{
@@ -42,7 +43,9 @@ use crate::script::{
 /// Most commands handled before a commit (and most answers waiting for one),
 /// so one busy session cannot delay its acks indefinitely.
 mod commit;
+mod rerun;
 mod rules;
+pub(crate) use rerun::RERUN_SECRET;
 #[cfg(test)]
 mod tests;
 
@@ -205,6 +208,12 @@ pub(crate) struct SessionActor {
     durable: bool,
     /// After a failed commit, a rewrite alone is not tried again before this.
     retry_at: Option<Instant>,
+    /// The rules the catalog offered when the current input began; a
+    /// handler switches to them (see `refresh_rules`).
+    offered: Option<Arc<Rules>>,
+    /// Every input and output since the session started on this node;
+    /// `None` for a restored session or with `--recording-kib 0`.
+    recording: Option<Recording>,
     env: Arc<SessionEnv>,
     batch: Batch,
 }
@@ -243,7 +252,23 @@ impl SessionActor {
         let vm = GameVm::new(new.rules.clone(), env.settings.script, &new.id, counters)
             .map_err(script_failure)?;
         let now = env.clock.now_ms();
+        let recording = (env.settings.recording_bytes > 0).then(|| {
+            let header = Header {
+                session: new.id.to_string(),
+                code: new.code.clone(),
+                game: new.rules.game.clone(),
+                seed: new.seed,
+                params: new.params.clone(),
+                created_ms: now,
+                host: new.host.to_string(),
+                host_attached: new.host_attached,
+                limits: env.settings.script.into(),
+            };
+            Recording::start(header, new.rules.clone(), env.settings.recording_bytes)
+        });
         let mut actor = SessionActor::fresh(env, new.id, new.code, new.rules.game.clone(), vm, now);
+        actor.recording = recording;
+        actor.offered = Some(new.rules.clone());
         let host = Member {
             id: new.host.clone(),
             name: "Host".into(),
@@ -272,6 +297,7 @@ impl SessionActor {
         let view = actor.vm.view(&host_info).map_err(script_failure)?;
         actor.batch.state = true;
         actor.batch.view(&new.host);
+        actor.record_answer(Some(&new.host), Ok(serde_json::json!({ "view": &view })));
         let host = &mut actor.members[&new.host];
         host.view = Arc::new(view);
         let attached = actor.attached(&new.host, None);
@@ -374,6 +400,8 @@ impl SessionActor {
             relinquished: false,
             durable: true,
             retry_at: None,
+            offered: None,
+            recording: None,
             env,
             batch: Batch::default(),
         }
@@ -513,7 +541,23 @@ impl SessionActor {
                 nonce,
             } => {
                 self.active_ms = now;
-                let result = self.join(member, secret, name, nonce, now);
+                self.begin(
+                    now,
+                    Input::Join {
+                        member: member.to_string(),
+                        name: name.clone(),
+                        nonce: nonce.as_deref().map(recording::digest),
+                    },
+                );
+                let result = self.join(member.clone(), secret, name, nonce, now);
+                let answer = match &result {
+                    Ok(a) => Ok(self
+                        .members
+                        .get(&a.member)
+                        .map_or(Json::Null, |m| serde_json::json!({ "view": &*m.view }))),
+                    Err(e) => Err(e),
+                };
+                self.record_answer(Some(&member), answer);
                 self.reply(reply, result.map(Answer::Attached));
             }
             Request::Resume {
@@ -522,15 +566,38 @@ impl SessionActor {
                 last_seq,
             } => {
                 let result = self.resume(&member, &secret, last_seq);
+                if result.is_ok() {
+                    self.begin(
+                        now,
+                        Input::Resume {
+                            member: member.to_string(),
+                        },
+                    );
+                }
                 self.reply(reply, result.map(Answer::Attached));
             }
             Request::Action { member, name, data } => {
                 self.active_ms = now;
+                self.begin(
+                    now,
+                    Input::Action {
+                        member: member.to_string(),
+                        name: name.clone(),
+                        data: data.clone(),
+                    },
+                );
                 let result = self.action(&member, &name, &data, now);
+                self.record_answer(Some(&member), done(&result));
                 self.reply(reply, result.map(|()| Answer::Done));
             }
             Request::Leave { member } => {
                 self.active_ms = now;
+                self.begin(
+                    now,
+                    Input::Leave {
+                        member: member.to_string(),
+                    },
+                );
                 self.leave(&member, now);
                 self.reply(reply, Ok(Answer::Done));
             }
@@ -538,6 +605,12 @@ impl SessionActor {
                 if let Some(m) = self.members.get_mut(&member) {
                     m.connections = m.connections.saturating_sub(1);
                     self.sync_player(&member);
+                    self.begin(
+                        now,
+                        Input::Disconnect {
+                            member: member.to_string(),
+                        },
+                    );
                 }
                 reply.send(Ok(Answer::Done));
             }
@@ -545,43 +618,113 @@ impl SessionActor {
                 if let Some(m) = self.members.get_mut(&member) {
                     m.connections += 1;
                     self.sync_player(&member);
+                    self.begin(
+                        now,
+                        Input::Reattach {
+                            member: member.to_string(),
+                        },
+                    );
                 }
                 reply.send(Ok(Answer::Done));
             }
             Request::Event { name, data } => {
                 self.active_ms = now;
+                self.begin(
+                    now,
+                    Input::Event {
+                        name: name.clone(),
+                        data: data.clone(),
+                    },
+                );
                 let result = self.event(&name, &data, now);
+                self.record_answer(None, done(&result));
                 self.reply(reply, result.map(|()| Answer::Done));
             }
             Request::Broadcast { name, data } => {
                 self.active_ms = now;
+                self.begin(
+                    now,
+                    Input::Broadcast {
+                        name: name.clone(),
+                        data: data.clone(),
+                    },
+                );
                 let id = self.id.clone();
                 let seq = self.push(Audience::All, false, |seq| {
                     protocol::encode_event(&id, seq, &name, &data)
                 });
+                self.record_answer(None, Ok(serde_json::json!({ "seq": seq })));
                 self.reply(reply, Ok(Answer::Seq { seq }));
             }
             Request::Summary => reply.send(Ok(Answer::Summary(self.summary()))),
             Request::Results { host } => {
-                let allowed = host.is_none_or(|(member, secret)| {
-                    self.members.get(&member).is_some_and(|m| {
-                        m.role == Role::Host
-                            && constant_time_eq(m.secret.as_bytes(), secret.as_bytes())
-                    })
+                let result = self.check_host(host).map(|()| Answer::Results {
+                    results: self.ended.clone(),
                 });
-                let result = if allowed {
-                    Ok(Answer::Results {
-                        results: self.ended.clone(),
-                    })
-                } else {
-                    Err(ProtocolError::new(
-                        ErrorCode::Unauthorized,
-                        "that token is not this session's host",
-                    ))
-                };
                 reply.send(result);
             }
+            Request::Recording { host } => {
+                let result = self.check_host(host).and_then(|()| self.recording_json());
+                reply.send(result.map(|json| Answer::Recording { json }));
+            }
         }
+    }
+
+    /// With `host`, whether that seat is a host whose secret matches; with
+    /// none, the caller has the API key.
+    fn check_host(&self, host: Option<(MemberId, String)>) -> Result<(), ProtocolError> {
+        let allowed = host.is_none_or(|(member, secret)| {
+            self.members.get(&member).is_some_and(|m| {
+                m.role == Role::Host && constant_time_eq(m.secret.as_bytes(), secret.as_bytes())
+            })
+        });
+        if allowed {
+            Ok(())
+        } else {
+            Err(ProtocolError::new(
+                ErrorCode::Unauthorized,
+                "that token is not this session's host",
+            ))
+        }
+    }
+
+    /// The session's recording as a file holds it.
+    fn recording_json(&self) -> Result<String, ProtocolError> {
+        let Some(recording) = &self.recording else {
+            let why = if self.env.settings.recording_bytes == 0 {
+                "this server keeps no recordings (--recording-kib 0)"
+            } else {
+                "this session has no recording: it was restored after a restart or moved from another node, and a recording covers a session from its start on one node"
+            };
+            return Err(ProtocolError::new(ErrorCode::Refused, why));
+        };
+        serde_json::to_string(&recording.file()).map_err(|e| {
+            ProtocolError::new(
+                ErrorCode::Internal,
+                format!("the recording could not be written: {e}"),
+            )
+        })
+    }
+
+    /// An input begins at Unix ms `now`: the rules the catalog offers now
+    /// are the ones its handlers switch to, and it is recorded.
+    fn begin(&mut self, now: i64, input: Input) {
+        self.offered = self.env.catalog.get(&self.game);
+        if let Some(r) = &mut self.recording {
+            r.input(now, self.offered.as_ref(), input);
+        }
+    }
+
+    /// Records the answer the sender of the current input was given.
+    fn record_answer(&mut self, to: Option<&str>, answer: Result<Json, &ProtocolError>) {
+        let Some(r) = &mut self.recording else {
+            return;
+        };
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => serde_json::json!({ "error": e.code, "message": e.message }),
+        };
+        r.answer(to, answer);
     }
 
     /// Queues an answer for after the commit.
@@ -698,6 +841,11 @@ impl SessionActor {
         let delta = unix_ms.saturating_sub(self.env.clock.now_ms()).max(0) as u64;
         Instant::now() + Duration::from_millis(delta.min(365 * 24 * 3_600_000))
     }
+}
+
+/// How a recording shows a handler call's answer.
+fn done(result: &Result<(), ProtocolError>) -> Result<Json, &ProtocolError> {
+    result.as_ref().map(|()| Json::from("ok"))
 }
 
 fn script_failure(e: ScriptError) -> ProtocolError {

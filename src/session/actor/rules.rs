@@ -273,6 +273,10 @@ impl SessionActor {
             .filter(|t| t.due_ms <= now)
             .map(|t| (t.due_ms, t.id))
             .collect();
+        if due.is_empty() {
+            return;
+        }
+        self.begin(now, Input::Timers);
         due.sort_unstable();
         for (_, id) in due {
             let Some(timer) = self.timers.remove(&id) else {
@@ -375,6 +379,7 @@ impl SessionActor {
     /// Sends each member the patch from its last view to its current one.
     /// Members whose patches are equal share one message (and one `seq`).
     pub(super) fn view_pass(&mut self) {
+        self.begin(self.env.clock.now_ms(), Input::Views);
         self.views_dirty = false;
         self.last_view_pass = Instant::now();
         Metrics::inc(&self.env.metrics.view_passes_total);
@@ -424,6 +429,9 @@ impl SessionActor {
             revoke,
         };
         self.batch.bytes += message.frame.len();
+        if let Some(r) = &mut self.recording {
+            r.frame(message.seq, &message.audience, &message.frame);
+        }
         self.log.push(message.clone(), &mut self.batch.evicted);
         self.batch.messages.push(message);
         Metrics::inc(&self.env.metrics.messages_total);
@@ -432,6 +440,18 @@ impl SessionActor {
 
     /// An unsequenced notice to the hosts (except `skip`), e.g. a script error.
     pub(super) fn notify_hosts(&mut self, err: &ProtocolError, skip: Option<&str>) {
+        if self.notice(err, skip)
+            && let (Some(r), Some(notice)) = (&mut self.recording, self.batch.messages.last())
+        {
+            r.frame(0, &notice.audience, &notice.frame);
+        }
+    }
+
+    /// Queues a notice to the hosts (except `skip`) at the end of the
+    /// batch's messages; `false` when there is nobody to tell. Not recorded:
+    /// a notice about a commit depends on when commits happen, which a
+    /// replay does not reproduce.
+    pub(super) fn notice(&mut self, err: &ProtocolError, skip: Option<&str>) -> bool {
         let hosts: Vec<MemberId> = self
             .members
             .values()
@@ -439,7 +459,7 @@ impl SessionActor {
             .map(|m| m.id.clone())
             .collect();
         if hosts.is_empty() {
-            return;
+            return false;
         }
         self.batch.messages.push(Outgoing {
             seq: 0,
@@ -447,6 +467,7 @@ impl SessionActor {
             frame: protocol::encode_error(err, None, Some(&self.id)).into(),
             revoke: false,
         });
+        true
     }
 
     /// Reports a failed handler call: logged, shown to the hosts, returned to the caller.
@@ -460,7 +481,7 @@ impl SessionActor {
 
     /// Switches to the newest good rules before a handler call, if they changed.
     pub(super) fn refresh_rules(&mut self) {
-        let Some(current) = self.env.catalog.get(&self.game) else {
+        let Some(current) = self.offered.clone() else {
             return;
         };
         if current.version == self.vm.rules().version
@@ -492,6 +513,12 @@ impl SessionActor {
         if let GameChange::Broken { game, message } = change
             && game == self.game
         {
+            self.begin(
+                self.env.clock.now_ms(),
+                Input::Broken {
+                    message: message.clone(),
+                },
+            );
             let err = ProtocolError::new(
                 ErrorCode::GameBroken,
                 format!(

@@ -80,6 +80,7 @@ async fn start() -> Session {
             commit_gap: super::COMMIT_GAP,
             ended_ttl: ENDED_TTL,
             idle_ttl: Duration::from_secs(3600),
+            recording_bytes: 1 << 20,
         },
     });
     let new = NewSession {

@@ -1,0 +1,457 @@
+//! A session's recording: every input that changed it, each with its time,
+//! beside the seed of its `ctx.random`, and every message it sent. `recess
+//! replay` runs the inputs again through the same actor code and checks that
+//! the messages come out byte for byte the same (`authoring::replay`).
+//!
+//! What is recorded, in the order the actor took it ([`Input`]): joins,
+//! leaves, resumes, dropped and returning connections, actions, REST events
+//! and broadcasts, timer firings, view passes, and each new version of the
+//! rules the session was offered. Secrets are not recorded (a recording is
+//! no key to anyone's seat): join retry keys are kept only as a hash, which
+//! is all the actor compares. What is checked ([`Output`]): every sequenced
+//! message and notice, and the answer to every input that has one.
+//!
+//! A recording is bounded by `--recording-kib`: past that many bytes the
+//! messages are kept as hashes (still compared, not shown); past twice that
+//! the recording stops, and a replay checks what it holds. A session that
+//! was restored (after a restart or a failover) has no recording: one covers
+//! a session from its start on one node.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use super::Audience;
+use crate::script::catalog::fnv64;
+use crate::script::{Limits, Rules};
+
+/// The file format's version, `"recording"` in the file.
+pub(crate) const FORMAT: u32 = 1;
+
+/// One thing that happened to the session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "do", rename_all = "snake_case")]
+pub(crate) enum Input {
+    /// The session was created (always the first input): `init`, the host's
+    /// `join` and view.
+    Start,
+    Join {
+        member: String,
+        name: String,
+        /// The hash of the client's join retry key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// A socket took the seat again with its token.
+    Resume {
+        member: String,
+    },
+    /// A member's socket went away.
+    Disconnect {
+        member: String,
+    },
+    /// A socket that holds the seat told a new owner it is there.
+    Reattach {
+        member: String,
+    },
+    Action {
+        member: String,
+        name: String,
+        #[serde(default)]
+        data: Json,
+    },
+    Leave {
+        member: String,
+    },
+    /// `POST /api/sessions/{id}/events`.
+    Event {
+        name: String,
+        #[serde(default)]
+        data: Json,
+    },
+    /// `POST /api/sessions/{id}/broadcast`.
+    Broadcast {
+        name: String,
+        #[serde(default)]
+        data: Json,
+    },
+    /// The timers due at this time fired.
+    Timers,
+    /// A view pass: every member's view was built and patched.
+    Views,
+    /// From here on the catalog offered this version of the rules (the
+    /// session switches at its next handler call, or reports why not).
+    Rules {
+        version: String,
+    },
+    /// The saved game file failed to load (the hosts were told).
+    Broken {
+        message: String,
+    },
+}
+
+/// An input and when it came, in ms since the session started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Step {
+    pub t: i64,
+    #[serde(flatten)]
+    pub input: Input,
+}
+
+/// Something the session sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Output {
+    /// The input it came from (its index in `steps`).
+    pub step: usize,
+    /// The message's `seq`; 0 for a notice or an answer.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seq: u64,
+    /// Who it was for; absent: every member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub what: What,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// What was sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum What {
+    /// A frame, exactly as it went on the wire.
+    Frame(String),
+    /// A frame past the recording's size limit: its FNV-1a hash and length.
+    Digest { hash: String, bytes: usize },
+    /// The answer to the input's sender: `"ok"`, `{"seq": n}`, the welcome
+    /// view of a join (`{"view": …}`) or `{"error": code, "message": …}`.
+    Answer(Json),
+}
+
+impl What {
+    /// Whether `self` (recorded) and `other` (replayed) are the same message.
+    pub(crate) fn matches(&self, other: &What) -> bool {
+        match (self, other) {
+            (What::Digest { hash, bytes }, What::Frame(f))
+            | (What::Frame(f), What::Digest { hash, bytes }) => {
+                f.len() == *bytes && digest(f) == *hash
+            }
+            (a, b) => a == b,
+        }
+    }
+
+    /// The message as a report shows it.
+    pub(crate) fn show(&self) -> String {
+        match self {
+            What::Frame(f) => f.clone(),
+            What::Digest { hash, bytes } => {
+                format!("(a {bytes}-byte message past the recording's size limit, hash {hash})")
+            }
+            What::Answer(a) => format!("answer {a}"),
+        }
+    }
+}
+
+/// The hash a [`What::Digest`] keeps.
+pub(crate) fn digest(frame: &str) -> String {
+    format!("{:016x}", fnv64(frame.as_bytes()))
+}
+
+/// The sandbox limits the session ran under (a replay uses the same).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RecordedLimits {
+    pub cpu_units: u64,
+    pub cpu_time_ms: u64,
+    pub memory_bytes: usize,
+    pub message_bytes: usize,
+    pub call_output_bytes: usize,
+    pub view_bytes: usize,
+}
+
+impl From<Limits> for RecordedLimits {
+    fn from(l: Limits) -> Self {
+        RecordedLimits {
+            cpu_units: l.cpu_units,
+            cpu_time_ms: u64::try_from(l.cpu_time.as_millis()).unwrap_or(u64::MAX),
+            memory_bytes: l.memory_bytes,
+            message_bytes: l.message_bytes,
+            call_output_bytes: l.call_output_bytes,
+            view_bytes: l.view_bytes,
+        }
+    }
+}
+
+impl From<RecordedLimits> for Limits {
+    fn from(l: RecordedLimits) -> Self {
+        Limits {
+            cpu_units: l.cpu_units,
+            cpu_time: std::time::Duration::from_millis(l.cpu_time_ms),
+            memory_bytes: l.memory_bytes,
+            message_bytes: l.message_bytes,
+            call_output_bytes: l.call_output_bytes,
+            view_bytes: l.view_bytes,
+        }
+    }
+}
+
+/// How the session was started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Header {
+    pub session: String,
+    pub code: String,
+    pub game: String,
+    /// The seed of `ctx.random` and `math.random`.
+    pub seed: u64,
+    pub params: Json,
+    /// Unix ms when the session started; step times count from here.
+    pub created_ms: i64,
+    /// The host's member id.
+    pub host: String,
+    /// Whether the host had a socket from the start (false: created by REST).
+    pub host_attached: bool,
+    pub limits: RecordedLimits,
+}
+
+/// One version of the rules: its files by name in the games folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RulesFiles {
+    pub version: String,
+    pub files: BTreeMap<String, String>,
+}
+
+impl RulesFiles {
+    fn of(rules: &Rules) -> RulesFiles {
+        let mut files = BTreeMap::new();
+        files.insert(rules.main.chunk_name.clone(), rules.main.text.to_string());
+        for m in rules.modules.values() {
+            files.insert(m.chunk_name.clone(), m.text.to_string());
+        }
+        RulesFiles {
+            version: rules.version.clone(),
+            files,
+        }
+    }
+}
+
+/// A recording as a file holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RecordingFile {
+    /// [`FORMAT`].
+    pub recording: u32,
+    /// The version of Recess that recorded it.
+    pub recess: String,
+    #[serde(flatten)]
+    pub header: Header,
+    /// Every version of the rules the session was offered, first the one
+    /// it started with.
+    pub rules: Vec<RulesFiles>,
+    pub steps: Vec<Step>,
+    pub outputs: Vec<Output>,
+    /// The recording stopped at its size limit: later inputs are missing.
+    #[serde(default)]
+    pub stopped: bool,
+}
+
+/// A recording being made by a session's actor.
+pub(crate) struct Recording {
+    header: Header,
+    rules: Vec<Arc<Rules>>,
+    steps: Vec<Step>,
+    outputs: Vec<Output>,
+    /// The version the last `Rules` input (or the start) named.
+    offered: String,
+    bytes: usize,
+    /// Bytes after which frames are kept as hashes; twice this, it stops.
+    limit: usize,
+    stopped: bool,
+}
+
+/// Bytes an output costs beyond its text (its entry, `to`, numbers).
+const ENTRY_BYTES: usize = 48;
+
+impl Recording {
+    /// A recording of a session that starts now with `rules`.
+    pub(crate) fn start(header: Header, rules: Arc<Rules>, limit: usize) -> Recording {
+        let offered = rules.version.clone();
+        Recording {
+            header,
+            rules: vec![rules],
+            steps: vec![Step {
+                t: 0,
+                input: Input::Start,
+            }],
+            outputs: Vec::new(),
+            offered,
+            bytes: 0,
+            limit,
+            stopped: false,
+        }
+    }
+
+    /// Records an input taken at Unix ms `now`, after noting `offered` as
+    /// the rules the catalog offers from now on, if they are new.
+    pub(crate) fn input(&mut self, now: i64, offered: Option<&Arc<Rules>>, input: Input) {
+        if let Some(rules) = offered
+            && rules.version != self.offered
+        {
+            self.offered = rules.version.clone();
+            // Shared with the catalog: not counted against the limit.
+            if !self.rules.iter().any(|r| r.version == rules.version) {
+                self.rules.push(rules.clone());
+            }
+            self.push_step(
+                now,
+                Input::Rules {
+                    version: rules.version.clone(),
+                },
+            );
+        }
+        self.push_step(now, input);
+    }
+
+    fn push_step(&mut self, now: i64, input: Input) {
+        if self.stopped {
+            return;
+        }
+        if self.bytes >= self.limit.saturating_mul(2) {
+            self.stopped = true;
+            return;
+        }
+        let step = Step {
+            t: now - self.header.created_ms,
+            input,
+        };
+        self.bytes += ENTRY_BYTES + serde_json::to_vec(&step).map_or(0, |v| v.len());
+        self.steps.push(step);
+    }
+
+    /// Records a frame sent to `audience`.
+    pub(crate) fn frame(&mut self, seq: u64, audience: &Audience, frame: &str) {
+        let what = if self.bytes + frame.len() > self.limit {
+            What::Digest {
+                hash: digest(frame),
+                bytes: frame.len(),
+            }
+        } else {
+            self.bytes += frame.len();
+            What::Frame(frame.to_owned())
+        };
+        let to = match audience {
+            Audience::All => None,
+            Audience::Members(ids) => Some(ids.iter().map(|m| m.to_string()).collect()),
+        };
+        self.output(seq, to, what);
+    }
+
+    /// Records the answer `member` (or a REST caller) was given.
+    pub(crate) fn answer(&mut self, member: Option<&str>, answer: Json) {
+        self.bytes += answer.to_string().len();
+        self.output(0, member.map(|m| vec![m.to_owned()]), What::Answer(answer));
+    }
+
+    fn output(&mut self, seq: u64, to: Option<Vec<String>>, what: What) {
+        if self.stopped {
+            return;
+        }
+        self.bytes += ENTRY_BYTES;
+        let step = self.steps.len().saturating_sub(1);
+        self.outputs.push(Output {
+            step,
+            seq,
+            to,
+            what,
+        });
+    }
+
+    /// The outputs recorded so far.
+    pub(crate) fn outputs(&self) -> &[Output] {
+        &self.outputs
+    }
+
+    /// The inputs recorded so far.
+    pub(crate) fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The recording as a file holds it.
+    pub(crate) fn file(&self) -> RecordingFile {
+        RecordingFile {
+            recording: FORMAT,
+            recess: env!("CARGO_PKG_VERSION").to_owned(),
+            header: self.header.clone(),
+            rules: self.rules.iter().map(|r| RulesFiles::of(r)).collect(),
+            steps: self.steps.clone(),
+            outputs: self.outputs.clone(),
+            stopped: self.stopped,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn steps_and_outputs_read_back_as_written() {
+        let steps = vec![
+            Step {
+                t: 0,
+                input: Input::Start,
+            },
+            Step {
+                t: 1500,
+                input: Input::Action {
+                    member: "pabc".into(),
+                    name: "answer".into(),
+                    data: json!({"choice": 2, "x": 0.5}),
+                },
+            },
+            Step {
+                t: 2000,
+                input: Input::Timers,
+            },
+        ];
+        let text = serde_json::to_string(&steps).unwrap();
+        assert!(
+            text.contains(r#"{"t":1500,"do":"action","member":"pabc""#),
+            "{text}"
+        );
+        let back: Vec<Step> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, steps);
+        let outputs = vec![
+            Output {
+                step: 1,
+                seq: 7,
+                to: None,
+                what: What::Frame("{\"type\":\"event\"}".into()),
+            },
+            Output {
+                step: 1,
+                seq: 0,
+                to: Some(vec!["pabc".into()]),
+                what: What::Answer(json!("ok")),
+            },
+        ];
+        let text = serde_json::to_string(&outputs).unwrap();
+        let back: Vec<Output> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, outputs);
+    }
+
+    #[test]
+    fn a_digest_matches_only_its_frame() {
+        let frame = r#"{"type":"view","seq":3}"#;
+        let kept = What::Digest {
+            hash: digest(frame),
+            bytes: frame.len(),
+        };
+        assert!(kept.matches(&What::Frame(frame.into())));
+        assert!(!kept.matches(&What::Frame(r#"{"type":"view","seq":4}"#.into())));
+        assert!(What::Frame(frame.into()).matches(&What::Frame(frame.into())));
+        assert!(!What::Frame(frame.into()).matches(&What::Answer(json!("ok"))));
+    }
+}

@@ -405,3 +405,48 @@ fn a_file_that_is_not_a_recording_is_refused_clearly() {
         "{err}"
     );
 }
+
+/// Lua's string hash seed is fixed (`.cargo/config.toml`): `pairs` visits a
+/// table's string keys in the same order in every process, so a game that
+/// iterates with `pairs` replays the same.
+#[test]
+fn pairs_visits_keys_in_the_same_order_in_every_process() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("p.lua"),
+        r#"return { title = "P", init = function() return {} end, view = function() return {} end }"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p_test.lua"),
+        r#"test("order", function()
+  local t = {}
+  for i = 1, 40 do t["key" .. i] = i end
+  local s = {}
+  for k in pairs(t) do s[#s + 1] = k end
+  print(table.concat(s, ","))
+end)"#,
+    )
+    .unwrap();
+    let order = || {
+        let out = recess()
+            .arg("test")
+            .arg(dir.path())
+            .output()
+            .expect("run recess test");
+        // `print` in a test goes to the log, on stderr.
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        let line = text
+            .lines()
+            .find_map(|l| l.find("key").map(|at| l[at..].to_owned()));
+        line.unwrap_or_else(|| panic!("no order printed: {text}"))
+    };
+    let first = order();
+    for _ in 0..3 {
+        assert_eq!(
+            order(),
+            first,
+            "the order of pairs changed between processes"
+        );
+    }
+}

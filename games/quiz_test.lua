@@ -208,7 +208,7 @@ test("a student who leaves and comes back under the same name gets their seat an
   answer(s, ben, 2)
   expect(s:view(ana).score).to_be(1000)
   s:leave(ana)
-  expect(s:view(s.host).status).to_be("1 of 1 player got it right")
+  expect(s:view(s.host).status).to_be("0 of 1 player got it right")  -- Ben, still here
   s:act(s.host, "next")            -- question 2, without Ana
   local back, why = s:join("Ana")
   expect(why).to_be_nil()
@@ -223,6 +223,21 @@ test("a student who leaves and comes back under the same name gets their seat an
     { rank = 1, name = "Ana", score = 2000, correct = 2 },
     { rank = 2, name = "Ben", score = 1000, correct = 1 },
   })
+end)
+
+test("the answered count is of the students in the room", function()
+  local s, ana, ben, cal = quiz({ "Ana", "Ben", "Cal" })
+  start(s)
+  answer(s, ana, 1)
+  expect(s:view(ben).status).to_be("1 of 3 answered")
+  s:leave(ana)                     -- her answer stays, but she is gone
+  expect(s:view(ben).status).to_be("0 of 2 answered")
+  expect(s:view(s.host).status).to_be("0 of 2 answered")
+  local back = s:join("Ana")       -- and back, with her answer
+  expect(s:view(back).status).to_be("Answer saved. 1 of 3 answered")
+  answer(s, ben, 1)
+  answer(s, cal, 2)
+  expect(s:view(s.host).status).to_be("2 of 3 players got it right")
 end)
 
 test("a student who left keeps their points in the results", function()

@@ -199,15 +199,21 @@ local function remove_player(state, id)
   end
 end
 
--- Counts the students still in the room into state.present. Called whenever
--- someone arrives or goes, so views (run for every member, many times a
--- second) read a number instead of counting.
+-- Counts the students still in the room into state.present, and those of
+-- them who answered the open question into state.answered (someone who left
+-- after answering keeps the answer, but is not "1 of 1 answered" for those
+-- still waiting). Called whenever someone arrives or goes, so views (run for
+-- every member, many times a second) read a number instead of counting.
 local function recount(state)
-  local n = 0
+  local n, answered = 0, 0
   for _, id in ipairs(state.order) do
-    if not state.players[id].left then n = n + 1 end
+    if not state.players[id].left then
+      n = n + 1
+      if state.answers[id] then answered = answered + 1 end
+    end
   end
   state.present = n
+  state.answered = answered
 end
 
 -- Sorts everyone by score (ties by name) into state.ranking, which views read
@@ -554,9 +560,10 @@ local function host_view(state)
     kick = "kick",
   }
   if revealing then
-    local right = 0
-    for _, a in pairs(state.answers) do
-      if a.choice == q.answer then right = right + 1 end
+    local right = 0  -- of the students in the room
+    for id, a in pairs(state.answers) do
+      local p = state.players[id]
+      if p and not p.left and a.choice == q.answer then right = right + 1 end
     end
     view.status = right .. " of " .. plural(present, "player", "players") .. " got it right"
     view.leaderboard = leaderboard(state, nil)

@@ -75,7 +75,11 @@ fn find(path: &Path) -> (PathBuf, Vec<PathBuf>) {
     };
     let parent = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
     if path.is_file() {
-        let dir = parent(path);
+        // From the absolute path: `x_test.lua` named in the games folder
+        // itself has the folder `.`, and `tests/x_test.lua` named in a game
+        // folder has the games folder `..`.
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let dir = parent(&absolute);
         // games/space/tests/x_test.lua: the games folder is two up.
         let games = if dir
             .file_name()
@@ -150,7 +154,7 @@ fn run_file(
     };
     let registered = match load(&lua, &source, &shown) {
         Ok(t) => t,
-        Err(e) => return fail(tally, out, format!("{shown}: {}", describe(&e)), None),
+        Err(e) => return fail(tally, out, located(&shown, &e), None),
     };
     budget.reset(units, time);
     state.fresh_harness();

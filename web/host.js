@@ -264,6 +264,33 @@ $('download').addEventListener('click', async () => {
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
 });
 
+// The recording: every input of the session and every message it sent, for
+// `recess replay` (docs/lua-api.md §15). Only the server has it.
+$('download-recording').addEventListener('click', async () => {
+  const s = client.get(current);
+  if (!s) return;
+  $('recording-error').textContent = '';
+  try {
+    const url = `/api/sessions/${encodeURIComponent(s.id)}/recording?token=${encodeURIComponent(s.token)}`;
+    const res = await fetch(url, { cache: 'no-store' });
+    if (!res.ok) {
+      const body = await res.json().catch(() => ({}));
+      $('recording-error').textContent = `No recording: ${body.message ?? res.statusText}`;
+      return;
+    }
+    const blob = await res.blob();
+    const day = new Date().toISOString().slice(0, 10);
+    const game = String(s.game ?? 'game').toLowerCase().replace(/[^a-z0-9]+/g, '-');
+    const a = el('a', { href: URL.createObjectURL(blob), download: `recording-${game}-${day}.json` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  } catch (e) {
+    $('recording-error').textContent = `No recording: ${e.message}`;
+  }
+});
+
 function fileName(s) {
   const day = new Date().toISOString().slice(0, 10);
   const what = String(s.results?.title ?? s.game ?? 'results').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');

@@ -6,9 +6,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import {
   startServer, launchBrowser, newPage, startProxy, until, waitText, hostGame, joinGame,
-  parseCsv, PHONE, LAPTOP, SCREENSHOTS,
+  parseCsv, PHONE, LAPTOP, SCREENSHOTS, RECESS_BIN,
 } from './helpers.mjs';
 
 const QUESTIONS = [
@@ -176,6 +178,18 @@ test('a host page and 5 player pages play a whole quiz, with podium and CSV', { 
     return resultsToCsv([...window.recess.sessions.values()][0].results);
   });
   assert.equal(fallback, csv, 'the page builds the same CSV when the server cannot');
+
+  // The recording: every player's join is in it, and it replays byte for byte.
+  const [recording] = await Promise.all([
+    host.waitForEvent('download', { timeout: 10000 }),
+    host.getByRole('button', { name: 'Download recording' }).click(),
+  ]);
+  assert.match(recording.suggestedFilename(), /^recording-quiz-\d{4}-\d{2}-\d{2}\.json$/);
+  const file = await recording.path();
+  const recorded = JSON.parse(await readFile(file, 'utf8'));
+  assert.deepEqual(recorded.steps.filter((s) => s.do === 'join').map((s) => s.name).sort(), [...names].sort());
+  const { stdout } = await promisify(execFile)(RECESS_BIN, ['replay', file]);
+  assert.match(stdout, new RegExp(`^identical: ${recorded.outputs.length} messages and answers, byte for byte$`, 'm'), stdout);
 
   for (const page of [host, ...Object.values(players)]) {
     assert.deepEqual(page.errors, [], 'no script errors in the page');

@@ -240,7 +240,7 @@ fn stub_globals() -> Names {
         .unwrap();
     let chunk = lua
         .load(format!("local _ENV = ...\n{text}"))
-        .set_name("=recess.lua")
+        .set_name(format!("={STUB}"))
         .into_function()
         .unwrap_or_else(|e| panic!("{STUB} does not compile as Lua 5.4: {e}"));
     let seen: Vec<String> = record
@@ -758,6 +758,7 @@ fn the_editor_settings_name_the_stubs() {
     );
     mlua::Lua::new()
         .load(&text)
+        .set_name(format!("={STUB}"))
         .into_function()
         .unwrap_or_else(|e| panic!("{STUB} does not compile as Lua 5.4: {e}"));
 }

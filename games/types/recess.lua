@@ -243,7 +243,9 @@ null = nil
 --- What a handler can do. Only valid during the call that got it: never
 --- keep it in state or in a variable for later. What a call queues takes
 --- effect when the call succeeds, and is dropped if it raises an error.
----@class (exact) Ctx
+-- Not `(exact)`: the editor would then not count the functions below as
+-- part of it. A misspelled `ctx.brodcast` is flagged all the same.
+---@class Ctx
 local Ctx = {}
 
 --- Sends an `event` frame to every member.
@@ -393,7 +395,7 @@ local Session = {}
 
 --- Joins a student. Returns the player, or nil and the reason `join` refused them.
 ---@param name string The nickname.
----@return Player? player
+---@return Player player nil when refused.
 ---@return string? reason
 function Session:join(name) end
 
@@ -452,7 +454,8 @@ function Session:results() end
 function Session:players() end
 
 --- What `expect(actual)` returns: one check on `actual`. A failed check fails the test at that line.
----@class (exact) Expectation
+-- Not `(exact)`, like Ctx, so that its functions count.
+---@class Expectation
 local Expectation = {}
 
 --- `actual == expected`.

@@ -164,7 +164,7 @@ function tostring(v) end
 function type(v) end
 
 --- Does nothing in a game: write to the log with `ctx.log`.
----@deprecated
+---@deprecated it does nothing in a game; use ctx.log
 ---@param message string
 ---@param ... string
 function warn(message, ...) end

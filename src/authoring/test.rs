@@ -300,6 +300,45 @@ fn here(lua: &Lua, message: String) -> mlua::Error {
 /// A session as a test file sees it (`local s = session("quiz")`).
 struct LuaSession(Arc<HeadlessSession>);
 
+/// The methods of a session in a test file (`s:join("Ana")`): all it has,
+/// since `add_methods` registers only these (see [`Listed`]). The editor
+/// stubs (`games/types/recess.lua`) are tested against this list.
+pub const SESSION_METHODS: &[&str] = &[
+    "join",
+    "act",
+    "event",
+    "leave",
+    "disconnect",
+    "reconnect",
+    "advance",
+    "now",
+    "view",
+    "events",
+    "results",
+    "players",
+];
+
+/// The fields of a session in a test file (`s.host`).
+pub const SESSION_FIELDS: &[&str] = &["host"];
+
+/// Registers a session's methods, those of [`SESSION_METHODS`] only: a
+/// method missing from the list is missing in test files too, so the list
+/// stays the whole of them.
+struct Listed<'a, M>(&'a mut M);
+
+impl<M: UserDataMethods<LuaSession>> Listed<'_, M> {
+    fn add_method<F, A, R>(&mut self, name: &str, method: F)
+    where
+        F: Fn(&Lua, &LuaSession, A) -> mlua::Result<R> + mlua::MaybeSend + 'static,
+        A: mlua::FromLuaMulti,
+        R: mlua::IntoLuaMulti,
+    {
+        if SESSION_METHODS.contains(&name) {
+            self.0.add_method(name, method);
+        }
+    }
+}
+
 impl LuaSession {
     fn player(&self, lua: &Lua, id: &str) -> mlua::Result<Table> {
         let t = lua.create_table()?;
@@ -362,6 +401,7 @@ impl UserData for LuaSession {
     }
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        let methods = &mut Listed(methods);
         methods.add_method("join", |lua, this, name: Value| {
             let Value::String(name) = name else {
                 return Err(here(

@@ -230,6 +230,13 @@ impl Catalog {
         let mut names: Vec<String> = paths
             .into_iter()
             .filter_map(|p| game_of_path(&self.dir, p))
+            // A folder that is not a game and never was (such as `types/`,
+            // the editor stubs): nothing to reload, no "game removed".
+            .filter(|name| {
+                self.entry(name).is_some()
+                    || self.dir.join(name).join("init.lua").is_file()
+                    || self.dir.join(format!("{name}.lua")).is_file()
+            })
             .collect();
         names.sort();
         names.dedup();

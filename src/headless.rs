@@ -127,18 +127,9 @@ impl Harness {
             runtime,
             clock,
             catalog,
-            settings: Settings {
-                script: limits,
-                replay_window: 1000,
-                // Every turn of a session's loop makes its view pass and its
-                // commit: the clock moves only when the harness says so.
-                view_interval: Duration::ZERO,
-                commit_gap: Duration::ZERO,
-                ended_ttl: Duration::from_secs(3600),
-                idle_ttl: Duration::from_secs(24 * 3600),
-                // Tests and simulations are reproducible from their seed.
-                recording_bytes: 0,
-            },
+            // Tests and simulations are reproducible from their seed: no
+            // recording.
+            settings: Settings::offline(limits, 0),
             metrics: Arc::new(Metrics::default()),
             ids: Mutex::new(Rng::new(seed ^ 0x5265_6365_7373)),
             sessions: Mutex::new(Vec::new()),

@@ -3,7 +3,9 @@
 //! lines, the summary and the exit status.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::stdout;
 
 mod common;
 
@@ -71,16 +73,7 @@ fn games(files: &[(&str, &str)]) -> tempfile::TempDir {
 
 /// `recess test ARGS`, run in `dir`.
 fn recess_test(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recess"))
-        .current_dir(dir)
-        .arg("test")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::recess_in(dir, &[&["test"], args].concat())
 }
 
 #[test]
@@ -249,11 +242,7 @@ end)
     assert!(inside.status.success());
 
     // The tests are not a module of the game, nor a game.
-    let check = Command::new(env!("CARGO_BIN_EXE_recess"))
-        .current_dir(dir.path())
-        .args(["check", "games"])
-        .output()
-        .unwrap();
+    let check = common::recess_in(dir.path(), &["check", "games"]);
     assert_eq!(stdout(&check), "ok  counter\nok  space\n");
 }
 

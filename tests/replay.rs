@@ -5,9 +5,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-use common::{Client, TestServer, http, http_with};
+use common::{Client, TestServer, http, http_with, recess};
 use serde_json::{Value, json};
 
 const PLAYERS: usize = 30;
@@ -19,10 +18,6 @@ fn questions() -> Value {
         // Nobody answers this one: its timer ends it.
         {"text": "H2O is?", "choices": ["Salt", "Air", "Gold", "Water"], "answer": 4, "time": 1},
     ])
-}
-
-fn recess() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_recess"))
 }
 
 /// Runs `recess replay` with `args`; its exit code and stdout.
@@ -108,15 +103,7 @@ async fn a_recorded_thirty_player_quiz_replays_byte_for_byte_and_a_changed_game_
     }
 
     // The host downloads the recording with their own token.
-    let (status, body) = http_with(
-        server.addr,
-        "GET",
-        &format!("/api/sessions/{session}/recording?token={token}"),
-        "",
-        "",
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    let body = download(&server, &session, &token).await;
     let recording: Value = serde_json::from_str(&body).expect("a recording is JSON");
     let steps = recording["steps"].as_array().unwrap();
     let count = |what: &str| steps.iter().filter(|s| s["do"] == what).count();
@@ -211,6 +198,14 @@ async fn a_recorded_thirty_player_quiz_replays_byte_for_byte_and_a_changed_game_
     server.stop().await;
 }
 
+/// The recording, downloaded with the host's token.
+async fn download(server: &TestServer, session: &str, token: &str) -> String {
+    let path = format!("/api/sessions/{session}/recording?token={token}");
+    let (status, body) = http_with(server.addr, "GET", &path, "", "").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
 fn clock(ms: i64) -> String {
     format!("{:02}:{:02}.{:03}", ms / 60_000, ms / 1000 % 60, ms % 1000)
 }
@@ -263,15 +258,7 @@ async fn a_rules_change_during_the_session_is_recorded_and_replayed() {
         v["title"].as_str().is_some_and(|t| t.starts_with("Total"))
     })
     .await;
-    let (status, body) = http_with(
-        server.addr,
-        "GET",
-        &format!("/api/sessions/{session}/recording?token={token}"),
-        "",
-        "",
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    let body = download(&server, &session, &token).await;
     let recording: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(
         recording["rules"].as_array().unwrap().len(),

@@ -2,22 +2,15 @@
 //! error stops it with what reproduces it.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::stdout;
 
 mod common;
 
 fn sim(games: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recess"))
-        .arg("--games")
-        .arg(games)
-        .arg("sim")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let games = games.to_str().expect("a UTF-8 path");
+    common::recess_in(Path::new("."), &[&["--games", games, "sim"], args].concat())
 }
 
 #[test]

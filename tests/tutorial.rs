@@ -5,9 +5,13 @@
 //! they do: `recess check` passes, `recess test` passes where the step has
 //! a test file, the outputs it shows are the real ones.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::stdout;
 
 const TUTORIAL: &str = include_str!("../games/README.md");
 
@@ -67,15 +71,7 @@ fn shown<'a>(blocks: &'a [Block], start: &str) -> &'a str {
 
 /// `recess ARGS` in `dir`, as the tutorial runs it from the Recess folder.
 fn recess(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recess"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::recess_in(dir, args)
 }
 
 #[test]

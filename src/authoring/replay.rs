@@ -20,7 +20,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
@@ -192,17 +191,9 @@ fn replay(rec: &RecordingFile, rules: &RulesSource, limits: Limits) -> Result<Re
         catalog: rules.catalog.clone(),
         clock: clock.clone(),
         metrics: Arc::new(Metrics::default()),
-        settings: Settings {
-            script: limits,
-            replay_window: 1000,
-            view_interval: Duration::ZERO,
-            commit_gap: Duration::ZERO,
-            ended_ttl: Duration::from_secs(3600),
-            idle_ttl: Duration::from_secs(24 * 3600),
-            // Everything in full: a digest in the recording is compared
-            // with the hash of the replayed frame.
-            recording_bytes: usize::MAX / 4,
-        },
+        // Everything in full: a digest in the recording is compared with
+        // the hash of the replayed frame.
+        settings: Settings::offline(limits, usize::MAX / 4),
     });
     let Some(game_rules) = rules.catalog.get(&header.game) else {
         return Err(format!("there is no game called '{}'", header.game));

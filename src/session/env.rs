@@ -104,6 +104,23 @@ pub(crate) struct Settings {
     pub recording_bytes: usize,
 }
 
+impl Settings {
+    /// A session run by a tool in one process (`headless`, `recess replay`):
+    /// every turn of its loop makes its view pass and its commit, since its
+    /// clock moves only when the tool says so.
+    pub(crate) fn offline(script: Limits, recording_bytes: usize) -> Settings {
+        Settings {
+            script,
+            replay_window: 1000,
+            view_interval: Duration::ZERO,
+            commit_gap: Duration::ZERO,
+            ended_ttl: Duration::from_secs(3600),
+            idle_ttl: Duration::from_secs(24 * 3600),
+            recording_bytes,
+        }
+    }
+}
+
 /// Everything a session reaches outside itself; one per node, shared by its
 /// sessions.
 pub(crate) struct SessionEnv {

@@ -29,6 +29,25 @@ pub fn shipped_games() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("games")
 }
 
+/// The `recess` binary, ready for its arguments.
+pub fn recess() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_recess"))
+}
+
+/// `recess ARGS` run in `dir`, to the end.
+pub fn recess_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    recess()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("the recess binary runs")
+}
+
+/// What a command printed on stdout.
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Copies the shipped games into a fresh temp folder.
 pub fn games_dir_with_shipped() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp games dir");

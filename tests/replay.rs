@@ -198,10 +198,20 @@ async fn a_recorded_thirty_player_quiz_replays_byte_for_byte_and_a_changed_game_
     server.stop().await;
 }
 
+/// `GET path` with no key.
+async fn get(server: &TestServer, path: &str) -> (u16, String) {
+    http_with(server.addr, "GET", path, "", "").await
+}
+
+/// `GET path` with the API key.
+async fn get_with_key(server: &TestServer, path: &str) -> (u16, String) {
+    http(server.addr, "GET", path, None).await
+}
+
 /// The recording, downloaded with the host's token.
 async fn download(server: &TestServer, session: &str, token: &str) -> String {
     let path = format!("/api/sessions/{session}/recording?token={token}");
-    let (status, body) = http_with(server.addr, "GET", &path, "", "").await;
+    let (status, body) = get(server, &path).await;
     assert_eq!(status, 200, "{body}");
     body
 }
@@ -307,37 +317,21 @@ async fn only_the_host_or_the_api_key_may_download_a_recording() {
     let ana_token = w["token"].as_str().unwrap().to_owned();
     let path = |token: &str| format!("/api/sessions/{session}/recording?token={token}");
 
-    let (status, body) = http_with(server.addr, "GET", &path(&ana_token), "", "").await;
+    let (status, body) = get(&server, &path(&ana_token)).await;
     assert_eq!(status, 401, "a student's token is refused: {body}");
     assert!(body.contains("not the host's token"), "{body}");
-    let (status, _) = http_with(
-        server.addr,
-        "GET",
-        &format!("/api/sessions/{session}/recording"),
-        "",
-        "",
-    )
-    .await;
+    let (status, _) = get(&server, &format!("/api/sessions/{session}/recording")).await;
     assert_eq!(status, 401, "no token and no key");
-    let (status, body) = http(
-        server.addr,
-        "GET",
-        &format!("/api/sessions/{session}/recording"),
-        None,
-    )
-    .await;
+    let (status, body) = get_with_key(&server, &format!("/api/sessions/{session}/recording")).await;
     assert_eq!(status, 200, "the API key may: {body}");
     // Another session's id with this token answers as a wrong token does.
-    let (status, body) = http_with(
-        server.addr,
-        "GET",
+    let (status, body) = get(
+        &server,
         &format!("/api/sessions/nosuchsession/recording?token={host_token}"),
-        "",
-        "",
     )
     .await;
     assert_eq!(status, 401, "{body}");
-    let (status, _) = http_with(server.addr, "GET", &path(&host_token), "", "").await;
+    let (status, _) = get(&server, &path(&host_token)).await;
     assert_eq!(status, 200);
     server.stop().await;
 }
@@ -356,13 +350,7 @@ async fn a_server_that_keeps_no_recordings_says_so() {
     let games = common::games_dir_with_shipped();
     let server = TestServer::start_in(games, |c| c.recording_kib = 0).await;
     let (_host, session, _) = common::chat_with_host(&server).await;
-    let (status, body) = http(
-        server.addr,
-        "GET",
-        &format!("/api/sessions/{session}/recording"),
-        None,
-    )
-    .await;
+    let (status, body) = get_with_key(&server, &format!("/api/sessions/{session}/recording")).await;
     assert_eq!(status, 409, "{body}");
     assert!(
         body.contains("this server keeps no recordings (--recording-kib 0)"),

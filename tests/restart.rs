@@ -187,5 +187,20 @@ async fn timers_survive_a_restart() {
         .recv_until(|v| v["type"] == "event" && v["name"] == "reveal")
         .await;
     assert_eq!(reveal["data"]["answer"], 2);
+    // A recording covers a session from its start on one node: a restored
+    // one has none, and the download says why.
+    let (status, body) = common::http_with(
+        node.addr,
+        "GET",
+        &format!("/api/sessions/{session}/recording?token={token}"),
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("this session has no recording: it was restored after a restart"),
+        "{body}"
+    );
     node.kill().await;
 }

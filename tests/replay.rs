@@ -425,3 +425,55 @@ end)"#,
         );
     }
 }
+
+/// In a cluster the recording is the owner's; any node hands it out, and
+/// what players on another node did (forwarded to the owner) is in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_node_of_a_cluster_hands_out_the_owners_recording() {
+    let redis = common::cluster::RedisServer::start().await;
+    let games = common::games_dir_with_shipped();
+    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let url = redis.url();
+    let a = common::Process::spawn(
+        games.path(),
+        data_a.path(),
+        &["--redis", &url, "--node-id", "a"],
+    )
+    .await;
+    let b = common::Process::spawn(
+        games.path(),
+        data_b.path(),
+        &["--redis", &url, "--node-id", "b"],
+    )
+    .await;
+    let mut host = Client::connect(a.addr).await;
+    let w = host.host("chat", json!({})).await;
+    let session = w["session"].as_str().unwrap().to_owned();
+    let token = w["token"].as_str().unwrap().to_owned();
+    let mut ana = Client::connect(b.addr).await;
+    ana.join(w["code"].as_str().unwrap(), "Ana").await;
+    for text in ["hello", "from node b"] {
+        assert_eq!(
+            ana.act(&session, "send", json!({"text": text})).await["type"],
+            "ack"
+        );
+    }
+    let path = format!("/api/sessions/{session}/recording?token={token}");
+    let (status, body) = common::http_with(b.addr, "GET", &path, "", "").await;
+    assert_eq!(status, 200, "{body}");
+    let recording: Value = serde_json::from_str(&body).unwrap();
+    let sent = recording["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["do"] == "action" && s["name"] == "send")
+        .count();
+    assert_eq!(sent, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chat.json");
+    std::fs::write(&file, &body).unwrap();
+    let (code, out, err) = replay(&[file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    a.kill().await;
+    b.kill().await;
+}

@@ -231,7 +231,7 @@ fn replay(rec: &RecordingFile, rules: &RulesSource, limits: Limits) -> Result<Re
         actor.drop_batch();
     }
     let (outputs, steps) = match actor.recording() {
-        Some(r) => (r.outputs().to_vec(), r.steps().to_vec()),
+        Some(r) => (r.outputs(), r.steps().to_vec()),
         None => (Vec::new(), Vec::new()),
     };
     Ok(Report {

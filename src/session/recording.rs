@@ -23,7 +23,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::Audience;
+use hyper_tungstenite::tungstenite::Utf8Bytes;
+
+use super::{Audience, MemberId};
 use crate::script::catalog::fnv64;
 use crate::script::{Limits, Rules};
 
@@ -256,12 +258,49 @@ pub(crate) struct RecordingFile {
     pub stopped: bool,
 }
 
+/// An output as a session's recording holds it in memory: a frame shares
+/// the bytes the session sent (with its replay log and its deliveries), an
+/// audience the member ids.
+struct Held {
+    step: usize,
+    seq: u64,
+    to: Option<Vec<MemberId>>,
+    what: HeldWhat,
+}
+
+enum HeldWhat {
+    Frame(Utf8Bytes),
+    Digest { hash: String, bytes: usize },
+    Answer(Json),
+}
+
+impl Held {
+    fn output(&self) -> Output {
+        Output {
+            step: self.step,
+            seq: self.seq,
+            to: self
+                .to
+                .as_ref()
+                .map(|ids| ids.iter().map(|m| m.to_string()).collect()),
+            what: match &self.what {
+                HeldWhat::Frame(f) => What::Frame(f.as_str().to_owned()),
+                HeldWhat::Digest { hash, bytes } => What::Digest {
+                    hash: hash.clone(),
+                    bytes: *bytes,
+                },
+                HeldWhat::Answer(a) => What::Answer(a.clone()),
+            },
+        }
+    }
+}
+
 /// A recording being made by a session's actor.
 pub(crate) struct Recording {
     header: Header,
     rules: Vec<Arc<Rules>>,
     steps: Vec<Step>,
-    outputs: Vec<Output>,
+    outputs: Vec<Held>,
     /// The version the last `Rules` input (or the start) named.
     offered: String,
     bytes: usize,
@@ -330,19 +369,22 @@ impl Recording {
     }
 
     /// Records a frame sent to `audience`.
-    pub(crate) fn frame(&mut self, seq: u64, audience: &Audience, frame: &str) {
+    pub(crate) fn frame(&mut self, seq: u64, audience: &Audience, frame: &Utf8Bytes) {
         let what = if self.bytes + frame.len() > self.limit {
-            What::Digest {
-                hash: digest(frame),
+            HeldWhat::Digest {
+                hash: digest(frame.as_str()),
                 bytes: frame.len(),
             }
         } else {
             self.bytes += frame.len();
-            What::Frame(frame.to_owned())
+            HeldWhat::Frame(frame.clone())
         };
         let to = match audience {
             Audience::All => None,
-            Audience::Members(ids) => Some(ids.iter().map(|m| m.to_string()).collect()),
+            Audience::Members(ids) => {
+                self.bytes += ids.len() * std::mem::size_of::<MemberId>();
+                Some(ids.clone())
+            }
         };
         self.output(seq, to, what);
     }
@@ -350,16 +392,17 @@ impl Recording {
     /// Records the answer `member` (or a REST caller) was given.
     pub(crate) fn answer(&mut self, member: Option<&str>, answer: Json) {
         self.bytes += answer.to_string().len();
-        self.output(0, member.map(|m| vec![m.to_owned()]), What::Answer(answer));
+        let to = member.map(|m| vec![MemberId::from(m)]);
+        self.output(0, to, HeldWhat::Answer(answer));
     }
 
-    fn output(&mut self, seq: u64, to: Option<Vec<String>>, what: What) {
+    fn output(&mut self, seq: u64, to: Option<Vec<MemberId>>, what: HeldWhat) {
         if self.stopped {
             return;
         }
         self.bytes += ENTRY_BYTES;
         let step = self.steps.len().saturating_sub(1);
-        self.outputs.push(Output {
+        self.outputs.push(Held {
             step,
             seq,
             to,
@@ -367,9 +410,9 @@ impl Recording {
         });
     }
 
-    /// The outputs recorded so far.
-    pub(crate) fn outputs(&self) -> &[Output] {
-        &self.outputs
+    /// The outputs recorded so far, as a file holds them.
+    pub(crate) fn outputs(&self) -> Vec<Output> {
+        self.outputs.iter().map(Held::output).collect()
     }
 
     /// The inputs recorded so far.
@@ -385,7 +428,7 @@ impl Recording {
             header: self.header.clone(),
             rules: self.rules.iter().map(|r| RulesFiles::of(r)).collect(),
             steps: self.steps.clone(),
-            outputs: self.outputs.clone(),
+            outputs: self.outputs(),
             stopped: self.stopped,
         }
     }

@@ -477,3 +477,71 @@ async fn any_node_of_a_cluster_hands_out_the_owners_recording() {
     a.kill().await;
     b.kill().await;
 }
+
+/// Past `--recording-kib` frames are kept as hashes and still compared;
+/// at twice that the recording stops and a replay checks what it holds.
+#[tokio::test]
+async fn a_recording_past_its_size_limit_keeps_hashes_then_stops_and_still_replays() {
+    let games = common::games_dir_with_shipped();
+    let server = TestServer::start_in(games, |c| c.recording_kib = 4).await;
+    let (host, session, code) = common::chat_with_host(&server).await;
+    let token = host_token(&host);
+    let mut ana = server.client().await;
+    ana.join(&code, "Ana").await;
+    for i in 0..40 {
+        let text = format!("message {i}: {}", "la ".repeat(40));
+        assert_eq!(
+            ana.act(&session, "send", json!({"text": text})).await["type"],
+            "ack"
+        );
+    }
+    let body = download(&server, &session, &token).await;
+    let recording: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(recording["stopped"], true, "the recording stopped at 8 KiB");
+    let outputs = recording["outputs"].as_array().unwrap();
+    let digests = outputs.iter().filter(|o| o.get("digest").is_some()).count();
+    assert!(
+        digests > 0 && outputs[0].get("frame").is_some(),
+        "frames, then hashes"
+    );
+    assert!(body.len() < 40 * 1024, "{} bytes", body.len());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chat.json");
+    std::fs::write(&file, &body).unwrap();
+    let (code, out, err) = replay(&[file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains(
+            "the recording stopped at its size limit (--recording-kib): what it holds is checked"
+        ),
+        "{out}"
+    );
+
+    // A chat that changes one message past the limit differs where only
+    // the hash of that message was kept.
+    let first_digest = outputs.iter().find(|o| o.get("digest").is_some()).unwrap();
+    let step = &recording["steps"][first_digest["step"].as_u64().unwrap() as usize];
+    let text = step["data"]["text"]
+        .as_str()
+        .expect("a message sent past the limit");
+    let marker = text.split(':').next().unwrap().to_owned() + ":";
+    let games = tempfile::tempdir().unwrap();
+    let chat = std::fs::read_to_string(common::shipped_games().join("chat.lua")).unwrap();
+    let old = "local message = { from = from, text = text, at = ctx.now() }";
+    assert!(chat.contains(old));
+    let changed =
+        format!("if text:find({marker:?}, 1, true) then text = text .. \"!\" end\n  {old}");
+    std::fs::write(games.path().join("chat.lua"), chat.replace(old, &changed)).unwrap();
+    let (code, out, _) = replay(&[
+        file.to_str().unwrap(),
+        "--games",
+        games.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("  expected: (a ")
+            && out.contains("-byte message past the recording's size limit, hash "),
+        "{out}"
+    );
+    server.stop().await;
+}

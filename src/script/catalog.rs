@@ -727,10 +727,11 @@ pub fn install_require(lua: &Lua, rules: Arc<Rules>) -> mlua::Result<()> {
         .raw_set("require", sandbox::plain_errors(lua, require)?)
 }
 
-/// Validates a path as `recess check` does: a games folder, a game file or a
-/// game folder. Returns `(name, error)` per game.
-pub fn check_path(path: &Path, limits: Limits) -> Vec<(String, Option<String>)> {
-    let (dir, names) = if path.is_file() || path.join("init.lua").is_file() {
+/// What `recess check PATH` looks at: a games folder (every game in it),
+/// a game file or a game folder (that one game). Returns the games folder
+/// and the names of the games to check.
+pub fn check_target(path: &Path) -> (PathBuf, Vec<String>) {
+    if path.is_file() || path.join("init.lua").is_file() {
         let name = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -742,17 +743,7 @@ pub fn check_path(path: &Path, limits: Limits) -> Vec<(String, Option<String>)> 
         let mut names = game_names(path);
         names.sort();
         (path.to_path_buf(), names)
-    };
-    names
-        .into_iter()
-        .map(|name| {
-            let outcome = match read_game(&dir, &name) {
-                None => Some(format!("{name}: no {name}.lua or {name}/init.lua here")),
-                Some(r) => r.and_then(|r| validate(r, limits)).err(),
-            };
-            (name, outcome)
-        })
-        .collect()
+    }
 }
 
 #[cfg(test)]

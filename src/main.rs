@@ -32,7 +32,8 @@ struct Cli {
 enum Cmd {
     /// Run one node (the default).
     Serve(Box<Config>),
-    /// Validate games and print errors as `file:line: message`.
+    /// Load and start each game; print errors and warnings as
+    /// `file:line: message`.
     Check {
         /// A games folder, a game file or a game folder (default: ./games).
         path: Option<PathBuf>,
@@ -137,25 +138,18 @@ fn main() -> ExitCode {
 }
 
 fn check(path: PathBuf, config: &Config) -> ExitCode {
-    let results = recess::script::catalog::check_path(&path, config.limits());
-    if results.is_empty() {
-        eprintln!("{}: no games found", path.display());
-        return ExitCode::FAILURE;
-    }
-    let mut failed = false;
-    for (name, error) in results {
-        match error {
-            None => println!("ok  {name}"),
-            Some(e) => {
-                failed = true;
-                println!("{e}");
-            }
+    let mut out = std::io::stdout().lock();
+    match recess::authoring::check::run(&path, config.limits(), &mut out) {
+        Ok(report) if report.games.is_empty() => {
+            eprintln!("{}: no games found", path.display());
+            ExitCode::FAILURE
         }
-    }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+        Ok(report) if report.failed() => ExitCode::FAILURE,
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("recess check: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

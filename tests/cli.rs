@@ -25,7 +25,9 @@ fn check_reports_file_and_line_and_fails_on_broken_games() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
     assert!(
-        stdout.lines().any(|l| l.starts_with("bad.lua:3:")),
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("{}:3:", dir.path().join("bad.lua").display()))),
         "{stdout}"
     );
     assert!(stdout.lines().any(|l| l == "ok  good"), "{stdout}");
@@ -51,10 +53,7 @@ fn the_shipped_games_pass_check() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert!(
-        stdout.contains("ok  quiz") && stdout.contains("ok  chat"),
-        "{stdout}"
-    );
+    assert_eq!(stdout, "ok  chat\nok  quiz\n", "no warnings either");
 }
 
 #[tokio::test]
@@ -101,5 +100,68 @@ fn serve_refuses_a_data_folder_it_cannot_write() {
     assert!(
         stderr.contains("cannot open the data folder") && stderr.contains("data"),
         "{stderr}"
+    );
+}
+
+/// `recess check` starts each game headless: every kind of broken game gets
+/// its one exact line, warnings do not fail the run, good games get `ok`.
+#[test]
+fn check_runs_each_game_and_reports_errors_and_warnings_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let view = "view = function() return {} end";
+    let games = [
+        ("syntax", "return {\n  init = function() return {} end,\n  view = function( end\n}\n".to_owned()),
+        ("load", "local x = 1\nerror(\"at load\")\n".to_owned()),
+        ("noview", "return { init = function() return {} end }\n".to_owned()),
+        ("notfn", format!("return {{ init = function() return {{}} end,\n  join = 3,\n  {view} }}\n")),
+        ("title", format!("return {{ title = 5,\n  init = function() return {{}} end, {view} }}\n")),
+        ("loop", format!("return {{\n  init = function()\n    while true do end\n  end, {view} }}\n")),
+        ("typo", "return { init = function() return {} end,\n  view = function() return {\n    choises = {} } end }\n".to_owned()),
+        ("global", format!("return {{ init = function()\n  score = 0\n  return {{}} end, {view} }}\n")),
+        ("send", format!("return {{ init = function(ctx)\n  ctx.send(nil, 'x')\n  return {{}} end, {view} }}\n")),
+        ("good", format!("return {{ init = function() return {{}} end, {view} }}\n")),
+    ];
+    for (name, text) in &games {
+        std::fs::write(dir.path().join(format!("{name}.lua")), text).unwrap();
+    }
+    let out = recess().arg("check").arg(dir.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let d = dir.path().display();
+    let want = format!(
+        "{d}/global.lua:2: warning: assigns the global 'score' (a missing 'local'?)\n\
+         ok  global\n\
+         ok  good\n\
+         {d}/load.lua:2: at load\n\
+         {d}/loop.lua:3: CPU budget exceeded (the handler ran too long: an endless loop?)\n\
+         {d}/notfn.lua:2: `join` must be a function, got 3\n\
+         {d}/noview.lua: the game table has no `view` function (every game needs `init` and `view`)\n\
+         {d}/send.lua:2: ctx.send: argument 1 (player id) must be a string, got nil\n\
+         {d}/syntax.lua:3: <name> or '...' expected near 'end'\n\
+         {d}/title.lua:1: `title` must be a string, got 5\n\
+         {d}/typo.lua:3: warning: unknown view key 'choises' (did you mean 'choices'?)\n\
+         ok  typo\n"
+    );
+    assert_eq!(stdout, want);
+    assert_eq!(out.status.code(), Some(1));
+    for bad in [
+        "userdata",
+        "FromLua",
+        "CallbackError",
+        "stack traceback",
+        "error converting",
+    ] {
+        assert!(!stdout.contains(bad), "{bad}: {stdout}");
+    }
+
+    // Warnings alone do not fail the run.
+    let out = recess()
+        .arg("check")
+        .arg(dir.path().join("typo.lua"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
 }

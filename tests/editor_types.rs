@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use recess::authoring::test::{SESSION_FIELDS, SESSION_METHODS};
-use recess::script::catalog::{HANDLERS, check_path};
+use recess::script::catalog::{HANDLERS, check_target};
 use recess::script::vocabulary::{
     BANNER_FIELDS, BUTTON_FIELDS, INPUT_FIELDS, MESSAGE_FIELDS, PLAYER_FIELDS, RANK_FIELDS, STYLES,
     TIMER_FIELDS, VIEW_KEYS,
@@ -808,10 +808,7 @@ fn the_types_folder_is_not_a_game() {
     // A save of the stubs while the server runs reloads nothing.
     let reloaded = catalog.reload_paths([stub_path(dir.path()).as_path()]);
     assert!(reloaded.is_empty(), "saving {STUB} reloaded {reloaded:?}");
-    let checked: Vec<String> = check_path(dir.path(), Limits::default())
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let (_, checked) = check_target(dir.path());
     assert_eq!(checked, vec!["hands"], "recess check looked at {checked:?}");
 
     let recess = |verb: &str| {

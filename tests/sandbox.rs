@@ -21,6 +21,17 @@ local probes = {
   throw = function() error("the rules broke") end,
   typo = function() local x = nil; return x.field end,
   escape = function() return os.exit() end,
+  ctx_broadcast = function(ctx) ctx.broadcast(7) end,
+  ctx_send = function(ctx) ctx.send(nil, "x") end,
+  ctx_after = function(ctx) ctx.after(-5, "x") end,
+  ctx_cancel = function(ctx) ctx.cancel("x") end,
+  ctx_now = function(ctx) ctx.now(1) end,
+  ctx_random = function(ctx) ctx.random(5, 1) end,
+  ctx_players = function(ctx) ctx:players() end,
+  ctx_kick = function(ctx) ctx.kick({}) end,
+  ctx_readmit = function(ctx) ctx.readmit(nil) end,
+  ctx_finish = function(ctx) ctx.finish("done") end,
+  ctx_data = function(ctx) ctx.broadcast("x", { f = print }) end,
 }
 return {
   init = function() return { count = 0 } end,
@@ -31,7 +42,7 @@ return {
     end
     state.count = state.count + 1000   -- must be rolled back
     ctx.broadcast("should_not_arrive", {})
-    probes[name]()
+    probes[name](ctx)
   end,
   view = function(state) return { count = state.count } end,
 }
@@ -130,5 +141,79 @@ async fn a_handler_error_reaches_the_caller_and_the_host() {
         .await;
     assert_eq!(seen["message"], "probes.lua:13: the rules broke");
     assert_eq!(seen["session"], session.as_str());
+    server.stop().await;
+}
+
+/// A wrong argument to each `ctx` function reaches the caller and the host
+/// as one plain line naming the function and the argument.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_ctx_arguments_are_named_plainly() {
+    let server = probes_server().await;
+    let mut host = server.client().await;
+    let w = host.host("probes", json!({})).await;
+    let session = w["session"].as_str().unwrap().to_owned();
+    for (probe, want) in [
+        (
+            "ctx_broadcast",
+            "probes.lua:16: ctx.broadcast: argument 1 (event name) must be a string, got 7",
+        ),
+        (
+            "ctx_send",
+            "probes.lua:17: ctx.send: argument 1 (player id) must be a string, got nil",
+        ),
+        (
+            "ctx_after",
+            "probes.lua:18: ctx.after: argument 1 (ms) must be a number of milliseconds from 0 to 604800000 (a week), got -5",
+        ),
+        (
+            "ctx_cancel",
+            "probes.lua:19: ctx.cancel: argument 1 (timer id) must be a timer id from ctx.after (a whole number from 1), got \"x\"",
+        ),
+        (
+            "ctx_now",
+            "probes.lua:20: ctx.now: takes no arguments, got 1",
+        ),
+        (
+            "ctx_random",
+            "probes.lua:21: ctx.random: argument 2 (n) must be at least 5 (argument 1), got 1",
+        ),
+        (
+            "ctx_players",
+            "probes.lua:22: ctx.players: call it with a dot, ctx.players(…), not ctx:players(…)",
+        ),
+        (
+            "ctx_kick",
+            "probes.lua:23: ctx.kick: argument 1 (player id) must be a string, got a table",
+        ),
+        (
+            "ctx_readmit",
+            "probes.lua:24: ctx.readmit: argument 1 (name) must be a string, got nil",
+        ),
+        (
+            "ctx_finish",
+            "probes.lua:25: ctx.finish: argument 1 (results) must be a table (columns and rows) or nil, got \"done\"",
+        ),
+        (
+            "ctx_data",
+            "probes.lua:26: ctx.broadcast: argument 2 (data) must be plain data (tables, strings, numbers, booleans): a function cannot be turned into JSON",
+        ),
+        (
+            "typo",
+            "probes.lua:14: attempt to index a nil value (local 'x')",
+        ),
+    ] {
+        let e = host.act(&session, probe, json!({})).await;
+        assert_eq!(e["code"], "script_error", "{probe}: {e}");
+        assert_eq!(e["message"], want, "{probe}");
+        for rust in [
+            "userdata",
+            "FromLua",
+            "CallbackError",
+            "error converting",
+            "stack traceback",
+        ] {
+            assert!(!e["message"].as_str().unwrap().contains(rust), "{probe}");
+        }
+    }
     server.stop().await;
 }

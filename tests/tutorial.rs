@@ -131,7 +131,7 @@ fn every_step_of_the_tutorial_checks_and_passes_its_tests() {
                 assert!(!check.status.success());
                 assert_eq!(
                     stdout(&check),
-                    shown(&blocks, "capitals.lua:"),
+                    shown(&blocks, "games/capitals.lua:"),
                     "the syntax error the tutorial shows"
                 );
                 std::fs::write(games.join("capitals.lua"), good).unwrap();

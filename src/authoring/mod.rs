@@ -1,12 +1,15 @@
-//! Tools for the people who write games: `recess test` ([`test`]) runs a
-//! game's tests against headless sessions, `recess sim` ([`sim`]) plays one
-//! with bots, and `recess replay` ([`replay`]) runs a recorded session again
-//! and compares every message.
+//! Tools for the people who write games: `recess check` ([`check`]) loads
+//! and starts each game and says what is wrong, `recess test` ([`test`])
+//! runs a game's tests against headless sessions, `recess sim` ([`sim`])
+//! plays one with bots, and `recess replay` ([`replay`]) runs a recorded
+//! session again and compares every message.
 //!
 //! Architecture Invariant: authoring drives sessions only through
-//! `headless`, the same actor a node runs; it never reaches a socket, a
-//! store or the cluster.
+//! `headless` (or, for `replay`, a `SessionActor` with an in-memory
+//! environment of its own): the same actor a node runs; it never reaches a
+//! socket, a store or the cluster.
 
+pub mod check;
 pub mod replay;
 pub mod sim;
 pub mod test;

@@ -57,6 +57,44 @@ pub struct Rules {
     pub max_players: Option<usize>,
     /// A folder game that ships its own `client.html`.
     pub has_client: bool,
+    /// `recess check` only: the globals that handlers assign are written
+    /// here (see [`GlobalWatch`]); `None` on a server.
+    pub globals: Option<Arc<GlobalWatch>>,
+}
+
+/// The globals a game's handlers assigned (a missing `local`), with where:
+/// what `recess check` warns about. A session whose rules carry one records
+/// every new global set after the file has loaded.
+#[derive(Debug, Default)]
+pub struct GlobalWatch {
+    assigned: std::sync::Mutex<Vec<AssignedGlobal>>,
+}
+
+/// One global a handler assigned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssignedGlobal {
+    /// The global's name.
+    pub name: String,
+    /// Where, as `quiz.lua:42: `; empty when Lua cannot tell.
+    pub at: String,
+}
+
+impl GlobalWatch {
+    /// Records that `name` was assigned `at`; only the first time counts.
+    pub fn record(&self, name: String, at: String) {
+        let mut assigned = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
+        if !assigned.iter().any(|a| a.name == name) {
+            assigned.push(AssignedGlobal { name, at });
+        }
+    }
+
+    /// What was recorded, in order.
+    pub fn assigned(&self) -> Vec<AssignedGlobal> {
+        self.assigned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// What the catalog knows of one game name.
@@ -128,6 +166,9 @@ pub struct Catalog {
     games: RwLock<BTreeMap<String, GameEntry>>,
     /// Tells running sessions (and tests) about every change.
     changes: broadcast::Sender<GameChange>,
+    /// Rules loaded here record the globals their handlers assign
+    /// (`recess check`).
+    watch_globals: bool,
 }
 
 impl Catalog {
@@ -140,6 +181,20 @@ impl Catalog {
             limits,
             games: RwLock::new(BTreeMap::new()),
             changes,
+            watch_globals: false,
+        })
+    }
+
+    /// Like [`Catalog::new`], but every game loaded records the globals its
+    /// handlers assign in [`Rules::globals`]: for `recess check`.
+    pub fn watching_globals(dir: impl Into<PathBuf>, limits: Limits) -> Arc<Self> {
+        let (changes, _) = broadcast::channel(256);
+        Arc::new(Catalog {
+            dir: dir.into(),
+            limits,
+            games: RwLock::new(BTreeMap::new()),
+            changes,
+            watch_globals: true,
         })
     }
 
@@ -184,7 +239,14 @@ impl Catalog {
                 return Some(Ok(current.clone()));
             }
         }
-        let loaded = read.map(|r| r.and_then(|r| validate(r, self.limits)));
+        let loaded = read.map(|r| {
+            r.and_then(|mut r| {
+                if self.watch_globals {
+                    r.globals = Some(Arc::default());
+                }
+                validate(r, self.limits)
+            })
+        });
         let mut games = self.games.write().unwrap_or_else(|e| e.into_inner());
         match loaded {
             None => {
@@ -437,6 +499,7 @@ fn rules_from(name: &str, main: Source, modules: HashMap<String, Source>) -> Rul
         title: name.to_owned(),
         max_players: None,
         has_client: false,
+        globals: None,
     }
 }
 
@@ -475,7 +538,7 @@ fn validate(rules: Rules, limits: Limits) -> Result<Rules, String> {
         let lua = sandbox::new_state(limits, budget.clone()).map_err(|e| sandbox::describe(&e))?;
         budget.reset(limits.cpu_units, limits.cpu_time);
         let table = load_game_table(&lua, &rules)?;
-        check_game_table(&table, &rules.main.chunk_name)?
+        check_game_table(&table, &rules.main)?
     };
     // The scratch state (and the `require` closure holding a clone) is gone now.
     let mut rules = Arc::try_unwrap(rules)
@@ -507,8 +570,18 @@ pub fn load_game_table(lua: &Lua, rules: &Arc<Rules>) -> Result<Table, String> {
     }
 }
 
-/// Checks handler types; returns the title and max_players.
-fn check_game_table(table: &Table, chunk: &str) -> Result<(Option<String>, Option<usize>), String> {
+/// Checks the game table's fields (docs/lua-api.md §3); returns the title
+/// and max_players. A wrong field is reported at the line that sets it when
+/// the source shows it plainly (`title = 5`).
+fn check_game_table(
+    table: &Table,
+    main: &Source,
+) -> Result<(Option<String>, Option<usize>), String> {
+    let chunk = &main.chunk_name;
+    let at = |key: &str, value: &Value| match key_line(&main.text, key, literal_start(value)) {
+        Some(line) => format!("{chunk}:{line}"),
+        None => chunk.clone(),
+    };
     for name in HANDLERS {
         let v: Value = table.raw_get(name).map_err(|e| sandbox::describe(&e))?;
         match v {
@@ -521,8 +594,9 @@ fn check_game_table(table: &Table, chunk: &str) -> Result<(Option<String>, Optio
             }
             other => {
                 return Err(format!(
-                    "{chunk}: `{name}` must be a function, not a {}",
-                    other.type_name()
+                    "{}: `{name}` must be a function, got {}",
+                    at(name, &other),
+                    sandbox::value_text(&other)
                 ));
             }
         }
@@ -535,8 +609,9 @@ fn check_game_table(table: &Table, chunk: &str) -> Result<(Option<String>, Optio
         Value::String(s) => Some(s.to_string_lossy()),
         other => {
             return Err(format!(
-                "{chunk}: `title` must be a string, not a {}",
-                other.type_name()
+                "{}: `title` must be a string, got {}",
+                at("title", &other),
+                sandbox::value_text(&other)
             ));
         }
     };
@@ -547,19 +622,92 @@ fn check_game_table(table: &Table, chunk: &str) -> Result<(Option<String>, Optio
         Value::Nil => None,
         Value::Integer(n) if n > 0 => Some(n as usize),
         Value::Number(n) if n >= 1.0 && n.fract() == 0.0 => Some(n as usize),
-        _ => {
+        other => {
             return Err(format!(
-                "{chunk}: `max_players` must be a positive whole number"
+                "{}: `max_players` must be a positive whole number, got {}",
+                at("max_players", &other),
+                sandbox::value_text(&other)
             ));
         }
     };
     Ok((title, max_players))
 }
 
+/// How the source text of a value of this kind starts, when it is written
+/// as a literal: `5`, `"`, `{`, `function`, `true`.
+fn literal_start(v: &Value) -> Option<&'static str> {
+    match v {
+        Value::Boolean(true) => Some("true"),
+        Value::Boolean(false) => Some("false"),
+        Value::Table(_) => Some("{"),
+        Value::Function(_) => Some("function"),
+        Value::String(_) => Some("\"'["),
+        Value::Integer(_) | Value::Number(_) => Some("-0123456789."),
+        _ => None,
+    }
+}
+
+/// The first line (from 1) of `text` where `key` is set as a field:
+/// `key = …`, `x.key = …` or `["key"] = …`, outside comments. With
+/// `starts`, the value after `=` must begin with one of its characters (or
+/// with `starts` itself when it is a word, such as `function`). Used to put
+/// a line on problems found in values: a game table's wrong field, a view
+/// key `recess check` does not know.
+pub fn key_line(text: &str, key: &str, starts: Option<&str>) -> Option<usize> {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.lines().enumerate().find_map(|(i, line)| {
+        let code = line.split("--").next().unwrap_or(line);
+        let mut from = 0;
+        while let Some(found) = code[from..].find(key) {
+            let begin = from + found;
+            let end = begin + key.len();
+            from = end;
+            let before = code[..begin].chars().next_back();
+            let after = code[end..].chars().next();
+            let bracketed = matches!(before, Some('"' | '\''))
+                && code[..begin - 1].ends_with('[')
+                && code[end..].starts_with(['"', '\''])
+                && code[end + 1..].starts_with(']');
+            let rest = if bracketed {
+                &code[end + 2..]
+            } else if before.is_some_and(ident) || after.is_some_and(ident) {
+                continue;
+            } else {
+                &code[end..]
+            };
+            let Some(value) = rest.trim_start().strip_prefix('=') else {
+                continue;
+            };
+            if value.starts_with('=') {
+                continue;
+            }
+            let value = value.trim_start();
+            let fits = match starts {
+                None => true,
+                Some(word) if word.chars().all(|c| c.is_ascii_alphabetic()) => {
+                    value.starts_with(word)
+                }
+                Some(chars) => value.starts_with(|c| chars.contains(c)),
+            };
+            if fits {
+                return Some(i + 1);
+            }
+        }
+        None
+    })
+}
+
 /// Installs `require`, which loads only this game's own modules, from memory.
 pub fn install_require(lua: &Lua, rules: Arc<Rules>) -> mlua::Result<()> {
     let cache = lua.create_table()?;
-    let require = lua.create_function(move |lua, name: String| {
+    let require = lua.create_function(move |lua, name: Value| {
+        let Value::String(name) = name else {
+            return Err(mlua::Error::runtime(format!(
+                "bad argument #1 to 'require' (string expected, got {})",
+                sandbox::kind(&name)
+            )));
+        };
+        let name = name.to_string_lossy();
         if let Some(v) = cache.raw_get::<Option<Value>>(name.as_str())? {
             return Ok(v);
         }
@@ -589,13 +737,15 @@ pub fn install_require(lua: &Lua, rules: Arc<Rules>) -> mlua::Result<()> {
         cache.raw_set(name.as_str(), value.clone())?;
         Ok(value)
     })?;
-    lua.globals().raw_set("require", require)
+    lua.globals()
+        .raw_set("require", sandbox::plain_errors(lua, require)?)
 }
 
-/// Validates a path as `recess check` does: a games folder, a game file or a
-/// game folder. Returns `(name, error)` per game.
-pub fn check_path(path: &Path, limits: Limits) -> Vec<(String, Option<String>)> {
-    let (dir, names) = if path.is_file() || path.join("init.lua").is_file() {
+/// What `recess check PATH` looks at: a games folder (every game in it),
+/// a game file or a game folder (that one game). Returns the games folder
+/// and the names of the games to check.
+pub fn check_target(path: &Path) -> (PathBuf, Vec<String>) {
+    if path.is_file() || path.join("init.lua").is_file() {
         let name = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -607,17 +757,7 @@ pub fn check_path(path: &Path, limits: Limits) -> Vec<(String, Option<String>)> 
         let mut names = game_names(path);
         names.sort();
         (path.to_path_buf(), names)
-    };
-    names
-        .into_iter()
-        .map(|name| {
-            let outcome = match read_game(&dir, &name) {
-                None => Some(format!("{name}: no {name}.lua or {name}/init.lua here")),
-                Some(r) => r.and_then(|r| validate(r, limits)).err(),
-            };
-            (name, outcome)
-        })
-        .collect()
+    }
 }
 
 #[cfg(test)]

@@ -20,59 +20,163 @@ const MAX_LOG_LINES: u32 = 50;
 /// A log line's length, and the most of a table `ctx.log` converts to show.
 const MAX_LOG_BYTES: usize = 1000;
 
+/// Where the `ctx` table is kept, so its functions can tell `ctx:send(…)`
+/// (the table passed as the first argument) from a wrong first argument.
+const CTX_KEY: &str = "recess.ctx";
+
+/// A `ctx` function's arguments, checked one by one. Every message names the
+/// function and the argument: `ctx.send: argument 1 (player id) must be a
+/// string, got nil`. The script's file and line are put in front when the
+/// error reaches Lua (`sandbox::plain_errors`).
+struct Args {
+    func: &'static str,
+    params: &'static [&'static str],
+    values: Vec<Value>,
+}
+
+impl Args {
+    /// Checks that `ctx` was called with a dot and with at most as many
+    /// arguments as it takes.
+    fn new(
+        lua: &Lua,
+        func: &'static str,
+        params: &'static [&'static str],
+        values: Variadic<Value>,
+    ) -> mlua::Result<Args> {
+        let values: Vec<Value> = values.into_iter().collect();
+        if let Some(Value::Table(t)) = values.first()
+            && let Ok(ctx) = lua.named_registry_value::<Table>(CTX_KEY)
+            && t.to_pointer() == ctx.to_pointer()
+        {
+            let short = func.strip_prefix("ctx.").unwrap_or(func);
+            return Err(fail(format!(
+                "{func}: call it with a dot, {func}(…), not ctx:{short}(…)"
+            )));
+        }
+        if values.len() > params.len() {
+            let takes = match params.len() {
+                0 => "takes no arguments".to_owned(),
+                1 => format!("takes at most 1 argument ({})", params[0]),
+                n => format!("takes at most {n} arguments ({})", params.join(", ")),
+            };
+            return Err(fail(format!("{func}: {takes}, got {}", values.len())));
+        }
+        Ok(Args {
+            func,
+            params,
+            values,
+        })
+    }
+
+    /// Argument `n` (from 1); `nil` when it was not given.
+    fn get(&self, n: usize) -> &Value {
+        self.values.get(n - 1).unwrap_or(&Value::Nil)
+    }
+
+    /// Argument `n` moved out.
+    fn take(&mut self, n: usize) -> Value {
+        self.values
+            .get_mut(n - 1)
+            .map(std::mem::take)
+            .unwrap_or(Value::Nil)
+    }
+
+    /// `func: argument n (param) must be EXPECTED, got VALUE`.
+    fn bad(&self, n: usize, expected: &str) -> mlua::Error {
+        let param = self.params.get(n - 1).copied().unwrap_or("?");
+        fail(format!(
+            "{}: argument {n} ({param}) must be {expected}, got {}",
+            self.func,
+            sandbox::value_text(self.get(n))
+        ))
+    }
+
+    fn string(&self, n: usize) -> mlua::Result<String> {
+        match self.get(n) {
+            Value::String(s) => Ok(s.to_string_lossy()),
+            _ => Err(self.bad(n, "a string")),
+        }
+    }
+
+    fn opt_string(&self, n: usize) -> mlua::Result<Option<String>> {
+        match self.get(n) {
+            Value::Nil => Ok(None),
+            Value::String(s) => Ok(Some(s.to_string_lossy())),
+            _ => Err(self.bad(n, "a string or nil")),
+        }
+    }
+
+    /// A whole number (an integer, or a float without a fraction).
+    fn whole(&self, n: usize) -> Option<i64> {
+        match self.get(n) {
+            Value::Integer(i) => Some(*i),
+            Value::Number(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(*f as i64),
+            _ => None,
+        }
+    }
+
+    fn number(&self, n: usize) -> Option<f64> {
+        match self.get(n) {
+            Value::Integer(i) => Some(*i as f64),
+            Value::Number(f) => Some(*f),
+            _ => None,
+        }
+    }
+}
+
+/// An error of a `ctx` function (see [`Args`]).
+fn fail(message: String) -> mlua::Error {
+    mlua::Error::runtime(message)
+}
+
 /// Builds the `ctx` table. Its functions find the call in progress through
 /// the state's `CallScope`, so one table serves every call.
 pub(super) fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
     let ctx = lua.create_table()?;
 
-    fn scope<R>(lua: &Lua, f: impl FnOnce(&mut CallScope) -> mlua::Result<R>) -> mlua::Result<R> {
+    fn scope<R>(
+        lua: &Lua,
+        func: &str,
+        f: impl FnOnce(&mut CallScope) -> mlua::Result<R>,
+    ) -> mlua::Result<R> {
         let mut s = lua
             .app_data_mut::<CallScope>()
-            .ok_or_else(|| mlua::Error::runtime("ctx is not available here"))?;
+            .ok_or_else(|| fail(format!("{func}: ctx is not available here")))?;
         if !s.active {
-            return Err(mlua::Error::runtime(
-                "ctx can only be used while a handler runs (do not keep it in the state)",
-            ));
+            return Err(fail(format!(
+                "{func}: ctx works only during the handler call it was given to (view and migrate get none; do not keep it for later)"
+            )));
         }
         f(&mut s)
     }
-    fn name_arg(v: Value, what: &str) -> mlua::Result<String> {
-        match v {
-            Value::String(s) => Ok(s.to_string_lossy()),
-            other => Err(mlua::Error::runtime(format!(
-                "{what}: the name must be a string, not a {}",
-                other.type_name()
-            ))),
-        }
-    }
     /// Converts what a call emits and counts it against the call's limits:
-    /// `what` names the function, `name` is the message's name, `cap` the
-    /// limit of one such value (the message limit, or the call's for results).
+    /// argument `n` of `args` is the data, `name` is the message's name,
+    /// `cap` the limit of one such value (the message limit, or the call's
+    /// for results).
     fn data_arg(
         lua: &Lua,
-        v: Option<Value>,
-        what: &str,
+        args: &mut Args,
+        n: usize,
         name: &str,
         cap: impl FnOnce(&Limits) -> usize,
     ) -> mlua::Result<Json> {
-        let (limits, emitted) = scope(lua, |s| Ok((s.limits, s.emitted)))?;
+        let what = args.func;
+        let (limits, emitted) = scope(lua, what, |s| Ok((s.limits, s.emitted)))?;
         let cap = cap(&limits);
-        let at = || sandbox::script_location(lua).unwrap_or_default();
-        let (data, bytes) = match v {
-            None | Some(Value::Nil) => (Json::Null, SCALAR_BYTES),
-            Some(v) => match lua_to_json_sized(lua, v, cap.saturating_sub(name.len())) {
+        let (data, bytes) = match args.take(n) {
+            Value::Nil => (Json::Null, SCALAR_BYTES),
+            v => match lua_to_json_sized(lua, v, cap.saturating_sub(name.len())) {
                 Ok(sized) => sized,
                 Err(SizedError::Lua(e)) => {
-                    return Err(mlua::Error::runtime(format!(
-                        "{}{what}: {}",
-                        at(),
+                    let param = args.params.get(n - 1).copied().unwrap_or("data");
+                    return Err(fail(format!(
+                        "{what}: argument {n} ({param}) must be plain data (tables, strings, numbers, booleans): {}",
                         sandbox::describe(&e)
                     )));
                 }
                 Err(SizedError::TooBig(big)) => {
-                    return Err(mlua::Error::runtime(format!(
-                        "{}{what}: the {} is {}; it may be at most {}",
-                        at(),
+                    return Err(fail(format!(
+                        "{what}: the {} is {}; it may be at most {}",
                         if what == "ctx.finish" {
                             "results"
                         } else {
@@ -86,14 +190,13 @@ pub(super) fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
         };
         let total = emitted + bytes + name.len();
         if total > limits.call_output_bytes {
-            return Err(mlua::Error::runtime(format!(
-                "{}{what}: this call's messages, timers and results come to {}; one call may emit at most {}",
-                at(),
+            return Err(fail(format!(
+                "{what}: this call's messages, timers and results come to {}; one call may emit at most {}",
                 sandbox::size_text(total),
                 sandbox::limit_text(limits.call_output_bytes)
             )));
         }
-        scope(lua, |s| {
+        scope(lua, what, |s| {
             s.emitted = total;
             Ok(())
         })?;
@@ -102,152 +205,157 @@ pub(super) fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
     /// What a value without data adds to a call's output.
     const SCALAR_BYTES: usize = 32;
 
-    ctx.raw_set(
-        "broadcast",
-        lua.create_function(|lua, (name, data): (Value, Option<Value>)| {
-            let name = name_arg(name, "ctx.broadcast")?;
-            let data = data_arg(lua, data, "ctx.broadcast", &name, |l| l.message_bytes)?;
-            scope(lua, |s| {
-                s.effects.push(Effect::Broadcast { name, data });
-                Ok(())
-            })
-        })?,
-    )?;
-    ctx.raw_set(
-        "send",
-        lua.create_function(|lua, (to, name, data): (Value, Value, Option<Value>)| {
-            let to = match to {
-                Value::String(s) => s.to_string_lossy(),
-                other => {
-                    return Err(mlua::Error::runtime(format!(
-                        "ctx.send: the first argument must be a player id (string), not a {}",
-                        other.type_name()
-                    )));
-                }
-            };
-            let name = name_arg(name, "ctx.send")?;
-            let data = data_arg(lua, data, "ctx.send", &name, |l| l.message_bytes)?;
-            scope(lua, |s| {
-                s.effects.push(Effect::Send { to, name, data });
-                Ok(())
-            })
-        })?,
-    )?;
-    ctx.raw_set(
-        "after",
-        lua.create_function(|lua, (ms, name, data): (f64, Value, Option<Value>)| {
-            if !ms.is_finite() || ms < 0.0 || ms > MAX_TIMER_MS as f64 {
-                return Err(mlua::Error::runtime(format!(
-                    "ctx.after: delay must be between 0 and {MAX_TIMER_MS} ms"
+    /// Adds `ctx.NAME`, with errors as plain strings at the script's line.
+    fn add<R: mlua::IntoLuaMulti>(
+        lua: &Lua,
+        ctx: &Table,
+        name: &str,
+        f: impl Fn(&Lua, Variadic<Value>) -> mlua::Result<R> + mlua::MaybeSend + 'static,
+    ) -> mlua::Result<mlua::Function> {
+        let f = sandbox::plain_errors(lua, lua.create_function(f)?)?;
+        ctx.raw_set(name, f.clone())?;
+        Ok(f)
+    }
+
+    add(lua, &ctx, "broadcast", |lua, values| {
+        let mut args = Args::new(lua, "ctx.broadcast", &["event name", "data"], values)?;
+        let name = args.string(1)?;
+        let data = data_arg(lua, &mut args, 2, &name, |l| l.message_bytes)?;
+        scope(lua, args.func, |s| {
+            s.effects.push(Effect::Broadcast { name, data });
+            Ok(())
+        })
+    })?;
+    add(lua, &ctx, "send", |lua, values| {
+        let mut args = Args::new(
+            lua,
+            "ctx.send",
+            &["player id", "event name", "data"],
+            values,
+        )?;
+        let to = args.string(1)?;
+        let name = args.string(2)?;
+        let data = data_arg(lua, &mut args, 3, &name, |l| l.message_bytes)?;
+        scope(lua, args.func, |s| {
+            s.effects.push(Effect::Send { to, name, data });
+            Ok(())
+        })
+    })?;
+    add(lua, &ctx, "after", |lua, values| {
+        let mut args = Args::new(lua, "ctx.after", &["ms", "timer name", "data"], values)?;
+        let ms = args
+            .number(1)
+            .filter(|ms| (0.0..=MAX_TIMER_MS as f64).contains(ms))
+            .ok_or_else(|| {
+                args.bad(
+                    1,
+                    &format!("a number of milliseconds from 0 to {MAX_TIMER_MS} (a week)"),
+                )
+            })?;
+        let name = args.string(2)?;
+        let data = data_arg(lua, &mut args, 3, &name, |l| l.message_bytes)?;
+        scope(lua, args.func, |s| {
+            if s.pending_timers + s.timers_added >= MAX_PENDING_TIMERS {
+                return Err(fail(format!(
+                    "ctx.after: {MAX_PENDING_TIMERS} timers are already waiting in this session; cancel some with ctx.cancel or start fewer"
                 )));
             }
-            let name = name_arg(name, "ctx.after")?;
-            let data = data_arg(lua, data, "ctx.after", &name, |l| l.message_bytes)?;
-            scope(lua, |s| {
-                if s.pending_timers + s.timers_added >= MAX_PENDING_TIMERS {
-                    return Err(mlua::Error::runtime(format!(
-                        "ctx.after: {MAX_PENDING_TIMERS} timers are already waiting in this session; cancel some with ctx.cancel or start fewer"
-                    )));
-                }
-                s.timers_added += 1;
-                s.next_timer += 1;
-                let id = s.next_timer;
-                s.effects.push(Effect::After {
-                    id,
-                    ms: ms as u64,
-                    name,
-                    data,
-                });
-                Ok(id)
-            })
-        })?,
-    )?;
-    ctx.raw_set(
-        "cancel",
-        lua.create_function(|lua, id: Value| {
-            let id = match id {
-                Value::Integer(i) if i > 0 => i as u64,
-                Value::Number(n) if n > 0.0 && n.fract() == 0.0 => n as u64,
-                Value::Nil => return Ok(()),
-                other => {
-                    return Err(mlua::Error::runtime(format!(
-                        "ctx.cancel: expected a timer id from ctx.after, got a {}",
-                        other.type_name()
-                    )));
-                }
-            };
-            scope(lua, |s| {
-                s.effects.push(Effect::Cancel { id });
-                Ok(())
-            })
-        })?,
-    )?;
-    ctx.raw_set(
-        "now",
-        lua.create_function(|lua, ()| scope(lua, |s| Ok(s.now_ms)))?,
-    )?;
-    let random = lua.create_function(|lua, args: Variadic<Value>| {
-        let mut s = lua
-            .app_data_mut::<CallScope>()
-            .ok_or_else(|| mlua::Error::runtime("random is not available here"))?;
-        random_value(&mut s.rng, &args)
+            s.timers_added += 1;
+            s.next_timer += 1;
+            let id = s.next_timer;
+            s.effects.push(Effect::After {
+                id,
+                ms: ms as u64,
+                name,
+                data,
+            });
+            Ok(id)
+        })
     })?;
-    ctx.raw_set("random", random.clone())?;
-    let math: Table = lua.globals().get("math")?;
-    math.raw_set("random", random)?;
-    ctx.raw_set(
-        "players",
-        lua.create_function(|lua, ()| {
-            if let Some(list) = scope(lua, |s| Ok(s.players_table.clone()))? {
-                return Ok(list);
-            }
-            let players = scope(lua, |s| Ok(s.players.clone()))?;
-            let list = lua.create_table_with_capacity(players.len(), 0)?;
-            for p in &players {
-                let t = player_table(lua, p)?;
-                t.raw_set("connected", p.connected)?;
-                list.raw_push(t)?;
-            }
-            list.set_metatable(Some(lua.array_metatable()))?;
-            scope(lua, |s| {
-                s.players_table = Some(list.clone());
-                Ok(())
-            })?;
-            Ok(list)
-        })?,
-    )?;
-    ctx.raw_set(
-        "kick",
-        lua.create_function(|lua, (player, reason): (String, Option<String>)| {
-            scope(lua, |s| {
-                s.effects.push(Effect::Kick {
-                    player,
-                    reason: reason.unwrap_or_else(|| "removed by the game".to_owned()),
-                });
-                Ok(())
-            })
-        })?,
-    )?;
-    ctx.raw_set(
-        "readmit",
-        lua.create_function(|lua, name: String| {
-            scope(lua, |s| {
-                s.effects.push(Effect::Readmit { name });
-                Ok(())
-            })
-        })?,
-    )?;
-    ctx.raw_set(
-        "finish",
-        lua.create_function(|lua, results: Option<Value>| {
-            let results = data_arg(lua, results, "ctx.finish", "", |l| l.call_output_bytes)?;
-            scope(lua, |s| {
-                s.effects.push(Effect::Finish { results });
-                Ok(())
-            })
-        })?,
-    )?;
-    let log = lua.create_function(|lua, args: Variadic<Value>| {
+    add(lua, &ctx, "cancel", |lua, values| {
+        let args = Args::new(lua, "ctx.cancel", &["timer id"], values)?;
+        // Cancelling "no timer" (a field never set) does nothing.
+        if args.get(1).is_nil() {
+            return Ok(());
+        }
+        let id = args
+            .whole(1)
+            .and_then(|id| u64::try_from(id).ok())
+            .filter(|&id| id > 0)
+            .ok_or_else(|| args.bad(1, "a timer id from ctx.after (a whole number from 1)"))?;
+        scope(lua, args.func, |s| {
+            s.effects.push(Effect::Cancel { id });
+            Ok(())
+        })
+    })?;
+    add(lua, &ctx, "now", |lua, values| {
+        let args = Args::new(lua, "ctx.now", &[], values)?;
+        scope(lua, args.func, |s| Ok(s.now_ms))
+    })?;
+    for (table, name, func) in [
+        (ctx.clone(), "random", "ctx.random"),
+        (lua.globals().get::<Table>("math")?, "random", "math.random"),
+    ] {
+        let random = lua.create_function(move |lua, values: Variadic<Value>| {
+            let args = Args::new(lua, func, &["m", "n"], values)?;
+            let mut s = lua
+                .app_data_mut::<CallScope>()
+                .ok_or_else(|| fail(format!("{func} is not available here")))?;
+            random_value(&mut s.rng, &args)
+        })?;
+        table.raw_set(name, sandbox::plain_errors(lua, random)?)?;
+    }
+    add(lua, &ctx, "players", |lua, values| {
+        let args = Args::new(lua, "ctx.players", &[], values)?;
+        if let Some(list) = scope(lua, args.func, |s| Ok(s.players_table.clone()))? {
+            return Ok(list);
+        }
+        let players = scope(lua, args.func, |s| Ok(s.players.clone()))?;
+        let list = lua.create_table_with_capacity(players.len(), 0)?;
+        for p in &players {
+            let t = player_table(lua, p)?;
+            t.raw_set("connected", p.connected)?;
+            list.raw_push(t)?;
+        }
+        list.set_metatable(Some(lua.array_metatable()))?;
+        scope(lua, args.func, |s| {
+            s.players_table = Some(list.clone());
+            Ok(())
+        })?;
+        Ok(list)
+    })?;
+    add(lua, &ctx, "kick", |lua, values| {
+        let args = Args::new(lua, "ctx.kick", &["player id", "reason"], values)?;
+        let player = args.string(1)?;
+        let reason = args.opt_string(2)?;
+        scope(lua, args.func, |s| {
+            s.effects.push(Effect::Kick {
+                player,
+                reason: reason.unwrap_or_else(|| "removed by the game".to_owned()),
+            });
+            Ok(())
+        })
+    })?;
+    add(lua, &ctx, "readmit", |lua, values| {
+        let args = Args::new(lua, "ctx.readmit", &["name"], values)?;
+        let name = args.string(1)?;
+        scope(lua, args.func, |s| {
+            s.effects.push(Effect::Readmit { name });
+            Ok(())
+        })
+    })?;
+    add(lua, &ctx, "finish", |lua, values| {
+        let mut args = Args::new(lua, "ctx.finish", &["results"], values)?;
+        if !matches!(args.get(1), Value::Nil | Value::Table(_)) {
+            return Err(args.bad(1, "a table (columns and rows) or nil"));
+        }
+        let results = data_arg(lua, &mut args, 1, "", |l| l.call_output_bytes)?;
+        scope(lua, args.func, |s| {
+            s.effects.push(Effect::Finish { results });
+            Ok(())
+        })
+    })?;
+    let log = add(lua, &ctx, "log", |lua, args: Variadic<Value>| {
         let mut parts = Vec::with_capacity(args.len());
         for a in args.iter() {
             parts.push(match a {
@@ -259,9 +367,9 @@ pub(super) fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
                 other => match lua_to_json_sized(lua, other.clone(), MAX_LOG_BYTES) {
                     Ok((j, _)) => j.to_string(),
                     Err(SizedError::TooBig(_)) => {
-                        format!("<{} too large to log>", other.type_name())
+                        format!("<{} too large to log>", sandbox::kind(other))
                     }
-                    Err(SizedError::Lua(_)) => format!("<{}>", other.type_name()),
+                    Err(SizedError::Lua(_)) => format!("<{}>", sandbox::kind(other)),
                 },
             });
         }
@@ -276,44 +384,42 @@ pub(super) fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
         }
         let mut s = lua
             .app_data_mut::<CallScope>()
-            .ok_or_else(|| mlua::Error::runtime("ctx.log is not available here"))?;
+            .ok_or_else(|| fail("ctx.log: ctx is not available here".to_owned()))?;
         s.log_lines += 1;
         if s.log_lines <= MAX_LOG_LINES {
             tracing::info!(target: "recess::game", session = %s.session, "{line}");
         }
         Ok(())
     })?;
-    ctx.raw_set("log", log.clone())?;
     lua.globals().raw_set("print", log)?;
+    lua.set_named_registry_value(CTX_KEY, ctx.clone())?;
     Ok(ctx)
 }
 
 /// `math.random` semantics on the session generator.
-fn random_value(rng: &mut SplitMix64, args: &[Value]) -> mlua::Result<Value> {
-    fn int(v: &Value, pos: usize) -> mlua::Result<i64> {
-        match v {
-            Value::Integer(i) => Ok(*i),
-            Value::Number(n) if n.fract() == 0.0 => Ok(*n as i64),
-            other => Err(mlua::Error::runtime(format!(
-                "bad argument #{pos} to 'random' (number has no integer representation, got {})",
-                other.type_name()
-            ))),
-        }
-    }
-    let (lo, hi) = match args {
-        [] => {
+fn random_value(rng: &mut SplitMix64, args: &Args) -> mlua::Result<Value> {
+    let whole = |n: usize| args.whole(n).ok_or_else(|| args.bad(n, "a whole number"));
+    let (lo, hi) = match args.values.len() {
+        0 => {
             return Ok(Value::Number(
                 (rng.next() >> 11) as f64 / (1u64 << 53) as f64,
             ));
         }
-        [m] => (1, int(m, 1)?),
-        [m, n, ..] => (int(m, 1)?, int(n, 2)?),
+        1 => {
+            let m = whole(1)?;
+            if m < 1 {
+                return Err(args.bad(1, "a whole number from 1"));
+            }
+            (1, m)
+        }
+        _ => {
+            let (m, n) = (whole(1)?, whole(2)?);
+            if n < m {
+                return Err(args.bad(2, &format!("at least {m} (argument 1)")));
+            }
+            (m, n)
+        }
     };
-    if lo > hi {
-        return Err(mlua::Error::runtime(
-            "bad argument to 'random' (interval is empty)",
-        ));
-    }
     let span = (hi as i128 - lo as i128 + 1) as u128;
     let r = (rng.next() as u128 * span) >> 64;
     Ok(Value::Integer((lo as i128 + r as i128) as i64))

@@ -82,6 +82,7 @@ pub fn new_state(limits: Limits, budget: Arc<CallBudget>) -> mlua::Result<Lua> {
 
     super::pattern::install(&lua)?;
     bill_library_calls(&lua)?;
+    install_plain_errors(&lua)?;
 
     for name in ["pcall", "xpcall"] {
         let original: Function = globals.get(name)?;
@@ -97,6 +98,19 @@ pub fn new_state(limits: Limits, budget: Arc<CallBudget>) -> mlua::Result<Lua> {
 
     let setmetatable: Function = globals.get("setmetatable")?;
     let guarded = lua.create_function(move |_, (table, meta): (Value, Value)| {
+        // Checked here: called from Rust, Lua's own message would name no function.
+        if !matches!(table, Value::Table(_)) {
+            return Err(mlua::Error::runtime(format!(
+                "bad argument #1 to 'setmetatable' (table expected, got {})",
+                kind(&table)
+            )));
+        }
+        if !matches!(meta, Value::Table(_) | Value::Nil) {
+            return Err(mlua::Error::runtime(format!(
+                "bad argument #2 to 'setmetatable' (nil or table expected, got {})",
+                kind(&meta)
+            )));
+        }
         if let Value::Table(m) = &meta
             && m.raw_get::<Value>("__gc")? != Value::Nil
         {
@@ -106,7 +120,7 @@ pub fn new_state(limits: Limits, budget: Arc<CallBudget>) -> mlua::Result<Lua> {
         }
         setmetatable.call::<Value>((table, meta))
     })?;
-    globals.raw_set("setmetatable", guarded)?;
+    globals.raw_set("setmetatable", plain_errors(&lua, guarded)?)?;
     globals.raw_set("null", Value::NULL)?;
 
     lua.set_app_data(budget);
@@ -279,30 +293,192 @@ pub(crate) fn script_location(lua: &Lua) -> Option<String> {
 }
 
 /// Turns an mlua error into the one line an educator reads:
-/// `quiz.lua:57: message`, without Rust wrappers or Lua tracebacks.
+/// `quiz.lua:57: message`, without Rust wrappers, type names or Lua
+/// tracebacks.
 pub fn describe(err: &mlua::Error) -> String {
     match err {
         mlua::Error::CallbackError { cause, .. } => describe(cause),
         mlua::Error::WithContext { cause, .. } => describe(cause),
-        mlua::Error::SyntaxError { message, .. } => message.clone(),
-        // A memory error raised again by a library wrapper is a plain string.
-        mlua::Error::RuntimeError(message) if message.ends_with("not enough memory") => {
-            describe(&mlua::Error::MemoryError(String::new()))
+        mlua::Error::SyntaxError { message, .. } => first_line(message),
+        mlua::Error::RuntimeError(message) => {
+            let line = first_line(message);
+            // A memory error raised again by a library wrapper is a plain string.
+            if line.ends_with("not enough memory") {
+                describe(&mlua::Error::MemoryError(String::new()))
+            } else {
+                without_addresses(without_repeated_location(&line))
+            }
         }
-        mlua::Error::RuntimeError(message) => without_addresses(&first_line(message)),
-        mlua::Error::MemoryError(_) => {
-            "not enough memory: the game went over its session memory budget".to_owned()
-        }
+        mlua::Error::MemoryError(_) => MEMORY_MESSAGE.to_owned(),
         mlua::Error::BadArgument { to, pos, cause, .. } => match to {
-            Some(f) => format!("bad argument #{pos} to '{f}': {}", describe(cause)),
-            None => format!("bad argument #{pos}: {}", describe(cause)),
+            Some(f) => format!("bad argument #{pos} to '{f}' ({})", describe(cause)),
+            None => format!("bad argument #{pos} ({})", describe(cause)),
         },
-        mlua::Error::SerializeError(m) | mlua::Error::DeserializeError(m) => {
-            format!("value cannot be sent as JSON: {m}")
+        mlua::Error::FromLuaConversionError { from, to, .. } => {
+            format!(
+                "expected {}, got {}",
+                expected_kind(to),
+                lua_kind_name(from)
+            )
         }
-        mlua::Error::ExternalError(e) => e.to_string(),
-        other => first_line(&other.to_string()),
+        mlua::Error::SerializeError(m) | mlua::Error::DeserializeError(m) => {
+            format!("value cannot be sent as JSON: {}", first_line(m))
+        }
+        mlua::Error::StackError => {
+            "too many values at once for Lua (a table.unpack of a huge list?)".to_owned()
+        }
+        mlua::Error::ExternalError(e) => first_line(&e.to_string()),
+        other => format!(
+            "the game's Lua state failed inside Recess: {}",
+            first_line(&other.to_string())
+        ),
     }
+}
+
+/// `quiz.lua:12: quiz.lua:12: message` (an error caught with `pcall` and
+/// raised again with `error(e)`, which adds the position once more) as
+/// `quiz.lua:12: message`.
+fn without_repeated_location(message: &str) -> &str {
+    let mut message = message;
+    while has_location(message) {
+        let Some(end) = message.find(": ").map(|i| i + 2) else {
+            break;
+        };
+        let (at, rest) = message.split_at(end);
+        match rest.strip_prefix(at) {
+            Some(_) => message = rest,
+            None => break,
+        }
+    }
+    message
+}
+
+/// What a memory error reads as.
+pub const MEMORY_MESSAGE: &str = "not enough memory: the game went over its session memory budget";
+
+/// A Rust type a conversion wanted, as a Lua writer calls it.
+fn expected_kind(rust: &str) -> &'static str {
+    match rust {
+        "String" | "str" | "BString" | "CString" | "OsString" | "PathBuf" => "a string",
+        "Table" => "a table",
+        "Function" => "a function",
+        "bool" => "a boolean",
+        r if r.starts_with('i') || r.starts_with('u') || r.starts_with('f') => "a number",
+        _ => "another kind of value",
+    }
+}
+
+/// A Lua type name as a message says it: `integer` is a number to a game.
+fn lua_kind_name(name: &str) -> &'static str {
+    match name {
+        "nil" => "nil",
+        "boolean" => "a boolean",
+        "integer" | "number" => "a number",
+        "string" => "a string",
+        "table" => "a table",
+        "function" => "a function",
+        "thread" => "a coroutine",
+        "lightuserdata" => "null",
+        _ => "a userdata value",
+    }
+}
+
+/// The kind of a value, as a message names it: `nil`, `null`, `a number`,
+/// `a table`.
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::LightUserData(_) => "null",
+        other => lua_kind_name(other.type_name()),
+    }
+}
+
+/// A value as a message shows it: `nil`, `null`, `true`, `-5`, `1.5`,
+/// `"ten"` (cut after 40 characters), `a table`.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::Nil => "nil".to_owned(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Integer(i) => i.to_string(),
+        Value::Number(n) if n.is_nan() => "nan".to_owned(),
+        Value::Number(n) if n.is_infinite() => if *n > 0.0 { "inf" } else { "-inf" }.to_owned(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => {
+            let text = s.to_string_lossy();
+            let mut shown: String = text.chars().take(40).collect();
+            if shown.len() < text.len() {
+                shown.push('…');
+            }
+            format!("{shown:?}")
+        }
+        other => kind(other).to_owned(),
+    }
+}
+
+/// Whether a message already starts with a position (`quiz.lua:12: `).
+pub fn has_location(message: &str) -> bool {
+    let Some((file, rest)) = message.split_once(':') else {
+        return false;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    !file.is_empty() && !file.contains('\n') && digits > 0 && rest[digits..].starts_with(": ")
+}
+
+/// Wraps Rust functions that scripts call so that their errors reach the
+/// script as plain strings with the script's position
+/// (`quiz.lua:12: ctx.send: ...`), as Lua's own errors do: a game that
+/// catches one with `pcall` gets a message it can show or log, not an
+/// opaque value.
+const PLAIN_ERRORS: &str = r#"
+local pcall, error, describe = ...
+local function pass(ok, ...)
+  if ok then return ... end
+  error(describe((...)), 0)
+end
+return function(f)
+  return function(...) return pass(pcall(f, ...)) end
+end
+"#;
+
+/// Where [`install_plain_errors`] keeps its wrapper factory.
+const PLAIN_ERRORS_KEY: &str = "recess.plain_errors";
+
+fn install_plain_errors(lua: &Lua) -> mlua::Result<()> {
+    let pcall: Function = lua.globals().get("pcall")?;
+    let describe_error = lua.create_function(|lua, e: Value| match e {
+        Value::Error(err) => {
+            let text = describe(&err);
+            let text = if has_location(&text) || text == MEMORY_MESSAGE {
+                text
+            } else {
+                format!("{}{text}", script_location(lua).unwrap_or_default())
+            };
+            lua.create_string(&text).map(Value::String)
+        }
+        other => Ok(other),
+    })?;
+    let factory: Function = lua
+        .load(PLAIN_ERRORS)
+        .set_name(format!("={LIBRARY_CHUNK}"))
+        .set_mode(mlua::chunk::ChunkMode::Text)
+        .call((
+            pcall,
+            lua.globals().get::<Function>("error")?,
+            describe_error,
+        ))?;
+    lua.set_named_registry_value(PLAIN_ERRORS_KEY, factory)
+}
+
+/// `f` as scripts should call it: its errors become plain strings at the
+/// script's position (see [`PLAIN_ERRORS`]).
+pub fn plain_errors(lua: &Lua, f: Function) -> mlua::Result<Function> {
+    let factory = match lua.named_registry_value::<Option<Function>>(PLAIN_ERRORS_KEY)? {
+        Some(factory) => factory,
+        None => {
+            install_plain_errors(lua)?;
+            lua.named_registry_value(PLAIN_ERRORS_KEY)?
+        }
+    };
+    factory.call(f)
 }
 
 /// A size for an error message: `5.0 MB`, `70.2 kB`, `120 bytes`.

@@ -201,6 +201,9 @@ impl GameVm {
         let ctx = make_ctx(&lua).map_err(script_error)?;
         budget.reset(limits.cpu_units, limits.cpu_time);
         let game = load_game_table(&lua, &rules).map_err(|message| ScriptError { message })?;
+        if let Some(watch) = &rules.globals {
+            watch_globals(&lua, watch.clone()).map_err(script_error)?;
+        }
         // Setting up the sandbox and compiling the game leave garbage (the
         // parser's buffers, replaced library functions) that an idle session
         // would otherwise carry until its first collection: ~3 KB each.
@@ -444,7 +447,7 @@ impl GameVm {
             other => Err(ScriptError {
                 message: format!(
                     "{}: view must return a table of named fields, not {}",
-                    self.rules.main.chunk_name,
+                    defined_at(&view, &self.rules.main.chunk_name),
                     json_kind(&other)
                 ),
             }),
@@ -515,9 +518,9 @@ impl GameVm {
                 rollback(self, backup);
                 return Err(ScriptError {
                     message: format!(
-                        "{}: init must return the state table, not a {}",
-                        self.rules.main.chunk_name,
-                        other.type_name()
+                        "{}: init must return the state table, not {}",
+                        defined_at(&handler, &self.rules.main.chunk_name),
+                        sandbox::kind(&other)
                     ),
                 });
             }
@@ -567,9 +570,34 @@ impl GameVm {
     }
 }
 
+/// Records every new global set from now on in `watch`, with the line
+/// that set it (`recess check`: a handler's missing `local`).
+fn watch_globals(lua: &Lua, watch: Arc<super::catalog::GlobalWatch>) -> mlua::Result<()> {
+    let record =
+        lua.create_function(move |lua, (globals, key, value): (Table, Value, Value)| {
+            if let Value::String(name) = &key {
+                let at = sandbox::script_location(lua).unwrap_or_default();
+                watch.record(name.to_string_lossy(), at);
+            }
+            globals.raw_set(key, value)
+        })?;
+    let meta = lua.create_table()?;
+    meta.raw_set("__newindex", record)?;
+    lua.globals().set_metatable(Some(meta))
+}
+
 fn script_error(e: mlua::Error) -> ScriptError {
     ScriptError {
         message: sandbox::describe(&e),
+    }
+}
+
+/// Where `f` was defined, as `quiz.lua:150` (`chunk` when Lua cannot tell).
+fn defined_at(f: &mlua::Function, chunk: &str) -> String {
+    let info = f.info();
+    match (info.short_src, info.line_defined) {
+        (Some(file), Some(line)) if line > 0 => format!("{file}:{line}"),
+        _ => chunk.to_owned(),
     }
 }
 
@@ -698,6 +726,65 @@ mod tests {
             err.message
         );
         assert_eq!(vm.view(&student()).unwrap(), serde_json::json!({"n": 2}));
+    }
+
+    /// Runs `init(ctx)` of a game whose init is `body`; its error message.
+    fn init_error(body: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let source = format!(
+            "return {{ init = function(ctx, params)\n{body}\nreturn {{}} end,\n  view = function() return {{}} end }}\n"
+        );
+        std::fs::write(dir.path().join("probe.lua"), source).unwrap();
+        let catalog = Catalog::new(dir.path(), Limits::default());
+        catalog.load_all();
+        let rules = catalog.get("probe").expect("the probe game loads");
+        let counters = VmCounters {
+            rng: 1,
+            next_timer: 0,
+        };
+        let mut vm = GameVm::new(rules, Limits::default(), "s1", counters).unwrap();
+        vm.init(&Json::Null, 0).unwrap_err().message
+    }
+
+    #[test]
+    fn errors_read_plainly_wherever_they_come_from() {
+        for (body, want) in [
+            (
+                "local ok, e = pcall(ctx.send, nil)\nerror(type(e) .. ': ' .. e)",
+                "probe.lua:3: string: probe.lua:2: ctx.send: argument 1 (player id) must be a string, got nil",
+            ),
+            (
+                "local ok, e = pcall(ctx.after, -5, 'x')\nerror(e, 0)",
+                "probe.lua:2: ctx.after: argument 1 (ms) must be a number of milliseconds from 0 to 604800000 (a week), got -5",
+            ),
+            (
+                "local ok, e = pcall(require, 'nope')\nerror(e, 0)",
+                "probe.lua:2: module 'nope' not found in game 'probe' (helper modules need the folder form: games/NAME/init.lua beside them)",
+            ),
+            (
+                "require(nil)",
+                "probe.lua:2: bad argument #1 to 'require' (string expected, got nil)",
+            ),
+            (
+                "setmetatable(nil, {})",
+                "probe.lua:2: bad argument #1 to 'setmetatable' (table expected, got nil)",
+            ),
+            (
+                "local s = ('x'):gsub('x', function() ctx.kick(5) end)",
+                "probe.lua:2: ctx.kick: argument 1 (player id) must be a string, got 5",
+            ),
+            (
+                "ctx:broadcast('x')",
+                "probe.lua:2: ctx.broadcast: call it with a dot, ctx.broadcast(…), not ctx:broadcast(…)",
+            ),
+            (
+                "local state = {}\nlocal q = state.question.text",
+                "probe.lua:3: attempt to index a nil value (field 'question')",
+            ),
+        ] {
+            let got = init_error(body);
+            assert_eq!(got, want, "{body}");
+        }
     }
 
     #[test]

@@ -90,9 +90,10 @@ fn main() -> ExitCode {
     // The authoring tools print their own output: only warnings and what
     // games log (`ctx.log`) go to stderr beside it.
     let default_filter = match cli.command {
-        Some(Cmd::Check { .. } | Cmd::Test { .. } | Cmd::Sim(_)) => "warn,recess::game=info",
-        // What the replayed game logs was logged when it happened.
-        Some(Cmd::Replay { .. }) => "error",
+        Some(Cmd::Test { .. } | Cmd::Sim(_)) => "warn,recess::game=info",
+        // `check` prints every problem itself; what a replayed game logs
+        // was logged when it happened.
+        Some(Cmd::Check { .. } | Cmd::Replay { .. }) => "error",
         _ => "info",
     };
     tracing_subscriber::fmt()

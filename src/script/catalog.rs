@@ -175,26 +175,23 @@ impl Catalog {
     /// An empty catalog of the games in `dir` (fill it with `load_all`);
     /// `limits` bound the run of a main chunk that validates a game.
     pub fn new(dir: impl Into<PathBuf>, limits: Limits) -> Arc<Self> {
-        let (changes, _) = broadcast::channel(256);
-        Arc::new(Catalog {
-            dir: dir.into(),
-            limits,
-            games: RwLock::new(BTreeMap::new()),
-            changes,
-            watch_globals: false,
-        })
+        Self::with_watch(dir.into(), limits, false)
     }
 
     /// Like [`Catalog::new`], but every game loaded records the globals its
     /// handlers assign in [`Rules::globals`]: for `recess check`.
     pub fn watching_globals(dir: impl Into<PathBuf>, limits: Limits) -> Arc<Self> {
+        Self::with_watch(dir.into(), limits, true)
+    }
+
+    fn with_watch(dir: PathBuf, limits: Limits, watch_globals: bool) -> Arc<Self> {
         let (changes, _) = broadcast::channel(256);
         Arc::new(Catalog {
-            dir: dir.into(),
+            dir,
             limits,
             games: RwLock::new(BTreeMap::new()),
             changes,
-            watch_globals: true,
+            watch_globals,
         })
     }
 

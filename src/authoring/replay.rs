@@ -127,9 +127,19 @@ impl RulesSource {
             .find(|r| r.version == version)
             .ok_or_else(|| format!("the recording names rules {version} but does not hold them"))?;
         // A version replaces the last one whole (a folder game may have
-        // dropped a module).
-        let _ = std::fs::remove_file(dir.path().join(format!("{game}.lua")));
-        let _ = std::fs::remove_dir_all(dir.path().join(game));
+        // dropped a module; a spreadsheet game brings its rules' files).
+        for entry in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+        }
         for (name, text) in &files.files {
             let path = dir.path().join(name);
             if !path.starts_with(dir.path()) || name.split('/').any(|p| p == "..") {

@@ -16,10 +16,12 @@ use std::sync::{Arc, RwLock};
 use mlua::chunk::ChunkMode;
 use mlua::{Lua, Table, Value};
 use serde::Serialize;
+use serde_json::Value as Json;
 use tokio::sync::broadcast;
 
 use super::budget::CallBudget;
 use super::sandbox::{self, Limits};
+use super::sheet::{self, SheetRow};
 
 /// Handlers a game table may have; all but `init` and `view` are optional.
 pub const HANDLERS: [&str; 8] = [
@@ -60,6 +62,42 @@ pub struct Rules {
     /// `recess check` only: the globals that handlers assign are written
     /// here (see [`GlobalWatch`]); `None` on a server.
     pub globals: Option<Arc<GlobalWatch>>,
+    /// A spreadsheet game (`capitals.quiz.csv`): its rows and the params its
+    /// rules' `sheet` function made of them; `None` for a Lua game.
+    pub sheet: Option<Sheet>,
+}
+
+/// The spreadsheet behind a spreadsheet game.
+#[derive(Debug)]
+pub struct Sheet {
+    /// Its file name in the games folder: `capitals.quiz.csv`.
+    pub file: String,
+    /// The game whose rules play it: `quiz`.
+    pub rules: String,
+    /// What the file holds (kept so a recording can hold it too).
+    pub rows: Vec<SheetRow>,
+    /// What the rules' `sheet` function returned: the params every new
+    /// session of the game starts with (a host's own params override them
+    /// key by key). `Null` until the rules have read the rows.
+    pub params: Json,
+}
+
+impl Rules {
+    /// The params `init` gets for a session created with `given`: a
+    /// spreadsheet game's params with `given`'s keys on top; `given` as it
+    /// is for a Lua game. Merging twice gives the same (replay relies on it).
+    pub fn params_with(&self, given: Json) -> Json {
+        let Some(Json::Object(base)) = self.sheet.as_ref().map(|s| &s.params) else {
+            return given;
+        };
+        let mut merged = base.clone();
+        match given {
+            Json::Object(own) => merged.extend(own),
+            Json::Null => {}
+            other => return other,
+        }
+        Json::Object(merged)
+    }
 }
 
 /// The globals a game's handlers assigned (a missing `local`), with where:
@@ -291,12 +329,15 @@ impl Catalog {
             .filter_map(|p| game_of_path(&self.dir, p))
             // A folder that is not a game and never was (such as `types/`,
             // the editor stubs): nothing to reload, no "game removed".
-            .filter(|name| {
-                self.entry(name).is_some()
-                    || self.dir.join(name).join("init.lua").is_file()
-                    || self.dir.join(format!("{name}.lua")).is_file()
-            })
+            .filter(|name| self.entry(name).is_some() || read_game(&self.dir, name).is_some())
             .collect();
+        // A spreadsheet game changes with the rules that play it.
+        let played: Vec<String> = names
+            .iter()
+            .flat_map(|rules| sheet_files(&self.dir, |s| s.rules == rules))
+            .filter_map(|f| sheet::parse_name(&f).map(|s| s.game.to_owned()))
+            .collect();
+        names.extend(played);
         names.sort();
         names.dedup();
         for name in &names {
@@ -394,6 +435,8 @@ fn game_of_path(dir: &Path, path: &Path) -> Option<String> {
         return None;
     } else if let Some(stem) = first.strip_suffix(".lua") {
         stem
+    } else if let Some(sheet) = sheet::parse_name(first) {
+        sheet.game
     } else if path.join("init.lua").is_file() {
         first
     } else {
@@ -424,8 +467,85 @@ fn read_source(path: &Path, chunk_name: String) -> Result<Source, String> {
     })
 }
 
-/// Reads a game's sources; `None` when neither form exists.
+/// Reads a game's sources (and a spreadsheet game's rows); `None` when it
+/// has none of the forms.
 fn read_game(dir: &Path, name: &str) -> Option<Result<Rules, String>> {
+    let sheets = sheet_files(dir, |s| s.game == name);
+    let Some(file) = sheets.first() else {
+        return read_lua_game(dir, name);
+    };
+    let lua = read_lua_game(dir, name).map(|_| {
+        if dir.join(name).join("init.lua").is_file() {
+            format!("{name}/init.lua")
+        } else {
+            format!("{name}.lua")
+        }
+    });
+    if let Some(other) = lua.as_ref().or(sheets.get(1)) {
+        return Some(Err(format!(
+            "{file}: {other} makes a game called '{name}' too; rename one of them"
+        )));
+    }
+    Some(read_sheet_game(dir, name, file))
+}
+
+/// The spreadsheet files in `dir` whose names pass `wanted`, sorted.
+fn sheet_files(dir: &Path, wanted: impl Fn(&sheet::SheetName) -> bool) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|f| !is_editor_noise(f) && sheet::parse_name(f).is_some_and(|n| wanted(&n)))
+        .filter(|f| dir.join(f).is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+/// `capitals.quiz.csv`: the rules of `quiz` with the file's rows; the
+/// params are filled in by [`validate`].
+fn read_sheet_game(dir: &Path, name: &str, file: &str) -> Result<Rules, String> {
+    let rules_name = sheet::parse_name(file).map_or("", |s| s.rules);
+    if !valid_game_name(rules_name) || rules_name == name {
+        return Err(format!(
+            "{file}: name the file GAME.RULES.{}, where RULES is the game that plays it (such as capitals.quiz.csv)",
+            sheet::parse_name(file).map_or("csv", |s| s.extension)
+        ));
+    }
+    let mut rules = match read_lua_game(dir, rules_name) {
+        None => {
+            return Err(format!(
+                "{file}: there is no game '{rules_name}' in this folder to play it (the file's name says {rules_name}.lua plays it)"
+            ));
+        }
+        Some(Err(e)) => return Err(format!("{file}: its rules do not load: {e}")),
+        Some(Ok(rules)) => rules,
+    };
+    let rows = sheet::read(&dir.join(file), file)?;
+    let mut hash = Fnv::default();
+    hash.write(rules.version.as_bytes());
+    for row in &rows {
+        for cell in &row.cells {
+            hash.write(cell.as_bytes());
+            hash.write(&[0x1f]);
+        }
+        hash.write(&[0x1e]);
+    }
+    rules.game = name.to_owned();
+    rules.version = format!("{:016x}", hash.0);
+    rules.sheet = Some(Sheet {
+        file: file.to_owned(),
+        rules: rules_name.to_owned(),
+        rows,
+        params: Json::Null,
+    });
+    Ok(rules)
+}
+
+/// Reads a Lua game's sources; `None` when neither form exists.
+fn read_lua_game(dir: &Path, name: &str) -> Option<Result<Rules, String>> {
     let folder = dir.join(name);
     let file = dir.join(format!("{name}.lua"));
     if folder.join("init.lua").is_file() {
@@ -497,6 +617,7 @@ fn rules_from(name: &str, main: Source, modules: HashMap<String, Source>) -> Rul
         max_players: None,
         has_client: false,
         globals: None,
+        sheet: None,
     }
 }
 
@@ -527,24 +648,101 @@ pub(crate) fn fnv64(bytes: &[u8]) -> u64 {
     hash.0
 }
 
-/// Runs the main chunk in a scratch sandbox and checks the game table.
+/// Runs the main chunk in a scratch sandbox and checks the game table; a
+/// spreadsheet game's rows go through its rules' `sheet` function there.
 fn validate(rules: Rules, limits: Limits) -> Result<Rules, String> {
     let rules = Arc::new(rules);
-    let (title, max_players) = {
+    let ((title, max_players), params) = {
         let budget = CallBudget::new();
         let lua = sandbox::new_state(limits, budget.clone()).map_err(|e| sandbox::describe(&e))?;
         budget.reset(limits.cpu_units, limits.cpu_time);
         let table = load_game_table(&lua, &rules)?;
-        check_game_table(&table, &rules.main)?
+        let fields = check_game_table(&table, &rules.main)?;
+        let params = match &rules.sheet {
+            Some(sheet) => {
+                budget.reset(limits.cpu_units, limits.cpu_time);
+                Some(read_rows(&lua, &table, sheet)?)
+            }
+            None => None,
+        };
+        (fields, params)
     };
     // The scratch state (and the `require` closure holding a clone) is gone now.
     let mut rules = Arc::try_unwrap(rules)
         .map_err(|_| "internal error: game rules still shared after validation".to_owned())?;
-    if let Some(title) = title {
-        rules.title = title;
+    match (params, rules.sheet.as_mut()) {
+        (Some(params), Some(sheet)) => {
+            // A spreadsheet game is titled by its file, not by its rules.
+            rules.title = match params.get("title") {
+                Some(Json::String(t)) if !t.is_empty() => t.clone(),
+                _ => rules.game.clone(),
+            };
+            sheet.params = params;
+        }
+        _ => {
+            if let Some(title) = title {
+                rules.title = title;
+            }
+        }
     }
     rules.max_players = max_players;
     Ok(rules)
+}
+
+/// Most bytes of params a spreadsheet may make.
+const MAX_SHEET_PARAMS: usize = 1 << 20;
+
+/// Calls the game table's `sheet(sheet)` with a spreadsheet's rows: it
+/// returns the params, or `nil, row, message` for a problem in the file.
+fn read_rows(lua: &Lua, table: &Table, sheet: &Sheet) -> Result<Json, String> {
+    let file = &sheet.file;
+    let lua_err = |e: mlua::Error| sandbox::describe(&e);
+    let reader = match table.raw_get::<Value>("sheet").map_err(lua_err)? {
+        Value::Function(f) => f,
+        _ => {
+            return Err(format!(
+                "{file}: the game '{}' cannot read spreadsheets (its game table has no `sheet` function)",
+                sheet.rules
+            ));
+        }
+    };
+    let rows = lua.create_table().map_err(lua_err)?;
+    for (i, row) in sheet.rows.iter().enumerate() {
+        let t = lua
+            .create_sequence_from(row.cells.iter().map(String::as_str))
+            .map_err(lua_err)?;
+        t.raw_set("row", row.row).map_err(lua_err)?;
+        rows.raw_set(i + 1, t).map_err(lua_err)?;
+    }
+    let arg = lua.create_table().map_err(lua_err)?;
+    arg.raw_set("rows", rows).map_err(lua_err)?;
+    let (params, row, message): (Value, Value, Value) = reader.call(arg).map_err(lua_err)?;
+    if let Value::Nil = params {
+        let message = match &message {
+            Value::String(m) => m.to_string_lossy(),
+            _ => "the rules could not read this spreadsheet".to_owned(),
+        };
+        return Err(match row {
+            Value::Integer(r) => format!("{file}:{r}: {message}"),
+            Value::Number(r) if r.fract() == 0.0 => format!("{file}:{r}: {message}"),
+            _ => format!("{file}: {message}"),
+        });
+    }
+    if !params.is_table() {
+        return Err(format!(
+            "{file}: `sheet` in {} must return a table of params, got {}",
+            sheet.rules,
+            sandbox::value_text(&params)
+        ));
+    }
+    match super::json::lua_to_json_sized(lua, params, MAX_SHEET_PARAMS) {
+        Ok((json, _)) => Ok(json),
+        Err(super::json::SizedError::TooBig(_)) => Err(format!(
+            "{file}: the spreadsheet makes more than {} KiB of questions",
+            MAX_SHEET_PARAMS >> 10
+        )),
+        Err(super::json::SizedError::Lua(e)) => Err(format!("{file}: {}", sandbox::describe(&e))),
+    }
 }
 
 /// Loads `rules` into `lua`: installs `require` for its modules, runs the main
@@ -596,6 +794,19 @@ fn check_game_table(
                     sandbox::value_text(&other)
                 ));
             }
+        }
+    }
+    match table
+        .raw_get::<Value>("sheet")
+        .map_err(|e| sandbox::describe(&e))?
+    {
+        Value::Nil | Value::Function(_) => {}
+        other => {
+            return Err(format!(
+                "{}: `sheet` must be a function, got {}",
+                at("sheet", &other),
+                sandbox::value_text(&other)
+            ));
         }
     }
     let title = match table
@@ -743,11 +954,18 @@ pub fn install_require(lua: &Lua, rules: Arc<Rules>) -> mlua::Result<()> {
 /// and the names of the games to check.
 pub fn check_target(path: &Path) -> (PathBuf, Vec<String>) {
     if path.is_file() || path.join("init.lua").is_file() {
-        let name = path
-            .file_stem()
+        let file = path
+            .file_name()
             .and_then(|s| s.to_str())
-            .unwrap_or_default()
-            .to_owned();
+            .unwrap_or_default();
+        let name = match sheet::parse_name(file) {
+            Some(sheet) => sheet.game.to_owned(),
+            None => path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_owned(),
+        };
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         (dir, vec![name])
     } else {
@@ -842,5 +1060,92 @@ mod tests {
         assert_eq!(game_of_path(dir, Path::new("/games/.quiz.lua.swp")), None);
         assert_eq!(game_of_path(dir, Path::new("/games/quiz.lua~")), None);
         assert_eq!(game_of_path(dir, Path::new("/games/b/.x.swp")), None);
+    }
+
+    /// Rules that read a spreadsheet: each row's first cell is a question.
+    const MINI: &str = r#"
+return {
+  title = "Mini",
+  init = function(ctx, params) return { params = params } end,
+  view = function(state) return { text = state.params.questions[1] } end,
+  sheet = function(sheet)
+    local questions = {}
+    for i, row in ipairs(sheet.rows) do
+      if row[2] == "" or row[2] == nil then return nil, row.row, "the question is empty" end
+      questions[i] = row[2]
+    end
+    return { questions = questions, title = "Capitals" }
+  end,
+}"#;
+
+    #[test]
+    fn a_spreadsheet_is_a_game_played_by_the_rules_its_name_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "mini.lua", MINI);
+        write(dir.path(), "cap.mini.csv", "1,Paris?\n2,Rome?\n");
+        let catalog = Catalog::new(dir.path(), Limits::default());
+        catalog.load_all();
+        let rules = catalog.get("cap").unwrap();
+        assert_eq!(rules.title, "Capitals");
+        assert_eq!(rules.main.chunk_name, "mini.lua");
+        let given = serde_json::json!({ "time_limit": 5, "title": "Mine" });
+        assert_eq!(
+            rules.params_with(given.clone()),
+            serde_json::json!({ "questions": ["Paris?", "Rome?"], "title": "Mine", "time_limit": 5 })
+        );
+        // Merging twice changes nothing (a replay merges recorded params again).
+        assert_eq!(
+            rules.params_with(rules.params_with(given.clone())),
+            rules.params_with(given)
+        );
+        assert_eq!(catalog.get("mini").unwrap().title, "Mini");
+
+        // A bad row: reported by file and row; the good version keeps serving.
+        let v1 = rules.version.clone();
+        write(dir.path(), "cap.mini.csv", "1,Paris?\n\n3,\n");
+        assert_eq!(
+            catalog.reload("cap").unwrap().unwrap_err(),
+            "cap.mini.csv:3: the question is empty"
+        );
+        assert_eq!(catalog.get("cap").unwrap().version, v1);
+
+        // Saving the rules reloads the spreadsheets they play.
+        write(dir.path(), "cap.mini.csv", "1,Paris?\n");
+        write(
+            dir.path(),
+            "mini.lua",
+            &MINI.replace("\"Capitals\"", "\"Cities\""),
+        );
+        let reloaded = catalog.reload_paths([dir.path().join("mini.lua").as_path()]);
+        assert_eq!(reloaded, ["cap", "mini"]);
+        assert_eq!(catalog.get("cap").unwrap().title, "Cities");
+    }
+
+    #[test]
+    fn a_spreadsheet_without_rules_to_play_it_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.nothing.csv", "x\n");
+        write(dir.path(), "plain.lua", GOOD);
+        write(dir.path(), "b.plain.csv", "x\n");
+        write(dir.path(), "mini.lua", MINI);
+        write(dir.path(), "plain.mini.csv", "1,q\n");
+        let catalog = Catalog::new(dir.path(), Limits::default());
+        let errors: BTreeMap<String, String> = catalog
+            .load_all()
+            .into_iter()
+            .filter_map(|(name, r)| r.err().map(|e| (name, e)))
+            .collect();
+        assert_eq!(
+            errors["a"],
+            "a.nothing.csv: there is no game 'nothing' in this folder to play it (the file's name says nothing.lua plays it)"
+        );
+        assert_eq!(
+            errors["b"],
+            "b.plain.csv: the game 'plain' cannot read spreadsheets (its game table has no `sheet` function)"
+        );
+        assert_eq!(
+            errors["plain"],
+            "plain.mini.csv: plain.lua makes a game called 'plain' too; rename one of them"
+        );
     }
 }

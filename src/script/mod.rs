@@ -13,6 +13,7 @@ mod ctx;
 pub mod json;
 pub mod pattern;
 pub mod sandbox;
+pub mod sheet;
 pub mod vm;
 pub mod vocabulary;
 pub mod watch;

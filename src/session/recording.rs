@@ -232,6 +232,14 @@ impl RulesFiles {
         for m in rules.modules.values() {
             files.insert(m.chunk_name.clone(), m.text.to_string());
         }
+        // A spreadsheet game: its rows, as CSV whatever the file was, load
+        // as the same version (the version hashes the cells).
+        if let Some(sheet) = &rules.sheet {
+            files.insert(
+                format!("{}.{}.csv", rules.game, sheet.rules),
+                crate::script::sheet::to_csv(&sheet.rows),
+            );
+        }
         RulesFiles {
             version: rules.version.clone(),
             files,

@@ -245,6 +245,8 @@ impl SessionActor {
         env: Arc<SessionEnv>,
         new: NewSession,
     ) -> Result<(Self, Attached), ProtocolError> {
+        let mut new = new;
+        new.params = new.rules.params_with(std::mem::take(&mut new.params));
         let counters = VmCounters {
             rng: new.seed,
             next_timer: 0,

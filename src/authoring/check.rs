@@ -22,6 +22,7 @@ use serde_json::Value as Json;
 use crate::headless::{Failure, Harness};
 use crate::script::Limits;
 use crate::script::catalog::{self, Catalog, Rules, key_line};
+use crate::script::sheet;
 use crate::script::vocabulary::{
     BANNER_FIELDS, BUTTON_FIELDS, INPUT_FIELDS, MESSAGE_FIELDS, PLAYER_FIELDS, RANK_FIELDS, STYLES,
     TIMER_FIELDS, VIEW_KEYS, nearest,
@@ -74,9 +75,13 @@ impl GameCheck {
             Level::Warning => "warning: ",
         };
         let message = &problem.message;
+        let ours = |file: &str| {
+            (file.ends_with(".lua")
+                && (file == self.main || file.starts_with(&format!("{}/", self.name))))
+                || sheet::parse_name(file).is_some_and(|s| s.game == self.name)
+        };
         if let Some((file, rest)) = message.split_once(':')
-            && file.ends_with(".lua")
-            && (file == self.main || file.starts_with(&format!("{}/", self.name)))
+            && ours(file)
         {
             let path = dir.join(file);
             let digits = rest.bytes().take_while(u8::is_ascii_digit).count();

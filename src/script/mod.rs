@@ -14,6 +14,7 @@ pub mod json;
 pub mod pattern;
 pub mod sandbox;
 pub mod sheet;
+mod text;
 pub mod vm;
 pub mod vocabulary;
 pub mod watch;

@@ -81,6 +81,7 @@ pub fn new_state(limits: Limits, budget: Arc<CallBudget>) -> mlua::Result<Lua> {
     math.raw_set("randomseed", Value::Nil)?;
 
     super::pattern::install(&lua)?;
+    super::text::install(&lua)?;
     bill_library_calls(&lua)?;
     install_plain_errors(&lua)?;
 
@@ -225,8 +226,8 @@ table.unpack = function(t, i, j)
   return pass(pcall(unpack, t, i, j))
 end
 
-local rep, format, upper, lower, reverse, byte =
-  string.rep, string.format, string.upper, string.lower, string.reverse, string.byte
+local rep, format, upper, lower, reverse, byte, fold =
+  string.rep, string.format, string.upper, string.lower, string.reverse, string.byte, string.fold
 string.rep = function(s, n, ...)
   local count = tonumber(n) or 0
   if count > 0 then bill(count * (size(s) + size((...))) / 64) end
@@ -241,6 +242,7 @@ end
 string.upper = function(s) bill(size(s) / 16) return pass(pcall(upper, s)) end
 string.lower = function(s) bill(size(s) / 16) return pass(pcall(lower, s)) end
 string.reverse = function(s) bill(size(s) / 16) return pass(pcall(reverse, s)) end
+string.fold = function(s) bill(size(s) / 4) return pass(pcall(fold, s)) end
 string.byte = function(s, i, ...)
   if select("#", ...) > 0 then bill(size(s) / 4) end
   return pass(pcall(byte, s, i, ...))
@@ -606,6 +608,29 @@ mod tests {
             assert!(err.contains(BUDGET_MESSAGE), "{probe}: {err}");
             run(&lua, &budget, "local x = 1 + 1").unwrap();
         }
+    }
+
+    #[test]
+    fn fold_compares_typed_answers_and_is_billed() {
+        let (lua, budget) = sandbox();
+        run(
+            &lua,
+            &budget,
+            "assert(('  Zürich '):fold() == 'zurich') assert(string.fold(12) == '12')",
+        )
+        .unwrap();
+        let err = run(&lua, &budget, "\nlocal x = string.fold(nil)").unwrap_err();
+        assert_eq!(
+            err,
+            "probe.lua:2: bad argument #1 to 'fold' (string expected, got nil)"
+        );
+        let err = run(
+            &lua,
+            &budget,
+            "local s = ('é'):rep(1e6) while true do s:fold() end",
+        )
+        .unwrap_err();
+        assert!(err.starts_with("probe.lua:1: "), "{err}");
     }
 
     #[test]

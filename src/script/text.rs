@@ -9,7 +9,7 @@ use unicode_normalization::char::canonical_combining_class;
 /// Compatibility-decomposes `s` (NFKD: `ﬁ` → `fi`, full-width `Ａ` → `A`),
 /// drops the accents (combining marks), lowercases, turns `ß` into `ss`,
 /// and trims and collapses whitespace to single spaces.
-pub fn fold(s: &str) -> String {
+pub(super) fn fold(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut space = false;
     for c in s.nfkd().filter(|c| canonical_combining_class(*c) == 0) {

@@ -786,8 +786,10 @@ export function createRenderer(root, options = {}) {
       setText(parts.detail, detail);
       parts.detail.hidden = !detail;
       const ratio = max > 0 && isNumber(b.value) ? Math.max(0, Math.min(1, b.value / max)) : 0;
-      const transform = `scaleX(${ratio})`;
-      if (parts.fill.style.transform !== transform) parts.fill.style.transform = transform;
+      if (parts.ratio !== ratio) {
+        parts.ratio = ratio;
+        parts.fill.style.transform = `scaleX(${ratio})`;
+      }
     });
   }
 

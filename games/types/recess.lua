@@ -372,7 +372,7 @@ function Ctx.log(...) end
 ---@field step? number The steps between (default 1).
 ---@field value? number Where it starts; read-only, the number shown.
 ---@field unit? string Shown after the number ("kg", "%").
----@field label? string A caption (the question for this slider).
+---@field label? string The text on the Submit button (default "Submit").
 ---@field answer? number The right number, marked on the scale (at the reveal).
 
 --- A list the viewer rearranges with up/down buttons; Submit sends the

@@ -32,7 +32,7 @@ async function shots(page, name) {
     // Layout settles in the next frame after a resize.
     await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
     const file = path.join(SCREENSHOTS, `${name}-${size}.png`);
-    await page.screenshot({ path: file, fullPage: true });
+    await page.screenshot({ path: file });
     assert.ok((await stat(file)).size > 5000, `${file} was written`);
     const extra = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(extra <= 0, `${name} at ${size} size: the page is ${extra}px wider than the screen`);
@@ -202,4 +202,109 @@ test('select, slider and order worked on a phone send exactly what was picked; b
     assert.deepEqual(page.errors, [], 'no script errors in the page');
     assert.deepEqual(page.dialogs, []);
   }
+});
+
+test('render.js on its own: the question parts start afresh on a new question, one pick replaces the other, wrong types are not drawn', { timeout: 60000 }, async (t) => {
+  const server = await startServer();
+  t.after(() => server.stop());
+  const browser = await launchBrowser();
+  t.after(() => browser.close());
+  const page = await newPage(browser, { viewport: PHONE });
+  await page.goto(`${server.url}/`);
+  await page.evaluate(async () => {
+    const { createRenderer } = await import('/render.js');
+    const root = document.createElement('div');
+    root.id = 'probe';
+    document.body.prepend(root);
+    window.sent = [];
+    window.said = [];
+    window.r = createRenderer(root, {
+      onAction: (name, data) => { window.sent.push({ name, data }); },
+      announce: (text) => window.said.push(text),
+    });
+  });
+  const update = (view) => page.evaluate((v) => window.r.update(v), view);
+  const sent = () => page.evaluate(() => window.sent.splice(0));
+  const probe = page.locator('#probe');
+  const choices = (labels) => labels.map((label) => ({ label, action: 'pick' }));
+  const pressed = () => probe.locator('.v-choices button.choice').evaluateAll((bs) => bs.map((b) => b.getAttribute('aria-pressed')));
+
+  // One to pick: a new pick replaces the old one; Submit sends one position.
+  await update({ title: 'Q1', text: 'Pick one', choices: choices(['A', 'B', 'C']), select: { action: 'answer', max: 1 } });
+  await probe.locator('.v-choices button.choice').nth(0).click();
+  await probe.locator('.v-choices button.choice').nth(2).click();
+  assert.deepEqual(await pressed(), ['false', 'false', 'true']);
+  assert.equal(await probe.locator('.select-hint').textContent(), 'Pick 1 (1 picked)');
+  await probe.getByRole('button', { name: 'Submit' }).click();
+  assert.deepEqual(await sent(), [{ name: 'answer', data: { choices: [3] } }]);
+
+  // A patch that changes only the choices' details keeps the pick; a new question clears it.
+  await update({ title: 'Q1', text: 'Pick one', choices: choices(['A', 'B', 'C']).map((c) => ({ ...c, detail: 'x' })), select: { action: 'answer', max: 1 } });
+  assert.deepEqual(await pressed(), ['false', 'false', 'true']);
+  await update({ title: 'Q2', text: 'Pick one', choices: choices(['A', 'B', 'C']), select: { action: 'answer', max: 1 } });
+  assert.deepEqual(await pressed(), ['false', 'false', 'false']);
+  assert.equal(await probe.getByRole('button', { name: 'Submit' }).isDisabled(), true);
+
+  // More than max picked: Submit waits, the hint says why.
+  await update({ title: 'Q3', text: 'Pick two', choices: choices(['A', 'B', 'C', 'D']), select: { action: 'answer', min: 2, max: 2 } });
+  for (const n of [0, 1, 3]) await probe.locator('.v-choices button.choice').nth(n).click();
+  assert.equal(await probe.getByRole('button', { name: 'Submit' }).isDisabled(), true);
+  assert.equal(await probe.locator('.select-hint').textContent(), 'Pick 2 (3 picked)');
+  await probe.locator('.v-choices button.choice').nth(1).click();
+  await probe.getByRole('button', { name: 'Submit' }).click();
+  assert.deepEqual(await sent(), [{ name: 'answer', data: { choices: [1, 4] } }]);
+  // Without select the same buttons send their own action again.
+  await update({ title: 'Q3', text: 'Pick two', choices: [{ label: 'A', action: 'pick', data: { choice: 1 } }] });
+  assert.deepEqual(await pressed(), [null]);
+  await probe.locator('.v-choices button.choice').nth(0).click();
+  assert.deepEqual(await sent(), [{ name: 'pick', data: { choice: 1 } }]);
+
+  // Order and slider: kept while the question stays, fresh on a new one.
+  const items = [{ label: 'One' }, { label: 'Two' }, { label: 'Three' }];
+  await update({ title: 'Q4', text: 'Order', order: { action: 'order', items } });
+  await probe.getByRole('button', { name: 'Move Three up' }).click();
+  await update({ title: 'Q4', text: 'Order', status: '3 answered', order: { action: 'order', items } });
+  assert.deepEqual(await probe.locator('.order-label').allTextContents(), ['One', 'Three', 'Two']);
+  assert.deepEqual(await page.evaluate(() => window.said.at(-1)), 'Three: place 2 of 3');
+  await probe.getByRole('button', { name: 'Submit' }).click();
+  assert.deepEqual(await sent(), [{ name: 'order', data: { order: [1, 3, 2] } }]);
+  await update({ title: 'Q5', text: 'Order', order: { action: 'order', items } });
+  assert.deepEqual(await probe.locator('.order-label').allTextContents(), ['One', 'Two', 'Three']);
+
+  await update({ title: 'Q6', slider: { action: 'guess', min: 0, max: 1, step: 0.1 } });
+  const range = probe.getByRole('slider');
+  assert.equal(await range.inputValue(), '0.5', 'no value: the middle');
+  await range.press('ArrowRight');
+  await range.press('ArrowRight');
+  assert.equal(await probe.locator('.slider-value').textContent(), '0.7');
+  await update({ title: 'Q6', status: 'hurry', slider: { action: 'guess', min: 0, max: 1, step: 0.1 } });
+  assert.equal(await range.inputValue(), '0.7');
+  await probe.getByRole('button', { name: 'Submit' }).click();
+  assert.deepEqual(await sent(), [{ name: 'guess', data: { value: 0.7 } }]);
+  await update({ title: 'Q7', slider: { action: 'guess', min: 0, max: 1, step: 0.1, value: 0.2 } });
+  assert.equal(await range.inputValue(), '0.2');
+
+  // Values of the wrong type are not drawn; strings stay text.
+  await update({
+    title: 'Q8',
+    select: { action: 'answer' },
+    slider: { action: 'guess', min: '0', max: 10 },
+    order: { action: 'order', items: 'One, Two' },
+    bars: 'lots',
+    cloud: { text: 'sun' },
+  });
+  for (const key of ['select', 'slider', 'order', 'bars', 'cloud']) {
+    assert.equal(await probe.locator(`.v-${key}`).isHidden(), true, `${key} of the wrong type is not drawn`);
+  }
+  await update({
+    title: 'Q9',
+    bars: [{ label: '<i>A</i>', value: 'many' }, 'junk', { label: 'B', value: 2 }],
+    cloud: [{ text: '<img src=x onerror=alert(1)>', count: 3 }, { text: 5, count: 1 }, { text: { no: 1 }, count: 9 }, { count: 2 }],
+  });
+  assert.deepEqual(await probe.locator('.bar-label').allTextContents(), ['<i>A</i>', 'B']);
+  assert.deepEqual(await probe.locator('.bar-value').allTextContents(), ['', '2']);
+  assert.deepEqual(await probe.locator('.cloud-text').allTextContents(), ['<img src=x onerror=alert(1)>', '5']);
+  assert.equal(await probe.locator('img, i').count(), 0);
+  assert.deepEqual(page.errors, []);
+  assert.deepEqual(page.dialogs, []);
 });

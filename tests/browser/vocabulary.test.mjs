@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFile, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  startServer, launchBrowser, newPage, until, waitText, hostGame, joinGame, PHONE, SCREENSHOTS,
+  startServer, launchBrowser, newPage, until, waitText, hostGame, joinGame, PHONE, SCREENSHOTS, REPO,
 } from './helpers.mjs';
 
 const VOCAB = await readFile(new URL('./fixtures/vocab.lua', import.meta.url), 'utf8');
@@ -223,6 +223,13 @@ test('render.js on its own: the question parts start afresh on a new question, o
       announce: (text) => window.said.push(text),
     });
   });
+  // The page draws the vocabulary in the order of src/script/vocabulary.rs
+  // (less the keys that only modify another: image_alt, kick).
+  const rust = await readFile(path.join(REPO, 'src', 'script', 'vocabulary.rs'), 'utf8');
+  const viewKeys = [.../pub const VIEW_KEYS: &\[&str\] = &\[([^\]]*)\]/.exec(rust)[1].matchAll(/"([a-z_]+)"/g)]
+    .map((m) => m[1])
+    .filter((k) => k !== 'image_alt' && k !== 'kick');
+  assert.deepEqual(await page.evaluate(async () => (await import('/render.js')).KEYS), viewKeys);
   const update = (view) => page.evaluate((v) => window.r.update(v), view);
   const sent = () => page.evaluate(() => window.sent.splice(0));
   const probe = page.locator('#probe');

@@ -29,8 +29,11 @@ async function shots(page, name) {
   await mkdir(SCREENSHOTS, { recursive: true });
   for (const [size, viewport] of [['phone', PHONE], ['laptop', LAPTOP_SHOT]]) {
     await page.setViewportSize(viewport);
-    // Layout settles in the next frame after a resize.
+    // Layout settles in the next frame after a resize; bars grow to their length.
     await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    await page.evaluate(() => Promise.all(document.getAnimations()
+      .filter((a) => a.effect?.getTiming().iterations !== Infinity)
+      .map((a) => a.finished)));
     const file = path.join(SCREENSHOTS, `${name}-${size}.png`);
     await page.screenshot({ path: file });
     assert.ok((await stat(file)).size > 5000, `${file} was written`);

@@ -148,6 +148,69 @@ fn check_runs_each_game_and_reports_errors_and_warnings_exactly() {
     check_passes(&dir.path().join("typo.lua"));
 }
 
+/// The quiz's parts of the vocabulary (`select`, `slider`, `order` and its
+/// items, `bars`, `cloud`) are checked field by field like the others.
+#[test]
+fn check_warns_on_unknown_fields_of_the_question_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let game = r#"return { init = function() return {} end,
+  view = function() return {
+    choices = { { label = "A", action = "pick" } },
+    select = { action = "answer", mni = 1 },
+    slider = { action = "guess", min = 0, max = 10, stpe = 1 },
+    order = { action = "order", items = {
+      { label = "One", stlye = "correct" },
+      { label = "Two", style = "corect" } }, lable = "Put them in order" },
+    bars = { { label = "A", vaule = 3 } },
+    cloud = { { text = "sun", cuont = 2 } },
+  } end }
+"#;
+    std::fs::write(dir.path().join("parts.lua"), game).unwrap();
+    let good = r#"return { init = function() return {} end,
+  view = function() return {
+    choices = { { label = "A", action = "pick" }, { label = "B", action = "pick" } },
+    select = { action = "answer", min = 1, max = 2, label = "Submit" },
+    slider = { action = "guess", min = 0, max = 10, step = 1, value = 5, unit = "kg", label = "How heavy?", answer = 7 },
+    order = { action = "order", label = "Oldest first", items = {
+      { label = "One", style = "correct", detail = "1st" }, { label = "Two", style = "wrong" } } },
+    bars = { { label = "A", value = 3, style = "correct", detail = "60%" }, { label = "B", value = 2 } },
+    cloud = { { text = "sun", count = 2 }, { text = "rain", count = 1 } },
+  } end }
+"#;
+    std::fs::write(dir.path().join("good.lua"), good).unwrap();
+    let out = recess().arg("check").arg(dir.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let d = dir.path().display();
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort_unstable();
+    let mut want = vec![
+        format!("{d}/parts.lua:4: warning: unknown field 'mni' in 'select' (did you mean 'min'?)"),
+        format!(
+            "{d}/parts.lua:5: warning: unknown field 'stpe' in 'slider' (did you mean 'step'?)"
+        ),
+        format!(
+            "{d}/parts.lua:7: warning: unknown field 'stlye' in an item of 'order' (did you mean 'style'?)"
+        ),
+        format!(
+            "{d}/parts.lua:8: warning: unknown field 'lable' in 'order' (did you mean 'label'?)"
+        ),
+        format!(
+            "{d}/parts.lua:8: warning: unknown style 'corect' in an item of 'order' (did you mean 'correct'?)"
+        ),
+        format!(
+            "{d}/parts.lua:9: warning: unknown field 'vaule' in a bar of 'bars' (did you mean 'value'?)"
+        ),
+        format!(
+            "{d}/parts.lua:10: warning: unknown field 'cuont' in a word of 'cloud' (did you mean 'count'?)"
+        ),
+        "ok  good".to_owned(),
+        "ok  parts".to_owned(),
+    ];
+    want.sort_unstable();
+    assert_eq!(lines, want, "{stdout}");
+    assert!(out.status.success(), "{stdout}");
+}
+
 /// `recess check PATH` exits 0.
 fn check_passes(path: &std::path::Path) {
     let out = recess().arg("check").arg(path).output().unwrap();

@@ -13,8 +13,9 @@ use std::process::Command;
 use recess::authoring::test::{SESSION_FIELDS, SESSION_METHODS};
 use recess::script::catalog::{HANDLERS, check_target};
 use recess::script::vocabulary::{
-    BANNER_FIELDS, BUTTON_FIELDS, INPUT_FIELDS, MESSAGE_FIELDS, PLAYER_FIELDS, RANK_FIELDS, STYLES,
-    TIMER_FIELDS, VIEW_KEYS,
+    BANNER_FIELDS, BAR_FIELDS, BUTTON_FIELDS, INPUT_FIELDS, MESSAGE_FIELDS, ORDER_FIELDS,
+    ORDER_ITEM_FIELDS, PLAYER_FIELDS, RANK_FIELDS, SELECT_FIELDS, SLIDER_FIELDS, STYLES,
+    TIMER_FIELDS, VIEW_KEYS, WORD_FIELDS,
 };
 use recess::script::{Catalog, Limits};
 
@@ -539,6 +540,12 @@ fn the_screen_vocabulary_matches_the_engine_the_stub_and_the_docs() {
         ("MESSAGE_FIELDS", MESSAGE_FIELDS, "View.Message"),
         ("RANK_FIELDS", RANK_FIELDS, "View.Rank"),
         ("PLAYER_FIELDS", PLAYER_FIELDS, "View.Player"),
+        ("SELECT_FIELDS", SELECT_FIELDS, "View.Select"),
+        ("SLIDER_FIELDS", SLIDER_FIELDS, "View.Slider"),
+        ("ORDER_FIELDS", ORDER_FIELDS, "View.Order"),
+        ("ORDER_ITEM_FIELDS", ORDER_ITEM_FIELDS, "View.OrderItem"),
+        ("BAR_FIELDS", BAR_FIELDS, "View.Bar"),
+        ("WORD_FIELDS", WORD_FIELDS, "View.Word"),
     ] {
         same(
             "view fields",
@@ -558,10 +565,37 @@ fn the_screen_vocabulary_matches_the_engine_the_stub_and_the_docs() {
         "View.Message",
         "View.Rank",
         "View.Player",
+        "View.Select",
+        "View.Slider",
+        "View.Order",
+        "View.OrderItem",
+        "View.Bar",
+        "View.Word",
     ] {
         assert!(
             stub.class(class).exact,
             "{STUB}: {class} must be `(exact)`, so a misspelled field is flagged"
+        );
+    }
+    // The question parts each have a table of their fields in §11.
+    for (list, fields, header) in [
+        ("SELECT_FIELDS", SELECT_FIELDS, "`select` field"),
+        ("SLIDER_FIELDS", SLIDER_FIELDS, "`slider` field"),
+        ("ORDER_FIELDS", ORDER_FIELDS, "`order` field"),
+        ("ORDER_ITEM_FIELDS", ORDER_ITEM_FIELDS, "field of an item"),
+        ("BAR_FIELDS", BAR_FIELDS, "field of a bar"),
+        ("WORD_FIELDS", WORD_FIELDS, "field of a word"),
+    ] {
+        same(
+            "view fields",
+            (
+                &format!("script::vocabulary::{list}"),
+                &names(fields.iter().copied()),
+            ),
+            (
+                &format!("the table `| {header} |` of {DOCS} §11"),
+                &table_keys(&s11, header),
+            ),
         );
     }
     same(

@@ -9,11 +9,17 @@
 // Sections are created once, in the documented order, and updated in place,
 // so focus, a half-typed message and the scroll position of the chat survive
 // updates. Unchanged keys (same object after a merge patch) are skipped.
+//
+// What a student is doing on a question (the picks of a `select`, where a
+// `slider` is, the order being arranged) is kept here, keyed on the
+// question (its title, text and the labels it offers): a patch that changes
+// only `status` or `timer` leaves it alone; a new question starts afresh.
 
 /** The vocabulary, in drawing order. */
 export const KEYS = [
-  'title', 'image', 'text', 'banner', 'timer', 'status', 'choices', 'input',
-  'messages', 'podium', 'leaderboard', 'score', 'players', 'buttons',
+  'title', 'image', 'text', 'banner', 'timer', 'status', 'choices', 'select',
+  'slider', 'order', 'input', 'bars', 'cloud', 'messages', 'podium',
+  'leaderboard', 'score', 'players', 'buttons',
 ];
 
 const SHAPES = ['▲', '◆', '●', '■', '★', '⬟'];
@@ -25,16 +31,32 @@ const STYLE_WORDS = {
 };
 const CONFIRM_MS = 4000;
 
+const CLOUD_SIZES = 5;
+
 const isText = (v) => (typeof v === 'string' && v !== '') || typeof v === 'number';
+const isNumber = (v) => typeof v === 'number' && Number.isFinite(v);
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
 /** What each key must be to be drawn: a key of the wrong type is skipped. */
 const KINDS = {
   title: isText, image: (v) => typeof v === 'string', text: isText, banner: isObject,
-  timer: isObject, status: isText, choices: Array.isArray, input: isObject,
-  messages: Array.isArray, podium: Array.isArray, leaderboard: Array.isArray,
+  timer: isObject, status: isText, choices: Array.isArray, select: isObject,
+  slider: isObject, order: isObject, input: isObject, bars: Array.isArray,
+  cloud: Array.isArray, messages: Array.isArray, podium: Array.isArray, leaderboard: Array.isArray,
   score: isText, players: Array.isArray, buttons: Array.isArray,
 };
-const CLEARED_WHEN_HIDDEN = new Set(['title', 'text', 'banner', 'status', 'podium', 'leaderboard']);
+const CLEARED_WHEN_HIDDEN = new Set([
+  'title', 'text', 'banner', 'status', 'select', 'slider', 'order', 'bars', 'cloud',
+  'podium', 'leaderboard',
+]);
+/** Other keys a section is drawn from: it is redrawn when they change too. */
+const DEPENDS = {
+  image: ['image_alt'],
+  players: ['kick'],
+  choices: ['select', 'title', 'text'],
+  select: ['choices', 'title', 'text'],
+  slider: ['title', 'text'],
+  order: ['title', 'text'],
+};
 
 /** A string for display: numbers and strings as they are, anything else empty. */
 export function str(v) {
@@ -79,6 +101,26 @@ function pressable(button) {
   return typeof button?.action === 'string' && button.action !== '' && styleOf(button) !== 'disabled';
 }
 
+/** With `select`: a choice the student can pick (not their answer already, not greyed). */
+function pickable(button) {
+  return pressable(button) && styleOf(button) !== 'selected';
+}
+
+/** An action name, or null. */
+function actionOf(v) {
+  return typeof v?.action === 'string' && v.action !== '' ? v.action : null;
+}
+
+/** What identifies the question a piece of local state belongs to. */
+function questionKey(view, ...more) {
+  return JSON.stringify([str(view.title), str(view.text), ...more]);
+}
+
+/** A number for display, without floating-point noise (0.30000000000000004 → 0.3). */
+function formatNumber(n) {
+  return String(Number(n.toPrecision(12)));
+}
+
 function formatTime(ms) {
   if (typeof ms !== 'number') return '';
   try {
@@ -105,6 +147,10 @@ export function createRenderer(root, options = {}) {
   let last = {};
   let timerTick = null;
   let timerState = null;
+  // The student's work on the current question: `select` picks, where the
+  // `slider` is, the `order` being arranged. Each is {key, ...}: kept while
+  // the question (questionKey) stays the same.
+  const local = { picks: null, slider: null, order: null };
 
   for (const key of KEYS) {
     const parent = opts.slots[key] ?? root;
@@ -210,8 +256,28 @@ export function createRenderer(root, options = {}) {
       drawChoices(e, Array.isArray(list) ? list : []);
     },
 
+    select(e, v) {
+      drawSelect(e, v);
+    },
+
+    slider(e, v) {
+      drawSlider(e, v);
+    },
+
+    order(e, v) {
+      drawOrder(e, v);
+    },
+
     input(e, v) {
       drawInput(e, v);
+    },
+
+    bars(e, list) {
+      drawBars(e, Array.isArray(list) ? list : []);
+    },
+
+    cloud(e, list) {
+      drawCloud(e, Array.isArray(list) ? list : []);
     },
 
     messages(e, list) {
@@ -287,17 +353,30 @@ export function createRenderer(root, options = {}) {
     }
   }
 
-  function fillButton(b, spec, index, withShape) {
+  /**
+   * `mode`: "press" (a button sending its action), "toggle" (a choice of a
+   * `select`, `picked` or not) or "still" (shown, not pressable: the other
+   * choices while a `select` is on).
+   */
+  function fillButton(b, spec, index, withShape, mode = 'press', picked = false) {
     const style = styleOf(spec);
     const label = str(spec?.label);
     const detail = str(spec?.detail);
     b.className = `${withShape ? 'choice' : 'control'}${style ? ` is-${style}` : ''}${withShape ? ` c${(index % 6) + 1}` : ''}`;
     b._spec = spec;
-    const can = pressable(spec);
+    b._toggle = mode === 'toggle' ? index : null;
+    const can = mode === 'toggle' || (mode === 'press' && pressable(spec));
     b.disabled = !can;
     // A button without an action is information (the host's answer counts):
     // greyed only when the game says "disabled".
     b.classList.toggle('is-info', !can && style !== 'disabled');
+    if (mode === 'toggle') {
+      b.classList.add('is-toggle');
+      b.classList.toggle('is-picked', picked);
+      b.setAttribute('aria-pressed', String(picked));
+    } else {
+      b.removeAttribute('aria-pressed');
+    }
     let parts = b._parts;
     if (!parts) {
       parts = {
@@ -305,10 +384,15 @@ export function createRenderer(root, options = {}) {
         label: el('span', { class: 'btn-label' }),
         detail: el('span', { class: 'btn-detail' }),
         state: el('span', { class: 'btn-state' }),
+        check: withShape ? el('span', { class: 'choice-check', 'aria-hidden': 'true' }) : null,
       };
       b._parts = parts;
       const text = el('span', { class: 'btn-text' }, parts.label, parts.detail);
-      b.append(...[parts.shape, text, parts.state].filter(Boolean));
+      b.append(...[parts.shape, text, parts.state, parts.check].filter(Boolean));
+    }
+    if (parts.check) {
+      parts.check.hidden = mode !== 'toggle';
+      setText(parts.check, mode === 'toggle' && picked ? '✓' : '');
     }
     if (parts.shape) setText(parts.shape, SHAPES[index % SHAPES.length]);
     setText(parts.label, label);
@@ -321,7 +405,7 @@ export function createRenderer(root, options = {}) {
     parts.detail.hidden = !detail;
   }
 
-  function drawButtonList(container, list, { withShape, listClass }) {
+  function drawButtonList(container, list, { withShape, listClass, modeOf = () => ['press', false] }) {
     let ul = container.firstChild;
     if (!ul) {
       ul = el('ul', { class: listClass, role: 'list' });
@@ -333,16 +417,406 @@ export function createRenderer(root, options = {}) {
       let li = ul.children[i];
       if (!li) {
         const b = el('button', { type: 'button' });
-        b.addEventListener('click', () => { if (pressable(b._spec)) press(b, b._spec); });
+        b.addEventListener('click', () => {
+          if (b._toggle !== null) togglePick(b._toggle);
+          else if (!b.disabled && pressable(b._spec)) press(b, b._spec);
+        });
         li = el('li', {}, b);
         ul.append(li);
       }
-      fillButton(li.firstChild, spec, i, withShape);
+      fillButton(li.firstChild, spec, i, withShape, ...modeOf(spec, i));
     });
   }
 
   function drawChoices(e, list) {
-    drawButtonList(e, list, { withShape: true, listClass: 'choice-list' });
+    const select = activeSelect();
+    const picked = select ? picks() : null;
+    const modeOf = select
+      ? (spec, i) => (pickable(spec) ? ['toggle', picked.has(i)] : ['still', false])
+      : undefined;
+    drawButtonList(e, list, { withShape: true, listClass: 'choice-list', modeOf });
+  }
+
+  // ---- select: several choices, then Submit ------------------------------------------
+
+  /** The `select` in force (an action, and choices to pick from), or null. */
+  function activeSelect() {
+    const s = currentView.select;
+    if (!isObject(s) || !actionOf(s)) return null;
+    if (!Array.isArray(currentView.choices) || !currentView.choices.some(pickable)) return null;
+    return s;
+  }
+
+  /** The picks (0-based positions) on the current question. */
+  function picks() {
+    const choices = Array.isArray(currentView.choices) ? currentView.choices : [];
+    const key = questionKey(currentView, choices.map((c) => str(c?.label)));
+    if (local.picks?.key !== key) local.picks = { key, set: new Set() };
+    return local.picks.set;
+  }
+
+  /** The picks that can still be picked, ascending. */
+  function pickedList() {
+    const set = picks();
+    return currentView.choices.flatMap((c, i) => (set.has(i) && pickable(c) ? [i] : []));
+  }
+
+  function selectBounds(s) {
+    const count = currentView.choices.length;
+    const min = isNumber(s.min) ? Math.max(0, Math.ceil(s.min)) : 1;
+    const max = isNumber(s.max) ? Math.floor(s.max) : count;
+    return { min, max, count };
+  }
+
+  function togglePick(i) {
+    const s = activeSelect();
+    if (!s) return;
+    const set = picks();
+    if (set.has(i)) {
+      set.delete(i);
+    } else {
+      // One to pick: a new pick replaces the old one.
+      if (selectBounds(s).max === 1) set.clear();
+      set.add(i);
+    }
+    drawChoices(sections.choices, currentView.choices);
+    drawSelect(sections.select, s);
+  }
+
+  function pickHint(n, { min, max, count }) {
+    let rule;
+    if (min === max) rule = `Pick ${min}`;
+    else if (max >= count) rule = min <= 1 ? 'Pick one or more' : `Pick at least ${min}`;
+    else rule = `Pick ${min} to ${max}`;
+    return `${rule} (${n} picked)`;
+  }
+
+  function drawSelect(e) {
+    const s = activeSelect();
+    if (!s) {
+      e.hidden = true;
+      return;
+    }
+    e.hidden = false;
+    let parts = e._parts;
+    if (!parts || !e.firstChild) {
+      parts = {
+        hint: el('p', { class: 'select-hint', 'aria-live': 'polite' }),
+        submit: el('button', { type: 'button', class: 'submit' }),
+      };
+      parts.submit.addEventListener('click', () => {
+        const sel = activeSelect();
+        if (!sel) return;
+        const chosen = pickedList();
+        const { min, max } = selectBounds(sel);
+        if (chosen.length < min || chosen.length > max) return;
+        press(parts.submit, { action: sel.action, data: { choices: chosen.map((i) => i + 1) } });
+      });
+      e._parts = parts;
+      e.replaceChildren(parts.hint, parts.submit);
+    }
+    const bounds = selectBounds(s);
+    const n = pickedList().length;
+    setText(parts.submit, str(s.label) || 'Submit');
+    parts.submit.disabled = n < bounds.min || n > bounds.max;
+    setText(parts.hint, pickHint(n, bounds));
+    parts.hint.classList.toggle('is-over', n > bounds.max);
+  }
+
+  // ---- slider: a number, then Submit ---------------------------------------------------
+
+  function sliderRange(v) {
+    if (!isNumber(v?.min) || !isNumber(v?.max) || v.max <= v.min) return null;
+    const step = isNumber(v.step) && v.step > 0 ? v.step : 1;
+    return { min: v.min, max: v.max, step };
+  }
+
+  /** `x` on the nearest step of the range (as the range input itself rounds). */
+  function snap(x, r) {
+    const steps = Math.floor((r.max - r.min) / r.step + 1e-9);
+    const k = Math.max(0, Math.min(steps, Math.round((x - r.min) / r.step)));
+    return Number((r.min + k * r.step).toPrecision(12));
+  }
+
+  function withUnit(n, unit) {
+    if (!unit) return formatNumber(n);
+    return `${formatNumber(n)}${/^[%°]/.test(unit) ? '' : ' '}${unit}`;
+  }
+
+  function drawSlider(e, v) {
+    const r = sliderRange(v);
+    if (!r) {
+      e.hidden = true;
+      return;
+    }
+    const action = actionOf(v);
+    const unit = str(v.unit);
+    let p = e._parts;
+    if (!p || !e.firstChild) {
+      const id = `sl-${Math.random().toString(36).slice(2, 8)}`;
+      p = {
+        label: el('label', { class: 'sr-only', for: id, text: 'Your answer' }),
+        value: el('p', { class: 'slider-value' }),
+        less: el('button', { type: 'button', class: 'slider-step', text: '−', 'aria-label': 'Less' }),
+        input: el('input', { id, type: 'range' }),
+        more: el('button', { type: 'button', class: 'slider-step', text: '+', 'aria-label': 'More' }),
+        track: el('div', { class: 'slider-track', 'aria-hidden': 'true' }),
+        fill: el('span', { class: 'slider-fill' }),
+        mark: el('span', { class: 'slider-mark' }),
+        low: el('span', { class: 'slider-end' }),
+        high: el('span', { class: 'slider-end' }),
+        answer: el('p', { class: 'slider-answer' }),
+        submit: el('button', { type: 'button', class: 'submit' }),
+      };
+      p.row = el('div', { class: 'slider-row' }, p.less, p.input, p.more);
+      p.track.append(p.fill, p.mark);
+      const ends = el('div', { class: 'slider-ends', 'aria-hidden': 'true' }, p.low, p.high);
+      e.replaceChildren(p.label, p.value, p.row, p.track, ends, p.answer, p.submit);
+      e._parts = p;
+      const moved = () => {
+        const n = Number(p.input.value);
+        if (local.slider) local.slider.value = n;
+        showSliderValue(p, n, str(currentView.slider?.unit));
+      };
+      p.input.addEventListener('input', moved);
+      p.less.addEventListener('click', () => { p.input.stepDown(); moved(); });
+      p.more.addEventListener('click', () => { p.input.stepUp(); moved(); });
+      p.submit.addEventListener('click', () => {
+        const spec = currentView.slider;
+        const act = actionOf(spec);
+        if (!act || !sliderRange(spec)) return;
+        press(p.submit, { action: act, data: { value: Number(p.input.value) } });
+      });
+    }
+    p.input.min = String(r.min);
+    p.input.max = String(r.max);
+    p.input.step = String(r.step);
+    setText(p.low, withUnit(r.min, unit));
+    setText(p.high, withUnit(r.max, unit));
+    let shown = isNumber(v.value) ? v.value : null;
+    if (action) {
+      const key = questionKey(currentView, r.min, r.max, r.step, unit);
+      if (local.slider?.key !== key) {
+        local.slider = { key, value: snap(shown ?? (r.min + r.max) / 2, r) };
+      }
+      const want = String(local.slider.value);
+      if (p.input.value !== want) p.input.value = want;
+      shown = Number(p.input.value);
+      local.slider.value = shown;
+    }
+    p.row.hidden = !action;
+    p.input.disabled = !action;
+    p.submit.hidden = !action;
+    setText(p.submit, str(v.label) || 'Submit');
+    // The big number repeats what the range says to screen readers.
+    if (action) p.value.setAttribute('aria-hidden', 'true');
+    else p.value.removeAttribute('aria-hidden');
+    showSliderValue(p, shown, unit);
+    const at = (x) => Math.max(0, Math.min(1, (x - r.min) / (r.max - r.min)));
+    const answer = isNumber(v.answer) ? v.answer : null;
+    p.track.hidden = !!action && answer === null;
+    p.fill.hidden = !!action || shown === null;
+    if (!p.fill.hidden) p.fill.style.transform = `scaleX(${at(shown)})`;
+    p.mark.hidden = answer === null;
+    if (answer !== null) p.mark.style.left = `${at(answer) * 100}%`;
+    setText(p.answer, answer === null ? '' : `Answer: ${withUnit(answer, unit)}`);
+    p.answer.hidden = answer === null;
+    p.answer.classList.toggle('is-correct', answer !== null && shown !== null && shown === answer);
+  }
+
+  function showSliderValue(p, n, unit) {
+    p.value.hidden = n === null;
+    if (n === null) return;
+    const text = withUnit(n, unit);
+    setText(p.value, text);
+    p.input.setAttribute('aria-valuetext', text);
+  }
+
+  // ---- order: put a list in order, then Submit --------------------------------------------
+
+  function drawOrder(e, v) {
+    const items = Array.isArray(v?.items) ? v.items : [];
+    if (items.length === 0) {
+      e.hidden = true;
+      return;
+    }
+    const action = actionOf(v);
+    let p = e._parts;
+    if (!p || !e.firstChild) {
+      p = {
+        list: el('ol', { class: 'order-list', role: 'list' }),
+        submit: el('button', { type: 'button', class: 'submit' }),
+        rows: new Map(),
+      };
+      p.submit.addEventListener('click', () => {
+        if (!actionOf(currentView.order) || !local.order) return;
+        press(p.submit, { action: currentView.order.action, data: { order: local.order.perm.map((i) => i + 1) } });
+      });
+      e.replaceChildren(p.list, p.submit);
+      e._parts = p;
+    }
+    let perm = items.map((_, i) => i);
+    if (action) {
+      const key = questionKey(currentView, items.map((it) => str(it?.label)));
+      if (local.order?.key !== key) local.order = { key, perm };
+      perm = local.order.perm;
+    }
+    p.list.setAttribute('aria-label', action ? 'Your order' : 'Order');
+    for (const [i, li] of p.rows) {
+      if (i >= items.length) {
+        li.remove();
+        p.rows.delete(i);
+      }
+    }
+    let prev = null;
+    perm.forEach((i, place) => {
+      const li = orderRow(p, i);
+      fillOrderRow(li, items[i], place, perm.length, action);
+      const at = prev ? prev.nextSibling : p.list.firstChild;
+      if (at !== li) p.list.insertBefore(li, at);
+      prev = li;
+    });
+    p.submit.hidden = !action;
+    setText(p.submit, str(v.label) || 'Submit');
+  }
+
+  function orderRow(p, i) {
+    let li = p.rows.get(i);
+    if (li) return li;
+    const parts = {
+      place: el('span', { class: 'order-place', 'aria-hidden': 'true' }),
+      label: el('span', { class: 'order-label' }),
+      detail: el('span', { class: 'order-detail' }),
+      state: el('span', { class: 'order-state' }),
+      up: el('button', { type: 'button', class: 'order-move', text: '▲' }),
+      down: el('button', { type: 'button', class: 'order-move', text: '▼' }),
+    };
+    parts.moves = el('span', { class: 'order-moves' }, parts.up, parts.down);
+    parts.up.addEventListener('click', () => moveItem(i, -1));
+    parts.down.addEventListener('click', () => moveItem(i, 1));
+    li = el('li', { class: 'order-item' },
+      parts.place,
+      el('span', { class: 'order-text' }, parts.label, parts.detail),
+      parts.state,
+      parts.moves,
+    );
+    li._parts = parts;
+    p.rows.set(i, li);
+    return li;
+  }
+
+  function fillOrderRow(li, item, place, count, action) {
+    const parts = li._parts;
+    const style = STYLES.has(item?.style) ? item.style : null;
+    li.className = `order-item${style ? ` is-${style}` : ''}`;
+    const label = str(item?.label);
+    setText(parts.place, String(place + 1));
+    setText(parts.label, label);
+    const detail = str(item?.detail);
+    setText(parts.detail, detail);
+    parts.detail.hidden = !detail;
+    const word = STYLE_WORDS[style] ?? '';
+    setText(parts.state, style === 'correct' ? '✓' : style === 'wrong' ? '✗' : '');
+    parts.state.hidden = !(style === 'correct' || style === 'wrong');
+    if (word) {
+      parts.state.setAttribute('role', 'img');
+      parts.state.setAttribute('aria-label', word);
+    }
+    parts.moves.hidden = !action;
+    parts.up.disabled = !action || place === 0;
+    parts.down.disabled = !action || place === count - 1;
+    parts.up.setAttribute('aria-label', `Move ${label} up`);
+    parts.down.setAttribute('aria-label', `Move ${label} down`);
+  }
+
+  /** Moves item `i` one place up (-1) or down (1); the focus goes with it. */
+  function moveItem(i, delta) {
+    const spec = currentView.order;
+    if (!actionOf(spec) || !local.order) return;
+    const perm = local.order.perm;
+    const from = perm.indexOf(i);
+    const to = from + delta;
+    if (from < 0 || to < 0 || to >= perm.length) return;
+    [perm[from], perm[to]] = [perm[to], perm[from]];
+    drawOrder(sections.order, spec);
+    const parts = sections.order._parts.rows.get(i)?._parts;
+    if (parts) {
+      const same = delta < 0 ? parts.up : parts.down;
+      (same.disabled ? (delta < 0 ? parts.down : parts.up) : same).focus();
+      announce(`${parts.label.textContent}: place ${to + 1} of ${perm.length}`);
+    }
+  }
+
+  // ---- bars, cloud ---------------------------------------------------------------------------
+
+  function drawBars(e, list) {
+    let ul = e.firstChild;
+    if (!ul) {
+      ul = el('ul', { class: 'bar-list', role: 'list' });
+      e.append(ul);
+    }
+    const bars = list.filter(isObject);
+    const max = bars.reduce((m, b) => (isNumber(b.value) && b.value > m ? b.value : m), 0);
+    while (ul.children.length > bars.length) ul.lastChild.remove();
+    bars.forEach((b, i) => {
+      let li = ul.children[i];
+      if (!li) {
+        const parts = {
+          label: el('span', { class: 'bar-label' }),
+          state: el('span', { class: 'bar-state', role: 'img', 'aria-label': STYLE_WORDS.correct, text: '✓' }),
+          value: el('span', { class: 'bar-value' }),
+          detail: el('span', { class: 'bar-detail' }),
+          fill: el('span', { class: 'bar-fill' }),
+        };
+        li = el('li', { class: 'bar' },
+          el('span', { class: 'bar-head' }, parts.label, parts.state, parts.value, parts.detail),
+          el('span', { class: 'bar-track', 'aria-hidden': 'true' }, parts.fill),
+        );
+        li._parts = parts;
+        ul.append(li);
+      }
+      const parts = li._parts;
+      const style = styleOf(b);
+      const cls = `bar${style ? ` is-${style}` : ''}`;
+      if (li.className !== cls) li.className = cls;
+      setText(parts.label, str(b.label));
+      parts.state.hidden = style !== 'correct';
+      setText(parts.value, isNumber(b.value) ? formatNumber(b.value) : '');
+      const detail = str(b.detail);
+      setText(parts.detail, detail);
+      parts.detail.hidden = !detail;
+      const ratio = max > 0 && isNumber(b.value) ? Math.max(0, Math.min(1, b.value / max)) : 0;
+      if (parts.ratio !== ratio) {
+        parts.ratio = ratio;
+        parts.fill.style.transform = `scaleX(${ratio})`;
+      }
+    });
+  }
+
+  function drawCloud(e, list) {
+    let ul = e.firstChild;
+    if (!ul) {
+      ul = el('ul', { class: 'cloud-list', role: 'list', 'aria-label': 'Word cloud' });
+      e.append(ul);
+    }
+    const words = list
+      .filter((w) => isText(w?.text))
+      .map((w) => ({ text: str(w.text), count: isNumber(w.count) && w.count > 0 ? w.count : 0 }));
+    const max = words.reduce((m, w) => Math.max(m, w.count), 0);
+    while (ul.children.length > words.length) ul.lastChild.remove();
+    words.forEach((w, i) => {
+      let li = ul.children[i];
+      if (!li) {
+        li = el('li', {}, el('span', { class: 'cloud-text' }), el('span', { class: 'sr-only' }));
+        ul.append(li);
+      }
+      // Sizes 1 to 5: the most frequent word the biggest.
+      const size = max > 0 ? Math.max(1, Math.ceil((CLOUD_SIZES * w.count) / max)) : 1;
+      const cls = `cloud-word size-${size} k${(i % 6) + 1}`;
+      if (li.className !== cls) li.className = cls;
+      setText(li.firstChild, w.text);
+      setText(li.lastChild, ` (${formatNumber(w.count)})`);
+    });
   }
 
   function drawButtons(e, list) {
@@ -570,8 +1044,7 @@ export function createRenderer(root, options = {}) {
     for (const key of KEYS) {
       const e = sections[key];
       const show = present(view, key);
-      const dependsOnKick = key === 'players' && view.kick !== prev.kick;
-      const dependsOnAlt = key === 'image' && view.image_alt !== prev.image_alt;
+      const depends = (DEPENDS[key] ?? []).some((k) => view[k] !== prev[k]);
       if (!show) {
         if (!e.hidden) {
           e.hidden = true;
@@ -583,7 +1056,7 @@ export function createRenderer(root, options = {}) {
       }
       const wasHidden = e.hidden;
       e.hidden = false;
-      if (force || wasHidden || view[key] !== prev[key] || dependsOnKick || dependsOnAlt) {
+      if (force || wasHidden || view[key] !== prev[key] || depends) {
         draw[key](e, view[key]);
       }
     }

@@ -331,7 +331,12 @@ function Ctx.log(...) end
 ---@field timer? View.Timer A countdown.
 ---@field status? string A small line: "12 of 30 answered".
 ---@field choices? View.Button[] Big answer buttons.
+---@field select? View.Select With `choices`: the choices become toggles; a Submit button sends the picks.
+---@field slider? View.Slider A number picked on a range, with a Submit button.
+---@field order? View.Order A list the viewer puts in order (up/down buttons), with a Submit button.
 ---@field input? View.Input A text field with a Send button.
+---@field bars? View.Bar[] A horizontal bar chart (poll results, answer counts).
+---@field cloud? View.Word[] A word cloud: words sized by how often they were given.
 ---@field messages? View.Message[] A chat log, oldest first.
 ---@field podium? View.Rank[] First, second and third place (up to 3).
 ---@field leaderboard? View.Rank[] A ranked table.
@@ -347,6 +352,54 @@ function Ctx.log(...) end
 ---@field data? any The action's `data`.
 ---@field style? Style Absent for a normal button.
 ---@field detail? string A small second line ("7 answers").
+
+--- With `choices`: the choice buttons (those with an `action`, not
+--- `"selected"` or `"disabled"`) become toggles, and a Submit button sends
+--- the action with `{choices = {1, 3}}`, the 1-based positions picked, in
+--- ascending order. The choices' own `action` and `data` are not sent.
+---@class (exact) View.Select
+---@field action string The action sent by Submit.
+---@field min? integer Fewest picks Submit accepts (default 1).
+---@field max? integer Most picks Submit accepts (default: the number of choices).
+---@field label? string The text on the Submit button (default "Submit").
+
+--- A range input with the current number shown large; Submit sends the
+--- action with `{value = n}`, a number. Without `action` it only shows `value`.
+---@class (exact) View.Slider
+---@field action? string The action sent by Submit; without it the slider is read-only.
+---@field min number The lowest number.
+---@field max number The highest number.
+---@field step? number The steps between (default 1).
+---@field value? number Where it starts; read-only, the number shown.
+---@field unit? string Shown after the number ("kg", "%").
+---@field label? string The text on the Submit button (default "Submit").
+---@field answer? number The right number, marked on the scale (at the reveal).
+
+--- A list the viewer rearranges with up/down buttons; Submit sends the
+--- action with `{order = {3, 1, 2, 4}}`: 1-based indexes into `items`, in
+--- the viewer's order. Without `action`, the list is shown as given.
+---@class (exact) View.Order
+---@field action? string The action sent by Submit; without it the list is read-only.
+---@field items View.OrderItem[] The rows, in the order they start in.
+---@field label? string The text on the Submit button (default "Submit").
+
+--- A row of `order`.
+---@class (exact) View.OrderItem
+---@field label string The text of the row.
+---@field style? Style `"correct"` green, `"wrong"` red (at the reveal).
+---@field detail? string A small second line ("belongs 2nd").
+
+--- A bar of `bars`; its length is its `value` over the largest value.
+---@class (exact) View.Bar
+---@field label string What the bar counts ("Paris").
+---@field value number The number (printed by the bar).
+---@field style? Style `"correct"` highlights it.
+---@field detail? string A small note ("40%").
+
+--- A word of `cloud`; the more often it was given, the bigger it is drawn.
+---@class (exact) View.Word
+---@field text string The word or phrase.
+---@field count number How often it was given.
 
 --- A text field; submitting sends the action with `{text = "what they typed"}`.
 ---@class (exact) View.Input

@@ -24,8 +24,9 @@ use crate::script::Limits;
 use crate::script::catalog::{self, Catalog, Rules, key_line};
 use crate::script::sheet;
 use crate::script::vocabulary::{
-    BANNER_FIELDS, BUTTON_FIELDS, INPUT_FIELDS, MESSAGE_FIELDS, PLAYER_FIELDS, RANK_FIELDS, STYLES,
-    TIMER_FIELDS, VIEW_KEYS, nearest,
+    BANNER_FIELDS, BAR_FIELDS, BUTTON_FIELDS, INPUT_FIELDS, MESSAGE_FIELDS, ORDER_FIELDS,
+    ORDER_ITEM_FIELDS, PLAYER_FIELDS, RANK_FIELDS, SELECT_FIELDS, SLIDER_FIELDS, STYLES,
+    TIMER_FIELDS, VIEW_KEYS, WORD_FIELDS, nearest,
 };
 
 /// The name the player who joins during a check gets.
@@ -230,13 +231,6 @@ fn check_game(catalog: &Catalog, harness: &Arc<Harness>, name: String) -> GameCh
 /// carry any key for it, so only the standard parts' fields are looked at.
 fn check_view(view: &Json, rules: &Rules, warnings: &mut Vec<String>) {
     let Json::Object(view) = view else { return };
-    let mut warn = |found: Option<(String, usize)>, text: String| {
-        let at = match found {
-            Some((file, line)) => format!("{file}:{line}: "),
-            None => format!("{}: ", rules.main.chunk_name),
-        };
-        warnings.push(format!("{at}{text}"));
-    };
     for (key, value) in view {
         if !VIEW_KEYS.contains(&key.as_str()) {
             // Other keys are allowed for custom clients (docs §11, `phase`):
@@ -245,6 +239,8 @@ fn check_view(view: &Json, rules: &Rules, warnings: &mut Vec<String>) {
                 && let Some(near) = nearest(key, VIEW_KEYS)
             {
                 warn(
+                    rules,
+                    warnings,
                     find_key(rules, key),
                     format!("unknown view key '{key}' (did you mean '{near}'?)"),
                 );
@@ -256,44 +252,82 @@ fn check_view(view: &Json, rules: &Rules, warnings: &mut Vec<String>) {
             "messages" => (MESSAGE_FIELDS, format!("a message of '{key}'"), true),
             "podium" | "leaderboard" => (RANK_FIELDS, format!("an entry of '{key}'"), true),
             "players" => (PLAYER_FIELDS, format!("a player of '{key}'"), true),
+            "bars" => (BAR_FIELDS, format!("a bar of '{key}'"), true),
+            "cloud" => (WORD_FIELDS, format!("a word of '{key}'"), true),
             "input" => (INPUT_FIELDS, format!("'{key}'"), false),
             "banner" => (BANNER_FIELDS, format!("'{key}'"), false),
             "timer" => (TIMER_FIELDS, format!("'{key}'"), false),
+            "select" => (SELECT_FIELDS, format!("'{key}'"), false),
+            "slider" => (SLIDER_FIELDS, format!("'{key}'"), false),
+            "order" => (ORDER_FIELDS, format!("'{key}'"), false),
             _ => continue,
         };
-        let parts: Vec<&Json> = match (list, value) {
-            (true, Json::Array(items)) => items.iter().collect(),
-            (false, part @ Json::Object(_)) => vec![part],
-            _ => continue,
+        check_parts(value, list, fields, &part, rules, warnings);
+        // The rows of `order` are tables of their own.
+        if key == "order"
+            && let Some(items) = value.get("items")
+        {
+            let part = format!("an item of '{key}'");
+            check_parts(items, true, ORDER_ITEM_FIELDS, &part, rules, warnings);
+        }
+    }
+}
+
+/// Warns about the fields of one part of a view (`list`: a list of such
+/// tables) that are not in `fields`, and about unknown styles.
+fn check_parts(
+    value: &Json,
+    list: bool,
+    fields: &[&str],
+    part: &str,
+    rules: &Rules,
+    warnings: &mut Vec<String>,
+) {
+    let parts: Vec<&Json> = match (list, value) {
+        (true, Json::Array(items)) => items.iter().collect(),
+        (false, part @ Json::Object(_)) => vec![part],
+        _ => return,
+    };
+    for part_value in parts {
+        let Json::Object(map) = part_value else {
+            continue;
         };
-        for part_value in parts {
-            let Json::Object(map) = part_value else {
-                continue;
-            };
-            for (field, v) in map {
-                if !fields.contains(&field.as_str()) {
-                    if !rules.has_client {
-                        warn(
-                            find_key(rules, field),
-                            format!("unknown field '{field}' in {part}{}", hint(field, fields)),
-                        );
-                    }
-                } else if field == "style"
-                    && let Json::String(style) = v
-                    && !STYLES.contains(&style.as_str())
-                {
-                    let hint = match nearest(style, STYLES) {
-                        Some(near) => format!(" (did you mean '{near}'?)"),
-                        None => format!(" (one of {})", STYLES.join(", ")),
-                    };
+        for (field, v) in map {
+            if !fields.contains(&field.as_str()) {
+                if !rules.has_client {
                     warn(
-                        find_text(rules, style),
-                        format!("unknown style '{style}' in {part}{hint}"),
+                        rules,
+                        warnings,
+                        find_key(rules, field),
+                        format!("unknown field '{field}' in {part}{}", hint(field, fields)),
                     );
                 }
+            } else if field == "style"
+                && let Json::String(style) = v
+                && !STYLES.contains(&style.as_str())
+            {
+                let hint = match nearest(style, STYLES) {
+                    Some(near) => format!(" (did you mean '{near}'?)"),
+                    None => format!(" (one of {})", STYLES.join(", ")),
+                };
+                warn(
+                    rules,
+                    warnings,
+                    find_text(rules, style),
+                    format!("unknown style '{style}' in {part}{hint}"),
+                );
             }
         }
     }
+}
+
+/// Adds a warning, at the line it was `found` at (or the main file).
+fn warn(rules: &Rules, warnings: &mut Vec<String>, found: Option<(String, usize)>, text: String) {
+    let at = match found {
+        Some((file, line)) => format!("{file}:{line}: "),
+        None => format!("{}: ", rules.main.chunk_name),
+    };
+    warnings.push(format!("{at}{text}"));
 }
 
 /// ` (did you mean 'choices'?)`, or why the page ignores the name.

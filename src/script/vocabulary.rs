@@ -13,7 +13,12 @@ pub const VIEW_KEYS: &[&str] = &[
     "timer",
     "status",
     "choices",
+    "select",
+    "slider",
+    "order",
     "input",
+    "bars",
+    "cloud",
     "messages",
     "podium",
     "leaderboard",
@@ -28,6 +33,26 @@ pub const BUTTON_FIELDS: &[&str] = &["label", "action", "data", "style", "detail
 
 /// Fields of `input`.
 pub const INPUT_FIELDS: &[&str] = &["action", "placeholder", "max", "label"];
+
+/// Fields of `select` (with `choices`: pick several, then Submit).
+pub const SELECT_FIELDS: &[&str] = &["action", "min", "max", "label"];
+
+/// Fields of `slider` (a number on a range, then Submit).
+pub const SLIDER_FIELDS: &[&str] = &[
+    "action", "min", "max", "step", "value", "unit", "label", "answer",
+];
+
+/// Fields of `order` (put a list in order, then Submit).
+pub const ORDER_FIELDS: &[&str] = &["action", "items", "label"];
+
+/// Fields of an entry of `order.items`.
+pub const ORDER_ITEM_FIELDS: &[&str] = &["label", "style", "detail"];
+
+/// Fields of an entry of `bars` (a bar chart).
+pub const BAR_FIELDS: &[&str] = &["label", "value", "style", "detail"];
+
+/// Fields of an entry of `cloud` (a word cloud).
+pub const WORD_FIELDS: &[&str] = &["text", "count"];
 
 /// Fields of `banner`.
 pub const BANNER_FIELDS: &[&str] = &["text", "style"];
@@ -44,7 +69,7 @@ pub const RANK_FIELDS: &[&str] = &["name", "score", "rank", "highlight"];
 /// Fields of an entry of `players`.
 pub const PLAYER_FIELDS: &[&str] = &["id", "name", "detail"];
 
-/// The styles of buttons and banners.
+/// The styles of buttons, banners, bars and the items of `order`.
 pub const STYLES: &[&str] = &["selected", "correct", "wrong", "disabled"];
 
 /// The known name nearest to `word` (at most two edits away), for "did you
@@ -67,5 +92,7 @@ mod tests {
         assert_eq!(nearest("choises", VIEW_KEYS), Some("choices"));
         assert_eq!(nearest("titel", VIEW_KEYS), Some("title"));
         assert_eq!(nearest("phase", VIEW_KEYS), None);
+        assert_eq!(nearest("slidr", VIEW_KEYS), Some("slider"));
+        assert_eq!(nearest("stpe", SLIDER_FIELDS), Some("step"));
     }
 }

@@ -455,10 +455,10 @@ fn the_game_table_matches_the_catalog_and_the_docs() {
     let game = stub.class("Game");
     assert!(game.exact, "{STUB}: Game must be `(exact)`");
     let mut engine = names(HANDLERS);
-    engine.extend(names(["title", "max_players"]));
+    engine.extend(names(["title", "max_players", "sheet"]));
     same(
         "the game table",
-        ("script::catalog (HANDLERS, title, max_players)", &engine),
+        ("script::catalog (HANDLERS, title, max_players, sheet)", &engine),
         (&format!("{STUB} (class Game)"), &stub.members("Game")),
     );
     let docs = repo_file(DOCS);

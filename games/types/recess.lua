@@ -29,6 +29,15 @@
 -- game; the editor does not know that).
 ---------------------------------------------------------------------------
 
+--- Recess adds `string.fold`: the form two typed answers are compared in
+--- (accents removed, lowercased, spaces trimmed and collapsed):
+--- `("  São Paulo "):fold() == "sao paulo"`.
+--- It is both `string.fold(s)` and the method `s:fold()`.
+---@class stringlib
+---@field fold fun(s: string|number): string
+---@class string
+---@field fold fun(s: string|number): string
+
 --- The table of globals. A game sets no globals: keep everything `local`.
 ---@type table<string, any>
 _G = {}
@@ -235,6 +244,15 @@ null = nil
 ---@field timer? fun(state: State, ctx: Ctx, name: string, data: any): State? A timer set with `ctx.after(ms, name, data)` fired. Check that it still matters.
 ---@field event? fun(state: State, ctx: Ctx, name: string, data: any): Outcome, string? A backend posted an event over REST. `return false, "reason"` refuses.
 ---@field migrate? fun(state: State): State? A running session switches to a newly saved version of the file: bring the old state up to date (in place, or return a new one).
+---@field sheet? fun(sheet: Sheet): table?, integer?, string? Reads a spreadsheet saved as `NAME.THISGAME.csv` or `.xlsx` into the params its sessions start with. Return the params, or `nil, row, "message"` for a problem in the file.
+
+--- A spreadsheet, as the game table's `sheet` function gets it (docs §2).
+---@class Sheet
+---@field rows SheetRow[] Every non-blank row of the file (the first worksheet of an xlsx), in order.
+
+--- One row of a spreadsheet: its cells as trimmed text (`""` when empty; numbers as written: `"20"`).
+---@class SheetRow: { [integer]: string }
+---@field row integer Its number in the file (1 = the first row), for messages.
 
 ---------------------------------------------------------------------------
 -- `ctx`: what a handler can do (docs §8)

@@ -458,7 +458,10 @@ fn the_game_table_matches_the_catalog_and_the_docs() {
     engine.extend(names(["title", "max_players", "sheet"]));
     same(
         "the game table",
-        ("script::catalog (HANDLERS, title, max_players, sheet)", &engine),
+        (
+            "script::catalog (HANDLERS, title, max_players, sheet)",
+            &engine,
+        ),
         (&format!("{STUB} (class Game)"), &stub.members("Game")),
     );
     let docs = repo_file(DOCS);

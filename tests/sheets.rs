@@ -28,8 +28,9 @@ return {
     local questions = {}
     for i, row in ipairs(sheet.rows) do
       if i > 1 then
-        if row[1] == nil or row[1] == "" then return nil, row.row, "the question is empty" end
-        questions[#questions + 1] = { text = row[1], answer = row[2] }
+        local cells = row.cells
+        if cells[1] == nil or cells[1] == "" then return nil, row.row, "the question is empty" end
+        questions[#questions + 1] = { text = cells[1], answer = cells[2] }
       end
     end
     if #questions == 0 then return nil, nil, "there are no questions under the header" end

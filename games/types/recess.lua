@@ -248,11 +248,13 @@ null = nil
 
 --- A spreadsheet, as the game table's `sheet` function gets it (docs §2).
 ---@class Sheet
+---@field file string The file's name in the games folder: `"capitals.quiz.csv"`.
 ---@field rows SheetRow[] Every non-blank row of the file (the first worksheet of an xlsx), in order.
 
---- One row of a spreadsheet: its cells as trimmed text (`""` when empty; numbers as written: `"20"`).
----@class SheetRow: { [integer]: string }
+--- One row of a spreadsheet.
+---@class SheetRow
 ---@field row integer Its number in the file (1 = the first row), for messages.
+---@field cells string[] Its cells as trimmed text (`""` when empty; numbers as written: `"20"`).
 
 ---------------------------------------------------------------------------
 -- `ctx`: what a handler can do (docs §8)

@@ -698,8 +698,9 @@ fn validate(rules: Rules, limits: Limits) -> Result<Rules, String> {
 /// Most bytes of params a spreadsheet may make.
 const MAX_SHEET_PARAMS: usize = 1 << 20;
 
-/// Calls the game table's `sheet(sheet)` with a spreadsheet's rows: it
-/// returns the params, or `nil, row, message` for a problem in the file.
+/// Calls the game table's `sheet(sheet)` with a spreadsheet's file name and
+/// rows (`{file =, rows = {{row =, cells = {...}}, ...}}`): it returns the
+/// params, or `nil, row, message` for a problem in the file.
 fn read_rows(lua: &Lua, table: &Table, sheet: &Sheet) -> Result<Json, String> {
     let file = &sheet.file;
     let lua_err = |e: mlua::Error| sandbox::describe(&e);
@@ -714,13 +715,16 @@ fn read_rows(lua: &Lua, table: &Table, sheet: &Sheet) -> Result<Json, String> {
     };
     let rows = lua.create_table().map_err(lua_err)?;
     for (i, row) in sheet.rows.iter().enumerate() {
-        let t = lua
+        let cells = lua
             .create_sequence_from(row.cells.iter().map(String::as_str))
             .map_err(lua_err)?;
+        let t = lua.create_table().map_err(lua_err)?;
         t.raw_set("row", row.row).map_err(lua_err)?;
+        t.raw_set("cells", cells).map_err(lua_err)?;
         rows.raw_set(i + 1, t).map_err(lua_err)?;
     }
     let arg = lua.create_table().map_err(lua_err)?;
+    arg.raw_set("file", sheet.file.as_str()).map_err(lua_err)?;
     arg.raw_set("rows", rows).map_err(lua_err)?;
     let (params, row, message): (Value, Value, Value) = reader.call(arg).map_err(lua_err)?;
     if let Value::Nil = params {
@@ -1077,8 +1081,8 @@ return {
   sheet = function(sheet)
     local questions = {}
     for i, row in ipairs(sheet.rows) do
-      if row[2] == "" or row[2] == nil then return nil, row.row, "the question is empty" end
-      questions[i] = row[2]
+      if row.cells[2] == nil or row.cells[2] == "" then return nil, row.row, "the question is empty" end
+      questions[i] = row.cells[2]
     end
     return { questions = questions, title = "Capitals" }
   end,

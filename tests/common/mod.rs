@@ -48,12 +48,18 @@ pub fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Copies the shipped games into a fresh temp folder.
+/// Copies the shipped games (the files at the top of `games/`) into a fresh
+/// temp folder.
 pub fn games_dir_with_shipped() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp games dir");
     for entry in std::fs::read_dir(shipped_games()).expect("games folder") {
         let entry = entry.expect("entry");
-        if entry.path().extension().is_some_and(|e| e == "lua") {
+        // Lua games and their tests, and spreadsheet games.
+        if entry
+            .path()
+            .extension()
+            .is_some_and(|e| e == "lua" || e == "csv" || e == "xlsx")
+        {
             std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy game");
         }
     }

@@ -217,7 +217,7 @@ function show(sessionId) {
 function draw(s) {
   renderer.update(s.view);
   const v = s.view ?? {};
-  const playing = Boolean(v.choices || v.timer || v.podium || v.messages || s.ended);
+  const playing = Boolean(v.choices || v.timer || v.podium || v.messages || v.leaderboard || s.ended);
   $('session-head').classList.toggle('is-compact', playing);
 }
 

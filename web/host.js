@@ -158,6 +158,8 @@ async function showJoinAddress(code) {
   $('join-url').textContent = joinUrl();
   $('join-hint').hidden = true;
   $('join-qr').hidden = true;
+  $('join-qr-pic').replaceChildren();
+  $('qr-dialog-pic').replaceChildren();
   const info = await joinAddress();
   if ($('join-code').dataset.code !== code) return; // another game meanwhile
   $('join-url').textContent = info.url;
@@ -167,10 +169,8 @@ async function showJoinAddress(code) {
   if (!withQr) return;
   const src = `/join.svg?code=${encodeURIComponent(code)}`;
   const alt = `QR code: scan it to open ${info.url} with the code ${code}`;
-  for (const id of ['join-qr-img', 'qr-dialog-img']) {
-    $(id).src = src;
-    $(id).alt = alt;
-  }
+  $('join-qr-pic').replaceChildren(el('img', { id: 'join-qr-img', class: 'join-qr-img', src, alt, width: 168, height: 168 }));
+  $('qr-dialog-pic').replaceChildren(el('img', { id: 'qr-dialog-img', class: 'qr-dialog-img', src, alt }));
   $('qr-dialog-url').textContent = info.url;
   $('qr-dialog-code').textContent = `${code.slice(0, 3)} ${code.slice(3)}`;
 }

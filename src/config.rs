@@ -111,7 +111,8 @@ pub struct Config {
     /// The address students' devices open when it is not this node's own
     /// (behind nginx, or under a DNS name): `http(s)://NAME[:PORT][/PATH]`.
     /// The host page shows it, and its QR code, instead of the address it
-    /// finds by itself (docs/web-client.md).
+    /// finds by itself (docs/web-client.md); its origin may open game
+    /// sockets, as if listed in `--allowed-origins`.
     #[arg(long, env = "RECESS_PUBLIC_URL", value_parser = parse_public_url)]
     pub public_url: Option<String>,
 }

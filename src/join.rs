@@ -177,6 +177,17 @@ fn routed_v4() -> Option<Ipv4Addr> {
     }
 }
 
+/// The browser origin of a `--public-url` (`https://games.school.example`),
+/// as an `Origin` header names it: scheme and authority, the default port
+/// left out. The pages students open there may open game sockets.
+pub(crate) fn public_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?.to_ascii_lowercase();
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    let authority = authority.strip_suffix(default_port).unwrap_or(&authority);
+    (!authority.is_empty()).then(|| format!("{scheme}://{authority}"))
+}
+
 fn host_header<B>(req: &Request<B>) -> Option<&str> {
     req.headers().get(HOST).and_then(|h| h.to_str().ok())
 }
@@ -280,6 +291,21 @@ mod tests {
             (a.url.as_str(), a.source),
             ("http://192.168.5.9:8080/", "bind")
         );
+    }
+
+    #[test]
+    fn a_public_url_gives_its_origin() {
+        let origin = |u: &str| public_origin(u).unwrap_or_default();
+        assert_eq!(
+            origin("https://Games.School.example/recess/"),
+            "https://games.school.example"
+        );
+        assert_eq!(
+            origin("https://games.example:443/"),
+            "https://games.example"
+        );
+        assert_eq!(origin("http://192.0.2.10:8123/"), "http://192.0.2.10:8123");
+        assert_eq!(origin("http://10.0.0.1:80/"), "http://10.0.0.1");
     }
 
     #[test]

@@ -120,6 +120,16 @@ impl Server {
     /// Loads the games, restores stored sessions, starts hot reload and listens.
     pub async fn start(mut config: Config) -> Result<Server, StartError> {
         fit_open_file_limit(&mut config);
+        // Students who scan the join QR code open --public-url: its origin
+        // may open game sockets without being listed in --allowed-origins.
+        if let Some(origin) = config.public_url.as_deref().and_then(join::public_origin)
+            && !config
+                .allowed_origins
+                .iter()
+                .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(&origin))
+        {
+            config.allowed_origins.push(origin);
+        }
         if !config.games.exists() {
             std::fs::create_dir_all(&config.games).map_err(|source| StartError::Games {
                 path: config.games.display().to_string(),

@@ -108,6 +108,17 @@ async fn the_qr_code_holds_the_public_url_with_the_join_code() {
     );
     assert!(head.contains("x-content-type-options: nosniff"), "{head}");
     assert_eq!(decode_svg(&svg), format!("{PUBLIC}/?code={code}"));
+
+    // The page students open there may open a game socket (its origin is
+    // allowed without --allowed-origins); another origin still may not.
+    let mut student = common::Client::connect_with(server.addr, &[("origin", PUBLIC)])
+        .await
+        .expect("the public URL's page may connect");
+    let joined = student.join(&code, "Ana").await;
+    assert_eq!(joined["type"], "welcome", "{joined}");
+    let other =
+        common::Client::connect_with(server.addr, &[("origin", "http://192.0.2.11:8123")]).await;
+    assert!(other.is_err(), "another origin is refused");
     server.stop().await;
 }
 

@@ -108,6 +108,38 @@ pub struct Config {
     /// budget: what bounds work done inside library functions.
     #[arg(long, env = "RECESS_CPU_BUDGET_MS", default_value_t = 250)]
     pub cpu_budget_ms: u64,
+    /// The address students' devices open when it is not this node's own
+    /// (behind nginx, or under a DNS name): `http(s)://NAME[:PORT][/PATH]`.
+    /// The host page shows it, and its QR code, instead of the address it
+    /// finds by itself (docs/web-client.md); its origin may open game
+    /// sockets, as if listed in `--allowed-origins`.
+    #[arg(long, env = "RECESS_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+}
+
+/// `--public-url`: an `http` or `https` URL with a host, no query and no
+/// fragment (the join code is added as `?code=`), at most 512 bytes so its
+/// QR code stays small enough to scan; kept with one trailing `/`.
+pub fn parse_public_url(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .ok_or("the public URL must start with http:// or https://")?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') {
+        return Err("the public URL needs a host name or address after http(s)://".into());
+    }
+    if s.contains(['?', '#'])
+        || s.bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err("the public URL may not have a query (?), a fragment (#) or spaces".into());
+    }
+    if s.len() > 512 {
+        return Err("the public URL may be at most 512 characters".into());
+    }
+    Ok(format!("{}/", s.trim_end_matches('/')))
 }
 
 impl Config {
@@ -164,6 +196,7 @@ impl Config {
             frame_burst: 40,
             trusted_proxies: Vec::new(),
             cpu_budget_ms: 250,
+            public_url: None,
         }
     }
 }

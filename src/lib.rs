@@ -39,6 +39,7 @@ mod connection;
 mod delivery;
 mod headless;
 mod http;
+mod join;
 mod limits;
 mod metrics;
 mod node;

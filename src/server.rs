@@ -34,7 +34,7 @@ use crate::script::Catalog;
 use crate::script::watch::{GamesWatcher, watch};
 use crate::session::CommitSink;
 use crate::store::Store;
-use crate::{api, auth, connection, web};
+use crate::{api, auth, connection, join, web};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +120,16 @@ impl Server {
     /// Loads the games, restores stored sessions, starts hot reload and listens.
     pub async fn start(mut config: Config) -> Result<Server, StartError> {
         fit_open_file_limit(&mut config);
+        // Students who scan the join QR code open --public-url: its origin
+        // may open game sockets without being listed in --allowed-origins.
+        if let Some(origin) = config.public_url.as_deref().and_then(join::public_origin)
+            && !config
+                .allowed_origins
+                .iter()
+                .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(&origin))
+        {
+            config.allowed_origins.push(origin);
+        }
         if !config.games.exists() {
             std::fs::create_dir_all(&config.games).map_err(|source| StartError::Games {
                 path: config.games.display().to_string(),
@@ -152,6 +162,8 @@ impl Server {
             addr: addr.to_string(),
             source,
         })?;
+        // The port chosen for `--port 0`, for the join address (src/join.rs).
+        config.port = addr.port();
         let fanout = Arc::new(Fanout::default());
         let metrics = Arc::new(Metrics::default());
         let redis = match &config.redis {
@@ -494,6 +506,8 @@ async fn route(
                 .unwrap_or_default(),
             Err(e) => api::error(&e),
         },
+        (&Method::GET, "/api/join") => join::info(&node.config, &req),
+        (&Method::GET, "/join.svg") => web::with_page_headers(join::qr(&node.config, &req), &req),
         (_, p) if p == "/api" || p.starts_with("/api/") => {
             let client = auth::client_addr(peer, req.headers(), &node.config.trusted_proxies);
             api::handle(node, req, client).await

@@ -104,6 +104,11 @@ fn inside_game_folder(games: &Path, game: &str, file: &str) -> Option<PathBuf> {
     (inside && full.is_file()).then_some(full)
 }
 
+/// The headers of Recess's own pages on another answer (the join QR code).
+pub(crate) fn with_page_headers<B>(response: Response<Body>, req: &Request<B>) -> Response<Body> {
+    page_headers(response, req, Kind::Page)
+}
+
 /// Which policy a response gets.
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {

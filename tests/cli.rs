@@ -44,7 +44,10 @@ fn the_shipped_games_pass_check() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    assert_eq!(stdout, "ok  chat\nok  quiz\n", "no warnings either");
+    assert_eq!(
+        stdout, "ok  buzzer\nok  chat\nok  quiz\n",
+        "no warnings either"
+    );
 }
 
 #[tokio::test]

@@ -136,6 +136,57 @@ function joinUrl() {
   return `${location.protocol}//${location.host}/`;
 }
 
+// ---- where students join: the address, its QR code, or why there is none -----
+
+const LOOPBACK = /^(127\.|localhost$|\[::1\]$)/;
+
+// The address students' devices open, from the server (`GET /api/join`:
+// --public-url, or this machine's network address); the page's own address
+// when the server cannot say.
+async function joinAddress() {
+  try {
+    const res = await fetch('/api/join', { cache: 'no-store' });
+    if (res.ok) {
+      const info = await res.json();
+      if (typeof info?.url === 'string') return { url: info.url, reachable: info.reachable !== false };
+    }
+  } catch { /* fall back below */ }
+  return { url: joinUrl(), reachable: !LOOPBACK.test(location.hostname) };
+}
+
+async function showJoinAddress(code) {
+  $('join-url').textContent = joinUrl();
+  $('join-hint').hidden = true;
+  $('join-qr').hidden = true;
+  $('join-qr-pic').replaceChildren();
+  $('qr-dialog-pic').replaceChildren();
+  const info = await joinAddress();
+  if ($('join-code').dataset.code !== code) return; // another game meanwhile
+  $('join-url').textContent = info.url;
+  $('join-hint').hidden = info.reachable;
+  const withQr = info.reachable && /^\d{6}$/.test(code);
+  $('join-qr').hidden = !withQr;
+  if (!withQr) return;
+  const src = `/join.svg?code=${encodeURIComponent(code)}`;
+  const alt = `QR code: scan it to open ${info.url} with the code ${code}`;
+  $('join-qr-pic').replaceChildren(el('img', { id: 'join-qr-img', class: 'join-qr-img', src, alt, width: 168, height: 168 }));
+  $('qr-dialog-pic').replaceChildren(el('img', { id: 'qr-dialog-img', class: 'qr-dialog-img', src, alt }));
+  $('qr-dialog-url').textContent = info.url;
+  $('qr-dialog-code').textContent = `${code.slice(0, 3)} ${code.slice(3)}`;
+}
+
+// "Show QR": the code over the whole screen, for the projector (Escape or
+// Close go back). The browser's full screen too, where it allows it.
+$('show-qr').addEventListener('click', () => {
+  $('qr-dialog').showModal();
+  document.documentElement.requestFullscreen?.().catch(() => {});
+});
+$('close-qr').addEventListener('click', () => $('qr-dialog').close());
+$('qr-dialog').addEventListener('close', () => {
+  if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+  $('show-qr').focus();
+});
+
 function show(sessionId) {
   const s = client.get(sessionId);
   if (!s) return showPick();
@@ -147,8 +198,7 @@ function show(sessionId) {
   codeEl.dataset.code = code;
   codeEl.textContent = code.length === 6 ? `${code.slice(0, 3)} ${code.slice(3)}` : code;
   codeEl.setAttribute('aria-label', `Join code ${code.split('').join(' ')}`);
-  $('join-url').textContent = joinUrl();
-  $('join-hint').hidden = !/^(127\.|localhost$|\[::1\]$)/.test(location.hostname);
+  showJoinAddress(code);
   $('error-list').replaceChildren();
   $('errors').hidden = true;
   $('action-error').textContent = '';
@@ -167,7 +217,7 @@ function show(sessionId) {
 function draw(s) {
   renderer.update(s.view);
   const v = s.view ?? {};
-  const playing = Boolean(v.choices || v.timer || v.podium || v.messages || s.ended);
+  const playing = Boolean(v.choices || v.timer || v.podium || v.messages || v.leaderboard || s.ended);
   $('session-head').classList.toggle('is-compact', playing);
 }
 

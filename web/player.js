@@ -114,6 +114,8 @@ function showJoin(message = '') {
   joinError(message);
   $(message ? 'join-error' : 'code').focus?.();
   if (!$('code').value) $('code').focus();
+  // Came from the QR code (`/?code=…`): the nickname is what is left to type.
+  else if (!message) $('name').focus();
 }
 
 async function act(name, data) {

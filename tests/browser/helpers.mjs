@@ -17,6 +17,8 @@ export const SCREENSHOTS = path.join(REPO, 'target', 'screenshots');
 
 export const PHONE = { width: 390, height: 844 };
 export const LAPTOP = { width: 1366, height: 768 };
+/** A classroom laptop's screen, for the join QR code's screenshots. */
+export const SMALL_LAPTOP = { width: 1280, height: 800 };
 
 // Servers still running when this process ends are killed with it, so an
 // interrupted or timed-out run leaves nothing behind.
@@ -31,9 +33,10 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 
 /**
  * Starts `recess --port 0` on copies of the repo's games (plus `extraGames`,
- * a map of file name → Lua text). Resolves when it prints its address.
+ * a map of file name → Lua text) with `args` added to its flags. Resolves
+ * when it prints its address.
  */
-export async function startServer({ extraGames = {}, timeoutMs = 20000 } = {}) {
+export async function startServer({ extraGames = {}, args = [], timeoutMs = 20000 } = {}) {
   const root = await mkdtemp(path.join(tmpdir(), 'recess-browser-'));
   const games = path.join(root, 'games');
   const data = path.join(root, 'data');
@@ -46,7 +49,7 @@ export async function startServer({ extraGames = {}, timeoutMs = 20000 } = {}) {
   }
   for (const [name, text] of Object.entries(extraGames)) await writeFile(path.join(games, name), text);
 
-  const proc = spawn(RECESS_BIN, ['--port', '0', '--games', games, '--data', data], {
+  const proc = spawn(RECESS_BIN, ['--port', '0', '--games', games, '--data', data, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });

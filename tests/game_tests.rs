@@ -260,7 +260,12 @@ fn the_shipped_games_pass_their_tests() {
     let out = recess_test(games.parent().unwrap(), &["games"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
-    for file in ["buzzer_test.lua", "chat_test.lua", "quiz_test.lua"] {
+    for file in [
+        "buzzer_test.lua",
+        "chat_test.lua",
+        "poll_test.lua",
+        "quiz_test.lua",
+    ] {
         assert!(text.contains(&format!("ok   games/{file}: ")), "{text}");
     }
     assert!(!text.contains("FAIL"), "{text}");

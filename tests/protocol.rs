@@ -135,8 +135,12 @@ async fn frames_far_above_the_limit_close_with_1009() {
 async fn garbage_forever_gets_the_socket_closed() {
     let server = TestServer::start().await;
     let mut c = server.client().await;
-    for _ in 0..30 {
+    for _ in 0..20 {
         c.send_text("garbage".into()).await;
+    }
+    // More garbage while the server closes: these may meet a closed socket.
+    for _ in 0..10 {
+        let _ = c.try_send_text("garbage".into()).await;
     }
     for _ in 0..20 {
         assert_eq!(c.recv().await["code"], "bad_json");

@@ -191,6 +191,7 @@ impl Harness {
             host_secret,
             host_attached: true,
             seed,
+            names: Default::default(),
         };
         let _inside = self.runtime.enter();
         let (mut actor, attached) = SessionActor::create(env, new).map_err(Failure::of)?;

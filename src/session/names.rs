@@ -170,6 +170,9 @@ pub(crate) struct NameFilter {
     /// Each listed word in its folded form (`filter_words`, joined), and
     /// whether it is matched anywhere in a name rather than as a word.
     words: Vec<(String, bool)>,
+    /// The list's text when it replaced the shipped one (a recording keeps
+    /// it, so a replay refuses the same names).
+    custom: Option<String>,
 }
 
 impl Default for NameFilter {
@@ -192,7 +195,32 @@ impl NameFilter {
             .collect();
         words.sort();
         words.dedup();
-        NameFilter { words }
+        NameFilter {
+            words,
+            custom: None,
+        }
+    }
+
+    /// A filter that replaces the shipped list (`--blocked-names FILE`).
+    pub(crate) fn custom(text: &str) -> NameFilter {
+        NameFilter {
+            custom: Some(text.to_owned()),
+            ..NameFilter::from_list(text)
+        }
+    }
+
+    /// The list's text when it is not the shipped one.
+    pub(crate) fn custom_text(&self) -> Option<&str> {
+        self.custom.as_deref()
+    }
+
+    /// Cleans a name (`clean_name`) and checks it against the list; its
+    /// `name_key` with it.
+    pub(crate) fn accept(&self, name: &str) -> Result<(String, Box<str>), ProtocolError> {
+        let name = clean_name(name)?;
+        self.check(&name)?;
+        let key = name_key(&name);
+        Ok((name, key))
     }
 
     /// How many words the list holds.
@@ -223,6 +251,16 @@ impl NameFilter {
         } else {
             Ok(())
         }
+    }
+}
+
+impl crate::script::NameRules for NameFilter {
+    fn accept(&self, name: &str) -> Result<(String, Box<str>), String> {
+        NameFilter::accept(self, name).map_err(|e| e.message)
+    }
+
+    fn key(&self, name: &str) -> Box<str> {
+        name_key(name)
     }
 }
 
@@ -488,7 +526,7 @@ mod tests {
 
     #[test]
     fn a_list_of_our_own_replaces_the_shipped_one() {
-        let filter = NameFilter::from_list("# ours\n\nbanana\nkiwi\n");
+        let filter = NameFilter::custom("# ours\n\nbanana\nkiwi\n");
         assert_eq!(filter.len(), 2);
         assert!(filter.blocks("B4NANA split"));
         assert!(filter.blocks("Kiwi"));

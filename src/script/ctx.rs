@@ -413,12 +413,13 @@ pub(super) fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
     Ok(ctx)
 }
 
-/// `ctx.rename`: `true`, or `false` and why. The name must pass the
+/// `ctx.rename`: `true` and the name as it will be shown (trimmed, NFC), or
+/// `false` and why. The name must pass the
 /// session's name rules and be unlike every other member's name, counting
 /// the renames this call already made.
-fn rename(s: &mut CallScope, player: String, name: &str) -> (bool, Option<String>) {
+fn rename(s: &mut CallScope, player: String, name: &str) -> (bool, String) {
     let Some(rules) = s.names.clone() else {
-        return (false, Some("names cannot be changed here".to_owned()));
+        return (false, "names cannot be changed here".to_owned());
     };
     let mut names: Vec<(&str, &str)> = s
         .players
@@ -433,15 +434,15 @@ fn rename(s: &mut CallScope, player: String, name: &str) -> (bool, Option<String
         }
     }
     match s.players.iter().find(|p| *p.id == *player) {
-        None => return (false, Some("that player is not in this game".to_owned())),
+        None => return (false, "that player is not in this game".to_owned()),
         Some(p) if p.role != crate::protocol::Role::Player => {
-            return (false, Some("only players can be renamed".to_owned()));
+            return (false, "only players can be renamed".to_owned());
         }
         Some(_) => {}
     }
     let (name, key) = match rules.accept(name) {
         Ok(accepted) => accepted,
-        Err(why) => return (false, Some(why)),
+        Err(why) => return (false, why),
     };
     if names
         .iter()
@@ -449,11 +450,14 @@ fn rename(s: &mut CallScope, player: String, name: &str) -> (bool, Option<String
     {
         return (
             false,
-            Some(format!("the name \"{name}\" is already taken in this game")),
+            format!("the name \"{name}\" is already taken in this game"),
         );
     }
-    s.effects.push(Effect::Rename { player, name });
-    (true, None)
+    s.effects.push(Effect::Rename {
+        player,
+        name: name.clone(),
+    });
+    (true, name)
 }
 
 /// `math.random` semantics on the session generator.

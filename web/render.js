@@ -479,6 +479,7 @@ export function createRenderer(root, options = {}) {
 
   function drawPlayers(e, list) {
     const kick = str(currentView.kick);
+    const rename = str(currentView.rename);
     let heading = e.querySelector('h2');
     let ul = e.querySelector('ul');
     if (!heading) {
@@ -520,6 +521,20 @@ export function createRenderer(root, options = {}) {
         btn._kick = kick;
         if (!btn.classList.contains('is-confirming')) btn.setAttribute('aria-label', `Remove ${name}`);
       }
+      let renameBtn = li.querySelector('button.rename');
+      const canRename = rename && id && id !== opts.me;
+      if (canRename && !renameBtn) {
+        renameBtn = el('button', { type: 'button', class: 'rename', text: 'Rename' });
+        renameBtn.addEventListener('click', () => askRename(renameBtn, li));
+        li.insertBefore(renameBtn, btn);
+      } else if (!canRename && renameBtn) {
+        renameBtn.remove();
+        renameBtn = null;
+      }
+      if (renameBtn) {
+        renameBtn._rename = rename;
+        renameBtn.setAttribute('aria-label', `Rename ${name}`);
+      }
       const at = prev ? prev.nextSibling : ul.firstChild;
       if (at !== li) ul.insertBefore(li, at);
       prev = li;
@@ -548,6 +563,14 @@ export function createRenderer(root, options = {}) {
     }, CONFIRM_MS);
   }
 
+  /** Asks for the new name, then sends the rename action with `{player, name}`. */
+  function askRename(btn, li) {
+    const name = li.querySelector('.player-name').textContent;
+    const answer = window.prompt(`New name for ${name}:`, name);
+    if (answer === null || answer.trim() === '' || answer.trim() === name) return;
+    press(btn, { action: btn._rename, data: { player: li.dataset.id, name: answer.trim() } });
+  }
+
   // ---- update ---------------------------------------------------------------------------------------
 
   let currentView = {};
@@ -558,7 +581,7 @@ export function createRenderer(root, options = {}) {
     if (!KINDS[key](v)) return false;
     if (Array.isArray(v) && v.length === 0) return false;
     if (!opts.showQuestion && (key === 'text' || key === 'image') && Array.isArray(view.choices)) return false;
-    if (key === 'kick') return false;
+    if (key === 'kick' || key === 'rename') return false;
     return true;
   }
 
@@ -570,7 +593,8 @@ export function createRenderer(root, options = {}) {
     for (const key of KEYS) {
       const e = sections[key];
       const show = present(view, key);
-      const dependsOnKick = key === 'players' && view.kick !== prev.kick;
+      const dependsOnKick = key === 'players'
+        && (view.kick !== prev.kick || view.rename !== prev.rename);
       const dependsOnAlt = key === 'image' && view.image_alt !== prev.image_alt;
       if (!show) {
         if (!e.hidden) {

@@ -20,6 +20,7 @@ pub const VIEW_KEYS: &[&str] = &[
     "score",
     "players",
     "kick",
+    "rename",
     "buttons",
 ];
 

@@ -147,12 +147,11 @@ impl Server {
         let blocked_names = Arc::new(match &config.blocked_names {
             None => NameFilter::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| {
-                    StartError::BlockedNames {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| StartError::BlockedNames {
                         path: path.display().to_string(),
                         source,
-                    }
-                })?;
+                    })?;
                 let filter = NameFilter::custom(&text);
                 tracing::info!(path = %path.display(), words = filter.len(), "blocked names loaded");
                 filter

@@ -24,9 +24,9 @@ use crate::delivery::Fanout;
 use crate::limits::{self, JoinGuard};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, NameMode, ProtocolError};
-use crate::session::names::NameFilter;
 use crate::script::Catalog;
 use crate::session::actor::NewSession;
+use crate::session::names::NameFilter;
 use crate::session::{
     Attached, CommitSink, Ended, MAILBOX, MailboxSender, MemberId, SessionActor, SessionEnv,
     SessionId, Settings, SystemClock, mailbox, random_code,

@@ -421,11 +421,7 @@ fn rename(s: &mut CallScope, player: String, name: &str) -> (bool, String) {
     let Some(rules) = s.names.clone() else {
         return (false, "names cannot be changed here".to_owned());
     };
-    let mut names: Vec<(&str, &str)> = s
-        .players
-        .iter()
-        .map(|p| (&*p.id, &*p.name))
-        .collect();
+    let mut names: Vec<(&str, &str)> = s.players.iter().map(|p| (&*p.id, &*p.name)).collect();
     for effect in &s.effects {
         if let Effect::Rename { player, name } = effect
             && let Some(slot) = names.iter_mut().find(|(id, _)| *id == player.as_str())

@@ -276,7 +276,10 @@ fn filter_words(name: &str) -> Vec<String> {
     let key = fold(&skeleton);
     let mut words: Vec<String> = Vec::new();
     let mut single_run = false;
-    for word in key.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+    for word in key
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
         let single = word.chars().count() == 1;
         match words.last_mut() {
             Some(last) if single && single_run => last.push_str(word),

@@ -108,7 +108,9 @@ impl Member {
     /// The key of the name this person typed: what a join compares and a
     /// kick bars (the generated name's is only what others see).
     fn person_key(&self) -> &str {
-        self.real_name.as_ref().map_or(&*self.name_key, |(_, key)| key)
+        self.real_name
+            .as_ref()
+            .map_or(&*self.name_key, |(_, key)| key)
     }
 
     fn record(&self) -> MemberRecord {

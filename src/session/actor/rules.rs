@@ -25,7 +25,11 @@ impl SessionActor {
         // the seat. The connection resumes it, since it holds another member id.
         if let Some(nonce) = &nonce
             && let Some(existing) = self.members.values().find(|m| {
-                m.real_name.as_ref().map_or(&m.name, |(real, _)| real).as_ref() == name
+                m.real_name
+                    .as_ref()
+                    .map_or(&m.name, |(real, _)| real)
+                    .as_ref()
+                    == name
                     && m.join_nonce
                         .as_deref()
                         .is_some_and(|n| constant_time_eq(n.as_bytes(), nonce.as_bytes()))

@@ -552,3 +552,34 @@ async fn in_a_cluster_a_rename_and_a_report_survive_the_owner_dying() {
     assert_eq!(w["role"], "host");
     b.kill().await;
 }
+
+/// `recess test` starts sessions with generated names for a game's own tests.
+#[test]
+fn a_game_test_can_start_a_session_with_generated_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("roster.lua"), ROSTER).unwrap();
+    std::fs::write(
+        dir.path().join("roster_test.lua"),
+        r#"
+test("students are shown generated names, the game gets the typed ones", function()
+  local s = session("roster", nil, { names = "generated" })
+  local ana = s:join("Ana Lopez")
+  expect(ana.name == "Ana Lopez").to_be(false)
+  expect(s:view(ana).text).to_be("You are " .. ana.name)
+  expect(s:act(s.host, "report")).to_be(true)
+  local ok = s:act(s.host, "finish")
+  expect(ok).to_be(true)
+end)
+
+test("typed names are the default", function()
+  local s = session("roster")
+  expect(s:join("Ana Lopez").name).to_be("Ana Lopez")
+end)
+"#,
+    )
+    .unwrap();
+    let out = common::recess_in(dir.path(), &["test", "."]);
+    let text = common::stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("2 passed, 0 failed"), "{text}");
+}

@@ -504,8 +504,9 @@ function Expectation.to_be_at_most(n) end
 --- Starts a headless session of `game` (the name of a game beside the test file), as its host.
 ---@param game string
 ---@param params? any The session's params, as `init` gets them.
+---@param options? {names?: "typed"|"generated"} `names = "generated"`: students are shown generated names and handlers get `player.real_name`, as when a host ticks "Students get generated names".
 ---@return Session
-function session(game, params) end
+function session(game, params, options) end
 
 --- Declares a test: `fn` runs with fresh sessions; an error or a failed `expect` fails it.
 ---@param name string

@@ -583,3 +583,39 @@ end)
     assert!(out.status.success(), "{text}");
     assert!(text.contains("2 passed, 0 failed"), "{text}");
 }
+
+/// Renames wait in the call until it ends: a loop of them meets the limit
+/// of what one call may emit, and the call is rolled back.
+#[tokio::test]
+async fn a_loop_of_renames_meets_the_call_output_limit() {
+    const LOOP: &str = r#"
+return {
+  init = function() return {} end,
+  action = function(state, ctx, player, name, data)
+    ctx.rename(data.player, "Bob")
+    -- Each call counts what it keeps, a refused one too: a long id fills
+    -- the call's 1 MiB in a few calls.
+    local long = string.rep("x", 60000)
+    for i = 1, 100 do ctx.rename(long, "Bob") end
+  end,
+  view = function(state, player) return { text = player.name } end,
+}
+"#;
+    let server = TestServer::with_games(&[("loop.lua", LOOP)]).await;
+    let mut host = server.client().await;
+    let w = host.host("loop", json!({})).await;
+    let (session, code) = (s(&w, "session"), s(&w, "code"));
+    let mut ana = server.client().await;
+    let id = s(&ana.join(&code, "Ana").await["player"], "id");
+    let r = host.act(&session, "go", json!({"player": id})).await;
+    assert_eq!(r["code"], "script_error", "{r}");
+    let message = r["message"].as_str().unwrap();
+    assert!(
+        message.contains("ctx.rename: this call's messages, timers, renames and results come to"),
+        "{message}"
+    );
+    let mut again = server.client().await;
+    let w = again.resume(&s(&ana.log[0], "token"), u64::MAX).await;
+    assert_eq!(w["player"]["name"], "Ana", "nothing was renamed: {w}");
+    server.stop().await;
+}

@@ -348,7 +348,20 @@ pub(super) fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
         let args = Args::new(lua, "ctx.rename", &["player id", "new name"], values)?;
         let player = args.string(1)?;
         let name = args.string(2)?;
-        scope(lua, args.func, |s| Ok(rename(s, player, &name)))
+        scope(lua, args.func, |s| {
+            // Each rename is kept until the call ends: it counts against
+            // what one call may emit, like a message.
+            let total = s.emitted + SCALAR_BYTES + player.len() + name.len();
+            if total > s.limits.call_output_bytes {
+                return Err(fail(format!(
+                    "ctx.rename: this call's messages, timers, renames and results come to {}; one call may emit at most {}",
+                    sandbox::size_text(total),
+                    sandbox::limit_text(s.limits.call_output_bytes)
+                )));
+            }
+            s.emitted = total;
+            Ok(rename(s, player, &name))
+        })
     })?;
     add(lua, &ctx, "report", |lua, values| {
         let mut args = Args::new(lua, "ctx.report", &["results"], values)?;

@@ -622,15 +622,15 @@ impl SessionActor {
 }
 
 /// `results` without its private columns (`results.private`, a list of
-/// column names): those columns leave `columns` and every row, and the
-/// `private` list itself goes. `None` when there are none.
+/// column names, or one name): those columns leave `columns` and every
+/// row, and the `private` list itself goes. `None` when there are none.
 pub(super) fn public_results(results: &Json) -> Option<Json> {
-    let private: Vec<&str> = results
-        .get("private")?
-        .as_array()?
-        .iter()
-        .filter_map(Json::as_str)
-        .collect();
+    let private: Vec<&str> = match results.get("private")? {
+        // One column given without a list is still private.
+        Json::String(column) => vec![column],
+        Json::Array(columns) => columns.iter().filter_map(Json::as_str).collect(),
+        _ => return None,
+    };
     let mut public = results.clone();
     let map = public.as_object_mut()?;
     map.remove("private");
@@ -643,4 +643,32 @@ pub(super) fn public_results(results: &Json) -> Option<Json> {
         }
     }
     Some(public)
+}
+
+#[cfg(test)]
+mod private_columns {
+    use super::public_results;
+    use serde_json::json;
+
+    #[test]
+    fn private_columns_leave_columns_and_rows() {
+        let results = json!({
+            "columns": ["name", "real_name", "score"],
+            "private": ["real_name"],
+            "rows": [{"name": "Brave Otter", "real_name": "Ana", "score": 3}],
+            "title": "Quiz"
+        });
+        assert_eq!(
+            public_results(&results),
+            Some(json!({
+                "columns": ["name", "score"],
+                "rows": [{"name": "Brave Otter", "score": 3}],
+                "title": "Quiz"
+            }))
+        );
+        let one = json!({"private": "real_name", "rows": [{"real_name": "Ana", "n": 1}]});
+        assert_eq!(public_results(&one), Some(json!({"rows": [{"n": 1}]})));
+        assert_eq!(public_results(&json!({"rows": []})), None);
+        assert_eq!(public_results(&json!(null)), None);
+    }
 }

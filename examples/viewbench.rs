@@ -53,6 +53,7 @@ fn main() -> Result<(), String> {
     let player = PlayerInfo {
         id: Arc::from("p0123456789"),
         name: Arc::from("Student"),
+        real_name: None,
         role: Role::Player,
         connected: true,
     };

@@ -7,8 +7,8 @@ The classic room-chat protocol, mapped onto the Lua game API:
   SEND_MESSAGE  = action `send` {text}    -> everyone gets event `message` {from, text, at}
 
 Everyone's screen shows the last 50 messages, who is in the room and a text
-field. The host can also remove someone (`kick` {player = id}) and wipe the
-log (`clear`). A backend can post an announcement over REST:
+field. The host can also remove someone (`kick` {player = id}), rename
+someone (`rename` {player = id, name = "..."}) and wipe the log (`clear`). A backend can post an announcement over REST:
   POST /api/sessions/{id}/events {"name": "announce", "data": {"text": "..."}}
 
 Params (optional): title (the room's heading, default "Class chat").
@@ -110,16 +110,32 @@ return {
       return
     end
 
-    if name ~= "kick" and name ~= "clear" then
+    local host_only = { kick = "remove people", rename = "rename people", clear = "clear the chat" }
+    if not host_only[name] then
       return false, "unknown action '" .. tostring(name) .. "'; use send"
     end
     if player.role ~= "host" then
-      return false, "only the host can " .. (name == "kick" and "remove people" or "clear the chat")
+      return false, "only the host can " .. host_only[name]
     end
 
     if name == "clear" then
       state.messages = {}
       ctx.broadcast("cleared", { by = player.name })
+      return
+    end
+
+    if name == "rename" then  -- rename {player = id, name = "..."}
+      local id = type(data) == "table" and data.player
+      if type(id) ~= "string" then return false, "say who to rename: {player = id, name = \"...\"}" end
+      local _, member = find_member(state, id)
+      if not member then return false, "there is nobody with id '" .. id .. "' in the chat" end
+      if type(data.name) ~= "string" then return false, "say the new name: {player = id, name = \"...\"}" end
+      -- The engine checks the name (length, characters, the blocked list,
+      -- nobody else has it) and says why it refuses.
+      local ok, new_name = ctx.rename(id, data.name)
+      if not ok then return false, new_name end
+      ctx.broadcast("renamed", { from = member.name, name = new_name })
+      member.name = new_name
       return
     end
 
@@ -156,6 +172,7 @@ return {
       text = empty and "No messages yet. Say hello!" or nil,
       players = #state.members > 0 and state.members or nil,
       kick = is_host and "kick" or nil,
+      rename = is_host and "rename" or nil,
       status = #state.members .. (#state.members == 1 and " person" or " people") .. " here",
       input = INPUT,
       buttons = is_host and HOST_BUTTONS or nil,

@@ -135,6 +135,33 @@ test("kick is refused for the host themselves and for nobody", function()
   refused(s, s.host, "kick", {}, "say who to remove: {player = id}")
 end)
 
+test("the host renames someone, and everyone sees the new name", function()
+  local s, ana, ben = room("Ana", "Ben")
+  refused(s, ana, "rename", { player = ben.id, name = "Bo" }, "only the host can rename people")
+  expect(s:view(s.host).rename).to_be("rename")
+  expect(s:view(ana).rename).to_be_nil()
+  expect(s:act(s.host, "rename", { player = ben.id, name = "  Benjamin " })).to_be(true)
+  expect(datas(s, ana, "renamed")).to_equal({ { from = "Ben", name = "Benjamin" } })
+  expect(s:view(ana).players[3]).to_equal({ id = ben.id, name = "Benjamin" })
+  send(s, ben, "hi")
+  expect(s:view(ana).messages[1].from).to_be("Benjamin")
+  local names_now = {}
+  for _, p in ipairs(s:players()) do names_now[p.id] = p.name end
+  expect(names_now[ben.id]).to_be("Benjamin")
+end)
+
+test("a rename must be a name nobody else has and that the list allows", function()
+  local s, ana, ben = room("Ana", "Ben")
+  refused(s, s.host, "rename", { player = ben.id, name = "ANA" },
+    "the name \"ANA\" is already taken in this game")
+  refused(s, s.host, "rename", { player = ben.id, name = "sh1t" }, "please choose another name")
+  refused(s, s.host, "rename", { player = ben.id, name = "   " }, "please enter a name")
+  refused(s, s.host, "rename", { player = "nobody", name = "Bo" },
+    "there is nobody with id 'nobody' in the chat")
+  refused(s, s.host, "rename", { player = ben.id }, "say the new name: {player = id, name = \"...\"}")
+  expect(s:view(ana).players[3].name).to_be("Ben")
+end)
+
 test("only the host can clear the chat", function()
   local s, ana = room("Ana")
   send(s, ana, "one")

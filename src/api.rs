@@ -19,7 +19,7 @@ use serde_json::{Value as Json, json};
 use crate::auth;
 use crate::http::Body;
 use crate::node::Node;
-use crate::protocol::{ErrorCode, ProtocolError};
+use crate::protocol::{ErrorCode, NameMode, ProtocolError};
 use crate::session::{
     Answer, MemberId, Request as SessionRequest, SessionId, make_token, new_member_id, new_secret,
     new_session_id, parse_token,
@@ -79,6 +79,8 @@ async fn dispatch(
                 game: String,
                 #[serde(default)]
                 params: Json,
+                #[serde(default)]
+                names: NameMode,
             }
             let body: Create = read_json(req, node.config.header_timeout()).await?;
             let session: SessionId = new_session_id();
@@ -90,6 +92,7 @@ async fn dispatch(
                     session.clone(),
                     &body.game,
                     body.params,
+                    body.names,
                     member,
                     secret,
                     false,
@@ -143,12 +146,13 @@ async fn dispatch(
         (Method::GET, ["sessions", id, "results"]) => {
             let host = host_of(token.as_deref(), id)?;
             let with_token = host.is_some();
-            let results = Answer::results(node.request(id, SessionRequest::Results { host }).await)
-                .map_err(|e| hide_which(e, with_token))?;
+            let (results, finished) =
+                Answer::results(node.request(id, SessionRequest::Results { host }).await)
+                    .map_err(|e| hide_which(e, with_token))?;
             let Some(results) = results else {
                 return Err(ProtocolError::new(
                     ErrorCode::Refused,
-                    "the game has not finished yet; results exist after `ended`",
+                    "the game has no results yet: they exist after `ctx.report` or `ended`",
                 ));
             };
             if query_param(&query, "format").as_deref() == Some("csv") {
@@ -166,7 +170,9 @@ async fn dispatch(
                     })?))
                     .unwrap_or_default())
             } else {
-                Ok(ok(json!({ "session": id, "results": results })))
+                Ok(ok(
+                    json!({ "session": id, "results": results, "final": finished }),
+                ))
             }
         }
         _ => Err(ProtocolError::new(

@@ -59,6 +59,10 @@ pub struct Config {
     /// hashes; it stops at twice this. 0: sessions are not recorded.
     #[arg(long, env = "RECESS_RECORDING_KIB", default_value_t = 4096)]
     pub recording_kib: usize,
+    /// A file of names students may not use, one word a line, replacing the
+    /// shipped list (docs/security.md, "Names").
+    #[arg(long, env = "RECESS_BLOCKED_NAMES")]
+    pub blocked_names: Option<PathBuf>,
     /// Lua memory per session, in MiB.
     #[arg(long, env = "RECESS_SESSION_MEMORY_MB", default_value_t = 16)]
     pub session_memory_mb: usize,
@@ -181,6 +185,7 @@ impl Config {
             view_interval_ms: 50,
             replay_window: 1000,
             recording_kib: 4096,
+            blocked_names: None,
             session_memory_mb: 16,
             cpu_budget_m: 20,
             max_connections: 20_000,

@@ -40,7 +40,7 @@ use crate::delivery::{Socket, State, Subscriber};
 use crate::limits::{FailureLimit, FrameLimit};
 use crate::metrics::Metrics;
 use crate::node::Node;
-use crate::protocol::{self, ClientFrame, ErrorCode, ProtocolError};
+use crate::protocol::{self, ClientFrame, ErrorCode, NameMode, ProtocolError};
 use crate::session::{
     Answer, Attached, MemberId, Outcome, Reply, Request, SessionId, new_member_id, new_secret,
     new_session_id, parse_token,
@@ -407,7 +407,12 @@ impl Connection {
         self.bad_in_row = 0;
         let session = frame.session().map(str::to_owned);
         let result = match frame {
-            ClientFrame::Host { game, params, key } => self.host(&game, params, key).await,
+            ClientFrame::Host {
+                game,
+                params,
+                key,
+                names,
+            } => self.host(&game, params, key, names).await,
             ClientFrame::Join { code, name, nonce } => self.join(&code, name, nonce).await,
             ClientFrame::Resume { token, last_seq } => self.resume(&token, last_seq).await,
             ClientFrame::Action {
@@ -550,6 +555,7 @@ impl Connection {
         game: &str,
         params: Json,
         key: Option<String>,
+        names: NameMode,
     ) -> Result<(), ProtocolError> {
         if let Some(expected) = &self.node.config.host_key
             && !auth::key_matches(expected, key.as_deref())
@@ -569,6 +575,7 @@ impl Connection {
                 session.clone(),
                 game,
                 params,
+                names,
                 member.clone(),
                 secret,
                 true,

@@ -20,7 +20,7 @@ use serde_json::Value as Json;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
-use crate::protocol::{ErrorCode, ProtocolError, Role};
+use crate::protocol::{ErrorCode, NameMode, ProtocolError, Role};
 use crate::script::{Catalog, Limits};
 use crate::session::actor::NewSession;
 use crate::session::env::{Clock, MemorySink, TokioClock};
@@ -144,11 +144,13 @@ impl Harness {
         self.clock.now_ms()
     }
 
-    /// Starts a session of `game` with `params`; its host is seated.
+    /// Starts a session of `game` with `params` and players named as
+    /// `names` says; its host is seated.
     pub(crate) fn start(
         self: &Arc<Self>,
         game: &str,
         params: Json,
+        names: NameMode,
     ) -> Result<Arc<HeadlessSession>, Failure> {
         let rules = match self.catalog.entry(game) {
             Some(entry) => match (entry.rules, entry.error) {
@@ -191,6 +193,7 @@ impl Harness {
             host_secret,
             host_attached: true,
             seed,
+            names,
         };
         let _inside = self.runtime.enter();
         let (mut actor, attached) = SessionActor::create(env, new).map_err(Failure::of)?;

@@ -19,6 +19,25 @@ use hyper_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, O
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// How the players of a session are named (the `names` option of `host`
+/// and `POST /api/sessions`, docs/protocol.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum NameMode {
+    /// Everyone sees the name a student typed.
+    #[default]
+    Typed,
+    /// Everyone sees a generated name (`Brave Otter`); the name a student
+    /// typed is their `real_name`, which only the rules see.
+    Generated,
+}
+
+impl NameMode {
+    pub(crate) fn is_typed(&self) -> bool {
+        *self == NameMode::Typed
+    }
+}
+
 /// A frame a client sends, already validated for shape.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -31,6 +50,9 @@ pub(crate) enum ClientFrame {
         /// Required when the node runs with `--host-key`.
         #[serde(default)]
         key: Option<String>,
+        /// `"typed"` (the default) or `"generated"`.
+        #[serde(default)]
+        names: NameMode,
     },
     /// Join a session by its 6-digit code. A client that retries a join whose
     /// answer it never got sends the same `nonce` and gets the same seat.
@@ -335,6 +357,11 @@ enum ServerFrame<'a> {
         seq: u64,
         results: &'a Value,
     },
+    Renamed {
+        session: &'a str,
+        seq: u64,
+        player: &'a PlayerRef<'a>,
+    },
     Pong {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<&'a Value>,
@@ -404,6 +431,15 @@ pub(crate) fn encode_view_raw(session: &str, seq: u64, patch_json: &str) -> Stri
 
 pub(crate) fn encode_pong(reference: Option<&Value>) -> String {
     encode(&ServerFrame::Pong { reference })
+}
+
+/// The game renamed you (`ctx.rename`): a session message to that member.
+pub(crate) fn encode_renamed(session: &str, seq: u64, player: &PlayerRef<'_>) -> String {
+    encode(&ServerFrame::Renamed {
+        session,
+        seq,
+        player,
+    })
 }
 
 pub(crate) fn encode_ended(session: &str, seq: u64, results: &Value) -> String {

@@ -33,6 +33,7 @@ use crate::node::{Node, NodeParts};
 use crate::script::Catalog;
 use crate::script::watch::{GamesWatcher, watch};
 use crate::session::CommitSink;
+use crate::session::names::NameFilter;
 use crate::store::Store;
 use crate::{api, auth, connection, join, web};
 
@@ -52,6 +53,14 @@ pub enum StartError {
     Bind {
         /// The address asked for: `--bind` and `--port`.
         addr: String,
+        /// What the operating system reported.
+        source: std::io::Error,
+    },
+    /// The `--blocked-names` file could not be read.
+    #[error("cannot read the blocked names file {path}: {source}")]
+    BlockedNames {
+        /// The file, as configured.
+        path: String,
         /// What the operating system reported.
         source: std::io::Error,
     },
@@ -145,6 +154,19 @@ impl Server {
                 Err(message) => tracing::warn!(game = %name, "game failed to load: {message}"),
             }
         }
+        let blocked_names = Arc::new(match &config.blocked_names {
+            None => NameFilter::default(),
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| StartError::BlockedNames {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                let filter = NameFilter::custom(&text);
+                tracing::info!(path = %path.display(), words = filter.len(), "blocked names loaded");
+                filter
+            }
+        });
         let store = Store::open(&config.data, config.sled_cache_mb << 20).map_err(|source| {
             StartError::Store {
                 path: config.data.display().to_string(),
@@ -230,6 +252,7 @@ impl Server {
             cluster,
             sink,
             scripts: handle,
+            blocked_names,
         });
         let (inbound, events) = mpsc::channel(INBOUND_QUEUE);
         if let Some((cluster, pushes)) = redis {

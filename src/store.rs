@@ -148,14 +148,24 @@ impl Store {
             batch.insert(skey, snapshot.as_slice());
         }
         let mprefix = key(b'm', w.id);
+        // Messages of one `seq` for different audiences (the `ended` of a
+        // game with private columns) come together: the second one's key
+        // gets a byte more, so it sorts after the first and before `seq + 1`.
+        let mut previous = 0;
         for m in w.messages.iter().filter(|m| m.seq > 0) {
             let mut k = mprefix.clone();
             k.extend_from_slice(&m.seq.to_be_bytes());
+            if m.seq == previous {
+                k.push(1);
+            }
+            previous = m.seq;
             batch.insert(k, encode_message(m));
         }
         for seq in &w.evicted {
             let mut k = mprefix.clone();
             k.extend_from_slice(&seq.to_be_bytes());
+            batch.remove(k.clone());
+            k.push(1);
             batch.remove(k);
         }
         let vprefix = key(b'v', w.id);
@@ -311,6 +321,9 @@ mod tests {
             created_ms: 0,
             active_ms: 0,
             removed_names: Vec::new(),
+            names: Default::default(),
+            name_seed: 0,
+            report: None,
         }
     }
 
@@ -318,6 +331,7 @@ mod tests {
         MemberRecord {
             id: id.into(),
             name: id.to_uppercase(),
+            real_name: None,
             role: Role::Player,
             secret: "x".into(),
             joined_seq: 0,

@@ -114,7 +114,10 @@ async function start(game, button) {
   button.disabled = true;
   button.setAttribute('aria-busy', 'true');
   try {
-    const s = await client.host(game, params, { key: $('host-key').value || undefined });
+    const s = await client.host(game, params, {
+      key: $('host-key').value || undefined,
+      names: $('generated-names').checked ? 'generated' : undefined,
+    });
     show(s.id);
   } catch (err) {
     $('start-error').textContent = err.message;

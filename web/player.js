@@ -148,6 +148,10 @@ client.on('view', ({ session, view }) => {
   if (session === current && renderer) renderer.update(view);
 });
 
+client.on('renamed', ({ session }) => {
+  if (session === current) show(session);
+});
+
 client.on('ended', ({ session }) => {
   if (session !== current) return;
   $('after-end').hidden = false;

@@ -164,9 +164,11 @@ export class RecessClient extends EventTarget {
   }
 
   /** Starts a session of `game` as its host. Resolves with the session record. */
-  host(game, params = {}, { key } = {}) {
+  host(game, params = {}, { key, names } = {}) {
     const frame = { type: 'host', game, params };
     if (key) frame.key = key;
+    // "generated": students are shown generated names (docs/protocol.md).
+    if (names) frame.names = names;
     return this._request('host', frame);
   }
 
@@ -470,6 +472,7 @@ export class RecessClient extends EventTarget {
       case 'view': this._onView(frame); break;
       case 'event': this._onEvent(frame); break;
       case 'ended': this._onEnded(frame); break;
+      case 'renamed': this._onRenamed(frame); break;
       case 'ack': this._onAck(frame); break;
       case 'error': this._onError(frame); break;
       default: break;
@@ -533,6 +536,15 @@ export class RecessClient extends EventTarget {
     s.results = frame.results ?? null;
     this._save();
     this._emit('ended', { session: s.id, results: s.results, record: s });
+  }
+
+  /** The game renamed this seat's player (`ctx.rename`). */
+  _onRenamed(frame) {
+    const s = this.sessions.get(frame.session);
+    if (!s || !this._see(s, frame) || !isObject(frame.player)) return;
+    s.player = frame.player;
+    this._save();
+    this._emit('renamed', { session: s.id, player: s.player, record: s });
   }
 
   _onAck(frame) {

@@ -51,7 +51,7 @@ const CLEARED_WHEN_HIDDEN = new Set([
 /** Other keys a section is drawn from: it is redrawn when they change too. */
 const DEPENDS = {
   image: ['image_alt'],
-  players: ['kick'],
+  players: ['kick', 'rename'],
   choices: ['select', 'title', 'text'],
   select: ['choices', 'title', 'text'],
   slider: ['title', 'text'],
@@ -953,6 +953,7 @@ export function createRenderer(root, options = {}) {
 
   function drawPlayers(e, list) {
     const kick = str(currentView.kick);
+    const rename = str(currentView.rename);
     let heading = e.querySelector('h2');
     let ul = e.querySelector('ul');
     if (!heading) {
@@ -994,6 +995,20 @@ export function createRenderer(root, options = {}) {
         btn._kick = kick;
         if (!btn.classList.contains('is-confirming')) btn.setAttribute('aria-label', `Remove ${name}`);
       }
+      let renameBtn = li.querySelector('button.rename');
+      const canRename = rename && id && id !== opts.me;
+      if (canRename && !renameBtn) {
+        renameBtn = el('button', { type: 'button', class: 'rename', text: 'Rename' });
+        renameBtn.addEventListener('click', () => askRename(renameBtn, li));
+        li.insertBefore(renameBtn, btn);
+      } else if (!canRename && renameBtn) {
+        renameBtn.remove();
+        renameBtn = null;
+      }
+      if (renameBtn) {
+        renameBtn._rename = rename;
+        renameBtn.setAttribute('aria-label', `Rename ${name}`);
+      }
       const at = prev ? prev.nextSibling : ul.firstChild;
       if (at !== li) ul.insertBefore(li, at);
       prev = li;
@@ -1022,6 +1037,14 @@ export function createRenderer(root, options = {}) {
     }, CONFIRM_MS);
   }
 
+  /** Asks for the new name, then sends the rename action with `{player, name}`. */
+  function askRename(btn, li) {
+    const name = li.querySelector('.player-name').textContent;
+    const answer = window.prompt(`New name for ${name}:`, name);
+    if (answer === null || answer.trim() === '' || answer.trim() === name) return;
+    press(btn, { action: btn._rename, data: { player: li.dataset.id, name: answer.trim() } });
+  }
+
   // ---- update ---------------------------------------------------------------------------------------
 
   let currentView = {};
@@ -1032,7 +1055,7 @@ export function createRenderer(root, options = {}) {
     if (!KINDS[key](v)) return false;
     if (Array.isArray(v) && v.length === 0) return false;
     if (!opts.showQuestion && (key === 'text' || key === 'image') && Array.isArray(view.choices)) return false;
-    if (key === 'kick') return false;
+    if (key === 'kick' || key === 'rename') return false;
     return true;
   }
 

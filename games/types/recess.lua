@@ -211,7 +211,8 @@ null = nil
 --- A member of the session, as a handler gets them.
 ---@class (exact) Player
 ---@field id string Short and random ("pk3v9x2ma"), unique in the session, stable while they are in it. Key your tables by it.
----@field name string The nickname they typed, unique in the session.
+---@field name string The name everyone sees, unique in the session: the nickname they typed, a generated one (`"Brave Otter"`) in a session with generated names, or the one `ctx.rename` gave.
+---@field real_name? string Only in a session with generated names: the name they typed. Keep it out of views; a results column in `private` is the place for it.
 ---@field role Role `"host"` or `"player"`: check it for anything only the teacher may do.
 
 --- A member as `ctx.players()` lists them.
@@ -311,6 +312,17 @@ function Ctx.players() end
 ---@param reason? string What they are told.
 function Ctx.kick(player_id, reason) end
 
+--- Renames a player: checked like a name typed at join (length, characters, the blocked list) and unlike every other member's; then everyone sees it (views, `ctx.players`, later handlers) and the player gets a `renamed` frame. Applied when the handler returns, like a kick.
+---@param player_id string `player.id` of who to rename.
+---@param new_name string The new name.
+---@return boolean ok
+---@return string name_or_reason The name as shown (trimmed, NFC) when `ok`, else why not.
+function Ctx.rename(player_id, new_name) end
+
+--- Sets the results so far without ending the game: `GET /api/sessions/{id}/results` serves them (`"final": false`) until `ctx.finish`.
+---@param results? Results
+function Ctx.report(results) end
+
 --- Lets someone removed with `ctx.kick` join again under `name`.
 ---@param name string The name they had.
 function Ctx.readmit(name) end
@@ -327,6 +339,7 @@ function Ctx.log(...) end
 ---@class Results
 ---@field columns? string[] The spreadsheet's columns, in order.
 ---@field rows? table[] One table per line, with a value for every column, sorted as the teacher should read them.
+---@field private? string[] Columns only the host (its `ended` frame, REST with its token) and backends (REST with the API key) get, such as `real_name`.
 
 ---------------------------------------------------------------------------
 -- The screen vocabulary (docs §10-11)
@@ -363,6 +376,7 @@ function Ctx.log(...) end
 ---@field score? number The viewer's own score, in a corner.
 ---@field players? View.Player[] A list of people (the host's lobby).
 ---@field kick? string With `players`: an action name; a remove button by each person sends it with `{player = id}`.
+---@field rename? string With `players`: an action name; a rename button by each person asks for a new name and sends it with `{player = id, name = "..."}`.
 ---@field buttons? View.Button[] Small control buttons (Start, Next, Skip).
 
 --- A button, in `choices` and `buttons`.
@@ -563,8 +577,9 @@ function Expectation.to_be_at_most(n) end
 --- Starts a headless session of `game` (the name of a game beside the test file), as its host.
 ---@param game string
 ---@param params? any The session's params, as `init` gets them.
+---@param options? {names?: "typed"|"generated"} `names = "generated"`: students are shown generated names and handlers get `player.real_name`, as when a host ticks "Students get generated names".
 ---@return Session
-function session(game, params) end
+function session(game, params, options) end
 
 --- Declares a test: `fn` runs with fresh sessions; an error or a failed `expect` fails it.
 ---@param name string

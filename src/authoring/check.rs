@@ -20,6 +20,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use crate::headless::{Failure, Harness};
+use crate::protocol::NameMode;
 use crate::script::Limits;
 use crate::script::catalog::{self, Catalog, Rules, key_line};
 use crate::script::sheet;
@@ -170,7 +171,11 @@ fn check_game(catalog: &Catalog, harness: &Arc<Harness>, name: String) -> GameCh
     };
     game.main = rules.main.chunk_name.clone();
     let mut views = Vec::new();
-    match harness.start(&game.name, Json::Object(Default::default())) {
+    match harness.start(
+        &game.name,
+        Json::Object(Default::default()),
+        NameMode::Typed,
+    ) {
         Err(failure) => {
             let message = match failure {
                 Failure::Script(m) => m,

@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::script::{Catalog, Limits, Rules};
 use crate::session::actor::{NewSession, RERUN_SECRET};
 use crate::session::env::Clock;
+use crate::session::names::NameFilter;
 use crate::session::record::SessionWrite;
 use crate::session::recording::{FORMAT, Input, Output, RecordingFile, Step};
 use crate::session::{CommitError, CommitSink, SessionActor, SessionEnv, Settings};
@@ -203,7 +204,17 @@ fn replay(rec: &RecordingFile, rules: &RulesSource, limits: Limits) -> Result<Re
         metrics: Arc::new(Metrics::default()),
         // Everything in full: a digest in the recording is compared with
         // the hash of the replayed frame.
-        settings: Settings::offline(limits, usize::MAX / 4),
+        // The names the session refused are refused again.
+        settings: Settings {
+            blocked_names: Arc::new(
+                header
+                    .blocked_names
+                    .as_deref()
+                    .map(NameFilter::custom)
+                    .unwrap_or_default(),
+            ),
+            ..Settings::offline(limits, usize::MAX / 4)
+        },
     });
     let Some(game_rules) = rules.catalog.get(&header.game) else {
         return Err(format!("there is no game called '{}'", header.game));
@@ -220,6 +231,7 @@ fn replay(rec: &RecordingFile, rules: &RulesSource, limits: Limits) -> Result<Re
         host_secret: RERUN_SECRET.into(),
         host_attached: header.host_attached,
         seed: header.seed,
+        names: header.names,
     };
     let mut actor = match SessionActor::create(env, new) {
         Ok((actor, _)) => actor,

@@ -18,6 +18,7 @@ use serde_json::Value as Json;
 
 use super::{short, truncate};
 use crate::headless::{Failure, Harness, HeadlessSession, Received, Rng, START_MS};
+use crate::protocol::NameMode;
 use crate::script::{Catalog, Limits};
 use crate::session::MemberId;
 
@@ -138,7 +139,7 @@ pub fn run(options: &Options, limits: Limits, out: &mut dyn Write) -> Result<End
     catalog.load_all();
     let harness = Harness::new(catalog, limits, options.seed)?;
     let w = |e: std::io::Error| format!("cannot write the transcript: {e}");
-    let session = match harness.start(&options.game, options.params.clone()) {
+    let session = match harness.start(&options.game, options.params.clone(), NameMode::Typed) {
         Ok(s) => s,
         Err(Failure::Refused(reason)) => return Err(reason),
         Err(Failure::Script(message)) => {

@@ -15,7 +15,7 @@ use mlua::{Function, Lua, LuaSerdeExt, Table, UserData, UserDataFields, UserData
 use serde_json::Value as Json;
 
 use crate::headless::{Failure, Harness, HeadlessSession, Received};
-use crate::protocol::Role;
+use crate::protocol::{NameMode, Role};
 use crate::script::budget::CallBudget;
 use crate::script::json::lua_to_json;
 use crate::script::sandbox::{self, describe, script_location};
@@ -253,30 +253,57 @@ fn test_lua(state: &TestState, limits: Limits, budget: Arc<CallBudget>) -> mlua:
     };
     let lua = sandbox::new_state(limits, budget)?;
     let state = state.clone();
-    let session = lua.create_function(move |lua, (game, params): (Value, Value)| {
-        let Value::String(game) = game else {
-            return Err(here(
-                lua,
-                format!(
-                    "session: argument 1 (game) must be a string, got {}",
-                    game.type_name()
-                ),
-            ));
-        };
-        let params = match params {
-            Value::Nil => Json::Null,
-            v => lua_to_json(lua, v)
-                .map_err(|e| here(lua, format!("session: params: {}", describe(&e))))?,
-        };
-        let harness = state.harness()?;
-        let session = harness.start(&game.to_str()?, params).map_err(|f| {
-            here(
-                lua,
-                format!("session(\"{}\"): {}", game.display(), f.message()),
-            )
+    let session =
+        lua.create_function(move |lua, (game, params, options): (Value, Value, Value)| {
+            let Value::String(game) = game else {
+                return Err(here(
+                    lua,
+                    format!(
+                        "session: argument 1 (game) must be a string, got {}",
+                        game.type_name()
+                    ),
+                ));
+            };
+            let params = match params {
+                Value::Nil => Json::Null,
+                v => lua_to_json(lua, v)
+                    .map_err(|e| here(lua, format!("session: params: {}", describe(&e))))?,
+            };
+            let names = match options {
+                Value::Nil => NameMode::Typed,
+                Value::Table(t) => match t.get::<Value>("names")? {
+                    Value::Nil => NameMode::Typed,
+                    Value::String(s) if s.to_str()? == "typed" => NameMode::Typed,
+                    Value::String(s) if s.to_str()? == "generated" => NameMode::Generated,
+                    other => {
+                        return Err(here(
+                            lua,
+                            format!(
+                                "session: options.names must be \"typed\" or \"generated\", got {}",
+                                other.type_name()
+                            ),
+                        ));
+                    }
+                },
+                other => {
+                    return Err(here(
+                        lua,
+                        format!(
+                            "session: argument 3 (options) must be a table or nil, got {}",
+                            other.type_name()
+                        ),
+                    ));
+                }
+            };
+            let harness = state.harness()?;
+            let session = harness.start(&game.to_str()?, params, names).map_err(|f| {
+                here(
+                    lua,
+                    format!("session(\"{}\"): {}", game.display(), f.message()),
+                )
+            })?;
+            Ok(LuaSession(session))
         })?;
-        Ok(LuaSession(session))
-    })?;
     lua.globals().raw_set("session", session)?;
     // `print` in a test goes to the terminal, under the test's lines.
     let print = lua.create_function(|_, args: mlua::Variadic<Value>| {

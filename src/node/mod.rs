@@ -23,9 +23,10 @@ use crate::config::Config;
 use crate::delivery::Fanout;
 use crate::limits::{self, JoinGuard};
 use crate::metrics::Metrics;
-use crate::protocol::{ErrorCode, ProtocolError};
+use crate::protocol::{ErrorCode, NameMode, ProtocolError};
 use crate::script::Catalog;
 use crate::session::actor::NewSession;
+use crate::session::names::NameFilter;
 use crate::session::{
     Attached, CommitSink, Ended, MAILBOX, MailboxSender, MemberId, SessionActor, SessionEnv,
     SessionId, Settings, SystemClock, mailbox, random_code,
@@ -45,6 +46,8 @@ pub(crate) struct NodeParts {
     pub sink: Arc<dyn CommitSink>,
     /// The runtime its sessions run on.
     pub scripts: tokio::runtime::Handle,
+    /// Names students may not use (`--blocked-names`, or the shipped list).
+    pub blocked_names: Arc<NameFilter>,
 }
 
 struct SessionHandle {
@@ -101,6 +104,7 @@ impl Node {
             cluster,
             sink,
             scripts,
+            blocked_names,
         } = parts;
         let node_id = cluster.node_id().to_owned();
         let env = Arc::new(SessionEnv {
@@ -109,7 +113,7 @@ impl Node {
             catalog: catalog.clone(),
             clock: Arc::new(SystemClock),
             metrics: metrics.clone(),
-            settings: settings(&config),
+            settings: settings(&config, &blocked_names),
         });
         Arc::new(Node {
             node_id,
@@ -184,6 +188,7 @@ impl Node {
         id: SessionId,
         game: &str,
         params: Json,
+        names: NameMode,
         host: MemberId,
         host_secret: String,
         host_attached: bool,
@@ -220,6 +225,7 @@ impl Node {
             host_secret,
             host_attached,
             seed: crate::session::new_seed(),
+            names,
         };
         let env = self.env.clone();
         // `init` and the host's first view run on a script thread too.
@@ -488,7 +494,7 @@ impl Drop for HostedPlace<'_> {
 }
 
 /// What a session is set to by the node's flags.
-fn settings(config: &Config) -> Settings {
+fn settings(config: &Config, blocked_names: &Arc<NameFilter>) -> Settings {
     Settings {
         script: config.limits(),
         replay_window: config.replay_window,
@@ -497,6 +503,7 @@ fn settings(config: &Config) -> Settings {
         ended_ttl: Duration::from_secs(config.ended_ttl_min.saturating_mul(60)),
         idle_ttl: Duration::from_secs(config.idle_ttl_h.saturating_mul(3600)),
         recording_bytes: config.recording_kib.saturating_mul(1024),
+        blocked_names: blocked_names.clone(),
     }
 }
 

@@ -177,7 +177,7 @@ pub(super) fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
                 Err(SizedError::TooBig(big)) => {
                     return Err(fail(format!(
                         "{what}: the {} is {}; it may be at most {}",
-                        if what == "ctx.finish" {
+                        if what == "ctx.finish" || what == "ctx.report" {
                             "results"
                         } else {
                             "message"
@@ -344,6 +344,36 @@ pub(super) fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
             Ok(())
         })
     })?;
+    add(lua, &ctx, "rename", |lua, values| {
+        let args = Args::new(lua, "ctx.rename", &["player id", "new name"], values)?;
+        let player = args.string(1)?;
+        let name = args.string(2)?;
+        scope(lua, args.func, |s| {
+            // Each rename is kept until the call ends: it counts against
+            // what one call may emit, like a message.
+            let total = s.emitted + SCALAR_BYTES + player.len() + name.len();
+            if total > s.limits.call_output_bytes {
+                return Err(fail(format!(
+                    "ctx.rename: this call's messages, timers, renames and results come to {}; one call may emit at most {}",
+                    sandbox::size_text(total),
+                    sandbox::limit_text(s.limits.call_output_bytes)
+                )));
+            }
+            s.emitted = total;
+            Ok(rename(s, player, &name))
+        })
+    })?;
+    add(lua, &ctx, "report", |lua, values| {
+        let mut args = Args::new(lua, "ctx.report", &["results"], values)?;
+        if !matches!(args.get(1), Value::Nil | Value::Table(_)) {
+            return Err(args.bad(1, "a table (columns and rows) or nil"));
+        }
+        let results = data_arg(lua, &mut args, 1, "", |l| l.call_output_bytes)?;
+        scope(lua, args.func, |s| {
+            s.effects.push(Effect::Report { results });
+            Ok(())
+        })
+    })?;
     add(lua, &ctx, "finish", |lua, values| {
         let mut args = Args::new(lua, "ctx.finish", &["results"], values)?;
         if !matches!(args.get(1), Value::Nil | Value::Table(_)) {
@@ -394,6 +424,49 @@ pub(super) fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
     lua.globals().raw_set("print", log)?;
     lua.set_named_registry_value(CTX_KEY, ctx.clone())?;
     Ok(ctx)
+}
+
+/// `ctx.rename`: `true` and the name as it will be shown (trimmed, NFC), or
+/// `false` and why. The name must pass the
+/// session's name rules and be unlike every other member's name, counting
+/// the renames this call already made.
+fn rename(s: &mut CallScope, player: String, name: &str) -> (bool, String) {
+    let Some(rules) = s.names.clone() else {
+        return (false, "names cannot be changed here".to_owned());
+    };
+    let mut names: Vec<(&str, &str)> = s.players.iter().map(|p| (&*p.id, &*p.name)).collect();
+    for effect in &s.effects {
+        if let Effect::Rename { player, name } = effect
+            && let Some(slot) = names.iter_mut().find(|(id, _)| *id == player.as_str())
+        {
+            slot.1 = name;
+        }
+    }
+    match s.players.iter().find(|p| *p.id == *player) {
+        None => return (false, "that player is not in this game".to_owned()),
+        Some(p) if p.role != crate::protocol::Role::Player => {
+            return (false, "only players can be renamed".to_owned());
+        }
+        Some(_) => {}
+    }
+    let (name, key) = match rules.accept(name) {
+        Ok(accepted) => accepted,
+        Err(why) => return (false, why),
+    };
+    if names
+        .iter()
+        .any(|(id, other)| *id != player.as_str() && rules.key(other) == key)
+    {
+        return (
+            false,
+            format!("the name \"{name}\" is already taken in this game"),
+        );
+    }
+    s.effects.push(Effect::Rename {
+        player,
+        name: name.clone(),
+    });
+    (true, name)
 }
 
 /// `math.random` semantics on the session generator.

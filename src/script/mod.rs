@@ -21,4 +21,4 @@ pub mod watch;
 
 pub use catalog::{Catalog, GameChange, Rules};
 pub use sandbox::Limits;
-pub use vm::{CallOutcome, Effect, GameVm, PlayerInfo, ScriptError, VmCounters};
+pub use vm::{CallOutcome, Effect, GameVm, NameRules, PlayerInfo, ScriptError, VmCounters};

@@ -28,8 +28,11 @@ use super::sandbox::{self, Limits};
 pub struct PlayerInfo {
     /// Shared with the session's member record: building one allocates nothing.
     pub id: Arc<str>,
-    /// The nickname they joined with (trimmed, NFC); the host's is `Host`.
+    /// The name everyone sees: the nickname they joined with (trimmed,
+    /// NFC), a generated one, or the one `ctx.rename` gave; the host's is `Host`.
     pub name: Arc<str>,
+    /// In a session with generated names, the name they typed; `None` otherwise.
+    pub real_name: Option<Arc<str>>,
     /// Whether they host the session or play in it.
     pub role: crate::protocol::Role,
     /// Whether a socket is attached to their seat now.
@@ -86,6 +89,20 @@ pub enum Effect {
         /// The name they had when they were kicked.
         name: String,
     },
+    /// `ctx.rename(player, name)`: the member is called `name` from now on.
+    /// `name` passed the session's name rules when the call made it.
+    Rename {
+        /// The member's id.
+        player: String,
+        /// The new name, cleaned (`clean_name`).
+        name: String,
+    },
+    /// `ctx.report(results)`: the results so far, served by
+    /// `GET /api/sessions/{id}/results` until the game finishes.
+    Report {
+        /// Results as `ctx.finish` takes them.
+        results: Json,
+    },
     /// `ctx.finish(results)`: the game ends, its timers are dropped and every
     /// member gets an `ended` frame; only the first finish counts.
     Finish {
@@ -93,6 +110,15 @@ pub enum Effect {
         /// `null` when the call gave none.
         results: Json,
     },
+}
+
+/// The session's rules for names, which `ctx.rename` asks: the name
+/// cleaned and its uniqueness key, or why it is refused.
+pub trait NameRules: Send + Sync {
+    /// `Ok((cleaned, key))` or the sentence for the game.
+    fn accept(&self, name: &str) -> Result<(String, Box<str>), String>;
+    /// The key two names share when they look alike.
+    fn key(&self, name: &str) -> Box<str>;
 }
 
 /// A handler call that failed: the state was rolled back.
@@ -142,6 +168,8 @@ pub(super) struct CallScope {
     pub(super) limits: Limits,
     /// For log lines.
     pub(super) session: String,
+    /// What `ctx.rename` checks a name against; none in a VM without a session.
+    pub(super) names: Option<Arc<dyn NameRules>>,
 }
 
 /// The persistent numbers of a VM, stored in snapshots.
@@ -197,6 +225,7 @@ impl GameVm {
             timers_added: 0,
             limits,
             session: session.to_owned(),
+            names: None,
         });
         let ctx = make_ctx(&lua).map_err(script_error)?;
         budget.reset(limits.cpu_units, limits.cpu_time);
@@ -241,6 +270,11 @@ impl GameVm {
     /// How many timers the session has waiting (for `ctx::MAX_PENDING_TIMERS`).
     pub fn set_pending_timers(&self, pending: usize) {
         self.with_scope(|s| s.pending_timers = pending);
+    }
+
+    /// What `ctx.rename` checks names against.
+    pub fn set_name_rules(&self, names: Arc<dyn NameRules>) {
+        self.with_scope(|s| s.names = Some(names));
     }
 
     /// Who `ctx.players()` lists.
@@ -621,19 +655,38 @@ fn strip_nulls(map: &mut serde_json::Map<String, Json>) {
     }
 }
 
-/// The fields of the `player` table handlers and `view` get.
-fn player_fields(p: &PlayerInfo) -> [(&'static std::ffi::CStr, &str); 3] {
-    [
-        (c"id", &*p.id),
-        (c"name", &*p.name),
-        (c"role", p.role.as_str()),
-    ]
+/// The fields of the `player` table handlers and `view` get: `id`, `name`,
+/// `role`, and `real_name` in a session with generated names.
+/// Built on the stack: a view pass asks for one per member.
+fn player_fields(p: &PlayerInfo) -> PlayerFields<'_> {
+    let real = p.real_name.as_deref().unwrap_or("");
+    PlayerFields {
+        fields: [
+            (c"id", &*p.id),
+            (c"name", &*p.name),
+            (c"role", p.role.as_str()),
+            (c"real_name", real),
+        ],
+        len: if p.real_name.is_some() { 4 } else { 3 },
+    }
+}
+
+struct PlayerFields<'a> {
+    fields: [(&'static std::ffi::CStr, &'a str); 4],
+    len: usize,
+}
+
+impl<'a> std::ops::Deref for PlayerFields<'a> {
+    type Target = [(&'static std::ffi::CStr, &'a str)];
+    fn deref(&self) -> &Self::Target {
+        &self.fields[..self.len]
+    }
 }
 
 pub(super) fn player_table(lua: &Lua, p: &PlayerInfo) -> mlua::Result<Table> {
     let fields = player_fields(p);
     let t = lua.create_table_with_capacity(0, fields.len())?;
-    for (key, value) in fields {
+    for &(key, value) in fields.iter() {
         t.raw_set(key.to_str().unwrap_or_default(), value)?;
     }
     Ok(t)
@@ -677,6 +730,7 @@ mod tests {
             name: "Ana".into(),
             role: crate::protocol::Role::Player,
             connected: true,
+            real_name: None,
         }
     }
 

@@ -25,6 +25,7 @@ pub const VIEW_KEYS: &[&str] = &[
     "score",
     "players",
     "kick",
+    "rename",
     "buttons",
 ];
 

@@ -62,8 +62,9 @@ pub(crate) enum Request {
         data: Json,
     },
     Summary,
-    /// The results after `ended`. With `host`, only if that seat is a host
-    /// whose secret matches (the REST route's `?token=` form).
+    /// The results: those of `ended`, or before it the last `ctx.report`.
+    /// With `host`, only if that seat is a host whose secret matches (the
+    /// REST route's `?token=` form).
     Results {
         host: Option<(MemberId, String)>,
     },
@@ -88,6 +89,10 @@ pub(crate) enum Answer {
     Summary(SessionSummary),
     Results {
         results: Option<Json>,
+        /// Whether they are the game's final results (`ctx.finish`) rather
+        /// than the last `ctx.report`.
+        #[serde(default)]
+        finished: bool,
     },
     /// To `recording`: the recording file's JSON text.
     Recording {
@@ -129,9 +134,10 @@ impl Answer {
         }
     }
 
-    pub(crate) fn results(outcome: Outcome) -> Result<Option<Json>, ProtocolError> {
+    /// The results and whether they are final.
+    pub(crate) fn results(outcome: Outcome) -> Result<(Option<Json>, bool), ProtocolError> {
         match outcome? {
-            Answer::Results { results } => Ok(results),
+            Answer::Results { results, finished } => Ok((results, finished)),
             other => Err(unexpected(&other)),
         }
     }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use super::Outgoing;
+use super::names::NameFilter;
 use super::record::SessionWrite;
 use crate::metrics::Metrics;
 use crate::script::{Catalog, Limits};
@@ -102,6 +103,8 @@ pub(crate) struct Settings {
     /// Bytes of a session's recording kept in full (`--recording-kib`);
     /// 0: sessions are not recorded.
     pub recording_bytes: usize,
+    /// Names students may not use (`--blocked-names`).
+    pub blocked_names: Arc<NameFilter>,
 }
 
 impl Settings {
@@ -117,6 +120,7 @@ impl Settings {
             ended_ttl: Duration::from_secs(3600),
             idle_ttl: Duration::from_secs(24 * 3600),
             recording_bytes,
+            blocked_names: Arc::default(),
         }
     }
 }

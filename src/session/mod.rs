@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use hyper_tungstenite::tungstenite::Utf8Bytes;
 
+pub(crate) use crate::protocol::NameMode;
 use crate::protocol::{ErrorCode, ProtocolError};
 
 pub(crate) use actor::{Ended, SessionActor};

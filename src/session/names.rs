@@ -9,6 +9,12 @@
 //! emoji flag. [`name_key`] is what uniqueness compares: NFKC, case folded,
 //! then the Unicode confusable skeleton (UTS #39), so `Аna` (Cyrillic А),
 //! `Ａna`, `ANA` and `A\u{200b}na` all collide with `Ana`.
+//!
+//! [`NameFilter`] refuses names on a word list (`names/blocked.txt`, or the
+//! file of `--blocked-names`), seen through the same folding plus leet
+//! digits; [`generated_name`] draws an adjective and an animal
+//! (`names/adjectives.txt`, `names/animals.txt`) for sessions whose players
+//! get generated names.
 
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::canonical_combining_class;
@@ -140,6 +146,233 @@ fn is_blank(c: char) -> bool {
     )
 }
 
+/// The shipped list of names students may not use.
+const BLOCKED: &str = include_str!("../../names/blocked.txt");
+const ADJECTIVES: &str = include_str!("../../names/adjectives.txt");
+const ANIMALS: &str = include_str!("../../names/animals.txt");
+
+/// Listed words this long or longer (after folding) are refused anywhere in
+/// a name; shorter ones only as a whole word, so `ass` does not refuse
+/// `Cassandra`.
+const SUBSTRING_CHARS: usize = 5;
+
+/// The lines of a word list: trimmed, without blank lines and `#` comments.
+fn list_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+/// Names students may not use: a word list, matched through case, lookalike
+/// letters, leet digits and spacing (see [`NameFilter::blocks`]).
+#[derive(Debug, Clone)]
+pub(crate) struct NameFilter {
+    /// Each listed word in its folded form (`filter_words`, joined), and
+    /// whether it is matched anywhere in a name rather than as a word.
+    words: Vec<(String, bool)>,
+    /// The list's text when it replaced the shipped one (a recording keeps
+    /// it, so a replay refuses the same names).
+    custom: Option<String>,
+}
+
+impl Default for NameFilter {
+    /// The shipped list (`names/blocked.txt`).
+    fn default() -> Self {
+        NameFilter::from_list(BLOCKED)
+    }
+}
+
+impl NameFilter {
+    /// A filter of the words in `text`, one a line (`#` starts a comment line).
+    pub(crate) fn from_list(text: &str) -> NameFilter {
+        let mut words: Vec<(String, bool)> = list_lines(text)
+            .map(|line| filter_words(line).concat())
+            .filter(|w| !w.is_empty())
+            .map(|w| {
+                let anywhere = w.chars().count() >= SUBSTRING_CHARS;
+                (w, anywhere)
+            })
+            .collect();
+        words.sort();
+        words.dedup();
+        NameFilter {
+            words,
+            custom: None,
+        }
+    }
+
+    /// A filter that replaces the shipped list (`--blocked-names FILE`).
+    pub(crate) fn custom(text: &str) -> NameFilter {
+        NameFilter {
+            custom: Some(text.to_owned()),
+            ..NameFilter::from_list(text)
+        }
+    }
+
+    /// The list's text when it is not the shipped one.
+    pub(crate) fn custom_text(&self) -> Option<&str> {
+        self.custom.as_deref()
+    }
+
+    /// Cleans a name (`clean_name`) and checks it against the list; its
+    /// `name_key` with it.
+    pub(crate) fn accept(&self, name: &str) -> Result<(String, Box<str>), ProtocolError> {
+        let name = clean_name(name)?;
+        self.check(&name)?;
+        let key = name_key(&name);
+        Ok((name, key))
+    }
+
+    /// How many words the list holds.
+    pub(crate) fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    /// Whether `name` uses a listed word: a long word (5 letters or more)
+    /// anywhere in the name with spaces and punctuation ignored, a short one
+    /// as a whole word (single letters with spaces or dots between them,
+    /// `f u c k`, count as one word).
+    pub(crate) fn blocks(&self, name: &str) -> bool {
+        let words = filter_words(name);
+        let joined = words.concat();
+        self.words.iter().any(|(w, anywhere)| {
+            if *anywhere {
+                joined.contains(w.as_str())
+            } else {
+                words.iter().any(|x| x == w) || joined == *w
+            }
+        })
+    }
+
+    /// Checks a cleaned name against the list.
+    pub(crate) fn check(&self, name: &str) -> Result<(), ProtocolError> {
+        if self.blocks(name) {
+            Err(invalid("please choose another name"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl crate::script::NameRules for NameFilter {
+    fn accept(&self, name: &str) -> Result<(String, Box<str>), String> {
+        NameFilter::accept(self, name).map_err(|e| e.message)
+    }
+
+    fn key(&self, name: &str) -> Box<str> {
+        name_key(name)
+    }
+}
+
+/// What the filter compares: NFKC, case folded, leet digits as letters,
+/// the confusable skeleton, split into words of letters and digits, with
+/// runs of single characters (`f u c k`, `f.u.c.k`) closed up into one word.
+fn filter_words(name: &str) -> Vec<String> {
+    let folded: String = fold(&name.nfkc().collect::<String>())
+        .chars()
+        .map(leet)
+        .collect();
+    let skeleton: String = unicode_security::skeleton(&folded).collect();
+    let key = fold(&skeleton);
+    let mut words: Vec<String> = Vec::new();
+    let mut single_run = false;
+    for word in key
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let single = word.chars().count() == 1;
+        match words.last_mut() {
+            Some(last) if single && single_run => last.push_str(word),
+            _ => words.push(word.to_owned()),
+        }
+        single_run = single;
+    }
+    words
+}
+
+/// A digit or sign used for the letter it looks like.
+fn leet(c: char) -> char {
+    match c {
+        '0' => 'o',
+        '1' | '!' | '|' => 'i',
+        '3' => 'e',
+        '4' | '@' => 'a',
+        '5' | '$' => 's',
+        '7' | '+' => 't',
+        '8' => 'b',
+        c => c,
+    }
+}
+
+/// The words generated names are made of.
+struct NameParts {
+    adjectives: Vec<&'static str>,
+    animals: Vec<&'static str>,
+}
+
+fn name_parts() -> &'static NameParts {
+    static PARTS: std::sync::OnceLock<NameParts> = std::sync::OnceLock::new();
+    PARTS.get_or_init(|| NameParts {
+        adjectives: list_lines(ADJECTIVES).collect(),
+        animals: list_lines(ANIMALS).collect(),
+    })
+}
+
+/// Every generated name there can be, in order (for tests and checks).
+#[cfg(test)]
+pub(crate) fn all_generated_names() -> impl Iterator<Item = String> {
+    let parts = name_parts();
+    parts
+        .adjectives
+        .iter()
+        .flat_map(move |a| parts.animals.iter().map(move |b| format!("{a} {b}")))
+}
+
+/// A generated name (`Brave Otter`) for the member with join position
+/// `order` in a session whose names are drawn from `seed`, whose key
+/// (`name_key`) `taken` does not refuse. The same seed, order and members
+/// give the same name, so a replayed session draws what the original did.
+/// When the draws keep hitting names in use, the whole list is walked from
+/// a drawn place; when every pair is in use, a number is added.
+pub(crate) fn generated_name(seed: u64, order: u64, taken: impl Fn(&str) -> bool) -> String {
+    let parts = name_parts();
+    let (a, b) = (parts.adjectives.len() as u64, parts.animals.len() as u64);
+    if a == 0 || b == 0 {
+        return format!("Player {order}");
+    }
+    let pick = |i: u64| {
+        let adjective = parts.adjectives[(i / b % a) as usize];
+        let animal = parts.animals[(i % b) as usize];
+        format!("{adjective} {animal}")
+    };
+    let mut state = seed ^ order.wrapping_mul(0xd6e8_feb8_6659_fd93);
+    let mut draw = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    for _ in 0..32 {
+        let name = pick(draw() % (a * b));
+        if !taken(&name_key(&name)) {
+            return name;
+        }
+    }
+    let start = draw() % (a * b);
+    for i in 0..a * b {
+        let name = pick((start + i) % (a * b));
+        if !taken(&name_key(&name)) {
+            return name;
+        }
+    }
+    let base = pick(start);
+    (2u64..)
+        .map(|n| format!("{base} {n}"))
+        .find(|name| !taken(&name_key(name)))
+        .unwrap_or(base)
+}
+
 fn invisible() -> ProtocolError {
     invalid("names cannot contain invisible characters (like zero-width spaces or direction marks)")
 }
@@ -244,6 +477,91 @@ mod tests {
         for other in ["Anna", "Ama", "Ena", "Ana B", "Аня", "José B"] {
             assert_ne!(name_key(other), ana, "{other:?}");
         }
+    }
+
+    #[test]
+    fn listed_words_are_refused_through_disguises() {
+        let filter = NameFilter::default();
+        for name in [
+            "shit",
+            "SHIT",
+            "Sh1t",
+            "sh!t",
+            "5hit",
+            "s h i t",
+            "s.h.i.t",
+            "\u{0455}hit",
+            "ｓｈｉｔ",
+            "Big Shit Face",
+            "Bitchface",
+            "ass",
+            "Big A S S",
+            "a55",
+            "Fuuck Fuck",
+            "b1tch",
+            "BiTcHy",
+            "xXbitchXx",
+            "p0rn",
+        ] {
+            assert!(filter.blocks(name), "{name:?} passed");
+        }
+        for name in [
+            "Ana",
+            "Cassandra",
+            "Scunthorpe",
+            "Bass",
+            "Dickens",
+            "Sussex",
+            "Classic",
+            "Grass Snake",
+            "Shiitake",
+            "Hancock",
+            "Matsushita",
+            "Titus",
+            "Michael",
+            "Ana 2",
+        ] {
+            assert!(!filter.blocks(name), "{name:?} refused");
+        }
+        let message = filter.check("shit").unwrap_err().message;
+        assert_eq!(message, "please choose another name");
+    }
+
+    #[test]
+    fn a_list_of_our_own_replaces_the_shipped_one() {
+        let filter = NameFilter::custom("# ours\n\nbanana\nkiwi\n");
+        assert_eq!(filter.len(), 2);
+        assert!(filter.blocks("B4NANA split"));
+        assert!(filter.blocks("Kiwi"));
+        assert!(!filter.blocks("Kiwifruit"));
+        assert!(!filter.blocks("shit"));
+    }
+
+    #[test]
+    fn generated_names_are_never_refused_and_are_distinct() {
+        let filter = NameFilter::default();
+        let mut keys = std::collections::HashSet::new();
+        for name in all_generated_names() {
+            assert!(clean_name(&name).is_ok_and(|n| n == name), "{name:?}");
+            assert!(!filter.blocks(&name), "{name:?} is refused by the filter");
+            assert!(keys.insert(name_key(&name)), "{name:?} looks like another");
+        }
+        assert_eq!(keys.len(), 100 * 100);
+    }
+
+    #[test]
+    fn generated_names_follow_the_seed_and_avoid_taken_ones() {
+        assert_eq!(
+            generated_name(7, 3, |_| false),
+            generated_name(7, 3, |_| false)
+        );
+        let first = generated_name(7, 3, |_| false);
+        let other = generated_name(7, 3, |k| *k == *name_key(&first));
+        assert_ne!(first, other);
+        let all: std::collections::HashSet<Box<str>> =
+            all_generated_names().map(|n| name_key(&n)).collect();
+        let full = generated_name(1, 1, |k| all.contains(k));
+        assert!(full.ends_with(" 2"), "{full}");
     }
 
     #[test]

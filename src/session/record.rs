@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::{Audience, MemberId, Outgoing, SessionId};
+use super::{Audience, MemberId, NameMode, Outgoing, SessionId};
 use crate::protocol::Role;
 use crate::script::VmCounters;
 
@@ -40,12 +40,29 @@ pub(crate) struct SessionSnapshot {
     /// who may not join again until the game readmits them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed_names: Vec<String>,
+    /// How players are named.
+    #[serde(default, skip_serializing_if = "NameMode::is_typed")]
+    pub names: NameMode,
+    /// What generated names are drawn from (`names::generated_name`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub name_seed: u64,
+    /// The results of the last `ctx.report` (before the game ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Json>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct MemberRecord {
     pub id: String,
+    /// The name everyone sees.
     pub name: String,
+    /// In a session with generated names, the name the student typed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_name: Option<String>,
     pub role: Role,
     pub secret: String,
     pub joined_seq: u64,

@@ -25,7 +25,7 @@ use serde_json::Value as Json;
 
 use hyper_tungstenite::tungstenite::Utf8Bytes;
 
-use super::{Audience, MemberId};
+use super::{Audience, MemberId, NameMode};
 use crate::script::catalog::fnv64;
 use crate::script::{Limits, Rules};
 
@@ -216,6 +216,12 @@ pub(crate) struct Header {
     /// Whether the host had a socket from the start (false: created by REST).
     pub host_attached: bool,
     pub limits: RecordedLimits,
+    /// How players are named (`names` of the `host` frame).
+    #[serde(default, skip_serializing_if = "NameMode::is_typed")]
+    pub names: NameMode,
+    /// The list of `--blocked-names` when it replaced the shipped one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_names: Option<String>,
 }
 
 /// One version of the rules: its files by name in the games folder.

@@ -19,6 +19,9 @@ impl SessionActor {
             created_ms: self.created_ms,
             active_ms: self.active_ms,
             removed_names: self.removed_names.iter().map(|k| k.to_string()).collect(),
+            names: self.names,
+            name_seed: self.name_seed,
+            report: self.report.clone(),
         };
         serde_json::to_vec(&snapshot).map_err(|e| ScriptError {
             message: format!("the session could not be saved: {e}"),

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::env::{CommitError, SessionEnv};
-use super::names::{clean_name, name_key};
+use super::names::{clean_name, generated_name, name_key};
 use super::record::{
     MemberRecord, MemberWrite, SessionSnapshot, SessionWrite, StoredSession, TimerRecord,
 };
@@ -30,7 +30,7 @@ use super::recording::{self, Header, Input, Recording};
 use super::replay::{Replay, ReplayLog};
 use super::view;
 use super::{
-    Answer, Attached, Audience, Control, Envelope, Mailbox, MemberId, Outcome, Outgoing,
+    Answer, Attached, Audience, Control, Envelope, Mailbox, MemberId, NameMode, Outcome, Outgoing,
     PlayerSummary, Reply, Request, SessionId, SessionSummary, make_token,
 };
 use crate::auth::constant_time_eq;
@@ -75,6 +75,9 @@ struct Member {
     name: Arc<str>,
     /// `names::name_key(name)`, kept so a join compares keys, not names.
     name_key: Box<str>,
+    /// In a session with generated names, the name the student typed and
+    /// its key (what a join's uniqueness and a kick compare there).
+    real_name: Option<(Arc<str>, Box<str>)>,
     role: Role,
     secret: String,
     /// The session's `seq` when this member joined.
@@ -96,15 +99,25 @@ impl Member {
         PlayerInfo {
             id: self.id.clone(),
             name: self.name.clone(),
+            real_name: self.real_name.as_ref().map(|(name, _)| name.clone()),
             role: self.role,
             connected: self.connections > 0,
         }
+    }
+
+    /// The key of the name this person typed: what a join compares and a
+    /// kick bars (the generated name's is only what others see).
+    fn person_key(&self) -> &str {
+        self.real_name
+            .as_ref()
+            .map_or(&*self.name_key, |(_, key)| key)
     }
 
     fn record(&self) -> MemberRecord {
         MemberRecord {
             id: self.id.to_string(),
             name: self.name.to_string(),
+            real_name: self.real_name.as_ref().map(|(name, _)| name.to_string()),
             role: self.role,
             secret: self.secret.clone(),
             joined_seq: self.joined_seq,
@@ -175,8 +188,10 @@ pub(crate) struct NewSession {
     pub host_secret: String,
     /// Whether a socket receives the host's welcome now (false for REST).
     pub host_attached: bool,
-    /// The seed of `ctx.random` (and `math.random`).
+    /// The seed of `ctx.random` (and `math.random`), and of generated names.
     pub seed: u64,
+    /// How players are named.
+    pub names: NameMode,
 }
 
 pub(crate) struct SessionActor {
@@ -189,6 +204,11 @@ pub(crate) struct SessionActor {
     log: ReplayLog,
     timers: BTreeMap<u64, TimerRecord>,
     ended: Option<Json>,
+    /// The results of the last `ctx.report`, until `ended` has the final ones.
+    report: Option<Json>,
+    /// How players are named, and the seed generated names are drawn from.
+    names: NameMode,
+    name_seed: u64,
     created_ms: i64,
     active_ms: i64,
     /// `active_ms` as of the last snapshot written.
@@ -265,16 +285,24 @@ impl SessionActor {
                 host: new.host.to_string(),
                 host_attached: new.host_attached,
                 limits: env.settings.script.into(),
+                names: new.names,
+                blocked_names: env.settings.blocked_names.custom_text().map(str::to_owned),
             };
             Recording::start(header, new.rules.clone(), env.settings.recording_bytes)
         });
         let mut actor = SessionActor::fresh(env, new.id, new.code, new.rules.game.clone(), vm, now);
         actor.recording = recording;
         actor.offered = Some(new.rules.clone());
+        actor.names = new.names;
+        if new.names == NameMode::Generated {
+            // Never 0, which the snapshot leaves out.
+            actor.name_seed = new.seed | 1;
+        }
         let host = Member {
             id: new.host.clone(),
             name: "Host".into(),
             name_key: name_key("Host"),
+            real_name: None,
             role: Role::Host,
             secret: new.host_secret,
             joined_seq: 0,
@@ -334,6 +362,10 @@ impl SessionActor {
                 id: id.clone(),
                 name_key: name_key(&m.name),
                 name: m.name.into(),
+                real_name: m.real_name.map(|real| {
+                    let key = name_key(&real);
+                    (real.into(), key)
+                }),
                 role: m.role,
                 secret: m.secret,
                 joined_seq: m.joined_seq,
@@ -363,6 +395,9 @@ impl SessionActor {
         actor.timers = snap.timers.into_iter().map(|t| (t.id, t)).collect();
         actor.vm.set_pending_timers(actor.timers.len());
         actor.ended = snap.ended;
+        actor.report = snap.report;
+        actor.names = snap.names;
+        actor.name_seed = snap.name_seed;
         actor.active_ms = snap.active_ms;
         actor.stored_active_ms = snap.active_ms;
         actor.removed_names = snap.removed_names.into_iter().map(Into::into).collect();
@@ -381,6 +416,7 @@ impl SessionActor {
         vm: GameVm,
         created_ms: i64,
     ) -> Self {
+        vm.set_name_rules(env.settings.blocked_names.clone());
         SessionActor {
             id,
             code,
@@ -391,6 +427,9 @@ impl SessionActor {
             log: ReplayLog::new(env.settings.replay_window),
             timers: BTreeMap::new(),
             ended: None,
+            report: None,
+            names: NameMode::Typed,
+            name_seed: 0,
             created_ms,
             active_ms: created_ms,
             stored_active_ms: created_ms,
@@ -661,7 +700,8 @@ impl SessionActor {
             Request::Summary => reply.send(Ok(Answer::Summary(self.summary()))),
             Request::Results { host } => {
                 let result = self.check_host(host).map(|()| Answer::Results {
-                    results: self.ended.clone(),
+                    results: self.ended.clone().or_else(|| self.report.clone()),
+                    finished: self.ended.is_some(),
                 });
                 reply.send(result);
             }

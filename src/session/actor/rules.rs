@@ -25,7 +25,11 @@ impl SessionActor {
         // the seat. The connection resumes it, since it holds another member id.
         if let Some(nonce) = &nonce
             && let Some(existing) = self.members.values().find(|m| {
-                *m.name == *name
+                m.real_name
+                    .as_ref()
+                    .map_or(&m.name, |(real, _)| real)
+                    .as_ref()
+                    == name
                     && m.join_nonce
                         .as_deref()
                         .is_some_and(|n| constant_time_eq(n.as_bytes(), nonce.as_bytes()))
@@ -45,6 +49,7 @@ impl SessionActor {
             let id = existing.id.clone();
             return Ok(self.attached(&id, None));
         }
+        self.env.settings.blocked_names.check(&name)?;
         let key = name_key(&name);
         if self.removed_names.contains(&*key) {
             return Err(ProtocolError::new(
@@ -52,7 +57,7 @@ impl SessionActor {
                 "the teacher removed you from this game; ask them to let you back in",
             ));
         }
-        if self.members.values().any(|m| m.name_key == key) {
+        if self.members.values().any(|m| m.person_key() == &*key) {
             return Err(ProtocolError::new(
                 ErrorCode::NameTaken,
                 format!("the name \"{name}\" is already taken in this game; pick another"),
@@ -79,12 +84,23 @@ impl SessionActor {
         }
         // Members are kept in join order, so the last one has the highest.
         let order = self.members.last().map_or(0, |(_, m)| m.order + 1);
+        let (shown, shown_key, real_name) = match self.names {
+            NameMode::Typed => (name, key, None),
+            NameMode::Generated => {
+                let shown = generated_name(self.name_seed, order, |k| {
+                    self.members.values().any(|m| &*m.name_key == k)
+                });
+                let shown_key = name_key(&shown);
+                (shown, shown_key, Some((Arc::from(name), key)))
+            }
+        };
         self.members.insert(
             member.clone(),
             Member {
                 id: member.clone(),
-                name: name.into(),
-                name_key: key,
+                name: shown.into(),
+                name_key: shown_key,
+                real_name,
                 role: Role::Player,
                 secret,
                 joined_seq: self.seq,
@@ -350,7 +366,7 @@ impl SessionActor {
                         protocol::encode_session_error(&err, &id, seq)
                     });
                     if let Some(m) = self.members.get(&member) {
-                        self.removed_names.insert(m.name_key.clone());
+                        self.removed_names.insert(m.person_key().into());
                     }
                     self.remove_member(&member);
                     self.batch.removed.push(member);
@@ -359,21 +375,91 @@ impl SessionActor {
                 Effect::Readmit { name } => {
                     self.removed_names.remove(&*name_key(name.trim()));
                 }
+                Effect::Rename { player, name } => self.rename(&player, name),
+                Effect::Report { results } => {
+                    if self.ended.is_none() {
+                        self.report = Some(results);
+                    }
+                }
                 Effect::Finish { results } => {
                     if self.ended.is_some() {
                         continue;
                     }
                     self.timers.clear();
-                    let id = self.id.clone();
-                    self.push(Audience::All, false, |seq| {
-                        protocol::encode_ended(&id, seq, &results)
-                    });
+                    self.push_ended(&results);
                     self.ended = Some(results);
                     self.views_dirty = true;
                 }
             }
         }
         self.batch.state = true;
+    }
+
+    /// `ctx.rename`: the member is called `name` (which the call checked)
+    /// from now on, everywhere, and is told so with a `renamed` frame.
+    fn rename(&mut self, player: &str, name: String) {
+        let key = name_key(&name);
+        // Checked when the call made it; a kick in the same call may have
+        // removed the member since.
+        if !self.members.contains_key(player)
+            || self
+                .members
+                .values()
+                .any(|m| &*m.id != player && m.name_key == key)
+        {
+            return;
+        }
+        let Some(m) = self.members.get_mut(player) else {
+            return;
+        };
+        m.name = name.into();
+        m.name_key = key;
+        let (member, shown, role) = (m.id.clone(), m.name.clone(), m.role);
+        self.sync_player(&member);
+        self.batch.record(&member);
+        self.views_dirty = true;
+        let id = self.id.clone();
+        self.push(Audience::Members(vec![member.clone()]), false, |seq| {
+            protocol::encode_renamed(
+                &id,
+                seq,
+                &PlayerRef {
+                    id: &member,
+                    name: &shown,
+                    role,
+                },
+            )
+        });
+    }
+
+    /// The `ended` frame: with private columns (`results.private`), the
+    /// hosts' has them and everyone else's has not, under one `seq`.
+    fn push_ended(&mut self, results: &Json) {
+        let id = self.id.clone();
+        let Some(public) = public_results(results) else {
+            self.push(Audience::All, false, |seq| {
+                protocol::encode_ended(&id, seq, results)
+            });
+            return;
+        };
+        let (hosts, others): (Vec<&Member>, Vec<&Member>) =
+            self.members.values().partition(|m| m.role == Role::Host);
+        let ids = |list: Vec<&Member>| list.into_iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+        let (hosts, others) = (ids(hosts), ids(others));
+        self.seq += 1;
+        let seq = self.seq;
+        for (audience, results) in [(hosts, results), (others, &public)] {
+            if audience.is_empty() {
+                continue;
+            }
+            let frame = protocol::encode_ended(&id, seq, results);
+            self.queue(Outgoing {
+                seq,
+                audience: Audience::Members(audience),
+                frame: frame.into(),
+                revoke: false,
+            });
+        }
     }
 
     /// Sends each member the patch from its last view to its current one.
@@ -428,6 +514,12 @@ impl SessionActor {
             frame: frame(self.seq).into(),
             revoke,
         };
+        self.queue(message);
+        self.seq
+    }
+
+    /// Adds a message with the current `seq` to the batch and the replay log.
+    fn queue(&mut self, message: Outgoing) {
         self.batch.bytes += message.frame.len();
         if let Some(r) = &mut self.recording {
             r.frame(message.seq, &message.audience, &message.frame);
@@ -435,7 +527,6 @@ impl SessionActor {
         self.log.push(message.clone(), &mut self.batch.evicted);
         self.batch.messages.push(message);
         Metrics::inc(&self.env.metrics.messages_total);
-        self.seq
     }
 
     /// An unsequenced notice to the hosts (except `skip`), e.g. a script error.
@@ -527,5 +618,57 @@ impl SessionActor {
             );
             self.notify_hosts(&err, None);
         }
+    }
+}
+
+/// `results` without its private columns (`results.private`, a list of
+/// column names, or one name): those columns leave `columns` and every
+/// row, and the `private` list itself goes. `None` when there are none.
+pub(super) fn public_results(results: &Json) -> Option<Json> {
+    let private: Vec<&str> = match results.get("private")? {
+        // One column given without a list is still private.
+        Json::String(column) => vec![column],
+        Json::Array(columns) => columns.iter().filter_map(Json::as_str).collect(),
+        _ => return None,
+    };
+    let mut public = results.clone();
+    let map = public.as_object_mut()?;
+    map.remove("private");
+    if let Some(Json::Array(columns)) = map.get_mut("columns") {
+        columns.retain(|c| c.as_str().is_none_or(|c| !private.contains(&c)));
+    }
+    if let Some(Json::Array(rows)) = map.get_mut("rows") {
+        for row in rows.iter_mut().filter_map(Json::as_object_mut) {
+            row.retain(|k, _| !private.contains(&k.as_str()));
+        }
+    }
+    Some(public)
+}
+
+#[cfg(test)]
+mod private_columns {
+    use super::public_results;
+    use serde_json::json;
+
+    #[test]
+    fn private_columns_leave_columns_and_rows() {
+        let results = json!({
+            "columns": ["name", "real_name", "score"],
+            "private": ["real_name"],
+            "rows": [{"name": "Brave Otter", "real_name": "Ana", "score": 3}],
+            "title": "Quiz"
+        });
+        assert_eq!(
+            public_results(&results),
+            Some(json!({
+                "columns": ["name", "score"],
+                "rows": [{"name": "Brave Otter", "score": 3}],
+                "title": "Quiz"
+            }))
+        );
+        let one = json!({"private": "real_name", "rows": [{"real_name": "Ana", "n": 1}]});
+        assert_eq!(public_results(&one), Some(json!({"rows": [{"n": 1}]})));
+        assert_eq!(public_results(&json!({"rows": []})), None);
+        assert_eq!(public_results(&json!(null)), None);
     }
 }

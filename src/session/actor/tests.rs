@@ -81,6 +81,7 @@ async fn start() -> Session {
             ended_ttl: ENDED_TTL,
             idle_ttl: Duration::from_secs(3600),
             recording_bytes: 1 << 20,
+            blocked_names: Arc::default(),
         },
     });
     let new = NewSession {
@@ -92,6 +93,7 @@ async fn start() -> Session {
         host_secret: "hs".into(),
         host_attached: true,
         seed: 7,
+        names: Default::default(),
     };
     let (mut actor, _) = SessionActor::create(env, new).unwrap();
     assert!(actor.commit().await);
@@ -356,7 +358,8 @@ async fn a_finished_game_refuses_actions_keeps_its_results_and_expires() {
         ErrorCode::Ended
     );
     let results = Answer::results(s.ask(Request::Results { host: None }).await).unwrap();
-    assert_eq!(results.unwrap()["rows"][0]["name"], "Ana");
+    assert_eq!(results.0.unwrap()["rows"][0]["name"], "Ana");
+    assert!(results.1, "the results are final");
     let not_host = s
         .ask(Request::Results {
             host: Some(("pana".into(), "secret-pana".into())),

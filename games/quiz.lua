@@ -80,8 +80,9 @@ Late joiners
 Params (all optional, given when the session is created)
   questions         a list replacing the built-in questions, same shape as
                     QUESTIONS below
-  sheet             {file =, rows =}: spreadsheet rows, read as a spreadsheet
-                    file would be (for tests, or a backend with its own upload)
+  sheet             {file =, rows = {{row = 1, cells = {"question", ...}}, ...}}:
+                    spreadsheet rows, read as a spreadsheet file would be (for
+                    tests, or a backend with its own upload)
   time_limit        seconds per question for every question (decimals are
                     fine, so tests can run a quiz in a second)
   shuffle           true to play the questions in a random order
@@ -702,8 +703,10 @@ local function read_sheet(sheet)
   end
   local title, columns
   local questions = {}
-  for _, row in ipairs(sheet.rows) do
-    local at = to_int(row.row)
+  for _, line in ipairs(sheet.rows) do
+    local at = type(line) == "table" and to_int(line.row) or nil
+    -- {row = 7, "cell", ...} as Recess gives it; {row = 7, cells = {...}} in params.
+    local row = type(line) == "table" and (type(line.cells) == "table" and line.cells or line) or {}
     if not columns then
       columns = read_headings(row)
       -- Before the headings: a `title` row, or instructions (ignored).

@@ -993,3 +993,179 @@ test("no student view of an order question carries a style or the answer before 
   local hidden = one(PLANETS, { "Ana" }, { host_sees_answer = false })
   for _, item in ipairs(hidden:view(hidden.host).order.items) do expect(item.style).to_be_nil() end
 end)
+
+-- Spreadsheets ------------------------------------------------------------------
+-- games/NAME.quiz.csv is read by the game table's `sheet`. A test cannot call
+-- it directly, so these hand the same rows to a session as params.sheet,
+-- which goes through the very same reader (and its check).
+
+-- {7, "a", "b"} -> {row = 7, cells = {"a", "b"}}: a row as params carry it.
+local function rows(list)
+  local out = {}
+  for i, r in ipairs(list) do
+    out[i] = { row = r[1], cells = { table.unpack(r, 2) } }
+  end
+  return out
+end
+
+local function from_sheet(list, extra, file)
+  local params = { sheet = { file = file or "capitals.quiz.csv", rows = rows(list) } }
+  for k, v in pairs(extra or {}) do params[k] = v end
+  return session("quiz", params)
+end
+
+-- The problem a sheet is refused with, as `file:row: message`.
+local function sheet_problem(list, file)
+  local ok, err = pcall(session, "quiz", { sheet = { file = file or "capitals.quiz.csv", rows = rows(list) } })
+  expect(ok).to_be(false)
+  local text = tostring(err)
+  return text:match('session%("quiz"%): ([^\n]*)') or text
+end
+
+-- Kahoot's quiz template, as its xlsx comes: instructions, an index column,
+-- its headings, numbered rows.
+local KAHOOT = {
+  { 1, "", "Quiz template" },
+  { 2, "", "Add questions, at least two answer alternatives, time limit and choose correct answers (at least one). Have fun creating your awesome quiz!" },
+  { 3, "", "Remember: questions can have a maximum of 120 characters and answers can have 75 characters max. If several answers are correct, separate them with a comma." },
+  { 8, "", "Question - max 120 characters", "Answer 1 - max 75 characters", "Answer 2 - max 75 characters",
+    "Answer 3 - max 75 characters", "Answer 4 - max 75 characters",
+    "Time limit (sec) – 5, 10, 20, 30, 60, 90, 120, or 240 secs", "Correct answer(s) - choose at least one" },
+  { 9, "1", "What is the capital of France?", "Berlin", "Madrid", "Paris", "Rome", "20", "3" },
+  { 10, "2", "Which of these are prime?", "2", "4", "5", "9", "30", "1,3" },
+  { 11, "3", "Is the Earth flat?", "Yes", "No", "", "", "5", "2" },
+  { 12, "4", "", "", "", "", "", "", "" },
+}
+
+-- The host's choice labels, with "*" after the ones shown as right.
+local function marked(s)
+  local out = {}
+  for i, c in ipairs(s:view(s.host).choices) do
+    out[i] = c.label .. (c.style == "correct" and "*" or "")
+  end
+  return out
+end
+
+local function seconds_left(s, p)
+  return (s:view(p).timer.ends_at - s:now()) / 1000
+end
+
+test("a sheet in Kahoot's template reads as it is", function()
+  local s = from_sheet(KAHOOT)
+  expect(s:view(s.host).title).to_be("Capitals")
+  local ana = s:join("Ana")
+  start(s)
+  expect(s:view(s.host).text).to_be("What is the capital of France?")
+  expect(marked(s)).to_equal({ "Berlin", "Madrid", "Paris*", "Rome" })
+  expect(seconds_left(s, ana)).to_be(20)
+  s:act(s.host, "skip")
+  expect(marked(s)).to_equal({ "2*", "4", "5*", "9" })
+  expect(s:view(ana).select.action).to_be("answer")
+  expect(seconds_left(s, ana)).to_be(30)
+  s:act(s.host, "skip")
+  expect(marked(s)).to_equal({ "Yes", "No*" })
+  expect(seconds_left(s, ana)).to_be(5)
+  s:act(s.host, "skip")                       -- the empty numbered row is no question
+  expect(s:view(ana).phase).to_be("podium")
+end)
+
+local OWN = {
+  { 1, "title", "Science review" },
+  { 2, "Type", "Question", "Choice 1", "Choice 2", "Choice 3", "Choice 4", "Correct", "Time", "Points",
+    "Min", "Max", "Step", "Unit", "Tolerance", "Words", "Image" },
+  { 3, "", "Capital of France?", "Berlin", "Paris", "Rome", "", "Paris", "20" },
+  { 4, "truefalse", "The Sun is a star.", "", "", "", "", "TRUE", "10 sec" },
+  { 5, "type", "Largest city of Switzerland?", "", "", "", "", "Zürich | Zurich", "30" },
+  { 6, "slider", "Water boils at?", "", "", "", "", "100", "", "2", "0", "200", "5", "°C", "20" },
+  { 7, "order", "Nearest the Sun first", "Mercury", "Venus", "Earth", "Mars" },
+  { 8, "poll", "Favourite colour?", "Red", "Green", "Blue" },
+  { 9, "Word cloud", "One word for today?", "", "", "", "", "", "", "", "", "", "", "", "", "1" },
+  { 10, "Multiple choice", "Which are mammals?", "Whale", "Shark", "Bat", "", "A, C", "", "double", "", "", "", "", "", "", "https://example.org/whale.png" },
+}
+
+test("a sheet in the quiz's own layout gives every type", function()
+  local s = from_sheet(OWN)
+  expect(s:view(s.host).title).to_be("Science review")
+  local ana, ben = s:join("Ana"), s:join("Ben")
+  start(s)
+  local function kind() return last(s, ana, "question").type end
+  expect(kind()).to_be("choice")
+  expect(marked(s)).to_equal({ "Berlin", "Paris*", "Rome" })
+  s:act(s.host, "skip")
+  expect(kind()).to_be("truefalse")
+  expect(marked(s)).to_equal({ "True*", "False" })
+  expect(seconds_left(s, ana)).to_be(10)
+  s:act(s.host, "skip")
+  expect(kind()).to_be("type")
+  send(s, ana, { text = "zurich" })
+  expect(s:view(s.host).status).to_be("Accepted: Zürich / Zurich. 1 of 2 answered")
+  s:act(s.host, "skip")
+  expect(kind()).to_be("slider")
+  expect(s:view(s.host).slider).to_equal({ min = 0, max = 200, step = 5, unit = "°C", answer = 100 })
+  send(s, ana, { value = 95 })                -- 5 off of 20, double points: 1500
+  send(s, ben, { value = 0 })
+  expect(last(s, ana, "result")).to_equal({ correct = true, points = 1500 })
+  s:act(s.host, "next")
+  expect(kind()).to_be("order")
+  expect(#s:view(ana).order.items).to_be(4)
+  s:act(s.host, "skip")
+  expect(kind()).to_be("poll")
+  expect(#s:view(s.host).bars).to_be(3)
+  s:act(s.host, "skip")
+  expect(kind()).to_be("cloud")
+  send(s, ana, { text = "atoms" })
+  expect(s:view(ana).input).to_be_nil()        -- one word each
+  s:act(s.host, "skip")
+  expect(kind()).to_be("choice")
+  expect(marked(s)).to_equal({ "Whale*", "Shark", "Bat*" })
+  expect(s:view(ana).image).to_be("https://example.org/whale.png")
+  send(s, ana, { choices = { 1, 3 } })
+  send(s, ben, { choices = { 1 } })
+  expect(last(s, ana, "result")).to_equal({ correct = true, points = 2000 })
+end)
+
+test("a sheet with one `choices` column, answers separated by |", function()
+  local s = from_sheet({
+    { 1, "question", "choices", "correct" },
+    { 2, "Capital of Italy?", "Milan | Rome |Turin", "2" },
+  }, nil, "world_capitals.quiz.csv")
+  expect(s:view(s.host).title).to_be("World capitals")
+  s:join("Ana")
+  start(s)
+  expect(marked(s)).to_equal({ "Milan", "Rome*", "Turin" })
+end)
+
+test("a host's own params win over the sheet's", function()
+  local s = from_sheet(OWN, { title = "Friday quiz", time_limit = 3 })
+  expect(s:view(s.host).title).to_be("Friday quiz")
+  local ana = s:join("Ana")
+  start(s)
+  expect(seconds_left(s, ana)).to_be(3)
+end)
+
+test("a broken sheet is refused with its row and what to fix", function()
+  local HEAD = { 1, "question", "answer 1", "answer 2", "answer 3", "answer 4", "time", "correct" }
+  local function problem(row) return sheet_problem({ HEAD, row }) end
+  expect(sheet_problem({ { 1, "prompt", "answer 1", "answer 2", "correct" }, { 2, "2 + 2?", "4", "5", "1" } }))
+    .to_be("capitals.quiz.csv: there is no row of headings with a 'question' column: put headings such as question, choice 1, choice 2, correct above the questions")
+  expect(sheet_problem({ HEAD })).to_be("capitals.quiz.csv: there are no questions under the headings")
+  expect(problem({ 7, "", "a", "b", "", "", "20", "1" })).to_be("capitals.quiz.csv:7: the question is empty")
+  expect(problem({ 7, "2 + 2?", "3", "4", "5", "6", "20", "5" })).to_be("capitals.quiz.csv:7: the correct answer must be 1–4, got 5")
+  expect(problem({ 7, "2 + 2?", "3", "4", "5", "6", "20", "two" })).to_be("capitals.quiz.csv:7: the correct answer must be 1–4, got 'two'")
+  expect(problem({ 7, "2 + 2?", "3", "4", "5", "6", "20", "" })).to_be("capitals.quiz.csv:7: the correct answer is missing: give the number of the right answer, 1–4")
+  expect(problem({ 7, "2 + 2?", "4", "", "", "", "20", "1" })).to_be("capitals.quiz.csv:7: a question needs at least 2 answers, got 1")
+  expect(problem({ 7, "2 + 2?", "3", "4", "", "", "20", "3" })).to_be("capitals.quiz.csv:7: the correct answer is 3, but answer 3 is empty")
+  expect(problem({ 7, "2 + 2?", "3", "4", "", "", "soon", "2" })).to_be("capitals.quiz.csv:7: the time must be a number of seconds, above 0 and at most 3600, got 'soon'")
+  expect(problem({ 7, "2 + 2?", "3", "4", "", "", "-5", "2" })).to_be("capitals.quiz.csv:7: the time must be a number of seconds, above 0 and at most 3600, got -5")
+  local TYPED = { 1, "type", "question", "choice 1", "choice 2", "correct", "min", "max" }
+  local function typed(row) return sheet_problem({ TYPED, row }) end
+  expect(typed({ 4, "essay", "Why?" })).to_be("capitals.quiz.csv:4: unknown question type 'essay': use choice, truefalse, type, slider, order, poll or cloud")
+  expect(typed({ 4, "truefalse", "Flat?", "", "", "maybe" })).to_be("capitals.quiz.csv:4: the correct answer must be true or false, got 'maybe'")
+  expect(typed({ 4, "type", "Capital of Peru?" })).to_be("capitals.quiz.csv:4: the correct answer is missing: give the accepted answer(s)")
+  expect(typed({ 4, "slider", "Year?", "", "", "2050", "1900", "2000" })).to_be("capitals.quiz.csv:4: the correct answer must be a number from 1900 to 2000, got 2050")
+  expect(typed({ 4, "slider", "Year?", "", "", "1950", "1900", "lots" })).to_be("capitals.quiz.csv:4: the slider's max must be a number, got 'lots'")
+  expect(typed({ 4, "order", "Sort", "only one" })).to_be("capitals.quiz.csv:4: a question needs at least 2 items, got 1")
+  -- The first problem is the one reported, with its own row.
+  expect(sheet_problem({ TYPED, { 4, "", "Fine?", "yes", "no", "1" }, { 9, "poll", "Vote", "alone" } }))
+    .to_be("capitals.quiz.csv:9: a question needs at least 2 answers, got 1")
+end)

@@ -1169,3 +1169,58 @@ test("a broken sheet is refused with its row and what to fix", function()
   expect(sheet_problem({ TYPED, { 4, "", "Fine?", "yes", "no", "1" }, { 9, "poll", "Vote", "alone" } }))
     .to_be("capitals.quiz.csv:9: a question needs at least 2 answers, got 1")
 end)
+
+-- A CSV text -> rows as above (quoted cells may hold commas and "").
+local function csv(text)
+  local out = {}
+  for line in text:gmatch("[^\n]+") do
+    local cells, i = {}, 1
+    while i <= #line + 1 do
+      if line:sub(i, i) == '"' then
+        local cell, j = "", i + 1
+        while true do
+          local q = line:find('"', j, true)
+          if line:sub(q + 1, q + 1) == '"' then
+            cell, j = cell .. line:sub(j, q), q + 2
+          else
+            cell, i = cell .. line:sub(j, q - 1), q + 2
+            break
+          end
+        end
+        cells[#cells + 1] = cell
+      else
+        local comma = line:find(",", i, true) or #line + 1
+        cells[#cells + 1] = line:sub(i, comma - 1)
+        i = comma + 1
+      end
+    end
+    out[#out + 1] = { #out + 1, table.unpack(cells) }
+  end
+  return out
+end
+
+test("the example sheet of docs/lua-api.md reads as it says", function()
+  local s = from_sheet(csv([[
+title,Science review
+type,question,choice 1,choice 2,choice 3,choice 4,correct,time,points,min,max,step,unit,tolerance,words
+,Capital of France?,Berlin,Paris,Rome,,2,20
+truefalse,The Sun is a star.,,,,,true,10
+type,Largest city of Switzerland?,,,,,Zürich|Zurich,30
+slider,Water boils at?,,,,,100,,2,0,200,5,°C,20
+order,Nearest the Sun first,Mercury,Venus,Earth,Mars
+poll,Favourite colour?,Red,Green,Blue
+cloud,One word for today?,,,,,,,,,,,,,1
+multiple choice,Which are mammals?,Whale,Shark,Bat,,"1,3",,double
+]]))
+  expect(s:view(s.host).title).to_be("Science review")
+  local ana = s:join("Ana")
+  start(s)
+  local kinds = {}
+  for i = 1, 8 do
+    kinds[i] = last(s, ana, "question").type
+    if i == 1 then expect(marked(s)).to_equal({ "Berlin", "Paris*", "Rome" }) end
+    if i == 8 then expect(marked(s)).to_equal({ "Whale*", "Shark", "Bat*" }) end
+    s:act(s.host, "skip")
+  end
+  expect(kinds).to_equal({ "choice", "truefalse", "type", "slider", "order", "poll", "cloud", "choice" })
+end)

@@ -608,7 +608,8 @@ end
 -- maps a choice column's number to its answer's position.
 local function choice_cell(text, labels, columns, position)
   if text == "" then return nil end
-  local parts = split(text, ",;%s&")
+  -- (1.3 is 1,3 from a spreadsheet that took the comma for a decimal point)
+  local parts = split(text, ",;%s&.")
   local picks = {}
   for i, part in ipairs(parts) do picks[i] = to_int(part) end
   if #picks ~= #parts then

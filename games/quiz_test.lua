@@ -578,7 +578,8 @@ end
 local MAMMALS = { text = "Which are mammals?", choices = { "Whale", "Shark", "Bat", "Penguin" }, answer = { 1, 3 } }
 
 test("several right answers: students tick and submit, and score only with exactly the right set", function()
-  local s, ana, ben, cal, dee = one(MAMMALS, { "Ana", "Ben", "Cal", "Dee" })
+  local s, ana, ben, cal, dee = one(MAMMALS, { "Ana", "Ben", "Cal", "Dee", "Eve" })
+  local eve = s:players()[6]
   local view = s:view(ana)
   expect(view.select).to_equal({ action = "answer", min = 1, max = 4, label = "Submit" })
   expect(view.choices).to_equal({ { label = "Whale" }, { label = "Shark" }, { label = "Bat" }, { label = "Penguin" } })
@@ -586,15 +587,17 @@ test("several right answers: students tick and submit, and score only with exact
   s:advance(5000)
   send(s, ben, { choices = { 1 } })          -- one missing: 0
   send(s, cal, { choices = { 1, 2, 3 } })    -- one too many: 0
+  send(s, eve, { choices = { 4, 1, 3 } })    -- the right ones and one more: 0
   expect(s:view(ana).select).to_be_nil()
   expect(s:view(ana).choices[1]).to_equal({ label = "Whale", style = "selected" })
   expect(s:view(ana).choices[2]).to_equal({ label = "Shark", style = "disabled" })
-  expect(s:view(s.host).choices[1].detail).to_be("3 answers")
+  expect(s:view(s.host).choices[1].detail).to_be("4 answers")
   expect(s:view(s.host).choices[2].detail).to_be("1 answer")
   send(s, dee, { choices = { 1, 3 } })       -- right, halfway: 750
   expect(last(s, ana, "result")).to_equal({ correct = true, points = 1000 })
   expect(last(s, ben, "result")).to_equal({ correct = false, points = 0 })
   expect(last(s, cal, "result")).to_equal({ correct = false, points = 0 })
+  expect(last(s, eve, "result")).to_equal({ correct = false, points = 0 })
   expect(last(s, dee, "result")).to_equal({ correct = true, points = 750 })
   expect(last(s, ana, "reveal")).to_equal({ number = 1, answer = { 1, 3 }, label = "Whale and Bat" })
   local styles = {}
@@ -641,7 +644,6 @@ local CAPITAL = { type = "type", text = "Largest city of Switzerland?", answer =
 test("a typed answer matches whatever its capitals, accents and spaces", function()
   local names = { "Ana", "Ben", "Cal", "Dee", "Eve" }
   local s, ana, ben, cal, dee = one(CAPITAL, names)
-  local eve = s:players()[6]
   expect(s:view(ana).input).to_equal({ action = "answer", placeholder = "Type your answer", max = 100 })
   send(s, ana, { text = "  ZURICH " })
   send(s, ben, { text = "zu\u{308}rich" })     -- the accent typed as a separate mark
@@ -1033,8 +1035,10 @@ local KAHOOT = {
     "Time limit (sec) – 5, 10, 20, 30, 60, 90, 120, or 240 secs", "Correct answer(s) - choose at least one" },
   { 9, "1", "What is the capital of France?", "Berlin", "Madrid", "Paris", "Rome", "20", "3" },
   { 10, "2", "Which of these are prime?", "2", "4", "5", "9", "30", "1,3" },
+  { 10, "2", "Which of these are even?", "2", "4", "5", "9", "30", "1.2" },  -- 1,2 taken for a decimal
   { 11, "3", "Is the Earth flat?", "Yes", "No", "", "", "5", "2" },
-  { 12, "4", "", "", "", "", "", "", "" },
+  { 12, "4", "Which is blue?", "Grass", "Sky", "", "Sea", "20", "2,4" },   -- answer 3 left empty
+  { 13, "5", "", "", "", "", "", "", "" },
 }
 
 -- The host's choice labels, with "*" after the ones shown as right.
@@ -1063,8 +1067,12 @@ test("a sheet in Kahoot's template reads as it is", function()
   expect(s:view(ana).select.action).to_be("answer")
   expect(seconds_left(s, ana)).to_be(30)
   s:act(s.host, "skip")
+  expect(marked(s)).to_equal({ "2*", "4*", "5", "9" })
+  s:act(s.host, "skip")
   expect(marked(s)).to_equal({ "Yes", "No*" })
   expect(seconds_left(s, ana)).to_be(5)
+  s:act(s.host, "skip")
+  expect(marked(s)).to_equal({ "Grass", "Sky*", "Sea*" })  -- "4" is the column Answer 4
   s:act(s.host, "skip")                       -- the empty numbered row is no question
   expect(s:view(ana).phase).to_be("podium")
 end)

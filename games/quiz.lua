@@ -4,25 +4,68 @@ quiz.lua: a Kahoot-style quiz for the classroom.
 How a round goes
   lobby     The host's screen lists the students as they join (the host can
             remove one) and has a Start button.
-  question  Everyone sees the question, four answer buttons and a countdown.
+  question  Everyone sees the question and a countdown; students answer on
+            their device (buttons, a text field, a slider, ... by type).
             Each student may answer once. The host sees the correct answer,
-            how many have answered and how many picked each choice.
+            how many have answered and what they picked.
   reveal    When every connected student has answered, the time runs out or
             the host presses Next: students see whether they were right and
             the points they got, and everyone sees the leaderboard.
   podium    After the last question: the top three, and the results (rank,
             name, score, correct answers) go to the teacher as a CSV.
 
+Question types (the `type` of a question; see QUESTIONS below for examples)
+  Every question has `text`, and may have `time` (seconds, default 20),
+  `image` (a picture URL) and `points` (0 = no points, 1 = standard,
+  2 = double; any multiplier from 0 to 10).
+
+  choice     (the default) `choices` = 2 to 6 answers. `answer = 3` means the
+             third is right: students press one button. `answer = {1, 3}` (a
+             list, even of one) means students tick one or several answers
+             and press Submit; they are right only when they ticked exactly
+             the right ones (no partial credit). They are not told how many
+             are right: write "Pick two" in the question if you want to.
+  truefalse  `answer = true` or `false`. The buttons say True and False, or
+             your own words: `choices = {"Vrai", "Faux"}`.
+  type       Students type the answer. `answer = "Paris"`, or a list of
+             accepted answers {"Zurich", "Zürich"}. Capitals, accents and
+             extra spaces do not matter: "  sao   PAULO" matches "São Paulo".
+  slider     Students pick a number with a slider: `min`, `max`, `step`
+             (default 1), `answer`, and optionally `unit` ("°C") and
+             `tolerance` (default a tenth of max - min). Full points for the
+             exact answer, falling evenly to 0 at `tolerance` away; inside the
+             tolerance counts as right.
+  order      `items` = 2 to 6 things written in the right order; students
+             see them shuffled (never in the right order, with 3 or more)
+             and put them in order. Right only when all are in place.
+  poll       `choices`, no right answer and no points: the host's screen
+             shows a live bar chart of the votes.
+  cloud      Students type up to `words` words or short phrases (default 3);
+             the host's screen shows them as a live word cloud. No points.
+             "Paris" and "paris " count as the same word.
+
 Scoring
-  A correct answer scores   500 + 500 * (time_left / time_limit)
-  rounded down to a whole number: 1000 for an instant answer, 750 halfway
-  through, 500 at the last moment. A wrong answer, or no answer, scores 0.
-  Points are added at the reveal, so nobody's score gives the answer away
-  while the question is still open.
+  A right answer scores the speed points
+      500 + 500 * (time_left / time_limit), rounded down
+  (1000 for an instant answer, 750 halfway through, 500 at the last moment),
+  times the question's `points` (rounded down). A slider answer inside the
+  tolerance scores that times its closeness: 1 - distance / tolerance. A
+  wrong answer, or no answer, scores 0. Points are added at the reveal, so
+  nobody's score gives the answer away while the question is still open.
+
+Spreadsheets
+  Save a spreadsheet as games/NAME.quiz.csv (or .xlsx) and it becomes the game
+  NAME, played with these rules: Kahoot's quiz template works as it is, and
+  so does a sheet with the headings
+      type, question, choice 1 ... choice 6, correct, time, image, points,
+      min, max, step, unit, tolerance, words
+  (see SPREADSHEETS below, and docs/lua-api.md "Quiz spreadsheets").
 
 Actions
   host:    start, next, skip, kick {player = "p3"}, readmit {name = "Ana"}
-  student: answer {choice = 1..4}
+  student: answer, with {choice = 2} (one button), {choices = {1, 3}}
+           (several), {text = "Paris"} (type, cloud), {value = 42} (slider)
+           or {order = {3, 1, 2}} (order: positions in the shuffled list)
   `next` reveals the answer early during a question, and moves on to the next
   question (or the podium) during a reveal. `skip` drops the current question
   without scoring it.
@@ -37,6 +80,9 @@ Late joiners
 Params (all optional, given when the session is created)
   questions         a list replacing the built-in questions, same shape as
                     QUESTIONS below
+  sheet             {file =, rows = {{row = 1, cells = {"question", ...}}, ...}}:
+                    spreadsheet rows, read as a spreadsheet file would be (for
+                    tests, or a backend with its own upload)
   time_limit        seconds per question for every question (decimals are
                     fine, so tests can run a quiz in a second)
   shuffle           true to play the questions in a random order
@@ -46,8 +92,9 @@ Params (all optional, given when the session is created)
                     reveal (for a host screen projected to the class)
 ]]
 
--- The questions. `answer` is the position of the correct choice (1 = first),
--- `time` the seconds students get, `image` an optional picture URL.
+-- The questions. `answer` is the right answer (for `choice`: the position of
+-- the right choice, 1 = first), `time` the seconds students get, `image` an
+-- optional picture URL.
 local QUESTIONS = {
   {
     text = "What is the capital of France?",
@@ -68,33 +115,48 @@ local QUESTIONS = {
     time = 20,
   },
   {
+    type = "truefalse",
+    text = "The Sun is a star.",
+    answer = true,
+    time = 10,
+  },
+  {
+    type = "type",
     text = "What is the capital of Japan?",
-    choices = { "Osaka", "Tokyo", "Kyoto", "Seoul" },
-    answer = 2,
-    time = 15,
+    answer = { "Tokyo", "Tokio" },
+    time = 20,
   },
   {
-    text = "How many legs does an insect have?",
-    choices = { "4", "6", "8", "10" },
-    answer = 2,
-    time = 15,
-  },
-  {
+    type = "slider",
     text = "At what temperature does water boil at sea level?",
-    choices = { "50 °C", "90 °C", "100 °C", "120 °C" },
-    answer = 3,
+    min = 0, max = 300, step = 5, unit = "°C",   -- the slider starts at 150
+    answer = 100,
+    tolerance = 20,
     time = 20,
   },
   {
-    text = "What is the capital of Australia?",
-    choices = { "Sydney", "Melbourne", "Perth", "Canberra" },
-    answer = 4,
-    time = 20,
+    type = "order",
+    text = "Put the planets in order, nearest the Sun first.",
+    items = { "Mercury", "Venus", "Earth", "Mars" },
+    time = 30,
   },
   {
-    text = "Which is the largest ocean on Earth?",
-    choices = { "Atlantic", "Indian", "Arctic", "Pacific" },
-    answer = 4,
+    text = "Which of these are mammals? Pick all that are.",
+    choices = { "Whale", "Shark", "Bat", "Penguin" },
+    answer = { 1, 3 },
+    time = 20,
+    points = 2,
+  },
+  {
+    type = "poll",
+    text = "How did you find this quiz?",
+    choices = { "Easy", "Just right", "Hard" },
+    time = 15,
+  },
+  {
+    type = "cloud",
+    text = "One word for today's lesson?",
+    words = 1,
     time = 20,
   },
 }
@@ -102,7 +164,13 @@ local QUESTIONS = {
 local TITLE = "Capitals and science quiz"
 local DEFAULT_TIME = 20     -- seconds, for a question without `time`
 local MAX_TIME = 3600       -- seconds; longer is surely a typo
+local MAX_CHOICES = 6       -- answers of a choice or poll question, items of an order one
+local MAX_TYPED = 100       -- characters of a typed answer
+local MAX_WORD = 30         -- characters of one word (or phrase) of a cloud
+local MAX_WORDS = 10        -- most words a cloud question may ask of a student
+local MAX_POINTS = 10       -- largest `points` multiplier
 local LEADERBOARD_SIZE = 5  -- rows everyone sees; your own row is added below
+local TOP_WORDS = 50        -- words in a cloud, answers in a typed question's chart
 
 -- Small helpers -------------------------------------------------------------
 
@@ -119,6 +187,13 @@ local function to_int(v)
   return math.tointeger(v)
 end
 
+-- A number from a number or numeric string; nil for anything else (and NaN).
+local function to_number(v)
+  if type(v) == "string" then v = tonumber(v) end
+  if type(v) ~= "number" or v ~= v then return nil end
+  return v
+end
+
 local function plural(n, one, many)
   return n .. " " .. (n == 1 and one or many)
 end
@@ -129,50 +204,541 @@ local function ordinal(n)
   return n .. (({ "st", "nd", "rd" })[n % 10] or "th")
 end
 
--- Checks a list of questions and returns a clean copy, so a typo in a
--- question is reported when the session starts, not in the middle of class.
+-- A value as a message quotes it: 'abc', 5, a list.
+local function shown(v)
+  if type(v) == "string" then return "'" .. v .. "'" end
+  if type(v) == "table" then return "a list" end
+  return tostring(v)
+end
+
+-- 42 as "42", 2.5 as "2.5", 100 with unit "°C" as "100 °C".
+local function number_text(n, unit)
+  local text = math.tointeger(n) and tostring(math.tointeger(n)) or string.format("%.10g", n)
+  if unit then text = text .. " " .. unit end
+  return text
+end
+
+-- "a, b and c".
+local function and_list(list)
+  if #list <= 1 then return list[1] or "" end
+  return table.concat(list, ", ", 1, #list - 1) .. " and " .. list[#list]
+end
+
+-- Text folding ----------------------------------------------------------------
+-- Typed answers, cloud words and spreadsheet headings are compared folded:
+-- in lower case, without accents, with the spaces trimmed and single. So
+-- "  Zürich " = "zurich" and "São  Paulo" = "sao paulo".
+-- Lua knows no Unicode, so here are the accented Latin letters (Latin-1
+-- Supplement and Latin Extended-A, capitals and small letters) and what each
+-- folds to. Other scripts (Greek, Cyrillic, ...) are compared as typed,
+-- except that plain ASCII capitals are lowered.
+local ACCENTED = {
+  a = "àáâãäåāăąÀÁÂÃÄÅĀĂĄ",
+  c = "çćĉċčÇĆĈĊČ",
+  d = "ďđðĎĐÐ",
+  e = "èéêëēĕėęěÈÉÊËĒĔĖĘĚ",
+  g = "ĝğġģĜĞĠĢ",
+  h = "ĥħĤĦ",
+  i = "ìíîïĩīĭįıÌÍÎÏĨĪĬĮİ",
+  j = "ĵĴ",
+  k = "ķĸĶ",
+  l = "ĺļľŀłĹĻĽĿŁ",
+  n = "ñńņňŉŋÑŃŅŇŊ",
+  o = "òóôõöøōŏőÒÓÔÕÖØŌŎŐ",
+  r = "ŕŗřŔŖŘ",
+  s = "śŝşšſŚŜŞŠ",
+  t = "ţťŧŢŤŦ",
+  u = "ùúûüũūŭůűųÙÚÛÜŨŪŬŮŰŲ",
+  w = "ŵŴ",
+  y = "ýÿŷÝŶŸ",
+  z = "źżžŹŻŽ",
+  ae = "æÆ",
+  oe = "œŒ",
+  ij = "ĳĲ",
+  ss = "ß",
+  th = "þÞ",
+  -- Phones type curly quotes and odd spaces: they count as the plain ones.
+  ["'"] = "‘’‚′",
+  ['"'] = "“”„″",
+  [" "] = "\u{A0}\u{2009}\u{202F}",
+}
+
+-- The same as a lookup: UTF-8 letter -> what it folds to.
+local FOLD = {}
+for plain, letters in pairs(ACCENTED) do
+  for _, code in utf8.codes(letters) do FOLD[utf8.char(code)] = plain end
+end
+-- Accents typed as a separate mark after the letter (U+0300 to U+036F, as
+-- some keyboards send "é") are dropped.
+for code = 0x300, 0x36F do FOLD[utf8.char(code)] = "" end
+
+local function fold(text)
+  text = tostring(text):gsub("[\xC2-\xF4][\x80-\xBF]*", FOLD)
+  return (text:lower():gsub("%s+", " "):gsub("^ ", ""):gsub(" $", ""))
+end
+
+-- Trimmed, with single spaces, as typed otherwise (for showing).
+local function tidy(text)
+  return (tostring(text):gsub("%s+", " "):gsub("^ ", ""):gsub(" $", ""))
+end
+
+-- Checking questions ----------------------------------------------------------
+-- One check for every question, whether it comes from QUESTIONS, from
+-- params.questions or from a spreadsheet: a typo is reported when the
+-- session starts (or the file is saved), not in the middle of class.
+
+-- What a teacher may write as a question's type, folded and without spaces,
+-- dashes or slashes ("True/False", "word cloud", "Type answer" all work).
+local TYPE_NAMES = {
+  choice = "choice", choices = "choice", quiz = "choice", multiplechoice = "choice",
+  truefalse = "truefalse", trueorfalse = "truefalse", tf = "truefalse",
+  type = "type", typeanswer = "type", typed = "type", text = "type", open = "type",
+  slider = "slider", number = "slider",
+  order = "order", puzzle = "order", sort = "order",
+  poll = "poll", survey = "poll", vote = "poll",
+  cloud = "cloud", wordcloud = "cloud",
+}
+
+-- The type a question names: "choice" when it names none, nil when unknown.
+local function type_of(name)
+  if name == nil then return "choice" end
+  if type(name) ~= "string" then return nil end
+  local key = fold(name):gsub("[%s%-_/]", "")
+  if key == "" then return "choice" end
+  return TYPE_NAMES[key]
+end
+
+-- `points` as a number: 1 when missing; also the words Kahoot uses.
+local POINTS_WORDS = { standard = 1, double = 2, none = 0, ["no points"] = 0, zero = 0 }
+
+local function range_text(n) return "1–" .. n end
+
+-- A list of 2 to MAX_CHOICES labels (`what` says "answers" or "items").
+local function check_labels(list, what)
+  if type(list) ~= "table" then
+    return nil, "a question needs a list of 2 to " .. MAX_CHOICES .. " " .. what
+  end
+  local labels = {}
+  for c, label in ipairs(list) do
+    if type(label) ~= "string" and type(label) ~= "number" then
+      return nil, what:sub(1, -2) .. " " .. c .. " must be text"
+    end
+    label = tidy(label)
+    if label == "" then return nil, what:sub(1, -2) .. " " .. c .. " is empty" end
+    labels[c] = label
+  end
+  if #labels < 2 then
+    return nil, "a question needs at least 2 " .. what .. ", got " .. #labels
+  end
+  if #labels > MAX_CHOICES then
+    return nil, "a question may have at most " .. MAX_CHOICES .. " " .. what .. ", got " .. #labels
+  end
+  return labels
+end
+
+-- The right choice(s) of a `choice` question: a number, or a list of them
+-- (ascending, no repeats) when students tick several.
+local function check_choice_answer(answer, n)
+  if answer == nil then
+    return nil, "the correct answer is missing: give the number of the right answer, " .. range_text(n)
+  end
+  local wrong = "the correct answer must be " .. range_text(n) .. ", got "
+  if type(answer) ~= "table" then
+    local c = to_int(answer)
+    if not c or c < 1 or c > n then return nil, wrong .. shown(answer) end
+    return c
+  end
+  local list, seen = {}, {}
+  for _, v in ipairs(answer) do
+    local c = to_int(v)
+    if not c or c < 1 or c > n then return nil, wrong .. shown(v) end
+    if seen[c] then return nil, "the correct answer " .. c .. " is given twice" end
+    seen[c] = true
+    list[#list + 1] = c
+  end
+  if #list == 0 then
+    return nil, "the correct answer is missing: give the number of the right answer, " .. range_text(n)
+  end
+  table.sort(list)
+  return list
+end
+
+-- true/false, 1/2, "true"/"false", "yes"/"no" or one of the two labels.
+local function check_truefalse_answer(answer, labels)
+  if answer == true or answer == false then return answer and 1 or 2 end
+  if answer == nil then return nil, "the correct answer is missing: write true or false" end
+  local c = to_int(answer)
+  if c == 1 or c == 2 then return c end
+  if type(answer) == "string" then
+    local word = fold(answer)
+    if word == "true" or word == "t" or word == "yes" or word == fold(labels[1]) then return 1 end
+    if word == "false" or word == "f" or word == "no" or word == fold(labels[2]) then return 2 end
+  end
+  return nil, "the correct answer must be true or false, got " .. shown(answer)
+end
+
+-- Checks one question; returns a clean copy, or nil and what is wrong.
+local function check_question(q, time_limit)
+  if type(q) ~= "table" then return nil, "a question must be a table" end
+  local kind = type_of(given(q.type))
+  if not kind then
+    return nil, "unknown question type " .. shown(q.type)
+      .. ": use choice, truefalse, type, slider, order, poll or cloud"
+  end
+  local text = given(q.text)
+  if type(text) == "number" then text = tostring(text) end
+  if type(text) ~= "string" then return nil, "the question has no text" end
+  if tidy(text) == "" then return nil, "the question is empty" end
+
+  local raw_time = given(q.time)
+  local time = time_limit or (raw_time == nil and DEFAULT_TIME) or to_number(raw_time)
+  if not time or time <= 0 or time > MAX_TIME then
+    return nil, "the time must be a number of seconds, above 0 and at most " .. MAX_TIME
+      .. ", got " .. shown(raw_time)
+  end
+  local image = given(q.image)
+  if image ~= nil and type(image) ~= "string" then return nil, "the image must be a URL" end
+  if image == "" then image = nil end
+  local raw_points = given(q.points)
+  local points = 1
+  if raw_points ~= nil then
+    points = to_number(raw_points)
+    if points == nil and type(raw_points) == "string" then points = POINTS_WORDS[fold(raw_points)] end
+    if not points or points < 0 or points > MAX_POINTS then
+      return nil, "the points must be 0 (no points), 1 (standard) or 2 (double), or another multiplier up to "
+        .. MAX_POINTS .. ", got " .. shown(raw_points)
+    end
+  end
+
+  local clean = {
+    type = kind,
+    text = text,
+    time_ms = math.max(1, math.floor(time * 1000)),
+    image = image,
+    points = points,
+  }
+  local answer = given(q.answer)
+  local why
+  if kind == "choice" or kind == "poll" then
+    clean.choices, why = check_labels(given(q.choices), "answers")
+    if not clean.choices then return nil, why end
+    if kind == "choice" then
+      clean.answer, why = check_choice_answer(answer, #clean.choices)
+      if not clean.answer then return nil, why end
+      clean.multi = type(clean.answer) == "table" or nil
+    end
+  elseif kind == "truefalse" then
+    local labels = given(q.choices) or { "True", "False" }
+    clean.choices, why = check_labels(labels, "answers")
+    if not clean.choices then return nil, why end
+    if #clean.choices ~= 2 then
+      return nil, "a true/false question has 2 answers, got " .. #clean.choices
+    end
+    clean.answer, why = check_truefalse_answer(answer, clean.choices)
+    if not clean.answer then return nil, why end
+  elseif kind == "type" then
+    if type(answer) ~= "table" then answer = { answer } end
+    local accepted, keys = {}, {}
+    for _, a in ipairs(answer) do
+      if type(a) ~= "string" and type(a) ~= "number" then
+        return nil, "an accepted answer must be text, got " .. shown(a)
+      end
+      local key = fold(a)
+      if key == "" then return nil, "an accepted answer is empty" end
+      if utf8.len(tostring(a)) and utf8.len(tostring(a)) > MAX_TYPED then
+        return nil, "an accepted answer may have at most " .. MAX_TYPED .. " characters"
+      end
+      accepted[#accepted + 1] = tidy(a)
+      keys[#keys + 1] = key
+    end
+    if #accepted == 0 then return nil, "the correct answer is missing: give the accepted answer(s)" end
+    clean.answer, clean.keys = accepted, keys
+  elseif kind == "slider" then
+    local min = given(q.min) == nil and 0 or to_number(q.min)
+    local max = given(q.max) == nil and 100 or to_number(q.max)
+    if not min then return nil, "the slider's min must be a number, got " .. shown(q.min) end
+    if not max then return nil, "the slider's max must be a number, got " .. shown(q.max) end
+    if min >= max then
+      return nil, "the slider's min must be below its max, got " .. number_text(min) .. " and " .. number_text(max)
+    end
+    local step = given(q.step) == nil and 1 or to_number(q.step)
+    if not step or step <= 0 or step > max - min then
+      return nil, "the slider's step must be a number above 0 and at most max - min, got " .. shown(given(q.step))
+    end
+    local value = to_number(answer)
+    if value == nil then
+      return nil, "the correct answer must be a number from " .. number_text(min) .. " to "
+        .. number_text(max) .. ", got " .. shown(answer)
+    end
+    if value < min or value > max then
+      return nil, "the correct answer must be a number from " .. number_text(min) .. " to "
+        .. number_text(max) .. ", got " .. number_text(value)
+    end
+    local tolerance = given(q.tolerance) == nil and (max - min) / 10 or to_number(q.tolerance)
+    if not tolerance or tolerance < 0 then
+      return nil, "the tolerance must be a number, 0 or more, got " .. shown(given(q.tolerance))
+    end
+    local unit = given(q.unit)
+    if unit ~= nil and type(unit) ~= "string" then return nil, "the unit must be text, such as 'km'" end
+    clean.min, clean.max, clean.step, clean.tolerance = min, max, step, tolerance
+    clean.unit = unit ~= "" and unit or nil
+    clean.answer = value
+  elseif kind == "order" then
+    clean.items, why = check_labels(given(q.items), "items")
+    if not clean.items then return nil, why end
+    local seen = {}
+    for _, item in ipairs(clean.items) do
+      if seen[fold(item)] then return nil, "the item " .. shown(item) .. " is there twice: each must be different" end
+      seen[fold(item)] = true
+    end
+  elseif kind == "cloud" then
+    local words = given(q.words) == nil and 3 or to_int(q.words)
+    if not words or words < 1 or words > MAX_WORDS then
+      return nil, "the words per student must be a whole number from 1 to " .. MAX_WORDS
+        .. ", got " .. shown(given(q.words))
+    end
+    clean.words = words
+  end
+  -- Polls and clouds have no right answer, so no points either.
+  if kind == "poll" or kind == "cloud" then clean.points = 0 end
+  return clean
+end
+
+-- Checks a list of questions and returns a clean copy.
 local function check_questions(list, time_limit)
   if type(list) ~= "table" or #list == 0 then
     error("the quiz needs a non-empty list of questions")
   end
   local clean = {}
   for i, q in ipairs(list) do
-    local where = "question " .. i
-    if type(q) ~= "table" then error(where .. " must be a table") end
-    if type(q.text) ~= "string" or q.text == "" then
-      error(where .. " needs a 'text'")
-    end
-    if type(q.choices) ~= "table" or #q.choices < 2 or #q.choices > 6 then
-      error(where .. " needs a list of 2 to 6 'choices'")
-    end
-    local choices = {}
-    for c, label in ipairs(q.choices) do
-      if type(label) ~= "string" and type(label) ~= "number" then
-        error(where .. ": choice " .. c .. " must be text")
-      end
-      choices[c] = tostring(label)
-    end
-    local answer = to_int(q.answer)
-    if not answer or answer < 1 or answer > #choices then
-      error(where .. ": 'answer' must be a choice number from 1 to " .. #choices)
-    end
-    local time = time_limit or given(q.time) or DEFAULT_TIME
-    if type(time) ~= "number" or time <= 0 or time > MAX_TIME then
-      error(where .. ": 'time' must be a number of seconds, above 0 and at most " .. MAX_TIME)
-    end
-    local image = given(q.image)
-    if image ~= nil and type(image) ~= "string" then
-      error(where .. ": 'image' must be a URL")
-    end
-    clean[i] = {
-      text = q.text,
-      choices = choices,
-      answer = answer,
-      time_ms = math.max(1, math.floor(time * 1000)),
-      image = image,
-    }
+    local ok, why = check_question(q, time_limit)
+    if not ok then error("question " .. i .. ": " .. why) end
+    clean[i] = ok
   end
   return clean
+end
+
+-- SPREADSHEETS ------------------------------------------------------------------
+-- A file games/NAME.quiz.csv (or .xlsx) is the game NAME with these rules.
+-- Recess reads its first worksheet and calls `sheet` below (the game table's
+-- `sheet`) with every row that is not blank:
+--     { file = "capitals.quiz.csv", rows = { {row = 1, "cell", "cell", ...}, ... } }
+-- It returns the params of the game's sessions, or nil, row, message.
+--
+-- The layout (docs/lua-api.md, "Quiz spreadsheets"):
+--   * optional rows before the headings; a row `title | My quiz` gives the title
+--     (otherwise it comes from the file name: world_capitals.quiz.csv gives
+--     "World capitals");
+--   * a row of headings with a `question` column; each heading is known by its
+--     first words, in any case: question, type, choice 1 ... choice 6 (or
+--     answer 1 ... answer 6, or one `choices` column with the answers
+--     separated by |), correct, time, image, points, min, max, step, unit,
+--     tolerance, words. Other columns are ignored, so Kahoot's template
+--     ("Question - max 120 characters", "Answer 1 - max 75 characters", ...,
+--     "Time limit (sec)", "Correct answer(s)") reads as it is;
+--   * then one question per row. What `correct` holds depends on the type:
+--       choice     the number of the right answer (3), or several (1,3); or
+--                  the right answer's text
+--       truefalse  true or false (the choice columns may rename the buttons)
+--       type       the accepted answers, separated by | (Paris|Paree); or one
+--                  per choice column
+--       slider     the number; with min, max, step, unit, tolerance columns
+--       order      nothing: the choice columns are the items, in the right order
+--       poll       nothing: the choice columns are the choices
+--       cloud      nothing; `words` says how many words each student may send
+--   * a row whose question, answers and correct answer are all empty is
+--     skipped (Kahoot's template has numbered empty rows).
+
+-- Heading (folded) -> the key it fills. Checked by the heading's first word.
+local HEADINGS = {
+  question = "question", type = "type", correct = "correct", time = "time",
+  image = "image", picture = "image", points = "points", min = "min", minimum = "min",
+  max = "max", maximum = "max", step = "step", unit = "unit", units = "unit",
+  tolerance = "tolerance", words = "words", choices = "choices", answers = "choices",
+  items = "choices", title = "title",
+}
+local NUMBERED = { answer = true, choice = true, item = true, option = true }
+
+-- The columns of a heading row (key -> column, and choice number -> column),
+-- or nil when the row is not one.
+local function read_headings(row)
+  local columns, choice = {}, {}
+  for col, cell in ipairs(row) do
+    local h = fold(cell)
+    local word = h:match("^(%a+)")
+    local number = to_int(h:match("^%a+%s*(%d+)"))
+    local key
+    if h:match("^question%s*type") then
+      key = "type"
+    elseif word and NUMBERED[word] and number then
+      if number >= 1 and number <= MAX_CHOICES and not choice[number] then choice[number] = col end
+    elseif word then
+      key = HEADINGS[word]
+    end
+    if key and not columns[key] then columns[key] = col end
+  end
+  if not columns.question then return nil end
+  if not (columns.correct or columns.type or columns.choices or next(choice)) then return nil end
+  columns.choice = choice
+  return columns
+end
+
+-- "a | b |c" -> {"a", "b", "c"}, leaving out empty parts.
+local function split(text, separators)
+  local parts = {}
+  for part in text:gmatch("[^" .. separators .. "]+") do
+    part = tidy(part)
+    if part ~= "" then parts[#parts + 1] = part end
+  end
+  return parts
+end
+
+-- A number cell: a number, nil when empty, the text itself when it is not a
+-- number (so the check says what was written). "20 s", "20 sec" are 20.
+local function number_cell(text)
+  if text == "" then return nil end
+  local n = tonumber(text) or tonumber((fold(text):gsub("%s*s?e?c?o?n?d?s?$", "")))
+  return n or text
+end
+
+-- The `correct` cell of a choice question -> a number or a list of numbers
+-- (positions among the answers that are filled in), or nil and a problem.
+-- Numbers come first (1,3), then the text of one answer (Paris), then
+-- letters (A, C). `columns` says which choice columns there are, `position`
+-- maps a choice column's number to its answer's position.
+local function choice_cell(text, labels, columns, position)
+  if text == "" then return nil end
+  -- (1.3 is 1,3 from a spreadsheet that took the comma for a decimal point)
+  local parts = split(text, ",;%s&.")
+  local picks = {}
+  for i, part in ipairs(parts) do picks[i] = to_int(part) end
+  if #picks ~= #parts then
+    picks = {}
+    for c, label in ipairs(labels) do
+      if fold(label) == fold(text) then return c end
+    end
+    for i, part in ipairs(parts) do
+      if #part ~= 1 or not part:lower():match("[a-f]") then return text end  -- the check says it is wrong
+      picks[i] = part:lower():byte() - 96
+    end
+  end
+  for i, n in ipairs(picks) do
+    -- Numbers are of the columns (answer 1 ... answer 6); with one `choices`
+    -- column, of the answers in it.
+    if not columns.choices and columns.choice[n] then
+      if not position[n] then return nil, "the correct answer is " .. n .. ", but answer " .. n .. " is empty" end
+      picks[i] = position[n]
+    end
+  end
+  if #picks == 1 then return picks[1] end
+  return picks
+end
+
+-- The title from the file name: "world_capitals.quiz.csv" -> "World capitals".
+local function title_of(file)
+  local name = tostring(file or ""):match("([^/\\]*)$"):match("^([^.]*)") or ""
+  name = tidy(name:gsub("[_%-]+", " "))
+  if name == "" then return "Quiz" end
+  return name:sub(1, 1):upper() .. name:sub(2)
+end
+
+-- One row -> a question table, as params.questions would have it.
+local function question_of(row, columns)
+  local function cell(key)
+    local col = columns[key]
+    return col and tidy(row[col] or "") or ""
+  end
+  local labels, position = {}, {}
+  if columns.choices then
+    labels = split(cell("choices"), "|")
+  else
+    for n = 1, MAX_CHOICES do
+      local col = columns.choice[n]
+      local text = col and tidy(row[col] or "") or ""
+      if text ~= "" then
+        labels[#labels + 1] = text
+        position[n] = #labels
+      end
+    end
+  end
+  local correct = cell("correct")
+  if cell("question") == "" and #labels == 0 and correct == "" then return nil end  -- an empty row
+
+  local q = {
+    type = cell("type") ~= "" and cell("type") or nil,
+    text = cell("question"),
+    time = number_cell(cell("time")),
+    image = cell("image") ~= "" and cell("image") or nil,
+    points = number_cell(cell("points")),
+  }
+  local kind = type_of(q.type)
+  if kind == "choice" then
+    q.choices = labels
+    local why
+    q.answer, why = choice_cell(correct, labels, columns, position)
+    if why then return nil, why end
+  elseif kind == "truefalse" then
+    q.choices = #labels > 0 and labels or nil
+    q.answer = correct ~= "" and correct or nil
+  elseif kind == "type" then
+    q.answer = correct ~= "" and split(correct, "|") or labels
+  elseif kind == "slider" then
+    q.answer = number_cell(correct)
+    q.min, q.max = number_cell(cell("min")), number_cell(cell("max"))
+    q.step, q.tolerance = number_cell(cell("step")), number_cell(cell("tolerance"))
+    q.unit = cell("unit") ~= "" and cell("unit") or nil
+  elseif kind == "order" then
+    q.items = labels
+  elseif kind == "poll" then
+    q.choices = labels
+  elseif kind == "cloud" then
+    q.words = number_cell(cell("words"))
+  end
+  return q
+end
+
+-- The game table's `sheet`: spreadsheet rows -> params, or nil, row, message.
+local function read_sheet(sheet)
+  if type(sheet) ~= "table" or type(sheet.rows) ~= "table" then
+    return nil, nil, "the spreadsheet has no rows"
+  end
+  local title, columns
+  local questions = {}
+  for _, line in ipairs(sheet.rows) do
+    local at = type(line) == "table" and to_int(line.row) or nil
+    -- {row = 7, "cell", ...} as Recess gives it; {row = 7, cells = {...}} in params.
+    local row = type(line) == "table" and (type(line.cells) == "table" and line.cells or line) or {}
+    if not columns then
+      columns = read_headings(row)
+      -- Before the headings: a `title` row, or instructions (ignored).
+      local first
+      for col, cell in ipairs(row) do
+        if tidy(cell) ~= "" then first = col break end
+      end
+      if not columns and first and fold(row[first]) == "title" then
+        for col = first + 1, #row do
+          if tidy(row[col]) ~= "" then title = tidy(row[col]) break end
+        end
+      end
+    else
+      local q, why = question_of(row, columns)
+      if why then return nil, at, why end
+      if q then
+        local ok
+        ok, why = check_question(q, nil)
+        if not ok then return nil, at, why end
+        questions[#questions + 1] = q
+      end
+    end
+  end
+  if not columns then
+    return nil, nil, "there is no row of headings with a 'question' column: put headings such as "
+      .. "question, choice 1, choice 2, correct above the questions"
+  end
+  if #questions == 0 then
+    return nil, nil, "there are no questions under the headings"
+  end
+  return { title = title or title_of(sheet.file), questions = questions }
 end
 
 -- Players -------------------------------------------------------------------
@@ -242,17 +808,66 @@ end
 
 -- True when every student who is connected and still in the game has
 -- answered (and at least one has). Students whose Wi-Fi dropped are not
--- waited for: the timer covers them.
+-- waited for: the timer covers them. A cloud answer is finished once the
+-- student has sent all their words.
 local function everyone_answered(state, ctx)
   if state.answered == 0 then return false end
   for _, member in ipairs(ctx.players()) do
     local record = state.players[member.id]
+    local a = state.answers[member.id]
     if record and not record.left and member.connected ~= false
-        and not state.answers[member.id] then
+        and (not a or a.done == false) then
       return false
     end
   end
   return true
+end
+
+-- Tallies -----------------------------------------------------------------------
+-- What the class answered to the open question, for the host's counts, bars
+-- and word cloud: state.counts (answers per choice) and state.words (typed
+-- answers and cloud words, folded, with how many sent each, in the order they
+-- first came; state.word_index maps a folded word to its place there).
+-- state.top is the words sorted for the screen, most sent first.
+
+local function resort_words(state)
+  local list = {}
+  for _, w in ipairs(state.words) do
+    if w.count > 0 then list[#list + 1] = w end
+  end
+  table.sort(list, function(a, b)
+    if a.count ~= b.count then return a.count > b.count end
+    return a.first < b.first
+  end)
+  local top = {}
+  for i = 1, math.min(TOP_WORDS, #list) do
+    top[i] = { text = list[i].text, key = list[i].key, count = list[i].count }
+  end
+  state.top = top
+end
+
+local function count_word(state, key, text, delta)
+  local i = state.word_index[key]
+  if not i then
+    i = #state.words + 1
+    state.words[i] = { key = key, text = text, count = 0, first = i }
+    state.word_index[key] = i
+  end
+  state.words[i].count = state.words[i].count + delta
+end
+
+-- Adds an answer to the tallies (delta 1), or takes it back (delta -1).
+local function tally(state, q, a, delta)
+  if a.choice then
+    state.counts[a.choice] = state.counts[a.choice] + delta
+  elseif a.choices then
+    for _, c in ipairs(a.choices) do state.counts[c] = state.counts[c] + delta end
+  elseif a.key then
+    count_word(state, a.key, a.text, delta)
+  elseif a.words then
+    for i, key in ipairs(a.words) do count_word(state, key, a.texts[i], delta) end
+  end
+  if a.key or a.words then resort_words(state) end
 end
 
 -- The round flow ------------------------------------------------------------
@@ -267,6 +882,24 @@ local function stop_timer(state, ctx)
   end
 end
 
+-- The order in which an `order` question shows its items: a shuffle of
+-- 1..n, never 1..n itself when there are 3 items or more (with 2 items that
+-- would always show them swapped).
+local function shuffled(ctx, n)
+  while true do
+    local list = {}
+    for i = 1, n do list[i] = i end
+    for i = n, 2, -1 do
+      local j = ctx.random(1, i)
+      list[i], list[j] = list[j], list[i]
+    end
+    if n < 3 then return list end
+    for i = 1, n do
+      if list[i] ~= i then return list end
+    end
+  end
+end
+
 local function begin_question(state, ctx, number)
   local q = state.questions[number]
   state.phase = "question"
@@ -275,7 +908,9 @@ local function begin_question(state, ctx, number)
   state.answers = {}
   state.answered = 0
   state.counts = {}
-  for c = 1, #q.choices do state.counts[c] = 0 end
+  for c = 1, #(q.choices or {}) do state.counts[c] = 0 end
+  state.words, state.word_index, state.top = {}, {}, {}
+  state.shown = q.type == "order" and shuffled(ctx, #q.items) or nil
   state.limit_ms = q.time_ms
   state.ends_at = ctx.now() + q.time_ms
   state.timer_id = ctx.after(q.time_ms, "time_up", { round = state.round })
@@ -283,7 +918,38 @@ local function begin_question(state, ctx, number)
     number = number,
     count = #state.questions,
     ends_at = state.ends_at,
+    type = q.type,
   })
+end
+
+-- The right answer as words: "Paris", "Whale and Bat", "100 °C".
+local function answer_text(q)
+  if q.type == "choice" and q.multi then
+    local labels = {}
+    for i, c in ipairs(q.answer) do labels[i] = q.choices[c] end
+    return and_list(labels)
+  elseif q.type == "choice" or q.type == "truefalse" then
+    return q.choices[q.answer]
+  elseif q.type == "type" then
+    return q.answer[1]
+  elseif q.type == "slider" then
+    return number_text(q.answer, q.unit)
+  elseif q.type == "order" then
+    return table.concat(q.items, ", ")
+  end
+end
+
+-- What the `reveal` event says about the answer.
+local function reveal_data(state, q)
+  local data = { number = state.current }
+  if q.type == "poll" or q.type == "cloud" then
+    data.type = q.type
+    return data
+  end
+  data.answer = q.type == "order" and q.items or q.answer
+  data.label = answer_text(q)
+  if q.type ~= "choice" then data.type = q.type end
+  return data
 end
 
 local function reveal(state, ctx)
@@ -295,23 +961,21 @@ local function reveal(state, ctx)
   state.revealed = state.revealed + 1
   for id, a in pairs(state.answers) do
     local p = state.players[id]
-    if p and a.choice == q.answer then
+    if p and a.right then
       p.score = p.score + a.points
       p.correct = p.correct + 1
     end
   end
   rerank(state)
-  ctx.broadcast("reveal", {
-    number = state.current,
-    answer = q.answer,
-    label = q.choices[q.answer],
-  })
-  -- Each student hears how they did (custom clients play a sound on it).
+  ctx.broadcast("reveal", reveal_data(state, q))
+  -- Each student hears how they did (custom clients play a sound on it);
+  -- a poll or a cloud has nothing to tell.
+  if q.type == "poll" or q.type == "cloud" then return end
   for _, id in ipairs(state.order) do
     if not state.players[id].left then
       local a = state.answers[id]
       ctx.send(id, "result", {
-        correct = a ~= nil and a.choice == q.answer,
+        correct = a ~= nil and a.right == true,
         points = a and a.points or 0,
       })
     end
@@ -325,6 +989,7 @@ local function finish_quiz(state, ctx)
   state.ends_at = nil
   state.answers = {}
   state.counts = {}
+  state.words, state.word_index, state.top = {}, {}, {}
   rerank(state)
   local rows = {}
   for i, r in ipairs(state.ranking) do
@@ -393,8 +1058,7 @@ local function kick(state, ctx, data)
   -- A removed student leaves no trace: not on the board, not in the results.
   local a = state.answers[id]
   if a then
-    state.counts[a.choice] = state.counts[a.choice] - 1
-    state.answered = state.answered - 1
+    tally(state, state.questions[state.current], a, -1)
     state.answers[id] = nil
   end
   remove_player(state, id)
@@ -426,17 +1090,154 @@ local function with_readmit(state, buttons)
   return buttons
 end
 
+-- Answers -----------------------------------------------------------------------
+-- Each type reads its own shape of `data` into an answer record, or refuses it
+-- with what to send instead. A record says what was picked and, worked out
+-- now while the time left is known, whether it is right and its points:
+--   choice, truefalse, poll  {choice = 2}
+--   choice with a list       {choices = {1, 3}}
+--   type                     {text = "Paris", key = "paris"}  (key: folded)
+--   slider                   {value = 42}
+--   order                    {order = {2, 4, 1, 3}}  (item numbers, 1 = first in the right order)
+--   cloud                    {words = {"paris"}, texts = {"Paris"}, done = false}
+-- plus right (true/false; nil for a poll or a cloud) and points.
+
+-- Text a student typed: trimmed, at most `max` characters, or nil and why.
+local function typed(data, max, what)
+  local text = type(data) == "table" and given(data.text)
+  if type(text) ~= "string" then return nil, "type " .. what .. " ({text = \"...\"})" end
+  local length = utf8.len(text)
+  if not length then return nil, "that text is not valid UTF-8" end
+  if length > max * 4 then return nil, "that is too long: at most " .. max .. " characters" end
+  text = tidy(text)
+  if text == "" then return nil, "type " .. what .. " first" end
+  if utf8.len(text) > max then return nil, "that is too long: at most " .. max .. " characters" end
+  return text
+end
+
+local READ = {}
+
+READ.choice = function(q, data)
+  local n = #q.choices
+  if not q.multi then
+    local choice = to_int(type(data) == "table" and given(data.choice) or nil)
+    if not choice or choice < 1 or choice > n then
+      return nil, "pick one of the answers, 1 to " .. n
+    end
+    return { choice = choice }
+  end
+  local list = type(data) == "table" and given(data.choices)
+  if type(list) ~= "table" then
+    return nil, "tick one or more answers and press Submit ({choices = {1, 3}})"
+  end
+  local picked, seen = {}, {}
+  for _, v in ipairs(list) do
+    local c = to_int(v)
+    if not c or c < 1 or c > n then return nil, "pick answers from 1 to " .. n .. ", got " .. shown(v) end
+    if seen[c] then return nil, "answer " .. c .. " is ticked twice" end
+    seen[c] = true
+    picked[#picked + 1] = c
+  end
+  if #picked == 0 then return nil, "tick at least one answer" end
+  table.sort(picked)
+  return { choices = picked }
+end
+READ.truefalse = READ.choice
+READ.poll = READ.choice
+
+READ.type = function(q, data)
+  local text, why = typed(data, MAX_TYPED, "your answer")
+  if not text then return nil, why end
+  return { text = text, key = fold(text) }
+end
+
+READ.slider = function(q, data)
+  local value = type(data) == "table" and given(data.value)
+  local range = number_text(q.min) .. " to " .. number_text(q.max)
+  if type(value) ~= "number" or value ~= value then
+    return nil, "pick a number from " .. range .. " ({value = n})"
+  end
+  if value < q.min or value > q.max then
+    return nil, "pick a number from " .. range .. ", got " .. number_text(value)
+  end
+  return { value = value }
+end
+
+-- `order` in the data is positions in the list as shown (state.shown);
+-- the record keeps the items' own numbers.
+READ.order = function(q, data, state)
+  local n = #q.items
+  local list = type(data) == "table" and given(data.order)
+  local how = "put all " .. n .. " items in order: {order = {3, 1, 2, ...}}, the places of the items as shown, in your order"
+  if type(list) ~= "table" or #list ~= n then return nil, how end
+  local order, seen = {}, {}
+  for i, v in ipairs(list) do
+    local k = to_int(v)
+    if not k or k < 1 or k > n or seen[k] then return nil, how end
+    seen[k] = true
+    order[i] = state.shown[k]
+  end
+  return { order = order }
+end
+
+-- A cloud answer grows word by word: `mine` is the record so far.
+READ.cloud = function(q, data, state, mine)
+  local text, why = typed(data, MAX_WORD, "a word")
+  if not text then return nil, why end
+  local key = fold(text)
+  local record = mine or { words = {}, texts = {} }
+  for _, k in ipairs(record.words) do
+    if k == key then return nil, "you already sent '" .. text .. "'" end
+  end
+  local words, texts = {}, {}
+  for i, k in ipairs(record.words) do words[i], texts[i] = k, record.texts[i] end
+  words[#words + 1], texts[#texts + 1] = key, text
+  return { words = words, texts = texts, new = key, done = #words >= q.words }
+end
+
+-- Whether an answer is right, and how close (1 = exactly; a slider's
+-- closeness falls evenly to 0 at `tolerance` away). nil for poll and cloud.
+local function judge(q, a)
+  if q.type == "poll" or q.type == "cloud" then return nil, 0 end
+  if q.type == "choice" and q.multi then
+    if #a.choices ~= #q.answer then return false, 0 end
+    for i, c in ipairs(q.answer) do
+      if a.choices[i] ~= c then return false, 0 end
+    end
+    return true, 1
+  elseif q.type == "choice" or q.type == "truefalse" then
+    return a.choice == q.answer, a.choice == q.answer and 1 or 0
+  elseif q.type == "type" then
+    for _, key in ipairs(q.keys) do
+      if a.key == key then return true, 1 end
+    end
+    return false, 0
+  elseif q.type == "slider" then
+    local distance = math.abs(a.value - q.answer)
+    if distance == 0 then return true, 1 end
+    if distance >= q.tolerance then return false, 0 end
+    return true, (q.tolerance - distance) / q.tolerance
+  elseif q.type == "order" then
+    for i, item in ipairs(a.order) do
+      if item ~= i then return false, 0 end
+    end
+    return true, 1
+  end
+end
+
 local function answer(state, ctx, player, data)
   if player.role == "host" then return false, "the host does not answer questions" end
   if state.phase == "lobby" then return false, "the quiz has not started yet" end
   if state.phase == "reveal" then return false, "time is up for this question" end
   if state.phase ~= "question" then return false, "the quiz is over" end
-  if state.answers[player.id] then return false, "you already answered this question" end
   local q = state.questions[state.current]
-  local choice = to_int(type(data) == "table" and data.choice or nil)
-  if not choice or choice < 1 or choice > #q.choices then
-    return false, "pick one of the answers, 1 to " .. #q.choices
+  local mine = state.answers[player.id]
+  if mine and mine.done ~= false then
+    if q.type == "cloud" then return false, "you already sent " .. plural(q.words, "word", "words") end
+    return false, "you already answered this question"
   end
+  local a, why = READ[q.type](q, data, state, mine)
+  if not a then return false, why end
   local now = ctx.now()
   if now > state.ends_at then return false, "time is up for this question" end
 
@@ -444,14 +1245,24 @@ local function answer(state, ctx, player, data)
     add_player(state, player)
     recount(state)
   end
-  local points = 0
-  if choice == q.answer then
+  local right, closeness = judge(q, a)
+  a.right = right
+  a.points = 0
+  if right then
     local time_left = math.max(0, math.min(state.limit_ms, state.ends_at - now))
-    points = math.floor(500 + 500 * time_left / state.limit_ms)
+    local speed = math.floor(500 + 500 * time_left / state.limit_ms)
+    -- (the small amount added keeps 700 from coming out as 699.9999)
+    a.points = math.floor(speed * q.points * closeness + 1e-9)
   end
-  state.answers[player.id] = { choice = choice, points = points }
-  state.counts[choice] = state.counts[choice] + 1
-  state.answered = state.answered + 1
+  if q.type == "cloud" then
+    count_word(state, a.new, a.texts[#a.texts], 1)
+    resort_words(state)
+    a.new = nil
+  else
+    tally(state, q, a, 1)
+  end
+  state.answers[player.id] = a
+  if not mine then state.answered = state.answered + 1 end
   if everyone_answered(state, ctx) then reveal(state, ctx) end
 end
 
@@ -512,6 +1323,142 @@ local function roster(state)
   return list
 end
 
+-- Whether choice `c` is a right one / one the answer `a` picked.
+local function right_choice(q, c)
+  if q.multi then
+    for _, x in ipairs(q.answer) do
+      if x == c then return true end
+    end
+    return false
+  end
+  return q.type ~= "poll" and c == q.answer
+end
+
+local function picked(a, c)
+  if not a then return false end
+  if a.choices then
+    for _, x in ipairs(a.choices) do
+      if x == c then return true end
+    end
+  end
+  return a.choice == c
+end
+
+-- A poll's votes as a bar chart (the viewer's own vote marked).
+local function vote_bars(state, q, mine)
+  local bars = {}
+  for c, label in ipairs(q.choices) do
+    local n = state.counts[c]
+    bars[c] = { label = label, value = n, detail = plural(n, "vote", "votes"),
+                style = picked(mine, c) and "selected" or nil }
+  end
+  return bars
+end
+
+local function accepted(q, key)
+  for _, k in ipairs(q.keys) do
+    if k == key then return true end
+  end
+  return false
+end
+
+-- A typed question's most given answers (for the host), styled once the
+-- answer may be shown.
+local function typed_bars(state, q, show_answer, revealing)
+  local bars = {}
+  for i = 1, math.min(10, #state.top) do
+    local w = state.top[i]
+    local style
+    if show_answer and accepted(q, w.key) then
+      style = "correct"
+    elseif revealing then
+      style = "wrong"
+    end
+    bars[i] = { label = w.text, value = w.count, detail = count_detail(w.count), style = style }
+  end
+  if #bars == 0 then return nil end
+  return bars
+end
+
+local function word_cloud(state)
+  local cloud = {}
+  for i, w in ipairs(state.top) do cloud[i] = { text = w.text, count = w.count } end
+  if #cloud == 0 then return nil end
+  return cloud
+end
+
+local function slider_view(q, fields)
+  local slider = { min = q.min, max = q.max, step = q.step, unit = q.unit }
+  for k, v in pairs(fields) do slider[k] = v end
+  return slider
+end
+
+-- Where the slider starts: the middle of the range, on a step.
+local function slider_start(q)
+  return q.min + math.floor((q.max - q.min) / q.step / 2) * q.step
+end
+
+-- Items in the order of `numbers` (item numbers), styled by `style(i, n)`.
+local function order_items(q, numbers, style)
+  local items = {}
+  for i, n in ipairs(numbers) do
+    items[i] = { label = q.items[n], style = style and style(i, n) or nil }
+  end
+  return items
+end
+
+local function in_order(q)
+  local list = {}
+  for i = 1, #q.items do list[i] = i end
+  return list
+end
+
+local function correct_style() return "correct" end
+
+-- The answer part of the host's screen during a question and its reveal.
+local function host_answers(view, state, q, show_answer, revealing)
+  local kind = q.type
+  if kind == "choice" or kind == "truefalse" then
+    local choices = {}
+    for c, label in ipairs(q.choices) do
+      choices[c] = {
+        label = label,
+        detail = count_detail(state.counts[c]),
+        style = (show_answer and right_choice(q, c)) and "correct" or nil,
+      }
+    end
+    view.choices = choices
+  elseif kind == "poll" then
+    view.bars = vote_bars(state, q, nil)
+  elseif kind == "type" then
+    view.bars = typed_bars(state, q, show_answer, revealing)
+  elseif kind == "slider" then
+    view.slider = slider_view(q, { answer = show_answer and q.answer or nil })
+  elseif kind == "order" then
+    if show_answer then
+      view.order = { items = order_items(q, in_order(q), correct_style) }
+    else
+      view.order = { items = order_items(q, state.shown) }
+    end
+  elseif kind == "cloud" then
+    view.cloud = word_cloud(state)
+  end
+end
+
+-- How many of those in the room got it right (or, for a poll or a cloud,
+-- answered), as the host's status line at the reveal.
+local function reveal_status(state, q)
+  local n = 0
+  for id, a in pairs(state.answers) do
+    local p = state.players[id]
+    if p and not p.left and (a.right or q.type == "poll" or q.type == "cloud") then n = n + 1 end
+  end
+  local of = n .. " of " .. plural(state.present, "player", "players")
+  if q.type == "poll" then return of .. " voted" end
+  if q.type == "cloud" then return of .. " sent words" end
+  return of .. " got it right"
+end
+
 local function host_view(state)
   local present = state.present
   if state.phase == "lobby" then
@@ -541,36 +1488,25 @@ local function host_view(state)
   local q = state.questions[state.current]
   local revealing = state.phase == "reveal"
   local show_answer = revealing or state.host_sees_answer
-  local choices = {}
-  for c, label in ipairs(q.choices) do
-    choices[c] = {
-      label = label,
-      detail = count_detail(state.counts[c]),
-      style = (show_answer and c == q.answer) and "correct" or nil,
-    }
-  end
-
   local view = {
     phase = state.phase,
     title = question_title(state),
     text = q.text,
     image = q.image,
-    choices = choices,
     players = roster(state),
     kick = "kick",
   }
+  host_answers(view, state, q, show_answer, revealing)
   if revealing then
-    local right = 0  -- of the students in the room
-    for id, a in pairs(state.answers) do
-      local p = state.players[id]
-      if p and not p.left and a.choice == q.answer then right = right + 1 end
-    end
-    view.status = right .. " of " .. plural(present, "player", "players") .. " got it right"
+    view.status = reveal_status(state, q)
     view.leaderboard = leaderboard(state, nil)
     local last = state.current == #state.questions
     view.buttons = with_readmit(state, { { label = last and "Show podium" or "Next question", action = "next" } })
   else
     view.status = state.answered .. " of " .. present .. " answered"
+    if q.type == "type" and show_answer then
+      view.status = "Accepted: " .. table.concat(q.answer, " / ") .. ". " .. view.status
+    end
     view.timer = { ends_at = state.ends_at, label = "Time left" }
     view.buttons = with_readmit(state, {
       { label = "Reveal answer", action = "next" },
@@ -578,6 +1514,113 @@ local function host_view(state)
     })
   end
   return view
+end
+
+-- A student's screen while the question is open: what they may do, or what
+-- they did. Nothing here depends on the right answer.
+local function student_question(view, state, q, mine)
+  local kind = q.type
+  if kind == "choice" or kind == "truefalse" or kind == "poll" then
+    local choices = {}
+    for c, label in ipairs(q.choices) do
+      if mine then
+        choices[c] = { label = label, style = picked(mine, c) and "selected" or "disabled" }
+      elseif q.multi then
+        choices[c] = { label = label }  -- toggles, sent by the Submit of `select`
+      else
+        choices[c] = { label = label, action = "answer", data = { choice = c } }
+      end
+    end
+    view.choices = choices
+    if q.multi and not mine then
+      view.select = { action = "answer", min = 1, max = #q.choices, label = "Submit" }
+    end
+  elseif kind == "type" then
+    if not mine then
+      view.input = { action = "answer", placeholder = "Type your answer", max = MAX_TYPED }
+    end
+  elseif kind == "slider" then
+    if mine then
+      view.slider = slider_view(q, { value = mine.value })
+    else
+      view.slider = slider_view(q, { action = "answer", value = slider_start(q), label = "Submit" })
+    end
+  elseif kind == "order" then
+    if mine then
+      view.order = { items = order_items(q, mine.order) }
+    else
+      view.order = { action = "answer", items = order_items(q, state.shown), label = "Submit" }
+    end
+  elseif kind == "cloud" then
+    local left = q.words - (mine and #mine.words or 0)
+    if left > 0 then
+      view.input = {
+        action = "answer",
+        placeholder = left == q.words and (q.words == 1 and "Type a word" or "Type up to " .. q.words .. " words, one at a time")
+          or "Another word (" .. left .. " more)",
+        max = MAX_WORD,
+      }
+    end
+  end
+  local count = state.answered .. " of " .. state.present .. " answered"
+  if not mine then
+    view.status = count
+  elseif kind == "type" then
+    view.status = "You answered: " .. mine.text .. ". " .. count
+  elseif kind == "cloud" then
+    view.status = "You sent " .. and_list(mine.texts) .. ". " .. count
+  else
+    view.status = "Answer saved. " .. count
+  end
+end
+
+-- A student's screen at the reveal: the answer and how they did.
+local function student_reveal(view, state, q, mine)
+  local kind = q.type
+  if kind == "choice" or kind == "truefalse" then
+    local choices = {}
+    for c, label in ipairs(q.choices) do
+      local style = "disabled"
+      if right_choice(q, c) then
+        style = "correct"
+      elseif picked(mine, c) then
+        style = "wrong"
+      end
+      choices[c] = { label = label, style = style, detail = count_detail(state.counts[c]) }
+    end
+    view.choices = choices
+  elseif kind == "poll" then
+    view.bars = vote_bars(state, q, mine)
+  elseif kind == "slider" then
+    view.slider = slider_view(q, { value = mine and mine.value or nil, answer = q.answer })
+  elseif kind == "order" then
+    if mine then
+      view.order = { items = order_items(q, mine.order, function(i, n)
+        return n == i and "correct" or "wrong"
+      end) }
+    else
+      view.order = { items = order_items(q, in_order(q), correct_style) }
+    end
+  elseif kind == "cloud" then
+    view.cloud = word_cloud(state)
+  end
+end
+
+local function result_banner(state, q, mine, me)
+  if q.type == "poll" or q.type == "cloud" then return nil end
+  local right_answer = answer_text(q)
+  if mine and mine.right then
+    local points = plural(mine.points, "point", "points")
+    if q.type == "slider" and mine.value ~= q.answer then
+      return { text = "Close! +" .. points .. ": the answer was " .. right_answer, style = "correct" }
+    end
+    return { text = "Correct! +" .. points, style = "correct" }
+  elseif mine then
+    return { text = "Not quite: the answer was " .. right_answer, style = "wrong" }
+  elseif me and (me.joined or 0) < state.round then
+    -- (a student who arrived during this reveal was never asked)
+    return { text = "No answer this time: it was " .. right_answer, style = "wrong" }
+  end
 end
 
 local function player_view(state, player)
@@ -625,47 +1668,13 @@ local function player_view(state, player)
   }
 
   if state.phase == "question" then
-    -- Before the reveal the buttons differ only in their label and the
-    -- student's own pick: nothing here depends on which one is correct.
-    local choices = {}
-    for c, label in ipairs(q.choices) do
-      if mine then
-        choices[c] = { label = label, style = c == mine.choice and "selected" or "disabled" }
-      else
-        choices[c] = { label = label, action = "answer", data = { choice = c } }
-      end
-    end
-    view.choices = choices
+    student_question(view, state, q, mine)
     view.timer = { ends_at = state.ends_at, label = "Time left" }
-    if mine then
-      view.status = "Answer saved. " .. state.answered .. " of " .. present .. " answered"
-    else
-      view.status = state.answered .. " of " .. present .. " answered"
-    end
     return view
   end
 
-  -- Reveal: the answer, the student's own result, the board.
-  local choices = {}
-  for c, label in ipairs(q.choices) do
-    local style = "disabled"
-    if c == q.answer then
-      style = "correct"
-    elseif mine and c == mine.choice then
-      style = "wrong"
-    end
-    choices[c] = { label = label, style = style, detail = count_detail(state.counts[c]) }
-  end
-  view.choices = choices
-  local right_answer = q.choices[q.answer]
-  if mine and mine.choice == q.answer then
-    view.banner = { text = "Correct! +" .. plural(mine.points, "point", "points"), style = "correct" }
-  elseif mine then
-    view.banner = { text = "Not quite: the answer was " .. right_answer, style = "wrong" }
-  elseif me and (me.joined or 0) < state.round then
-    -- (a student who arrived during this reveal was never asked)
-    view.banner = { text = "No answer this time: it was " .. right_answer, style = "wrong" }
-  end
+  student_reveal(view, state, q, mine)
+  view.banner = result_banner(state, q, mine, me)
   view.leaderboard = leaderboard(state, player.id)
   local pos = state.position[player.id]
   if pos then
@@ -680,8 +1689,25 @@ return {
   title = TITLE,
   max_players = 200,
 
+  -- games/NAME.quiz.csv and .xlsx: see SPREADSHEETS above.
+  sheet = read_sheet,
+
   init = function(ctx, params)
     if type(params) ~= "table" then params = {} end
+    -- Rows of a spreadsheet in the params: read as the file would be; the
+    -- other params win, as a host's own params win over a file's.
+    if given(params.sheet) ~= nil then
+      local from, row, why = read_sheet(params.sheet)
+      if not from then
+        local file = type(params.sheet) == "table" and type(params.sheet.file) == "string"
+          and params.sheet.file or "the spreadsheet"
+        error(file .. (row and ":" .. row or "") .. ": " .. why, 0)
+      end
+      for k, v in pairs(params) do
+        if k ~= "sheet" then from[k] = v end
+      end
+      params = from
+    end
     local time_limit = given(params.time_limit)
     if time_limit ~= nil and (type(time_limit) ~= "number" or time_limit <= 0 or time_limit > MAX_TIME) then
       error("params.time_limit must be a number of seconds, above 0 and at most " .. MAX_TIME)
@@ -698,7 +1724,7 @@ return {
       title = given(params.questions) and "Quiz" or TITLE
     end
     return {
-      version = 1,
+      version = 2,
       title = title,
       questions = questions,            -- copied in: editing the file changes new sessions
       allow_late_join = params.allow_late_join ~= false,
@@ -709,13 +1735,15 @@ return {
       revealed = 0,                     -- questions scored so far
       players = {},                     -- id -> {id, name, score, correct, joined, left?}
       order = {},                       -- ids in join order
-      answers = {},                     -- id -> {choice, points} for the open question
+      answers = {},                     -- id -> answer record (see Answers) for the open question
       counts = {},                      -- answers per choice for the open question
+      words = {}, word_index = {}, top = {},  -- typed answers and cloud words (see Tallies)
       answered = 0,
       present = 0,                      -- students in the room (see recount())
       ranking = {},                     -- see rerank()
       position = {},                    -- id -> index in ranking
-      -- host, timer_id, ends_at, limit_ms are set as the game goes
+      -- host, timer_id, ends_at, limit_ms, shown (an order question's
+      -- shuffle) are set as the game goes
     }
   end,
 
@@ -815,7 +1843,23 @@ return {
   -- Sessions already running when a new version of this file is saved keep
   -- their state; fill in anything an older version did not keep.
   migrate = function(state)
-    state.version = 1
+    if (state.version or 1) < 2 then
+      -- Version 1 had only choice questions, answers {choice, points}.
+      for _, q in ipairs(state.questions or {}) do
+        q.type = q.type or "choice"
+        q.points = q.points or 1
+      end
+      local q = state.questions and state.questions[state.current]
+      for _, a in pairs(state.answers or {}) do
+        if a.right == nil and q then a.right = a.choice == q.answer end
+      end
+    end
+    state.version = 2
+    state.answers = state.answers or {}
+    state.counts = state.counts or {}
+    state.words = state.words or {}
+    state.word_index = state.word_index or {}
+    state.top = state.top or {}
     state.revealed = state.revealed or 0
     recount(state)
     state.ranking = state.ranking or {}

@@ -552,3 +552,683 @@ test("a backend can drive the quiz with events", function()
   expect(ok).to_be(false)
   expect(why).to_be("unknown event 'shout'; expected start, next, skip or kick")
 end)
+
+-- Question types ------------------------------------------------------------------
+-- docs/lua-api.md §16 "Question types": one test file, every type's scoring.
+
+-- A quiz of the one question `q` (10 s), students `names` joined, started.
+local function one(q, names, extra)
+  local s, a, b, c, d = quiz(names or { "Ana" }, { q }, extra)
+  start(s)
+  return s, a, b, c, d
+end
+
+local function refused(s, p, data, reason)
+  local ok, why = s:act(p, "answer", data)
+  expect(ok).to_be(false)
+  expect(why).to_be(reason)
+end
+
+local function send(s, p, data)
+  local ok, why = s:act(p, "answer", data)
+  expect(why).to_be_nil()
+  expect(ok).to_be(true)
+end
+
+local MAMMALS = { text = "Which are mammals?", choices = { "Whale", "Shark", "Bat", "Penguin" }, answer = { 1, 3 } }
+
+test("several right answers: students tick and submit, and score only with exactly the right set", function()
+  local s, ana, ben, cal, dee = one(MAMMALS, { "Ana", "Ben", "Cal", "Dee", "Eve" })
+  local eve = s:players()[6]
+  local view = s:view(ana)
+  expect(view.select).to_equal({ action = "answer", min = 1, max = 4, label = "Submit" })
+  expect(view.choices).to_equal({ { label = "Whale" }, { label = "Shark" }, { label = "Bat" }, { label = "Penguin" } })
+  send(s, ana, { choices = { 3, 1 } })       -- the right set, in any order: 1000
+  s:advance(5000)
+  send(s, ben, { choices = { 1 } })          -- one missing: 0
+  send(s, cal, { choices = { 1, 2, 3 } })    -- one too many: 0
+  send(s, eve, { choices = { 4, 1, 3 } })    -- the right ones and one more: 0
+  expect(s:view(ana).select).to_be_nil()
+  expect(s:view(ana).choices[1]).to_equal({ label = "Whale", style = "selected" })
+  expect(s:view(ana).choices[2]).to_equal({ label = "Shark", style = "disabled" })
+  expect(s:view(s.host).choices[1].detail).to_be("4 answers")
+  expect(s:view(s.host).choices[2].detail).to_be("1 answer")
+  send(s, dee, { choices = { 1, 3 } })       -- right, halfway: 750
+  expect(last(s, ana, "result")).to_equal({ correct = true, points = 1000 })
+  expect(last(s, ben, "result")).to_equal({ correct = false, points = 0 })
+  expect(last(s, cal, "result")).to_equal({ correct = false, points = 0 })
+  expect(last(s, eve, "result")).to_equal({ correct = false, points = 0 })
+  expect(last(s, dee, "result")).to_equal({ correct = true, points = 750 })
+  expect(last(s, ana, "reveal")).to_equal({ number = 1, answer = { 1, 3 }, label = "Whale and Bat" })
+  local styles = {}
+  for i, c in ipairs(s:view(cal).choices) do styles[i] = c.style end
+  expect(styles).to_equal({ "correct", "wrong", "correct", "disabled" })
+  expect(s:view(ben).banner.text).to_be("Not quite: the answer was Whale and Bat")
+end)
+
+test("a list of one right answer is still ticked and submitted", function()
+  local s, ana = one({ text = "Pick", choices = { "a", "b", "c" }, answer = { 2 } })
+  expect(s:view(ana).select).to_equal({ action = "answer", min = 1, max = 3, label = "Submit" })
+  send(s, ana, { choices = { 2 } })
+  expect(last(s, ana, "result")).to_equal({ correct = true, points = 1000 })
+end)
+
+test("a choice answer of the wrong shape is refused with what to send", function()
+  local s, ana = one(MAMMALS)
+  refused(s, ana, { choice = 1 }, "tick one or more answers and press Submit ({choices = {1, 3}})")
+  refused(s, ana, { choices = {} }, "tick at least one answer")
+  refused(s, ana, { choices = { 1, 5 } }, "pick answers from 1 to 4, got 5")
+  refused(s, ana, { choices = { 1, 1 } }, "answer 1 is ticked twice")
+  local s2, ben = one(ONE[1])
+  refused(s2, ben, { choices = { 1 } }, "pick one of the answers, 1 to 4")
+  refused(s2, ben, { text = "2" }, "pick one of the answers, 1 to 4")
+end)
+
+test("true or false: two buttons, True and False unless renamed", function()
+  local s, ana, ben = one({ type = "truefalse", text = "The Earth is flat.", answer = false }, { "Ana", "Ben" })
+  expect(s:view(ana).choices).to_equal({
+    { label = "True", action = "answer", data = { choice = 1 } },
+    { label = "False", action = "answer", data = { choice = 2 } },
+  })
+  send(s, ana, { choice = 2 })
+  send(s, ben, { choice = 1 })
+  expect(last(s, ana, "result")).to_equal({ correct = true, points = 1000 })
+  expect(last(s, ben, "result")).to_equal({ correct = false, points = 0 })
+  expect(last(s, ana, "reveal")).to_equal({ number = 1, answer = 2, label = "False", type = "truefalse" })
+  local fr = one({ type = "truefalse", text = "Paris est en France.", choices = { "Vrai", "Faux" }, answer = "vrai" })
+  expect(fr:view(fr.host).choices[1]).to_equal({ label = "Vrai", detail = "0 answers", style = "correct" })
+end)
+
+local CAPITAL = { type = "type", text = "Largest city of Switzerland?", answer = { "Zürich", "Zurich" } }
+
+test("a typed answer matches whatever its capitals, accents and spaces", function()
+  local names = { "Ana", "Ben", "Cal", "Dee", "Eve" }
+  local s, ana, ben, cal, dee = one(CAPITAL, names)
+  expect(s:view(ana).input).to_equal({ action = "answer", placeholder = "Type your answer", max = 100 })
+  send(s, ana, { text = "  ZURICH " })
+  send(s, ben, { text = "zu\u{308}rich" })     -- the accent typed as a separate mark
+  send(s, cal, { text = "Zúrich" })          -- another accent: folded too
+  send(s, dee, { text = "Geneva" })
+  expect(s:view(ana).input).to_be_nil()
+  expect(s:view(ana).status).to_be("You answered: ZURICH. 4 of 5 answered")
+  -- The host sees the answers given, most first, the accepted ones marked.
+  expect(s:view(s.host).bars).to_equal({
+    { label = "ZURICH", value = 3, detail = "3 answers", style = "correct" },
+    { label = "Geneva", value = 1, detail = "1 answer" },
+  })
+  expect(s:view(s.host).status).to_be("Accepted: Zürich / Zurich. 4 of 5 answered")
+  s:act(s.host, "next")
+  for _, p in ipairs({ ana, ben, cal }) do
+    expect(last(s, p, "result")).to_equal({ correct = true, points = 1000 })
+  end
+  expect(last(s, dee, "result")).to_equal({ correct = false, points = 0 })
+  expect(s:view(dee).banner.text).to_be("Not quite: the answer was Zürich")
+  expect(last(s, ana, "reveal")).to_equal({ number = 1, answer = { "Zürich", "Zurich" }, label = "Zürich", type = "type" })
+  expect(s:view(s.host).bars[2].style).to_be("wrong")
+end)
+
+test("folding covers Latin letters with accents, in both cases, and curly quotes", function()
+  local cases = {
+    { "São Paulo", "sao   paulo" }, { "Ærøskøbing", "AEROSKOBING" }, { "Łódź", "lodz" },
+    { "Straße", "STRASSE" }, { "Œuvre", "oeuvre" }, { "Žižkov", "zizkov" }, { "Çanakkale", "canakkale" },
+    { "Ħamrun", "hamrun" }, { "Þingvellir", "thingvellir" }, { "O'Neill", "O’Neill" },
+  }
+  for _, case in ipairs(cases) do
+    local s, ana = one({ type = "type", text = "?", answer = case[1] })
+    send(s, ana, { text = case[2] })
+    expect(last(s, ana, "result")).to_equal({ correct = true, points = 1000 })
+  end
+end)
+
+test("a typed answer of the wrong shape, empty or too long is refused", function()
+  local s, ana = one(CAPITAL)
+  refused(s, ana, { choice = 1 }, 'type your answer ({text = "..."})')
+  refused(s, ana, { text = "   " }, "type your answer first")
+  refused(s, ana, { text = ("x"):rep(101) }, "that is too long: at most 100 characters")
+  send(s, ana, { text = ("é"):rep(100) })   -- 100 characters, 200 bytes: fine
+end)
+
+local BOIL = { type = "slider", text = "Water boils at?", min = 0, max = 200, step = 5, unit = "°C", answer = 100, tolerance = 20 }
+
+test("a slider answer scores by closeness: full at the answer, 0 at the tolerance", function()
+  for _, case in ipairs({
+    { value = 100, after = 0, points = 1000, correct = true },
+    { value = 95, after = 0, points = 750, correct = true },     -- 5 off of 20: 3/4
+    { value = 114, after = 0, points = 300, correct = true },    -- 14 off: 6/20
+    { value = 90, after = 5000, points = 375, correct = true },  -- 750 speed, half as close
+    { value = 120, after = 0, points = 0, correct = false },     -- at the tolerance
+    { value = 0, after = 0, points = 0, correct = false },
+  }) do
+    local s, ana = one(BOIL)
+    s:advance(case.after)
+    send(s, ana, { value = case.value })
+    expect(last(s, ana, "result")).to_equal({ correct = case.correct, points = case.points })
+  end
+end)
+
+test("a slider's tolerance is a tenth of its range unless given", function()
+  local s, ana = one({ type = "slider", text = "?", min = 1900, max = 2000, answer = 1969 })
+  send(s, ana, { value = 1964 })            -- 5 off of 10
+  expect(last(s, ana, "result")).to_equal({ correct = true, points = 500 })
+  expect(s:view(ana).banner.text).to_be("Close! +500 points: the answer was 1969")
+  local s2, ben = one({ type = "slider", text = "?", min = 0, max = 10, step = 0.5, answer = 3.5, tolerance = 0 })
+  send(s2, ben, { value = 3.5 })
+  expect(last(s2, ben, "result")).to_equal({ correct = true, points = 1000 })
+end)
+
+test("a slider shows its range to students and the answer only at the reveal", function()
+  local s, ana = one(BOIL, { "Ana", "Ben" })
+  expect(s:view(ana).slider).to_equal({ action = "answer", min = 0, max = 200, step = 5, unit = "°C", value = 100, label = "Submit" })
+  expect(s:view(s.host).slider).to_equal({ min = 0, max = 200, step = 5, unit = "°C", answer = 100 })
+  refused(s, ana, { value = 201 }, "pick a number from 0 to 200, got 201")
+  refused(s, ana, { value = "100" }, "pick a number from 0 to 200 ({value = n})")
+  refused(s, ana, { choice = 1 }, "pick a number from 0 to 200 ({value = n})")
+  send(s, ana, { value = 105 })
+  expect(s:view(ana).slider).to_equal({ min = 0, max = 200, step = 5, unit = "°C", value = 105 })
+  s:act(s.host, "next")
+  expect(last(s, ana, "reveal")).to_equal({ number = 1, answer = 100, label = "100 °C", type = "slider" })
+  expect(s:view(ana).slider).to_equal({ min = 0, max = 200, step = 5, unit = "°C", value = 105, answer = 100 })
+  expect(s:view(ana).banner).to_equal({ text = "Close! +750 points: the answer was 100 °C", style = "correct" })
+end)
+
+local PLANETS = { type = "order", text = "Nearest the Sun first", items = { "Mercury", "Venus", "Earth", "Mars" } }
+
+-- The `order` data that puts the items shown to `p` into `wanted` (labels).
+local function order_of(s, p, wanted)
+  local shown = s:view(p).order.items
+  local order = {}
+  for i, label in ipairs(wanted) do
+    for k, item in ipairs(shown) do
+      if item.label == label then order[i] = k end
+    end
+  end
+  return order
+end
+
+test("order: all in place scores, anything else 0", function()
+  local s, ana, ben = one(PLANETS, { "Ana", "Ben" })
+  send(s, ana, { order = order_of(s, ana, PLANETS.items) })
+  s:advance(2000)
+  send(s, ben, { order = order_of(s, ben, { "Mercury", "Venus", "Mars", "Earth" }) })
+  expect(last(s, ana, "result")).to_equal({ correct = true, points = 1000 })
+  expect(last(s, ben, "result")).to_equal({ correct = false, points = 0 })
+  expect(s:view(ben).order).to_equal({ items = {
+    { label = "Mercury", style = "correct" }, { label = "Venus", style = "correct" },
+    { label = "Mars", style = "wrong" }, { label = "Earth", style = "wrong" },
+  } })
+  expect(last(s, ana, "reveal")).to_equal({
+    number = 1, answer = PLANETS.items, label = "Mercury, Venus, Earth, Mars", type = "order",
+  })
+end)
+
+test("order: the items are shown shuffled, never in the right order", function()
+  local seen = {}
+  for _ = 1, 12 do
+    local s, ana = one({ type = "order", text = "?", items = { "a", "b", "c" } })
+    local view = s:view(ana)
+    expect(view.order.action).to_be("answer")
+    local labels = {}
+    for i, item in ipairs(view.order.items) do
+      expect(item.style).to_be_nil()
+      labels[i] = item.label
+    end
+    local shown = table.concat(labels)
+    expect(shown == "abc").to_be(false)
+    seen[shown] = true
+    -- The host's screen (with the answer) shows the right order.
+    expect(s:view(s.host).order.items[1]).to_equal({ label = "a", style = "correct" })
+  end
+  local kinds = 0
+  for _ in pairs(seen) do kinds = kinds + 1 end
+  expect(kinds).to_be_at_least(2)   -- shuffled, not one fixed order
+end)
+
+test("an order answer of the wrong shape is refused", function()
+  local s, ana = one(PLANETS)
+  local how = "put all 4 items in order: {order = {3, 1, 2, ...}}, the places of the items as shown, in your order"
+  refused(s, ana, { order = { 1, 2, 3 } }, how)
+  refused(s, ana, { order = { 1, 2, 3, 3 } }, how)
+  refused(s, ana, { order = { 1, 2, 3, 5 } }, how)
+  refused(s, ana, { choice = 1 }, how)
+end)
+
+local COLOURS = { type = "poll", text = "Favourite colour?", choices = { "Red", "Green", "Blue" } }
+
+test("a poll counts votes live for the host, scores nothing and tells nobody they were wrong", function()
+  local s, ana, ben, cal = one(COLOURS, { "Ana", "Ben", "Cal" })
+  expect(s:view(ana).choices[3]).to_equal({ label = "Blue", action = "answer", data = { choice = 3 } })
+  send(s, ana, { choice = 3 })
+  send(s, ben, { choice = 3 })
+  expect(s:view(s.host).bars).to_equal({
+    { label = "Red", value = 0, detail = "0 votes" },
+    { label = "Green", value = 0, detail = "0 votes" },
+    { label = "Blue", value = 2, detail = "2 votes" },
+  })
+  expect(s:view(ana).bars).to_be_nil()       -- students see the votes at the reveal
+  send(s, cal, { choice = 1 })
+  expect(s:view(ana).phase).to_be("reveal")
+  expect(#s:events(ana, "result")).to_be(0)
+  expect(last(s, ana, "reveal")).to_equal({ number = 1, type = "poll" })
+  expect(s:view(ana).bars[3]).to_equal({ label = "Blue", value = 2, detail = "2 votes", style = "selected" })
+  expect(s:view(ana).banner).to_be_nil()
+  expect(s:view(ana).score).to_be(0)
+  expect(s:view(s.host).status).to_be("3 of 3 players voted")
+  s:act(s.host, "next")
+  expect(s:results().rows[1]).to_equal({ rank = 1, name = "Ana", score = 0, correct = 0 })
+end)
+
+local LESSON = { type = "cloud", text = "One word for today?", words = 2 }
+
+test("a cloud counts words folded, so Paris and paris are one word", function()
+  local s, ana, ben, cal = one(LESSON, { "Ana", "Ben", "Cal" })
+  expect(s:view(ana).input).to_equal({ action = "answer", placeholder = "Type up to 2 words, one at a time", max = 30 })
+  send(s, ana, { text = "Paris" })
+  expect(s:view(ana).input.placeholder).to_be("Another word (1 more)")
+  expect(s:view(ana).status).to_be("You sent Paris. 1 of 3 answered")
+  send(s, ben, { text = " PARIS  " })
+  send(s, ben, { text = "Nice" })
+  send(s, ana, { text = "Bern" })
+  expect(s:view(ana).input).to_be_nil()
+  expect(s:view(s.host).cloud).to_equal({
+    { text = "Paris", count = 2 }, { text = "Nice", count = 1 }, { text = "Bern", count = 1 },
+  })
+  expect(s:view(ana).cloud).to_be_nil()
+  expect(s:view(ana).phase).to_be("question")  -- Cal has not sent anything yet
+  send(s, cal, { text = "nice" })
+  expect(s:view(ana).phase).to_be("question")  -- Cal may send one more
+  send(s, cal, { text = "café" })
+  expect(s:view(ana).phase).to_be("reveal")    -- everyone sent all their words
+  expect(s:view(cal).cloud).to_equal({
+    { text = "Paris", count = 2 }, { text = "Nice", count = 2 }, { text = "Bern", count = 1 }, { text = "café", count = 1 },
+  })
+  expect(#s:events(ana, "result")).to_be(0)
+  expect(s:view(ana).score).to_be(0)
+  expect(s:view(s.host).status).to_be("3 of 3 players sent words")
+end)
+
+test("a cloud refuses a word sent twice, a word too many and a word too long", function()
+  local s, ana = one(LESSON, { "Ana", "Ben" })
+  send(s, ana, { text = "Paris" })
+  refused(s, ana, { text = "paris" }, "you already sent 'paris'")
+  refused(s, ana, { text = ("x"):rep(31) }, "that is too long: at most 30 characters")
+  refused(s, ana, { choice = 1 }, 'type a word ({text = "..."})')
+  send(s, ana, { text = "Rome" })
+  refused(s, ana, { text = "Oslo" }, "you already sent 2 words")
+end)
+
+test("a kick takes back a student's typed answer and cloud words", function()
+  local s, ana, ben = one(LESSON, { "Ana", "Ben", "Cal" })
+  send(s, ana, { text = "Paris" })
+  send(s, ben, { text = "Paris" })
+  send(s, ben, { text = "Rome" })
+  s:act(s.host, "kick", { player = ben.id })
+  expect(s:view(s.host).cloud).to_equal({ { text = "Paris", count = 1 } })
+end)
+
+test("points multiply a question's score: 2 doubles, 0 gives none but still counts as right", function()
+  local s, ana = quiz({ "Ana" }, {
+    { text = "double", choices = { "a", "b" }, answer = 1, points = 2 },
+    { text = "none", choices = { "a", "b" }, answer = 1, points = 0 },
+    { type = "slider", text = "double slider", min = 0, max = 100, answer = 50, tolerance = 10, points = 2 },
+    { type = "poll", text = "a poll never scores", choices = { "a", "b" }, points = 2 },
+  })
+  start(s)
+  answer(s, ana, 1)
+  expect(last(s, ana, "result")).to_equal({ correct = true, points = 2000 })
+  s:act(s.host, "next")
+  s:advance(5000)
+  answer(s, ana, 1)
+  expect(last(s, ana, "result")).to_equal({ correct = true, points = 0 })
+  s:act(s.host, "next")
+  s:advance(2500)
+  send(s, ana, { value = 53 })              -- speed 875, 7/10 close, doubled: 1225
+  expect(last(s, ana, "result")).to_equal({ correct = true, points = 1225 })
+  s:act(s.host, "next")
+  answer(s, ana, 1)
+  s:act(s.host, "next")
+  expect(s:results().rows[1]).to_equal({ rank = 1, name = "Ana", score = 3225, correct = 3 })
+end)
+
+test("a question is checked when the session starts, with its number and what is wrong", function()
+  local function fails(q, message)
+    local ok, err = pcall(session, "quiz", { questions = { ONE[1], q } })
+    expect(ok).to_be(false)
+    expect(tostring(err)).to_contain("question 2: " .. message)
+  end
+  fails({ type = "essay", text = "?" }, "unknown question type 'essay': use choice, truefalse, type, slider, order, poll or cloud")
+  fails({ text = " ", choices = { "a", "b" }, answer = 1 }, "the question is empty")
+  fails({ text = "?", choices = { "a" }, answer = 1 }, "a question needs at least 2 answers, got 1")
+  fails({ text = "?", choices = { "a", "b", "c", "d", "e", "f", "g" }, answer = 1 }, "a question may have at most 6 answers, got 7")
+  fails({ text = "?", choices = { "a", "b" }, answer = 3 }, "the correct answer must be 1–2, got 3")
+  fails({ text = "?", choices = { "a", "b" }, answer = { 1, 4 } }, "the correct answer must be 1–2, got 4")
+  fails({ text = "?", choices = { "a", "b" } }, "the correct answer is missing: give the number of the right answer, 1–2")
+  fails({ text = "?", choices = { "a", "b" }, answer = 1, time = 0 }, "the time must be a number of seconds, above 0 and at most 3600, got 0")
+  fails({ text = "?", choices = { "a", "b" }, answer = 1, points = 11 }, "the points must be 0 (no points), 1 (standard) or 2 (double), or another multiplier up to 10, got 11")
+  fails({ type = "truefalse", text = "?", answer = "maybe" }, "the correct answer must be true or false, got 'maybe'")
+  fails({ type = "type", text = "?" }, "the correct answer is missing: give the accepted answer(s)")
+  fails({ type = "slider", text = "?", min = 0, max = 10, answer = 11 }, "the correct answer must be a number from 0 to 10, got 11")
+  fails({ type = "slider", text = "?", min = 5, max = 5, answer = 5 }, "the slider's min must be below its max, got 5 and 5")
+  fails({ type = "order", text = "?", items = { "a" } }, "a question needs at least 2 items, got 1")
+  fails({ type = "order", text = "?", items = { "a", "b", "A" } }, "the item 'A' is there twice: each must be different")
+  fails({ type = "cloud", text = "?", words = 11 }, "the words per student must be a whole number from 1 to 10, got 11")
+end)
+
+-- Secrecy, every type -------------------------------------------------------------
+
+-- Two quizzes of one question that differ only in the answer: until the
+-- reveal, each student sees exactly the same in both, whatever they answer.
+local function same_until_reveal(q1, q2, plays)
+  local function make(q)
+    local s, ana, ben = quiz({ "Ana", "Ben" }, { q }, { host_sees_answer = false })
+    return { s = s, students = { ana, ben } }
+  end
+  local one_, two = make(q1), make(q2)
+  local function same()
+    for i = 1, 2 do
+      expect(one_.s:view(one_.students[i])).to_equal(two.s:view(two.students[i]))
+      local ea, eb = one_.s:events(one_.students[i]), two.s:events(two.students[i])
+      expect(#ea).to_be(#eb)
+      for k = 1, #ea do expect(ea[k].data).to_equal(eb[k].data) end
+    end
+    local ha, hb = one_.s:view(one_.s.host), two.s:view(two.s.host)
+    ha.players, hb.players = nil, nil
+    expect(ha).to_equal(hb)
+  end
+  start(one_.s)
+  start(two.s)
+  same()
+  for _, play in ipairs(plays) do
+    for _, x in ipairs({ one_, two }) do
+      x.s:advance(700)
+      send(x.s, x.students[play[1]], play[2])
+    end
+    if one_.s:view(one_.students[1]).phase == "question" then same() end
+  end
+  -- The reveal tells them apart: the comparison was of something real.
+  one_.s:act(one_.s.host, "next")
+  two.s:act(two.s.host, "next")
+  local a, b = one_.s:view(one_.students[1]), two.s:view(two.students[1])
+  expect(a.phase).to_be("reveal")
+  expect(a.banner.text == b.banner.text).to_be(false)
+end
+
+test("no student view gives away a choice question's right answers before the reveal", function()
+  same_until_reveal(
+    { text = "?", choices = { "a", "b", "c" }, answer = { 1, 3 } },
+    { text = "?", choices = { "a", "b", "c" }, answer = { 2 } },
+    { { 1, { choices = { 1, 3 } } } })
+end)
+
+test("no student view gives away a true/false answer before the reveal", function()
+  same_until_reveal(
+    { type = "truefalse", text = "?", answer = true },
+    { type = "truefalse", text = "?", answer = false },
+    { { 1, { choice = 1 } } })
+end)
+
+test("no student view gives away a typed answer before the reveal", function()
+  same_until_reveal(
+    { type = "type", text = "?", answer = "Paris" },
+    { type = "type", text = "?", answer = { "Rome", "Roma" } },
+    { { 1, { text = "paris" } } })
+end)
+
+test("no student view gives away a slider's answer before the reveal", function()
+  same_until_reveal(
+    { type = "slider", text = "?", min = 0, max = 100, answer = 50 },
+    { type = "slider", text = "?", min = 0, max = 100, answer = 7 },
+    { { 1, { value = 50 } } })
+end)
+
+test("no student view of an order question carries a style or the answer before the reveal", function()
+  local s, ana, ben = one(PLANETS, { "Ana", "Ben" })
+  local function clean(v)
+    expect(v.banner).to_be_nil()
+    for _, item in ipairs(v.order.items) do expect(item.style).to_be_nil() end
+  end
+  clean(s:view(ana))
+  send(s, ana, { order = order_of(s, ana, PLANETS.items) })
+  clean(s:view(ana))
+  clean(s:view(ben))
+  expect(#s:events(ana, "result")).to_be(0)
+  expect(#s:events(ana, "reveal")).to_be(0)
+  local hidden = one(PLANETS, { "Ana" }, { host_sees_answer = false })
+  for _, item in ipairs(hidden:view(hidden.host).order.items) do expect(item.style).to_be_nil() end
+end)
+
+-- Spreadsheets ------------------------------------------------------------------
+-- games/NAME.quiz.csv is read by the game table's `sheet`. A test cannot call
+-- it directly, so these hand the same rows to a session as params.sheet,
+-- which goes through the very same reader (and its check).
+
+-- {7, "a", "b"} -> {row = 7, cells = {"a", "b"}}: a row as params carry it.
+local function rows(list)
+  local out = {}
+  for i, r in ipairs(list) do
+    out[i] = { row = r[1], cells = { table.unpack(r, 2) } }
+  end
+  return out
+end
+
+local function from_sheet(list, extra, file)
+  local params = { sheet = { file = file or "capitals.quiz.csv", rows = rows(list) } }
+  for k, v in pairs(extra or {}) do params[k] = v end
+  return session("quiz", params)
+end
+
+-- The problem a sheet is refused with, as `file:row: message`.
+local function sheet_problem(list, file)
+  local ok, err = pcall(session, "quiz", { sheet = { file = file or "capitals.quiz.csv", rows = rows(list) } })
+  expect(ok).to_be(false)
+  local text = tostring(err)
+  return text:match('session%("quiz"%): ([^\n]*)') or text
+end
+
+-- Kahoot's quiz template, as its xlsx comes: instructions, an index column,
+-- its headings, numbered rows.
+local KAHOOT = {
+  { 1, "", "Quiz template" },
+  { 2, "", "Add questions, at least two answer alternatives, time limit and choose correct answers (at least one). Have fun creating your awesome quiz!" },
+  { 3, "", "Remember: questions can have a maximum of 120 characters and answers can have 75 characters max. If several answers are correct, separate them with a comma." },
+  { 8, "", "Question - max 120 characters", "Answer 1 - max 75 characters", "Answer 2 - max 75 characters",
+    "Answer 3 - max 75 characters", "Answer 4 - max 75 characters",
+    "Time limit (sec) – 5, 10, 20, 30, 60, 90, 120, or 240 secs", "Correct answer(s) - choose at least one" },
+  { 9, "1", "What is the capital of France?", "Berlin", "Madrid", "Paris", "Rome", "20", "3" },
+  { 10, "2", "Which of these are prime?", "2", "4", "5", "9", "30", "1,3" },
+  { 10, "2", "Which of these are even?", "2", "4", "5", "9", "30", "1.2" },  -- 1,2 taken for a decimal
+  { 11, "3", "Is the Earth flat?", "Yes", "No", "", "", "5", "2" },
+  { 12, "4", "Which is blue?", "Grass", "Sky", "", "Sea", "20", "2,4" },   -- answer 3 left empty
+  { 13, "5", "", "", "", "", "", "", "" },
+}
+
+-- The host's choice labels, with "*" after the ones shown as right.
+local function marked(s)
+  local out = {}
+  for i, c in ipairs(s:view(s.host).choices) do
+    out[i] = c.label .. (c.style == "correct" and "*" or "")
+  end
+  return out
+end
+
+local function seconds_left(s, p)
+  return (s:view(p).timer.ends_at - s:now()) / 1000
+end
+
+test("a sheet in Kahoot's template reads as it is", function()
+  local s = from_sheet(KAHOOT)
+  expect(s:view(s.host).title).to_be("Capitals")
+  local ana = s:join("Ana")
+  start(s)
+  expect(s:view(s.host).text).to_be("What is the capital of France?")
+  expect(marked(s)).to_equal({ "Berlin", "Madrid", "Paris*", "Rome" })
+  expect(seconds_left(s, ana)).to_be(20)
+  s:act(s.host, "skip")
+  expect(marked(s)).to_equal({ "2*", "4", "5*", "9" })
+  expect(s:view(ana).select.action).to_be("answer")
+  expect(seconds_left(s, ana)).to_be(30)
+  s:act(s.host, "skip")
+  expect(marked(s)).to_equal({ "2*", "4*", "5", "9" })
+  s:act(s.host, "skip")
+  expect(marked(s)).to_equal({ "Yes", "No*" })
+  expect(seconds_left(s, ana)).to_be(5)
+  s:act(s.host, "skip")
+  expect(marked(s)).to_equal({ "Grass", "Sky*", "Sea*" })  -- "4" is the column Answer 4
+  s:act(s.host, "skip")                       -- the empty numbered row is no question
+  expect(s:view(ana).phase).to_be("podium")
+end)
+
+local OWN = {
+  { 1, "title", "Science review" },
+  { 2, "Type", "Question", "Choice 1", "Choice 2", "Choice 3", "Choice 4", "Correct", "Time", "Points",
+    "Min", "Max", "Step", "Unit", "Tolerance", "Words", "Image" },
+  { 3, "", "Capital of France?", "Berlin", "Paris", "Rome", "", "Paris", "20" },
+  { 4, "truefalse", "The Sun is a star.", "", "", "", "", "TRUE", "10 sec" },
+  { 5, "type", "Largest city of Switzerland?", "", "", "", "", "Zürich | Zurich", "30" },
+  { 6, "slider", "Water boils at?", "", "", "", "", "100", "", "2", "0", "200", "5", "°C", "20" },
+  { 7, "order", "Nearest the Sun first", "Mercury", "Venus", "Earth", "Mars" },
+  { 8, "poll", "Favourite colour?", "Red", "Green", "Blue" },
+  { 9, "Word cloud", "One word for today?", "", "", "", "", "", "", "", "", "", "", "", "", "1" },
+  { 10, "Multiple choice", "Which are mammals?", "Whale", "Shark", "Bat", "", "A, C", "", "double", "", "", "", "", "", "", "https://example.org/whale.png" },
+}
+
+test("a sheet in the quiz's own layout gives every type", function()
+  local s = from_sheet(OWN)
+  expect(s:view(s.host).title).to_be("Science review")
+  local ana, ben = s:join("Ana"), s:join("Ben")
+  start(s)
+  local function kind() return last(s, ana, "question").type end
+  expect(kind()).to_be("choice")
+  expect(marked(s)).to_equal({ "Berlin", "Paris*", "Rome" })
+  s:act(s.host, "skip")
+  expect(kind()).to_be("truefalse")
+  expect(marked(s)).to_equal({ "True*", "False" })
+  expect(seconds_left(s, ana)).to_be(10)
+  s:act(s.host, "skip")
+  expect(kind()).to_be("type")
+  send(s, ana, { text = "zurich" })
+  expect(s:view(s.host).status).to_be("Accepted: Zürich / Zurich. 1 of 2 answered")
+  s:act(s.host, "skip")
+  expect(kind()).to_be("slider")
+  expect(s:view(s.host).slider).to_equal({ min = 0, max = 200, step = 5, unit = "°C", answer = 100 })
+  send(s, ana, { value = 95 })                -- 5 off of 20, double points: 1500
+  send(s, ben, { value = 0 })
+  expect(last(s, ana, "result")).to_equal({ correct = true, points = 1500 })
+  s:act(s.host, "next")
+  expect(kind()).to_be("order")
+  expect(#s:view(ana).order.items).to_be(4)
+  s:act(s.host, "skip")
+  expect(kind()).to_be("poll")
+  expect(#s:view(s.host).bars).to_be(3)
+  s:act(s.host, "skip")
+  expect(kind()).to_be("cloud")
+  send(s, ana, { text = "atoms" })
+  expect(s:view(ana).input).to_be_nil()        -- one word each
+  s:act(s.host, "skip")
+  expect(kind()).to_be("choice")
+  expect(marked(s)).to_equal({ "Whale*", "Shark", "Bat*" })
+  expect(s:view(ana).image).to_be("https://example.org/whale.png")
+  send(s, ana, { choices = { 1, 3 } })
+  send(s, ben, { choices = { 1 } })
+  expect(last(s, ana, "result")).to_equal({ correct = true, points = 2000 })
+end)
+
+test("a sheet with one `choices` column, answers separated by |", function()
+  local s = from_sheet({
+    { 1, "question", "choices", "correct" },
+    { 2, "Capital of Italy?", "Milan | Rome |Turin", "2" },
+  }, nil, "world_capitals.quiz.csv")
+  expect(s:view(s.host).title).to_be("World capitals")
+  s:join("Ana")
+  start(s)
+  expect(marked(s)).to_equal({ "Milan", "Rome*", "Turin" })
+end)
+
+test("a host's own params win over the sheet's", function()
+  local s = from_sheet(OWN, { title = "Friday quiz", time_limit = 3 })
+  expect(s:view(s.host).title).to_be("Friday quiz")
+  local ana = s:join("Ana")
+  start(s)
+  expect(seconds_left(s, ana)).to_be(3)
+end)
+
+test("a broken sheet is refused with its row and what to fix", function()
+  local HEAD = { 1, "question", "answer 1", "answer 2", "answer 3", "answer 4", "time", "correct" }
+  local function problem(row) return sheet_problem({ HEAD, row }) end
+  expect(sheet_problem({ { 1, "prompt", "answer 1", "answer 2", "correct" }, { 2, "2 + 2?", "4", "5", "1" } }))
+    .to_be("capitals.quiz.csv: there is no row of headings with a 'question' column: put headings such as question, choice 1, choice 2, correct above the questions")
+  expect(sheet_problem({ HEAD })).to_be("capitals.quiz.csv: there are no questions under the headings")
+  expect(problem({ 7, "", "a", "b", "", "", "20", "1" })).to_be("capitals.quiz.csv:7: the question is empty")
+  expect(problem({ 7, "2 + 2?", "3", "4", "5", "6", "20", "5" })).to_be("capitals.quiz.csv:7: the correct answer must be 1–4, got 5")
+  expect(problem({ 7, "2 + 2?", "3", "4", "5", "6", "20", "two" })).to_be("capitals.quiz.csv:7: the correct answer must be 1–4, got 'two'")
+  expect(problem({ 7, "2 + 2?", "3", "4", "5", "6", "20", "" })).to_be("capitals.quiz.csv:7: the correct answer is missing: give the number of the right answer, 1–4")
+  expect(problem({ 7, "2 + 2?", "4", "", "", "", "20", "1" })).to_be("capitals.quiz.csv:7: a question needs at least 2 answers, got 1")
+  expect(problem({ 7, "2 + 2?", "3", "4", "", "", "20", "3" })).to_be("capitals.quiz.csv:7: the correct answer is 3, but answer 3 is empty")
+  expect(problem({ 7, "2 + 2?", "3", "4", "", "", "soon", "2" })).to_be("capitals.quiz.csv:7: the time must be a number of seconds, above 0 and at most 3600, got 'soon'")
+  expect(problem({ 7, "2 + 2?", "3", "4", "", "", "-5", "2" })).to_be("capitals.quiz.csv:7: the time must be a number of seconds, above 0 and at most 3600, got -5")
+  local TYPED = { 1, "type", "question", "choice 1", "choice 2", "correct", "min", "max" }
+  local function typed(row) return sheet_problem({ TYPED, row }) end
+  expect(typed({ 4, "essay", "Why?" })).to_be("capitals.quiz.csv:4: unknown question type 'essay': use choice, truefalse, type, slider, order, poll or cloud")
+  expect(typed({ 4, "truefalse", "Flat?", "", "", "maybe" })).to_be("capitals.quiz.csv:4: the correct answer must be true or false, got 'maybe'")
+  expect(typed({ 4, "type", "Capital of Peru?" })).to_be("capitals.quiz.csv:4: the correct answer is missing: give the accepted answer(s)")
+  expect(typed({ 4, "slider", "Year?", "", "", "2050", "1900", "2000" })).to_be("capitals.quiz.csv:4: the correct answer must be a number from 1900 to 2000, got 2050")
+  expect(typed({ 4, "slider", "Year?", "", "", "1950", "1900", "lots" })).to_be("capitals.quiz.csv:4: the slider's max must be a number, got 'lots'")
+  expect(typed({ 4, "order", "Sort", "only one" })).to_be("capitals.quiz.csv:4: a question needs at least 2 items, got 1")
+  -- The first problem is the one reported, with its own row.
+  expect(sheet_problem({ TYPED, { 4, "", "Fine?", "yes", "no", "1" }, { 9, "poll", "Vote", "alone" } }))
+    .to_be("capitals.quiz.csv:9: a question needs at least 2 answers, got 1")
+end)
+
+-- A CSV text -> rows as above (quoted cells may hold commas and "").
+local function csv(text)
+  local out = {}
+  for line in text:gmatch("[^\n]+") do
+    local cells, i = {}, 1
+    while i <= #line + 1 do
+      if line:sub(i, i) == '"' then
+        local cell, j = "", i + 1
+        while true do
+          local q = line:find('"', j, true)
+          if line:sub(q + 1, q + 1) == '"' then
+            cell, j = cell .. line:sub(j, q), q + 2
+          else
+            cell, i = cell .. line:sub(j, q - 1), q + 2
+            break
+          end
+        end
+        cells[#cells + 1] = cell
+      else
+        local comma = line:find(",", i, true) or #line + 1
+        cells[#cells + 1] = line:sub(i, comma - 1)
+        i = comma + 1
+      end
+    end
+    out[#out + 1] = { #out + 1, table.unpack(cells) }
+  end
+  return out
+end
+
+test("the example sheet of docs/lua-api.md reads as it says", function()
+  local s = from_sheet(csv([[
+title,Science review
+type,question,choice 1,choice 2,choice 3,choice 4,correct,time,points,min,max,step,unit,tolerance,words
+,Capital of France?,Berlin,Paris,Rome,,2,20
+truefalse,The Sun is a star.,,,,,true,10
+type,Largest city of Switzerland?,,,,,Zürich|Zurich,30
+slider,Water boils at?,,,,,100,,2,0,200,5,°C,20
+order,Nearest the Sun first,Mercury,Venus,Earth,Mars
+poll,Favourite colour?,Red,Green,Blue
+cloud,One word for today?,,,,,,,,,,,,,1
+multiple choice,Which are mammals?,Whale,Shark,Bat,,"1,3",,double
+]]))
+  expect(s:view(s.host).title).to_be("Science review")
+  local ana = s:join("Ana")
+  start(s)
+  local kinds = {}
+  for i = 1, 8 do
+    kinds[i] = last(s, ana, "question").type
+    if i == 1 then expect(marked(s)).to_equal({ "Berlin", "Paris*", "Rome" }) end
+    if i == 8 then expect(marked(s)).to_equal({ "Whale*", "Shark", "Bat*" }) end
+    s:act(s.host, "skip")
+  end
+  expect(kinds).to_equal({ "choice", "truefalse", "type", "slider", "order", "poll", "cloud", "choice" })
+end)

@@ -282,3 +282,239 @@ async fn thirty_students_play_a_whole_quiz() {
     assert_eq!(status, 401, "a wrong token gets no results");
     server.stop().await;
 }
+
+/// One question of each type, as `games/quiz.lua` documents them.
+fn every_type() -> Value {
+    json!([
+        {"text": "2 + 2?", "choices": ["3", "4", "5"], "answer": 2},
+        {"text": "Which are even?", "choices": ["2", "3", "4"], "answer": [1, 3]},
+        {"type": "truefalse", "text": "Ice is frozen water.", "answer": true},
+        {"type": "type", "text": "Largest city of Switzerland?", "answer": ["Zürich"]},
+        {"type": "slider", "text": "Water boils at?", "min": 0, "max": 200, "step": 5, "unit": "°C", "answer": 100, "tolerance": 20, "points": 2},
+        {"type": "order", "text": "Smallest first", "items": ["one", "two", "three", "four"]},
+        {"type": "poll", "text": "Favourite?", "choices": ["Red", "Blue"]},
+        {"type": "cloud", "text": "One word?", "words": 1},
+    ])
+}
+
+/// The `order` data that puts the items of `view` into `wanted`.
+fn order_of(view: &Value, wanted: &[&str]) -> Value {
+    let shown: Vec<&str> = view["order"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["label"].as_str().unwrap())
+        .collect();
+    json!(
+        wanted
+            .iter()
+            .map(|w| shown.iter().position(|s| s == w).unwrap() + 1)
+            .collect::<Vec<_>>()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_question_of_each_type_over_the_real_protocol() {
+    let server = TestServer::start().await;
+    let mut host = server.client().await;
+    let w = host
+        .host("quiz", json!({"questions": every_type(), "time_limit": 60}))
+        .await;
+    let session = w["session"].as_str().unwrap().to_owned();
+    let code = w["code"].as_str().unwrap().to_owned();
+    // Ana answers right, Ben wrong, Cal sends the wrong shape first.
+    let mut ana = server.client().await;
+    let mut ben = server.client().await;
+    let mut cal = server.client().await;
+    ana.join(&code, "Ana").await;
+    ben.join(&code, "Ben").await;
+    cal.join(&code, "Cal").await;
+    host.wait_view(&session, |v| {
+        v["players"].as_array().is_some_and(|p| p.len() == 3)
+    })
+    .await;
+    assert_eq!(host.act(&session, "start", json!({})).await["type"], "ack");
+
+    // (right for Ana, wrong for Ben, the wrong shape and then an answer for
+    // Cal, the key the question is answered with, and whether it is scored)
+    struct Step {
+        key: &'static str,
+        right: Value,
+        wrong: Value,
+        bad: Value,
+        refusal: &'static str,
+        scored: bool,
+    }
+    let steps = [
+        Step {
+            key: "choices",
+            right: json!({"choice": 2}),
+            wrong: json!({"choice": 1}),
+            bad: json!({"text": "4"}),
+            refusal: "pick one of the answers, 1 to 3",
+            scored: true,
+        },
+        Step {
+            key: "select",
+            right: json!({"choices": [3, 1]}),
+            wrong: json!({"choices": [1]}),
+            bad: json!({"choice": 1}),
+            refusal: "tick one or more answers and press Submit ({choices = {1, 3}})",
+            scored: true,
+        },
+        Step {
+            key: "choices",
+            right: json!({"choice": 1}),
+            wrong: json!({"choice": 2}),
+            bad: json!({"choice": 3}),
+            refusal: "pick one of the answers, 1 to 2",
+            scored: true,
+        },
+        Step {
+            key: "input",
+            right: json!({"text": "  zurich "}),
+            wrong: json!({"text": "Geneva"}),
+            bad: json!({"value": 3}),
+            refusal: "type your answer ({text = \"...\"})",
+            scored: true,
+        },
+        Step {
+            key: "slider",
+            right: json!({"value": 95}),
+            wrong: json!({"value": 150}),
+            bad: json!({"value": 500}),
+            refusal: "pick a number from 0 to 200, got 500",
+            scored: true,
+        },
+        Step {
+            key: "order",
+            right: Value::Null,
+            wrong: Value::Null,
+            bad: json!({"order": [1, 2]}),
+            refusal: "put all 4 items in order: {order = {3, 1, 2, ...}}, the places of the items as shown, in your order",
+            scored: true,
+        },
+        Step {
+            key: "choices",
+            right: json!({"choice": 2}),
+            wrong: json!({"choice": 2}),
+            bad: json!({"choice": 7}),
+            refusal: "pick one of the answers, 1 to 2",
+            scored: false,
+        },
+        Step {
+            key: "input",
+            right: json!({"text": "Paris"}),
+            wrong: json!({"text": "paris"}),
+            bad: json!({"text": ""}),
+            refusal: "type a word first",
+            scored: false,
+        },
+    ];
+    let mut expected_points = 0;
+    for (i, step) in steps.iter().enumerate() {
+        let number = i + 1;
+        let title = format!("Question {number} of {}", steps.len());
+        let mut views = Vec::new();
+        for c in [&mut ana, &mut ben, &mut cal] {
+            let v = c
+                .wait_view(&session, |v| {
+                    v["title"] == title.as_str() && v["phase"] == "question"
+                })
+                .await;
+            assert!(
+                v[step.key].is_object() || v[step.key].is_array(),
+                "{title}: {v}"
+            );
+            assert!(!leaks(&v), "{title}: a student saw the answer: {v}");
+            views.push(v);
+        }
+        let (right, wrong) = if step.key == "order" {
+            (
+                json!({"order": order_of(&views[0], &["one", "two", "three", "four"])}),
+                json!({"order": order_of(&views[1], &["four", "three", "two", "one"])}),
+            )
+        } else {
+            (step.right.clone(), step.wrong.clone())
+        };
+        let e = cal.act(&session, "answer", step.bad.clone()).await;
+        assert_eq!(e["code"], "refused", "{title}: {e}");
+        assert_eq!(e["message"], step.refusal, "{title}: {e}");
+        for (c, data) in [
+            (&mut ana, right.clone()),
+            (&mut ben, wrong.clone()),
+            (&mut cal, wrong),
+        ] {
+            let ack = c.act(&session, "answer", data).await;
+            assert_eq!(ack["type"], "ack", "{title}: {ack}");
+        }
+        // Everyone answered: the reveal comes by itself.
+        let reveal = host
+            .recv_until(|v| {
+                v["type"] == "event" && v["name"] == "reveal" && v["data"]["number"] == number
+            })
+            .await;
+        if step.scored {
+            assert!(reveal["data"]["label"].is_string(), "{reveal}");
+            let r = ana
+                .recv_until(|v| v["type"] == "event" && v["name"] == "result")
+                .await;
+            assert_eq!(r["data"]["correct"], true, "{title}: {r}");
+            let points = r["data"]["points"].as_i64().unwrap();
+            // Speed points within a few seconds of 60; the slider is 3/4 close, doubled.
+            let (low, high) = if step.key == "slider" {
+                (1400, 1500)
+            } else {
+                (950, 1000)
+            };
+            assert!((low..=high).contains(&points), "{title}: {points}");
+            expected_points += points;
+            for c in [&mut ben, &mut cal] {
+                let r = c
+                    .recv_until(|v| v["type"] == "event" && v["name"] == "result")
+                    .await;
+                assert_eq!(r["data"], json!({"correct": false, "points": 0}), "{title}");
+            }
+        } else {
+            assert_eq!(
+                reveal["data"]["type"],
+                if i == 6 { "poll" } else { "cloud" }
+            );
+            let v = host
+                .wait_view(&session, |v| {
+                    v["phase"] == "reveal" && v["title"] == title.as_str()
+                })
+                .await;
+            if i == 6 {
+                assert_eq!(v["bars"][1]["value"], 3, "{v}");
+            } else {
+                assert_eq!(v["cloud"], json!([{"text": "Paris", "count": 3}]), "{v}");
+            }
+        }
+        assert_eq!(host.act(&session, "next", json!({})).await["type"], "ack");
+    }
+
+    let ended = host.recv_type("ended").await;
+    let rows = ended["results"]["rows"].as_array().unwrap();
+    assert_eq!(rows[0]["name"], "Ana", "{ended}");
+    assert_eq!(rows[0]["score"], expected_points);
+    assert_eq!(rows[0]["correct"], 6, "the six scored questions");
+    for row in &rows[1..] {
+        assert_eq!(row["score"], 0, "{row}");
+        assert_eq!(row["correct"], 0, "{row}");
+    }
+    // No student frame gave an answer away while a question was open.
+    for c in [&ana, &ben, &cal] {
+        let mut open = false;
+        for v in &c.log {
+            if v["type"] == "event" && v["name"] == "question" {
+                open = true;
+            } else if v["type"] == "event" && v["name"] == "reveal" {
+                open = false;
+            } else if open {
+                assert!(!leaks(v), "saw the answer before the reveal: {v}");
+            }
+        }
+    }
+    server.stop().await;
+}

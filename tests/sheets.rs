@@ -39,7 +39,7 @@ return {
 }
 "#;
 
-async fn games(server: &TestServer) -> Value {
+async fn games_list(server: &TestServer) -> Value {
     let (status, body) = http(server.addr, "GET", "/api/games", None).await;
     assert_eq!(status, 200);
     serde_json::from_str(&body).unwrap()
@@ -65,7 +65,7 @@ async fn a_csv_is_a_game_its_rows_start_sessions_and_a_bad_row_keeps_the_good_ve
     ])
     .await;
     let mut changes = server.server.as_ref().unwrap().game_changes();
-    let listed = games(&server).await;
+    let listed = games_list(&server).await;
     let capitals = entry(&listed, "capitals");
     assert_eq!(capitals["title"], "Cards: 2");
     assert_eq!(capitals["status"], "ok");
@@ -106,7 +106,7 @@ async fn a_csv_is_a_game_its_rows_start_sessions_and_a_bad_row_keeps_the_good_ve
             .contains("capitals.cards.csv:3: the question is empty"),
         "{notice}"
     );
-    let listed = games(&server).await;
+    let listed = games_list(&server).await;
     let capitals = entry(&listed, "capitals");
     assert_eq!(capitals["status"], "error");
     assert_eq!(
@@ -217,5 +217,83 @@ async fn an_xlsx_game_is_recorded_with_its_rows_and_replays_identically() {
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("(the recorded version)"), "{text}");
+    server.stop().await;
+}
+
+/// The quiz's own rules read each broken spreadsheet a teacher might save:
+/// every problem named by file and row, by `recess check` and by the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_quiz_spreadsheets_are_reported_with_file_and_row() {
+    let games = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        common::shipped_games().join("quiz.lua"),
+        games.path().join("quiz.lua"),
+    )
+    .unwrap();
+    let write = |name: &str, text: &str| std::fs::write(games.path().join(name), text).unwrap();
+    write(
+        "nocolumn.quiz.csv",
+        "Text,Answer 1,Answer 2,Correct\nCapital of France?,Paris,Rome,1\n",
+    );
+    write(
+        "badanswer.quiz.csv",
+        "question,answer 1,answer 2,answer 3,answer 4,correct\n\
+         Capital of France?,Berlin,Paris,Rome,Madrid,2\n\
+         Capital of Spain?,Berlin,Paris,Rome,Madrid,5\n",
+    );
+    write(
+        "emptyquestion.quiz.csv",
+        "question,answer 1,answer 2,correct\nCapital of France?,Paris,Rome,1\n,Oslo,Bergen,1\n",
+    );
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (col, heading) in ["Question", "Answer 1", "Answer 2", "Correct answer(s)"]
+        .iter()
+        .enumerate()
+    {
+        sheet.write(0, col as u16, *heading).unwrap();
+    }
+    sheet.write(1, 0, "2 + 2?").unwrap();
+    sheet.write(1, 1, 4).unwrap();
+    sheet.write(1, 2, 5).unwrap();
+    sheet.write_formula(1, 3, "=1+0").unwrap();
+    book.save(games.path().join("formula.quiz.xlsx")).unwrap();
+
+    let expected = [
+        (
+            "badanswer",
+            "badanswer.quiz.csv:3: the correct answer must be 1–4, got 5",
+        ),
+        (
+            "emptyquestion",
+            "emptyquestion.quiz.csv:3: the question is empty",
+        ),
+        (
+            "formula",
+            "formula.quiz.xlsx:2: cell D2 holds a formula (=1+0); type its value instead",
+        ),
+        (
+            "nocolumn",
+            "nocolumn.quiz.csv: there is no row of headings with a 'question' column: put headings such as question, choice 1, choice 2, correct above the questions",
+        ),
+    ];
+    let out = recess_in(games.path(), &["check", "."]);
+    let text = stdout(&out);
+    assert!(!out.status.success(), "{text}");
+    for (_, message) in expected {
+        assert!(
+            text.lines().any(|l| l == format!("./{message}")),
+            "{message} in:\n{text}"
+        );
+    }
+    assert!(text.lines().any(|l| l == "ok  quiz"), "{text}");
+
+    let server = TestServer::start_in(games, |_| {}).await;
+    let listed = games_list(&server).await;
+    for (game, message) in expected {
+        let entry = entry(&listed, game);
+        assert_eq!(entry["status"], "error", "{entry}");
+        assert_eq!(entry["error"], message, "{entry}");
+    }
     server.stop().await;
 }

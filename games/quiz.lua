@@ -1526,7 +1526,9 @@ local function student_question(view, state, q, mine)
       if mine then
         choices[c] = { label = label, style = picked(mine, c) and "selected" or "disabled" }
       elseif q.multi then
-        choices[c] = { label = label }  -- toggles, sent by the Submit of `select`
+        -- Toggles: the page sends the ticked ones with the Submit of
+        -- `select`; a client without `select` sends this one alone.
+        choices[c] = { label = label, action = "answer", data = { choices = { c } } }
       else
         choices[c] = { label = label, action = "answer", data = { choice = c } }
       end

@@ -582,7 +582,8 @@ test("several right answers: students tick and submit, and score only with exact
   local eve = s:players()[6]
   local view = s:view(ana)
   expect(view.select).to_equal({ action = "answer", min = 1, max = 4, label = "Submit" })
-  expect(view.choices).to_equal({ { label = "Whale" }, { label = "Shark" }, { label = "Bat" }, { label = "Penguin" } })
+  local function tick(c, label) return { label = label, action = "answer", data = { choices = { c } } } end
+  expect(view.choices).to_equal({ tick(1, "Whale"), tick(2, "Shark"), tick(3, "Bat"), tick(4, "Penguin") })
   send(s, ana, { choices = { 3, 1 } })       -- the right set, in any order: 1000
   s:advance(5000)
   send(s, ben, { choices = { 1 } })          -- one missing: 0

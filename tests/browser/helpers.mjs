@@ -44,7 +44,8 @@ export async function startServer({ extraGames = {}, args = [], timeoutMs = 2000
   await mkdir(data);
   for (const entry of await readdir(path.join(REPO, 'games'), { withFileTypes: true })) {
     const from = path.join(REPO, 'games', entry.name);
-    if (entry.isFile() && entry.name.endsWith('.lua')) await copyFile(from, path.join(games, entry.name));
+    // Lua games and spreadsheet games (games/NAME.quiz.csv, .xlsx).
+    if (entry.isFile() && /\.(lua|csv|xlsx)$/.test(entry.name)) await copyFile(from, path.join(games, entry.name));
     else if (entry.isDirectory()) await cp(from, path.join(games, entry.name), { recursive: true });
   }
   for (const [name, text] of Object.entries(extraGames)) await writeFile(path.join(games, name), text);

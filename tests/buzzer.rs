@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use futures_util::future::join_all;
 use serde_json::json;
 
-use common::{Client, TestServer, http};
+use common::{Class, Client, TestServer, http};
 
 const PLAYERS: usize = 10;
 const POINTS: i64 = 100;
@@ -58,18 +58,13 @@ async fn ok(c: &mut Client, session: &str, name: &str) {
 #[tokio::test]
 async fn ten_students_buzz_at_once_and_the_scores_follow_the_servers_order() {
     let server = TestServer::start().await;
-    let mut host = server.client().await;
-    let w = host.host("buzzer", json!({"points": POINTS})).await;
-    let session = w["session"].as_str().expect("session").to_owned();
-    let token = w["token"].as_str().expect("token").to_owned();
-    let code = w["code"].as_str().expect("code").to_owned();
-
-    let mut students = Vec::new();
-    for i in 0..PLAYERS {
-        let mut c = server.client().await;
-        c.join(&code, &format!("Student {i:02}")).await;
-        students.push(c);
-    }
+    let Class {
+        mut host,
+        session,
+        token,
+        mut students,
+        ..
+    } = Class::start(&server, "buzzer", json!({"points": POINTS}), PLAYERS).await;
     ok(&mut host, &session, "start").await;
 
     // Each question: who buzzes (all, or the first few), and how the host

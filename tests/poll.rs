@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Client, TestServer, http_with};
+use common::{Class, TestServer, http_with};
 use serde_json::{Value, json};
 
 const STUDENTS: usize = 10;
@@ -27,17 +27,13 @@ fn bars(view: &Value) -> Vec<(String, u64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_class_votes_and_sends_words_and_the_teacher_gets_the_counts() {
     let server = TestServer::start().await;
-    let mut host = server.client().await;
-    let w = host.host("poll", json!({})).await;
-    let session = w["session"].as_str().unwrap().to_owned();
-    let code = w["code"].as_str().unwrap().to_owned();
-    let token = w["token"].as_str().unwrap().to_owned();
-    let mut students: Vec<Client> = Vec::new();
-    for i in 0..STUDENTS {
-        let mut c = server.client().await;
-        c.join(&code, &format!("Student {i}")).await;
-        students.push(c);
-    }
+    let Class {
+        mut host,
+        session,
+        token,
+        mut students,
+        ..
+    } = Class::start(&server, "poll", json!({}), STUDENTS).await;
     host.wait_view(&session, |v| v["status"] == "10 students here")
         .await;
 
@@ -89,7 +85,7 @@ async fn a_class_votes_and_sends_words_and_the_teacher_gets_the_counts() {
         .wait_view(&session, |v| v["choices"].is_array())
         .await;
     assert!(seen.get("bars").is_none(), "{seen}");
-    assert!(!seen.to_string().contains("Student 4"), "{seen}");
+    assert!(!seen.to_string().contains("Student 04"), "{seen}");
 
     assert_eq!(host.act(&session, "close", json!({})).await["type"], "ack");
     let closed = students[5]

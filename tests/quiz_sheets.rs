@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Client, TestServer, http_with};
+use common::{Class, TestServer, http_with};
 use serde_json::{Value, json};
 
 const STUDENTS: usize = 10;
@@ -128,17 +128,13 @@ fn right(i: usize, q: usize) -> bool {
 
 async fn play(game: &str, questions: Vec<Question>) {
     let server = TestServer::start().await;
-    let mut host = server.client().await;
-    let w = host.host(game, json!({})).await;
-    let session = w["session"].as_str().unwrap().to_owned();
-    let code = w["code"].as_str().unwrap().to_owned();
-    let token = w["token"].as_str().unwrap().to_owned();
-    let mut students: Vec<Client> = Vec::new();
-    for i in 0..STUDENTS {
-        let mut c = server.client().await;
-        c.join(&code, &format!("Student {i:02}")).await;
-        students.push(c);
-    }
+    let Class {
+        mut host,
+        session,
+        token,
+        mut students,
+        ..
+    } = Class::start(&server, game, json!({}), STUDENTS).await;
     host.wait_view(&session, |v| v["status"] == "10 players joined")
         .await;
     assert_eq!(host.act(&session, "start", json!({})).await["type"], "ack");

@@ -184,6 +184,43 @@ pub async fn chat_with_host(server: &TestServer) -> (Client, String, String) {
     (host, session, code)
 }
 
+/// A session of `game` hosted on a new client, and `students` students
+/// joined as `Student 00`, `Student 01`, ... each on a client of their own.
+pub struct Class {
+    pub host: Client,
+    pub session: String,
+    pub code: String,
+    /// The host's token (results, recording).
+    pub token: String,
+    pub students: Vec<Client>,
+}
+
+impl Class {
+    pub async fn start(server: &TestServer, game: &str, params: Value, students: usize) -> Class {
+        let mut host = server.client().await;
+        let w = host.host(game, params).await;
+        let text = |k: &str| {
+            w[k].as_str()
+                .unwrap_or_else(|| panic!("{k} in {w}"))
+                .to_owned()
+        };
+        let (session, code, token) = (text("session"), text("code"), text("token"));
+        let mut joined = Vec::with_capacity(students);
+        for i in 0..students {
+            let mut c = server.client().await;
+            c.join(&code, &format!("Student {i:02}")).await;
+            joined.push(c);
+        }
+        Class {
+            host,
+            session,
+            code,
+            token,
+            students: joined,
+        }
+    }
+}
+
 /// Writes like an editor does: a temp file renamed over the original.
 pub fn write_atomically(path: &Path, text: &str) {
     let tmp = path.with_extension("lua.tmp");

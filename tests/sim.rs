@@ -197,3 +197,55 @@ fn bots_type_into_inputs() {
     assert!(text.contains(" sends (send {\"text\":"), "{text}");
     assert!(text.contains("messages ("), "{text}");
 }
+
+/// A game with one question of each kind a bot must make data for: a
+/// `select` of choices, a `slider` and an `order`. It echoes what came.
+const PARTS: &str = r#"return {
+  init = function() return { got = {} } end,
+  action = function(state, ctx, player, name, data)
+    if name == "choice" then return false, "the choices are toggles here" end
+    local picked = data.choices or data.order
+    if picked then
+      for i = 2, #picked do
+        if data.choices and picked[i] <= picked[i - 1] then return false, "not ascending" end
+      end
+    end
+    if data.value and (data.value < 10 or data.value > 20 or data.value % 5 ~= 0) then
+      return false, "off the slider"
+    end
+    state.got[#state.got + 1] = name
+  end,
+  view = function(state)
+    local parts = { title = #state.got .. " answers" }
+    parts.choices = { { label = "A", action = "choice" }, { label = "B", action = "choice" }, { label = "C", action = "choice" } }
+    parts.select = { action = "ticked", min = 2, max = 2 }
+    parts.slider = { action = "slid", min = 10, max = 20, step = 5 }
+    parts.order = { action = "ordered", items = { { label = "x" }, { label = "y" }, { label = "z" } } }
+    return parts
+  end,
+}
+"#;
+
+#[test]
+fn bots_tick_slide_and_order_within_what_the_view_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("parts.lua"), PARTS).unwrap();
+    let out = sim(dir.path(), &["parts", "--players", "3", "--seed", "3"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        !text.contains(": refused"),
+        "bots sent what the view allows: {text}"
+    );
+    for sent in [
+        "(ticked {\"choices\":[",
+        "(slid {\"value\":",
+        "(ordered {\"order\":[",
+    ] {
+        assert!(text.contains(sent), "{sent} in {text}");
+    }
+    assert!(
+        !text.contains("(choice"),
+        "toggles are not pressed one by one: {text}"
+    );
+}

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
+use serde_json::{Value as Json, json};
 
 use super::{short, truncate};
 use crate::headless::{Failure, Harness, HeadlessSession, Received, Rng, START_MS};
@@ -293,17 +293,43 @@ impl Sim<'_> {
             return Ok(());
         }
         let (player, offer) = offers.swap_remove(self.rng.below(offers.len() as u64) as usize);
-        let data = match offer.input {
-            true => {
-                serde_json::json!({ "text": WORDS[self.rng.below(WORDS.len() as u64) as usize] })
-            }
-            false => offer.data,
-        };
+        let data = self.data_for(offer.kind);
         self.input(Input::Action {
             player,
             action: offer.action,
             data,
         })
+    }
+
+    /// The data a bot sends with what it presses.
+    fn data_for(&mut self, kind: OfferKind) -> Json {
+        let rng = &mut self.rng;
+        match kind {
+            OfferKind::Press(data) => data,
+            OfferKind::Type => json!({ "text": WORDS[rng.below(WORDS.len() as u64) as usize] }),
+            OfferKind::Select { min, max, n } => {
+                let count = min + rng.below(max - min + 1);
+                let mut picked: Vec<u64> = (1..=n).collect();
+                shuffle(rng, &mut picked);
+                picked.truncate(count as usize);
+                picked.sort_unstable();
+                json!({ "choices": picked })
+            }
+            OfferKind::Slider { min, max, step } => {
+                let steps = ((max - min) / step).floor() as u64;
+                let value = min + step * rng.below(steps + 1) as f64;
+                if value.fract() == 0.0 && value.abs() < 1e15 {
+                    json!({ "value": value as i64 })
+                } else {
+                    json!({ "value": value })
+                }
+            }
+            OfferKind::Order { n } => {
+                let mut order: Vec<u64> = (1..=n).collect();
+                shuffle(rng, &mut order);
+                json!({ "order": order })
+            }
+        }
     }
 
     /// Plays one input and prints what it caused.
@@ -540,17 +566,50 @@ fn finish(stop: Stop) -> std::io::Result<Ending> {
 #[derive(Debug, Clone, PartialEq)]
 struct Offer {
     action: String,
-    data: Json,
-    /// An `input`: the data is what the bot types.
-    input: bool,
+    /// What the action's data is made of.
+    kind: OfferKind,
+}
+
+/// How a bot makes the data of what it presses.
+#[derive(Debug, Clone, PartialEq)]
+enum OfferKind {
+    /// A button: its own data.
+    Press(Json),
+    /// An `input`: what the bot types (`{text}`).
+    Type,
+    /// A `select` of `choices`: between `min` and `max` of the `n` choices
+    /// (`{choices}`, ascending).
+    Select { min: u64, max: u64, n: u64 },
+    /// A `slider`: a number on its steps (`{value}`).
+    Slider { min: f64, max: f64, step: f64 },
+    /// An `order` of `n` items: a shuffle of them (`{order}`).
+    Order { n: u64 },
 }
 
 /// What a view offers: its pressable `choices` and `buttons` (with an
-/// `action`, not `disabled`) and its `input`. Never `kick`: bots do not
-/// remove each other.
+/// `action`, not `disabled`), its `input`, and a `select`, `slider` or
+/// `order` with an `action`. Never `kick` or `rename`: bots do not remove
+/// or rename each other.
 fn offers_of(view: &Json) -> Vec<Offer> {
     let mut offers = Vec::new();
+    let action_of = |key: &str| {
+        view.get(key)
+            .and_then(|t| t.get("action"))
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+    };
+    let number = |key: &str, field: &str| {
+        view.get(key)
+            .and_then(|t| t.get(field))
+            .and_then(Json::as_f64)
+    };
+    let select = action_of("select");
     for key in ["choices", "buttons"] {
+        // Under a `select` the choices are toggles: the page sends them with
+        // its Submit, never one by one.
+        if key == "choices" && select.is_some() {
+            continue;
+        }
         for button in view.get(key).and_then(Json::as_array).into_iter().flatten() {
             let Some(action) = button.get("action").and_then(Json::as_str) else {
                 continue;
@@ -560,23 +619,65 @@ fn offers_of(view: &Json) -> Vec<Offer> {
             }
             offers.push(Offer {
                 action: action.to_owned(),
-                data: button.get("data").cloned().unwrap_or(Json::Null),
-                input: false,
+                kind: OfferKind::Press(button.get("data").cloned().unwrap_or(Json::Null)),
             });
         }
     }
-    if let Some(action) = view
-        .get("input")
-        .and_then(|i| i.get("action"))
-        .and_then(Json::as_str)
+    if let Some(action) = select {
+        let n = view
+            .get("choices")
+            .and_then(Json::as_array)
+            .map_or(0, Vec::len) as u64;
+        let min = number("select", "min")
+            .map_or(1, |m| m.max(1.0) as u64)
+            .min(n);
+        let max = number("select", "max")
+            .map_or(n, |m| m as u64)
+            .clamp(min, n);
+        if n > 0 {
+            offers.push(Offer {
+                action,
+                kind: OfferKind::Select { min, max, n },
+            });
+        }
+    }
+    if let Some(action) = action_of("slider")
+        && let (Some(min), Some(max)) = (number("slider", "min"), number("slider", "max"))
+        && min <= max
     {
+        let step = number("slider", "step").filter(|s| *s > 0.0).unwrap_or(1.0);
         offers.push(Offer {
-            action: action.to_owned(),
-            data: Json::Null,
-            input: true,
+            action,
+            kind: OfferKind::Slider { min, max, step },
+        });
+    }
+    if let Some(action) = action_of("order") {
+        let n = view
+            .get("order")
+            .and_then(|o| o.get("items"))
+            .and_then(Json::as_array)
+            .map_or(0, Vec::len) as u64;
+        if n > 0 {
+            offers.push(Offer {
+                action,
+                kind: OfferKind::Order { n },
+            });
+        }
+    }
+    if let Some(action) = action_of("input") {
+        offers.push(Offer {
+            action,
+            kind: OfferKind::Type,
         });
     }
     offers
+}
+
+/// Shuffles `list` in place (Fisher–Yates) with the run's randomness.
+fn shuffle(rng: &mut Rng, list: &mut [u64]) {
+    for i in (1..list.len()).rev() {
+        list.swap(i, rng.below(i as u64 + 1) as usize);
+    }
 }
 
 /// The label of the button in `view` that sends `action` with `data`.

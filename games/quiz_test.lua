@@ -1233,3 +1233,20 @@ multiple choice,Which are mammals?,Whale,Shark,Bat,,"1,3",,double
   end
   expect(kinds).to_equal({ "choice", "truefalse", "type", "slider", "order", "poll", "cloud", "choice" })
 end)
+
+test("odd answer data is refused for every type, never an error", function()
+  local odd = {
+    "x", 5, {}, { choice = "x" }, { choice = 1.5 }, { choices = "1,3" }, { choices = { {} } },
+    { text = 5 }, { text = {} }, { value = 0 / 0 }, { value = 1 / 0 }, { order = { 1.5, 2, 3, 4 } },
+    { order = "1234" },
+  }
+  for _, q in ipairs({ MAMMALS, CAPITAL, BOIL, PLANETS, LESSON, { type = "truefalse", text = "?", answer = true } }) do
+    local s, ana = one(q)
+    for _, data in ipairs(odd) do
+      local ok, why = s:act(ana, "answer", data)
+      expect(ok).to_be(false)
+      expect(type(why)).to_be("string")
+    end
+    expect(s:view(ana).phase).to_be("question")
+  end
+end)

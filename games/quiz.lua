@@ -225,56 +225,12 @@ local function and_list(list)
 end
 
 -- Text folding ----------------------------------------------------------------
--- Typed answers, cloud words and spreadsheet headings are compared folded:
--- in lower case, without accents, with the spaces trimmed and single. So
--- "  Zürich " = "zurich" and "São  Paulo" = "sao paulo".
--- Lua knows no Unicode, so here are the accented Latin letters (Latin-1
--- Supplement and Latin Extended-A, capitals and small letters) and what each
--- folds to. Other scripts (Greek, Cyrillic, ...) are compared as typed,
--- except that plain ASCII capitals are lowered.
-local ACCENTED = {
-  a = "àáâãäåāăąÀÁÂÃÄÅĀĂĄ",
-  c = "çćĉċčÇĆĈĊČ",
-  d = "ďđðĎĐÐ",
-  e = "èéêëēĕėęěÈÉÊËĒĔĖĘĚ",
-  g = "ĝğġģĜĞĠĢ",
-  h = "ĥħĤĦ",
-  i = "ìíîïĩīĭįıÌÍÎÏĨĪĬĮİ",
-  j = "ĵĴ",
-  k = "ķĸĶ",
-  l = "ĺļľŀłĹĻĽĿŁ",
-  n = "ñńņňŉŋÑŃŅŇŊ",
-  o = "òóôõöøōŏőÒÓÔÕÖØŌŎŐ",
-  r = "ŕŗřŔŖŘ",
-  s = "śŝşšſŚŜŞŠ",
-  t = "ţťŧŢŤŦ",
-  u = "ùúûüũūŭůűųÙÚÛÜŨŪŬŮŰŲ",
-  w = "ŵŴ",
-  y = "ýÿŷÝŶŸ",
-  z = "źżžŹŻŽ",
-  ae = "æÆ",
-  oe = "œŒ",
-  ij = "ĳĲ",
-  ss = "ß",
-  th = "þÞ",
-  -- Phones type curly quotes and odd spaces: they count as the plain ones.
-  ["'"] = "‘’‚′",
-  ['"'] = "“”„″",
-  [" "] = "\u{A0}\u{2009}\u{202F}",
-}
-
--- The same as a lookup: UTF-8 letter -> what it folds to.
-local FOLD = {}
-for plain, letters in pairs(ACCENTED) do
-  for _, code in utf8.codes(letters) do FOLD[utf8.char(code)] = plain end
-end
--- Accents typed as a separate mark after the letter (U+0300 to U+036F, as
--- some keyboards send "é") are dropped.
-for code = 0x300, 0x36F do FOLD[utf8.char(code)] = "" end
-
+-- Typed answers, cloud words and spreadsheet headings are compared folded
+-- (string.fold, docs/lua-api.md §13): in lower case, without accents, with
+-- the spaces trimmed and single, in any script; curly quotes count as
+-- straight ones. So "  Zürich " = "zurich" and "São  Paulo" = "sao paulo".
 local function fold(text)
-  text = tostring(text):gsub("[\xC2-\xF4][\x80-\xBF]*", FOLD)
-  return (text:lower():gsub("%s+", " "):gsub("^ ", ""):gsub(" $", ""))
+  return tostring(text):fold()
 end
 
 -- Trimmed, with single spaces, as typed otherwise (for showing).

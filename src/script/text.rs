@@ -7,8 +7,10 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::canonical_combining_class;
 
 /// Compatibility-decomposes `s` (NFKD: `ﬁ` → `fi`, full-width `Ａ` → `A`),
-/// drops the accents (combining marks), lowercases, turns `ß` into `ss`,
-/// and trims and collapses whitespace to single spaces.
+/// drops the accents (combining marks), lowercases (every script), spells
+/// out the letters with a stroke or a ligature (`ł` → `l`, `ø` → `o`, `æ` →
+/// `ae`, `ß` → `ss`), makes curly quotes straight, and trims and collapses
+/// whitespace (no-break spaces too) to single spaces.
 pub(super) fn fold(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut space = false;
@@ -22,14 +24,33 @@ pub(super) fn fold(s: &str) -> String {
             space = false;
         }
         for l in c.to_lowercase() {
-            if l == 'ß' {
-                out.push_str("ss");
-            } else {
-                out.push(l);
+            match plain(l) {
+                Some(p) => out.push_str(p),
+                None => out.push(l),
             }
         }
     }
     out
+}
+
+/// Letters that Unicode does not decompose into a base letter and an accent
+/// (a stroke or a ligature), and the quotes phones type: what they fold to.
+fn plain(c: char) -> Option<&'static str> {
+    Some(match c {
+        'ß' => "ss",
+        'æ' => "ae",
+        'œ' => "oe",
+        'ø' => "o",
+        'đ' | 'ð' => "d",
+        'ł' => "l",
+        'ħ' => "h",
+        'ŧ' => "t",
+        'ı' => "i",
+        'þ' => "th",
+        '‘' | '’' | '‚' | '′' => "'",
+        '“' | '”' | '„' | '″' => "\"",
+        _ => return None,
+    })
 }
 
 /// Adds `fold` to the `string` library (before the sandbox bills it).
@@ -63,7 +84,10 @@ mod tests {
         assert_eq!(fold("ÉCOLE"), "ecole");
         assert_eq!(fold("Straße"), "strasse");
         assert_eq!(fold("ﬁsh Ａ"), "fish a");
-        assert_eq!(fold("Łódź"), "łodz");
+        assert_eq!(fold("Łódź"), "lodz");
+        assert_eq!(fold("Øresund Æbleskiver"), "oresund aebleskiver");
+        assert_eq!(fold("ΑΘΉΝΑ Москва"), "αθηνα москва");
+        assert_eq!(fold("it’s\u{a0}“fine”"), "it's \"fine\"");
         assert_eq!(fold(""), "");
     }
 }

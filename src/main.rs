@@ -205,6 +205,9 @@ fn serve(config: Config) -> ExitCode {
             }
         };
         println!("recess listening on http://{}", server.addr);
+        if let Some(url) = server.join_url() {
+            println!("students join at {url}");
+        }
         tracing::info!(addr = %server.addr, node = %server.node_id(), "recess listening");
         wait_for_signal().await;
         tracing::info!("shutting down");

@@ -283,6 +283,16 @@ impl Server {
         })
     }
 
+    /// Where students on other devices open the player page
+    /// (`http://192.168.1.20:8080/`, or `--public-url`), as the host page
+    /// shows it; `None` when the server listens on loopback only.
+    pub fn join_url(&self) -> Option<String> {
+        let mut config = self.node.config.clone();
+        config.port = self.addr.port();
+        let join = crate::join::join_address(&config, None);
+        join.reachable.then_some(join.url)
+    }
+
     /// This node's name (in a cluster, its instance's).
     pub fn node_id(&self) -> &str {
         &self.node.node_id

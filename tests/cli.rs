@@ -223,3 +223,49 @@ fn check_passes(path: &std::path::Path) {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// With an address other devices can reach, the second line says where
+/// students join; on loopback alone there is no such line.
+#[tokio::test]
+async fn serve_prints_where_students_join() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let games = common::games_dir_with_shipped();
+    let data = tempfile::tempdir().unwrap();
+    let first_lines = |extra: &'static [&'static str]| {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_recess"))
+            .args(["--port", "0", "--games"])
+            .arg(games.path())
+            .arg("--data")
+            .arg(data.path())
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        async move {
+            let mut lines = BufReader::new(stdout).lines();
+            let mut read = Vec::new();
+            // The listening line, then the join line or nothing until exit.
+            for _ in 0..2 {
+                let next =
+                    tokio::time::timeout(std::time::Duration::from_secs(2), lines.next_line());
+                match next.await {
+                    Ok(Ok(Some(line))) => read.push(line),
+                    _ => break,
+                }
+            }
+            child.kill().await.unwrap();
+            read
+        }
+    };
+    let lines = first_lines(&["--public-url", "http://192.0.2.10:8123/"]).await;
+    assert!(
+        lines[0].starts_with("recess listening on http://127.0.0.1:"),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1], "students join at http://192.0.2.10:8123/");
+    let lines = first_lines(&[]).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+}

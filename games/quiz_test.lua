@@ -41,6 +41,16 @@ local function last(s, p, name)
   return e and e.data
 end
 
+-- The first four columns of a results row (or of each row of a list): the
+-- rows also have the per-question report columns (tested on their own).
+local function summary(rows)
+  local function four(r) return { rank = r.rank, name = r.name, score = r.score, correct = r.correct } end
+  if rows.name then return four(rows) end
+  local list = {}
+  for i, r in ipairs(rows) do list[i] = four(r) end
+  return list
+end
+
 local function answer(s, p, choice)
   local ok, why = s:act(p, "answer", { choice = choice })
   expect(why).to_be_nil()
@@ -159,7 +169,7 @@ test("equal scores are listed by name, whatever the case", function()
   start(s)
   s:advance(LIMIT_MS)              -- nobody answers: five scores of 0
   s:act(s.host, "next")
-  expect(s:results().rows).to_equal({
+  expect(summary(s:results().rows)).to_equal({
     { rank = 1, name = "Abe", score = 0, correct = 0 },
     { rank = 1, name = "Bob", score = 0, correct = 0 },
     { rank = 1, name = "cat", score = 0, correct = 0 },
@@ -219,7 +229,7 @@ test("a student who leaves and comes back under the same name gets their seat an
   answer(s, back, 2)
   answer(s, ben, 2)
   s:act(s.host, "next")            -- the podium
-  expect(s:results().rows).to_equal({
+  expect(summary(s:results().rows)).to_equal({
     { rank = 1, name = "Ana", score = 2000, correct = 2 },
     { rank = 2, name = "Ben", score = 1000, correct = 1 },
   })
@@ -247,7 +257,7 @@ test("a student who left keeps their points in the results", function()
   answer(s, ben, 1)
   s:leave(ana)
   s:act(s.host, "next")
-  expect(s:results().rows[1]).to_equal({ rank = 1, name = "Ana", score = 1000, correct = 1 })
+  expect(summary(s:results().rows[1])).to_equal({ rank = 1, name = "Ana", score = 1000, correct = 1 })
 end)
 
 test("students whose connection dropped are not waited for", function()
@@ -300,7 +310,7 @@ test("skip drops the current question unscored and goes on", function()
   local results = s:results()
   expect(results.scored).to_be(1)
   expect(results.questions).to_be(2)
-  expect(results.rows[1]).to_equal({ rank = 1, name = "Ana", score = 550, correct = 1 })
+  expect(summary(results.rows[1])).to_equal({ rank = 1, name = "Ana", score = 550, correct = 1 })
 end)
 
 test("next reveals early during a question and moves on during a reveal", function()
@@ -462,7 +472,7 @@ test("a kicked student leaves the board and the results", function()
   s:act(s.host, "next")            -- question 2
   s:act(s.host, "next")            -- its reveal
   s:act(s.host, "next")            -- the podium
-  expect(s:results().rows).to_equal({
+  expect(summary(s:results().rows)).to_equal({
     { rank = 1, name = "Ana", score = 1000, correct = 1 },
   })
 end)
@@ -519,8 +529,8 @@ test("the podium ends the quiz with rows {rank, name, score, correct}", function
   expect(s:results()).to_be_nil()
   s:act(s.host, "next")
   local results = s:results()
-  expect(results.columns).to_equal({ "rank", "name", "score", "correct" })
-  expect(results.rows).to_equal({
+  expect({ table.unpack(results.columns, 1, 4) }).to_equal({ "rank", "name", "score", "correct" })
+  expect(summary(results.rows)).to_equal({
     { rank = 1, name = "Ben", score = 1750, correct = 2 },
     { rank = 2, name = "Ana", score = 1000, correct = 1 },
     { rank = 3, name = "Cal", score = 0, correct = 0 },
@@ -814,7 +824,7 @@ test("a poll counts votes live for the host, scores nothing and tells nobody the
   expect(s:view(ana).score).to_be(0)
   expect(s:view(s.host).status).to_be("3 of 3 players voted")
   s:act(s.host, "next")
-  expect(s:results().rows[1]).to_equal({ rank = 1, name = "Ana", score = 0, correct = 0 })
+  expect(summary(s:results().rows[1])).to_equal({ rank = 1, name = "Ana", score = 0, correct = 0 })
 end)
 
 local LESSON = { type = "cloud", text = "One word for today?", words = 2 }
@@ -886,7 +896,7 @@ test("points multiply a question's score: 2 doubles, 0 gives none but still coun
   s:act(s.host, "next")
   answer(s, ana, 1)
   s:act(s.host, "next")
-  expect(s:results().rows[1]).to_equal({ rank = 1, name = "Ana", score = 3225, correct = 3 })
+  expect(summary(s:results().rows[1])).to_equal({ rank = 1, name = "Ana", score = 3225, correct = 3 })
 end)
 
 test("a question is checked when the session starts, with its number and what is wrong", function()

@@ -11,8 +11,8 @@ How a round goes
   reveal    When every connected student has answered, the time runs out or
             the host presses Next: students see whether they were right and
             the points they got, and everyone sees the leaderboard.
-  podium    After the last question: the top three, and the results (rank,
-            name, score, correct answers) go to the teacher as a CSV.
+  podium    After the last question: the top three, and the results go to
+            the teacher as a CSV (see Results below).
 
 Question types (the `type` of a question; see QUESTIONS below for examples)
   Every question has `text`, and may have `time` (seconds, default 20),
@@ -61,9 +61,38 @@ Spreadsheets
       min, max, step, unit, tolerance, words
   (see SPREADSHEETS below, and docs/lua-api.md "Quiz spreadsheets").
 
+Teams (params.teams = 3, or a list of names {"Red", "Blue"}; 2 to 8)
+  Students go into the smallest team as they join (ties: the first). With
+  params.team_choice = true they pick a team in the lobby instead (one button
+  per team, with its size); a pick is refused when that team already has more
+  players than the smallest one (not counting the one moving), so teams never
+  differ by more than 1, and whoever has not picked at Start goes into the
+  smallest. A student who leaves and comes back keeps their team.
+  THE TEAM SCORE IS THE AVERAGE OF ITS MEMBERS' SCORES, ROUNDED DOWN, so a
+  team of 5 and a team of 4 compete fairly (members: everyone who played for
+  it, including those who left; an empty team scores 0). At each reveal the
+  leaderboard shows the teams (yours highlighted); the podium shows the top
+  teams, with the students' leaderboard below.
+
+Results (the CSV), one row per student, best first
+  rank, name, score, correct (questions right), then team (with teams),
+  real_name (with generated names: the name the student typed; private, so
+  only the host and the API get it), then for every question N:
+    qN answer   what they answered, as text: the choice(s) (", " between
+                several), the typed text, the slider's number, an order as
+                "Mercury > Venus > ...", cloud words as "sun, rain"
+    qN correct  yes or no; empty for polls and clouds
+    qN points   the points it scored
+    qN time     seconds from the question's start to their answer ("2.5")
+  Not answered: answer and time empty, "no" and 0. Skipped, not yet played or
+  before they joined: all empty. The results can be downloaded during the
+  game too: they are reported at the start and at every reveal.
+
 Actions
-  host:    start, next, skip, kick {player = "p3"}, readmit {name = "Ana"}
-  student: answer, with {choice = 2} (one button), {choices = {1, 3}}
+  host:    start, next, skip, kick {player = "p3"}, readmit {name = "Ana"},
+           rename {player = "p3", name = "Ana B"} (refused with the reason
+           when the name is taken or not allowed)
+  student: team {team = 2} (team_choice, in the lobby), answer, with {choice = 2} (one button), {choices = {1, 3}}
            (several), {text = "Paris"} (type, cloud), {value = 42} (slider)
            or {order = {3, 1, 2}} (order: positions in the shuffled list)
   `next` reveals the answer early during a question, and moves on to the next
@@ -90,6 +119,8 @@ Params (all optional, given when the session is created)
   allow_late_join   false to refuse students once the quiz has started
   host_sees_answer  false to hide the answer on the host's screen until the
                     reveal (for a host screen projected to the class)
+  teams             a number of teams (2-8) or a list of team names
+  team_choice       true to let students pick their team in the lobby
 ]]
 
 -- The questions. `answer` is the right answer (for `choice`: the position of

@@ -27,11 +27,11 @@ fn questions() -> Value {
 /// answer cell, correct cell the report should show.
 fn plan(i: usize, q: usize) -> (Value, &'static str, &'static str) {
     match q {
-        1 if i % 3 == 0 => (json!({"choice": 1}), "3", "no"),
+        1 if i.is_multiple_of(3) => (json!({"choice": 1}), "3", "no"),
         1 => (json!({"choice": 2}), "4", "yes"),
-        2 if i % 2 == 0 => (json!({"text": " paris "}), "paris", "yes"),
+        2 if i.is_multiple_of(2) => (json!({"text": " paris "}), "paris", "yes"),
         2 => (json!({"text": "Rome"}), "Rome", "no"),
-        _ if i % 2 == 0 => (json!({"choice": 1}), "Yes", ""),
+        _ if i.is_multiple_of(2) => (json!({"choice": 1}), "Yes", ""),
         _ => (json!({"choice": 2}), "No", ""),
     }
 }
@@ -122,7 +122,7 @@ async fn ten_students_in_two_teams_and_the_report_cell_by_cell() {
     for i in 0..STUDENTS {
         let mut c = server.client().await;
         let w = c.join(&code, &name(i)).await;
-        let team = if i % 2 == 0 { "Red" } else { "Blue" };
+        let team = if i.is_multiple_of(2) { "Red" } else { "Blue" };
         assert!(
             w["view"]["text"]
                 .as_str()
@@ -221,7 +221,7 @@ async fn ten_students_in_two_teams_and_the_report_cell_by_cell() {
         let correct = d.iter().filter(|d| d.correct == "yes").count();
         assert_eq!(row["score"], score.to_string(), "{n}");
         assert_eq!(row["correct"], correct.to_string(), "{n}");
-        let team = if i % 2 == 0 { "Red" } else { "Blue" };
+        let team = if i.is_multiple_of(2) { "Red" } else { "Blue" };
         assert_eq!(row["team"], team, "{n}");
         assert!(score <= last, "sorted by score");
         if k == 0 {

@@ -4,6 +4,17 @@
 -- right answer, rounded down; 0 otherwise.
 -- Run them with `recess test games` (or `recess test games/geography_test.lua`).
 
+
+-- The first four columns of a results row (or of each row of a list): the
+-- rows also have the per-question report columns (tested on their own).
+local function summary(rows)
+  local function four(r) return { rank = r.rank, name = r.name, score = r.score, correct = r.correct } end
+  if rows.name then return four(rows) end
+  local list = {}
+  for i, r in ipairs(rows) do list[i] = four(r) end
+  return list
+end
+
 local function class()
   local s = session("geography")
   local ana, ben, cy = s:join("Ana"), s:join("Ben"), s:join("Cy")
@@ -85,7 +96,7 @@ test("a whole quiz scores each answer by the documented rule", function()
 
   expect(s:act(s.host, "next")).to_be(true)
   local results = s:results()
-  expect(results.rows[1]).to_equal({ rank = 1, name = "Ana", score = 2875, correct = 3 })
-  expect(results.rows[2]).to_equal({ rank = 2, name = "Cy", score = 2525, correct = 3 })
-  expect(results.rows[3]).to_equal({ rank = 3, name = "Ben", score = 1750, correct = 2 })
+  expect(summary(results.rows[1])).to_equal({ rank = 1, name = "Ana", score = 2875, correct = 3 })
+  expect(summary(results.rows[2])).to_equal({ rank = 2, name = "Cy", score = 2525, correct = 3 })
+  expect(summary(results.rows[3])).to_equal({ rank = 3, name = "Ben", score = 1750, correct = 2 })
 end)

@@ -11,8 +11,8 @@ How a round goes
   reveal    When every connected student has answered, the time runs out or
             the host presses Next: students see whether they were right and
             the points they got, and everyone sees the leaderboard.
-  podium    After the last question: the top three, and the results (rank,
-            name, score, correct answers) go to the teacher as a CSV.
+  podium    After the last question: the top three, and the results go to
+            the teacher as a CSV (see Results below).
 
 Question types (the `type` of a question; see QUESTIONS below for examples)
   Every question has `text`, and may have `time` (seconds, default 20),
@@ -61,9 +61,38 @@ Spreadsheets
       min, max, step, unit, tolerance, words
   (see SPREADSHEETS below, and docs/lua-api.md "Quiz spreadsheets").
 
+Teams (params.teams = 3, or a list of names {"Red", "Blue"}; 2 to 8)
+  Students go into the smallest team as they join (ties: the first). With
+  params.team_choice = true they pick a team in the lobby instead (one button
+  per team, with its size); a pick is refused when that team already has more
+  players than the smallest one (not counting the one moving), so teams never
+  differ by more than 1, and whoever has not picked at Start goes into the
+  smallest. A student who leaves and comes back keeps their team.
+  THE TEAM SCORE IS THE AVERAGE OF ITS MEMBERS' SCORES, ROUNDED DOWN, so a
+  team of 5 and a team of 4 compete fairly (members: everyone who played for
+  it, including those who left; an empty team scores 0). At each reveal the
+  leaderboard shows the teams (yours highlighted); the podium shows the top
+  teams, with the students' leaderboard below.
+
+Results (the CSV), one row per student, best first
+  rank, name, score, correct (questions right), then team (with teams),
+  real_name (with generated names: the name the student typed; private, so
+  only the host and the API get it), then for every question N:
+    qN answer   what they answered, as text: the choice(s) (", " between
+                several), the typed text, the slider's number, an order as
+                "Mercury > Venus > ...", cloud words as "sun, rain"
+    qN correct  yes or no; empty for polls and clouds
+    qN points   the points it scored
+    qN time     seconds from the question's start to their answer ("2.5")
+  Not answered: answer and time empty, "no" and 0. Skipped, not yet played or
+  before they joined: all empty. The results can be downloaded during the
+  game too: they are reported at the start and at every reveal.
+
 Actions
-  host:    start, next, skip, kick {player = "p3"}, readmit {name = "Ana"}
-  student: answer, with {choice = 2} (one button), {choices = {1, 3}}
+  host:    start, next, skip, kick {player = "p3"}, readmit {name = "Ana"},
+           rename {player = "p3", name = "Ana B"} (refused with the reason
+           when the name is taken or not allowed)
+  student: team {team = 2} (team_choice, in the lobby), answer, with {choice = 2} (one button), {choices = {1, 3}}
            (several), {text = "Paris"} (type, cloud), {value = 42} (slider)
            or {order = {3, 1, 2}} (order: positions in the shuffled list)
   `next` reveals the answer early during a question, and moves on to the next
@@ -90,6 +119,8 @@ Params (all optional, given when the session is created)
   allow_late_join   false to refuse students once the quiz has started
   host_sees_answer  false to hide the answer on the host's screen until the
                     reveal (for a host screen projected to the class)
+  teams             a number of teams (2-8) or a list of team names
+  team_choice       true to let students pick their team in the lobby
 ]]
 
 -- The questions. `answer` is the right answer (for `choice`: the position of
@@ -171,6 +202,8 @@ local MAX_WORDS = 10        -- most words a cloud question may ask of a student
 local MAX_POINTS = 10       -- largest `points` multiplier
 local LEADERBOARD_SIZE = 5  -- rows everyone sees; your own row is added below
 local TOP_WORDS = 50        -- words in a cloud, answers in a typed question's chart
+local MAX_TEAMS = 8
+local TEAM_NAMES = { "Red", "Blue", "Green", "Yellow", "Purple", "Orange", "Pink", "Teal" }
 
 -- Small helpers -------------------------------------------------------------
 
@@ -703,9 +736,48 @@ end
 -- A student who leaves during the game keeps their record (marked `left`) so
 -- their points still count in the results.
 
+-- Teams (params.teams): state.teams is the list of team names, and a
+-- student's record has `team`, the number of theirs (nil while a student of a
+-- team_choice lobby has not picked one).
+
+-- How many students in the room are on each team (not counting `except_id`).
+local function team_sizes(state, except_id)
+  local sizes = {}
+  for t = 1, #state.teams do sizes[t] = 0 end
+  for _, id in ipairs(state.order) do
+    local p = state.players[id]
+    if p.team and not p.left and id ~= except_id then sizes[p.team] = sizes[p.team] + 1 end
+  end
+  return sizes
+end
+
+-- The smallest team (ties: the first of them).
+local function smallest_team(state)
+  local sizes, best = team_sizes(state), 1
+  for t = 2, #sizes do
+    if sizes[t] < sizes[best] then best = t end
+  end
+  return best
+end
+
+-- Who a student is, for remembering their team across a leave in the lobby.
+local function name_key(player)
+  return (player.real_name or player.name):lower()
+end
+
 local function add_player(state, player)
-  -- `joined` is the round they arrived in (see state.round below).
-  local record = { id = player.id, name = player.name, score = 0, correct = 0, joined = state.round }
+  -- `joined` is the round they arrived in (see state.round below); `log` is
+  -- what they did at each question, for the report (see report_row).
+  local record = { id = player.id, name = player.name, score = 0, correct = 0, joined = state.round,
+                   real_name = player.real_name, log = {} }
+  if state.teams then
+    local kept = state.lobby_teams and state.lobby_teams[name_key(player)]
+    if kept then
+      record.team = kept
+    elseif not state.team_choice or state.phase ~= "lobby" then
+      record.team = smallest_team(state)
+    end
+  end
   state.players[player.id] = record
   state.order[#state.order + 1] = player.id
   return record
@@ -760,6 +832,35 @@ local function rerank(state)
   end
   state.ranking = ranking
   state.position = position
+  if state.teams then
+    -- A team's score is the average of its members' scores, rounded down
+    -- (everyone who played for it, including those who left since).
+    local totals, members = {}, {}
+    for t = 1, #state.teams do totals[t], members[t] = 0, 0 end
+    for _, id in ipairs(state.order) do
+      local p = state.players[id]
+      if p.team then
+        totals[p.team] = totals[p.team] + p.score
+        members[p.team] = members[p.team] + 1
+      end
+    end
+    local teams = {}
+    for t, name in ipairs(state.teams) do
+      teams[t] = { team = t, name = name, members = members[t],
+                   score = members[t] > 0 and totals[t] // members[t] or 0 }
+    end
+    table.sort(teams, function(a, b)
+      if a.score ~= b.score then return a.score > b.score end
+      return a.team < b.team
+    end)
+    local team_position = {}
+    for i, t in ipairs(teams) do
+      t.rank = (i > 1 and t.score == teams[i - 1].score) and teams[i - 1].rank or i
+      team_position[t.team] = i
+    end
+    state.team_ranking = teams
+    state.team_position = team_position
+  end
 end
 
 -- True when every student who is connected and still in the game has
@@ -868,7 +969,8 @@ local function begin_question(state, ctx, number)
   state.words, state.word_index, state.top = {}, {}, {}
   state.shown = q.type == "order" and shuffled(ctx, #q.items) or nil
   state.limit_ms = q.time_ms
-  state.ends_at = ctx.now() + q.time_ms
+  state.started_at = ctx.now()
+  state.ends_at = state.started_at + q.time_ms
   state.timer_id = ctx.after(q.time_ms, "time_up", { round = state.round })
   ctx.broadcast("question", {
     number = number,
@@ -908,6 +1010,92 @@ local function reveal_data(state, q)
   return data
 end
 
+-- The report -------------------------------------------------------------------
+-- One row per student: rank, name, score, correct, then team (with teams),
+-- real_name (generated names; private to the host) and, per question N,
+-- "qN answer", "qN correct", "qN points", "qN time". See the header.
+
+-- What a student answered, as text (a slider's number as a number).
+local function answer_cell(q, a)
+  if a.choices then
+    local labels = {}
+    for i, c in ipairs(a.choices) do labels[i] = q.choices[c] end
+    return table.concat(labels, ", ")
+  elseif a.choice then
+    return q.choices[a.choice]
+  elseif a.order then
+    local labels = {}
+    for i, n in ipairs(a.order) do labels[i] = q.items[n] end
+    return table.concat(labels, " > ")
+  elseif a.texts then
+    return table.concat(a.texts, ", ")
+  elseif a.value then
+    return a.value
+  end
+  return a.text or ""
+end
+
+-- What goes in a student's log at the reveal of question `number`.
+local function log_entry(q, a)
+  local scored = q.type ~= "poll" and q.type ~= "cloud"
+  if not a then
+    return { answer = "", correct = scored and "no" or "", points = 0, time = "" }
+  end
+  return {
+    answer = answer_cell(q, a),
+    correct = scored and (a.right and "yes" or "no") or "",
+    points = a.right and a.points or 0,
+    time = a.ms and string.format("%.1f", a.ms / 1000) or "",
+  }
+end
+
+local function results_table(state)
+  rerank(state)
+  local columns = { "rank", "name", "score", "correct" }
+  if state.teams then columns[#columns + 1] = "team" end
+  local private
+  for _, id in ipairs(state.order) do
+    if state.players[id].real_name then private = { "real_name" } end
+  end
+  if private then columns[#columns + 1] = "real_name" end
+  local fields = { "answer", "correct", "points", "time" }
+  for n = 1, #state.questions do
+    for _, f in ipairs(fields) do columns[#columns + 1] = "q" .. n .. " " .. f end
+  end
+  local rows = {}
+  for i, r in ipairs(state.ranking) do
+    local p = state.players[r.id]
+    local row = { rank = r.rank, name = r.name, score = r.score, correct = r.correct }
+    if state.teams then row.team = p.team and state.teams[p.team] or "" end
+    if private then row.real_name = p.real_name or "" end
+    for n = 1, #state.questions do
+      local entry = p.log and p.log[n] or {}
+      for _, f in ipairs(fields) do
+        local v = entry[f]
+        if v == nil then v = "" end
+        row["q" .. n .. " " .. f] = v
+      end
+    end
+    rows[i] = row
+  end
+  local results = {
+    columns = columns,
+    private = private,
+    rows = rows,
+    title = state.title,
+    questions = #state.questions,
+    scored = state.revealed,
+  }
+  if state.teams then
+    local teams = {}
+    for i, t in ipairs(state.team_ranking) do
+      teams[i] = { rank = t.rank, team = t.name, score = t.score, members = t.members }
+    end
+    results.teams = teams
+  end
+  return results
+end
+
 local function reveal(state, ctx)
   stop_timer(state, ctx)
   local q = state.questions[state.current]
@@ -922,7 +1110,12 @@ local function reveal(state, ctx)
       p.correct = p.correct + 1
     end
   end
-  rerank(state)
+  for _, id in ipairs(state.order) do
+    local p = state.players[id]
+    p.log = p.log or {}
+    p.log[state.current] = log_entry(q, state.answers[id])
+  end
+  ctx.report(results_table(state))
   ctx.broadcast("reveal", reveal_data(state, q))
   -- Each student hears how they did (custom clients play a sound on it);
   -- a poll or a cloud has nothing to tell.
@@ -946,19 +1139,9 @@ local function finish_quiz(state, ctx)
   state.answers = {}
   state.counts = {}
   state.words, state.word_index, state.top = {}, {}, {}
-  rerank(state)
-  local rows = {}
-  for i, r in ipairs(state.ranking) do
-    rows[i] = { rank = r.rank, name = r.name, score = r.score, correct = r.correct }
-  end
-  ctx.log("quiz finished:", #rows, "players,", state.revealed, "questions scored")
-  ctx.finish({
-    columns = { "rank", "name", "score", "correct" },
-    rows = rows,
-    title = state.title,
-    questions = #state.questions,
-    scored = state.revealed,
-  })
+  local results = results_table(state)
+  ctx.log("quiz finished:", #results.rows, "players,", state.revealed, "questions scored")
+  ctx.finish(results)
 end
 
 -- After a reveal (or a skip): the next question, or the podium after the last.
@@ -981,6 +1164,15 @@ local function host_command(state, ctx, name)
       return false, "nobody has joined yet: wait for at least one player"
     end
     ctx.log("quiz started with", state.present, "players")
+    if state.teams then
+      -- Those who did not pick a team (team_choice) are balanced in now.
+      for _, id in ipairs(state.order) do
+        local p = state.players[id]
+        if not p.team then p.team = smallest_team(state) end
+      end
+    end
+    state.lobby_teams = nil
+    ctx.report(results_table(state))
     begin_question(state, ctx, 1)
   elseif phase == "lobby" then
     return false, "the quiz has not started yet: press Start first"
@@ -1023,6 +1215,51 @@ local function kick(state, ctx, data)
   if state.phase == "question" and everyone_answered(state, ctx) then
     reveal(state, ctx)
   end
+end
+
+-- rename {player, name}: the host gives a student another name (through
+-- ctx.rename, which refuses a taken or blocked name with its reason).
+local function rename(state, ctx, data)
+  local id = type(data) == "table" and given(data.player)
+  if type(id) ~= "string" and type(id) ~= "number" then
+    return false, "say who to rename: {player = id, name = \"...\"}"
+  end
+  id = tostring(id)
+  local record = state.players[id]
+  if not record or record.left then
+    return false, "there is no player '" .. id .. "' in this quiz"
+  end
+  if type(data.name) ~= "string" then return false, "say the new name: {player = id, name = \"...\"}" end
+  local ok, new_name = ctx.rename(id, data.name)
+  if not ok then return false, new_name end
+  record.name = new_name
+  if state.phase ~= "lobby" then rerank(state) end
+end
+
+-- team {team = 2}: a student picks a team in the lobby (params.team_choice).
+-- Refused when that team already has more players than the smallest team
+-- (not counting the one moving), so teams never differ by more than 1.
+local function pick_team(state, ctx, player, data)
+  if player.role == "host" then return false, "the host is not on a team" end
+  if not state.teams or not state.team_choice then return false, "this quiz has no teams to pick" end
+  if state.phase ~= "lobby" then return false, "teams are picked in the lobby, before the start" end
+  local record = state.players[player.id]
+  if not record then return false, "join the quiz first" end
+  local t = to_int(type(data) == "table" and given(data.team) or nil)
+  if not t or t < 1 or t > #state.teams then
+    return false, "pick a team, 1 to " .. #state.teams
+  end
+  if record.team == t then return end
+  local sizes = team_sizes(state, player.id)
+  local smallest = 1
+  for u = 2, #sizes do
+    if sizes[u] < sizes[smallest] then smallest = u end
+  end
+  if sizes[t] > sizes[smallest] then
+    return false, state.teams[t] .. " has " .. plural(sizes[t], "player", "players") .. " and "
+      .. state.teams[smallest] .. " " .. sizes[smallest] .. ": pick a smaller team (teams may differ by at most 1)"
+  end
+  record.team = t
 end
 
 -- readmit {name}: someone the host removed may join again.
@@ -1203,6 +1440,8 @@ local function answer(state, ctx, player, data)
   end
   local right, closeness = judge(q, a)
   a.right = right
+  -- (a cloud's time is that of its first word)
+  a.ms = mine and mine.ms or (now - (state.started_at or now))
   a.points = 0
   if right then
     local time_left = math.max(0, math.min(state.limit_ms, state.ends_at - now))
@@ -1250,6 +1489,37 @@ local function leaderboard(state, viewer_id)
   return board
 end
 
+-- With teams: the teams by score, the viewer's own team highlighted.
+local function team_board(state, viewer_id)
+  local me = viewer_id and state.players[viewer_id]
+  local board = {}
+  for i, t in ipairs(state.team_ranking or {}) do
+    board[i] = { rank = t.rank, name = t.name, score = t.score,
+                 highlight = (me and me.team == t.team) or nil }
+  end
+  if #board == 0 then return nil end
+  return board
+end
+
+local function team_podium(state)
+  local top = {}
+  for i = 1, math.min(3, #(state.team_ranking or {})) do
+    local t = state.team_ranking[i]
+    top[i] = { rank = t.rank, name = t.name, score = t.score }
+  end
+  if #top == 0 then return nil end
+  return top
+end
+
+-- "Red is 1st of 3 teams" for a student's status line.
+local function team_line(state, record)
+  if not (state.teams and record and record.team and state.team_position) then return nil end
+  local pos = state.team_position[record.team]
+  if not pos then return nil end
+  return state.teams[record.team] .. " is " .. ordinal(state.team_ranking[pos].rank)
+    .. " of " .. #state.teams .. " teams"
+end
+
 local function podium(state)
   local top = {}
   for i = 1, math.min(3, #state.ranking) do
@@ -1267,7 +1537,9 @@ local function roster(state)
     local p = state.players[id]
     if not p.left then
       local detail
-      if state.phase == "question" then
+      if state.phase == "lobby" then
+        detail = state.teams and (p.team and state.teams[p.team] or "no team yet") or nil
+      elseif state.phase == "question" then
         detail = state.answers[id] and "answered" or "thinking"
       elseif state.phase ~= "lobby" then
         detail = p.score .. " pts"
@@ -1425,6 +1697,7 @@ local function host_view(state)
       status = plural(present, "player", "players") .. " joined",
       players = roster(state),
       kick = "kick",
+      rename = "rename",
       buttons = with_readmit(state, {
         { label = "Start", action = "start", style = present == 0 and "disabled" or nil },
       }),
@@ -1432,13 +1705,24 @@ local function host_view(state)
   end
 
   if state.phase == "podium" then
-    return {
+    local view = {
       phase = "podium",
       title = state.title .. ": final results",
       podium = podium(state),
       leaderboard = leaderboard(state, nil),
       status = "The quiz is over. The results can be downloaded as a spreadsheet.",
     }
+    if state.teams then
+      -- The team podium; the students' board below it.
+      view.podium = team_podium(state)
+      local top = podium(state)
+      if top then
+        local names = {}
+        for i, r in ipairs(top) do names[i] = r.name .. " " .. r.score end
+        view.status = "Top players: " .. table.concat(names, ", ") .. ". " .. view.status
+      end
+    end
+    return view
   end
 
   local q = state.questions[state.current]
@@ -1451,11 +1735,13 @@ local function host_view(state)
     image = q.image,
     players = roster(state),
     kick = "kick",
+    rename = "rename",
   }
   host_answers(view, state, q, show_answer, revealing)
   if revealing then
     view.status = reveal_status(state, q)
-    view.leaderboard = leaderboard(state, nil)
+    -- With teams, the board at a reveal is the teams'.
+    view.leaderboard = state.teams and team_board(state, nil) or leaderboard(state, nil)
     local last = state.current == #state.questions
     view.buttons = with_readmit(state, { { label = last and "Show podium" or "Next question", action = "next" } })
   else
@@ -1587,12 +1873,29 @@ local function player_view(state, player)
   local score = me and me.score or nil
 
   if state.phase == "lobby" then
-    return {
+    local view = {
       phase = "lobby",
       title = state.title,
       text = "You're in, " .. player.name .. "! Watch the main screen: the quiz starts soon.",
       status = plural(present, "player", "players") .. " joined",
     }
+    if state.teams and me then
+      if me.team then
+        view.text = view.text .. " You are on team " .. state.teams[me.team] .. "."
+      else
+        view.text = view.text .. " Pick your team."
+      end
+      if state.team_choice then
+        local sizes, choices = team_sizes(state), {}
+        for t, name in ipairs(state.teams) do
+          choices[t] = { label = name, detail = plural(sizes[t], "player", "players"),
+                         action = "team", data = { team = t },
+                         style = me.team == t and "selected" or nil }
+        end
+        view.choices = choices
+      end
+    end
+    return view
   end
 
   if state.phase == "podium" then
@@ -1611,6 +1914,11 @@ local function player_view(state, player)
           .. " with " .. plural(r.score, "point", "points") .. "!",
         style = r.rank <= 3 and "correct" or nil,
       }
+    end
+    if state.teams then
+      -- The team podium; the students' board (the viewer's row marked) below.
+      view.podium = team_podium(state)
+      view.status = team_line(state, me)
     end
     return view
   end
@@ -1637,6 +1945,11 @@ local function player_view(state, player)
   local pos = state.position[player.id]
   if pos then
     view.status = "You are " .. ordinal(state.ranking[pos].rank) .. " of " .. #state.ranking
+  end
+  if state.teams then
+    view.leaderboard = team_board(state, player.id)
+    local line = team_line(state, me)
+    if line then view.status = (view.status and view.status .. ". " or "") .. line end
   end
   return view
 end
@@ -1677,6 +1990,31 @@ return {
         questions[i], questions[j] = questions[j], questions[i]
       end
     end
+    -- teams = N (2 to 8, named Red, Blue, ...) or a list of names.
+    local teams
+    local raw_teams = given(params.teams)
+    if raw_teams ~= nil then
+      local wrong = "params.teams must be a number of teams, 2 to " .. MAX_TEAMS
+        .. ", or a list of 2 to " .. MAX_TEAMS .. " team names"
+      if type(raw_teams) == "table" then
+        teams = {}
+        local seen = {}
+        for i, name in ipairs(raw_teams) do
+          if type(name) ~= "string" and type(name) ~= "number" then error(wrong .. ": team " .. i .. " is not text", 0) end
+          name = tidy(name)
+          if name == "" then error(wrong .. ": team " .. i .. " has no name", 0) end
+          if seen[fold(name)] then error(wrong .. ": the name '" .. name .. "' is given twice", 0) end
+          seen[fold(name)] = true
+          teams[i] = name
+        end
+      else
+        local n = to_int(raw_teams)
+        if not n then error(wrong .. ", got " .. shown(raw_teams), 0) end
+        teams = {}
+        for i = 1, math.max(0, math.min(n, MAX_TEAMS + 1)) do teams[i] = TEAM_NAMES[i] or ("Team " .. i) end
+      end
+      if #teams < 2 or #teams > MAX_TEAMS then error(wrong .. ", got " .. #teams, 0) end
+    end
     local title = given(params.title)
     if type(title) ~= "string" or title == "" then
       title = given(params.questions) and "Quiz" or TITLE
@@ -1686,6 +2024,8 @@ return {
       title = title,
       questions = questions,            -- copied in: editing the file changes new sessions
       allow_late_join = params.allow_late_join ~= false,
+      teams = teams,                    -- team names, or nil (see Teams)
+      team_choice = teams ~= nil and params.team_choice == true,
       host_sees_answer = params.host_sees_answer ~= false,
       phase = "lobby",                  -- "lobby" | "question" | "reveal" | "podium"
       current = 0,                      -- number of the question on screen
@@ -1720,6 +2060,7 @@ return {
       if p.left and p.name:lower() == wanted then
         state.players[id] = nil
         p.id, p.name, p.left = player.id, player.name, nil
+        p.real_name = player.real_name or p.real_name
         state.players[player.id] = p
         state.order[i] = player.id
         if state.answers[id] then
@@ -1743,6 +2084,11 @@ return {
     local record = state.players[player.id]
     if not record then return end
     if state.phase == "lobby" then
+      if record.team then
+        -- Back in the lobby, they get the same team.
+        state.lobby_teams = state.lobby_teams or {}
+        state.lobby_teams[name_key(player)] = record.team
+      end
       remove_player(state, player.id)
     else
       record.left = true  -- their points still count in the results
@@ -1757,11 +2103,15 @@ return {
     if name == "answer" then
       return answer(state, ctx, player, data)
     end
+    if name == "team" then
+      return pick_team(state, ctx, player, data)
+    end
     local what = ({
       start = "start the quiz",
       next = "move the quiz on",
       skip = "skip a question",
       kick = "remove players",
+      rename = "rename players",
       readmit = "let removed players back in",
     })[name]
     if not what then
@@ -1772,6 +2122,7 @@ return {
     end
     if name == "kick" then return kick(state, ctx, data) end
     if name == "readmit" then return readmit(state, ctx, data) end
+    if name == "rename" then return rename(state, ctx, data) end
     return host_command(state, ctx, name)
   end,
 
@@ -1824,6 +2175,8 @@ return {
     state.position = state.position or {}
     state.allow_late_join = state.allow_late_join ~= false
     state.host_sees_answer = state.host_sees_answer ~= false
+    for _, p in pairs(state.players or {}) do p.log = p.log or {} end
+    if state.teams and not state.team_ranking then rerank(state) end
     return state
   end,
 }

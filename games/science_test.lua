@@ -5,6 +5,17 @@
 -- its closeness; polls and clouds score nothing.
 -- Run them with `recess test games` (or `recess test games/science_test.lua`).
 
+
+-- The first four columns of a results row (or of each row of a list): the
+-- rows also have the per-question report columns (tested on their own).
+local function summary(rows)
+  local function four(r) return { rank = r.rank, name = r.name, score = r.score, correct = r.correct } end
+  if rows.name then return four(rows) end
+  local list = {}
+  for i, r in ipairs(rows) do list[i] = four(r) end
+  return list
+end
+
 local function answer(s, p, data)
   local ok, why = s:act(p, "answer", data)
   expect(why).to_be_nil()
@@ -103,6 +114,6 @@ test("every type of the sheet plays and scores by the documented rules", functio
 
   next_question(s)
   local rows = s:results().rows
-  expect(rows[1]).to_equal({ rank = 1, name = "Ana", score = 4650, correct = 5 })
-  expect(rows[2]).to_equal({ rank = 2, name = "Ben", score = 2800, correct = 2 })
+  expect(summary(rows[1])).to_equal({ rank = 1, name = "Ana", score = 4650, correct = 5 })
+  expect(summary(rows[2])).to_equal({ rank = 2, name = "Ben", score = 2800, correct = 2 })
 end)

@@ -19,9 +19,13 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use tokio::sync::broadcast;
 
+mod sheets;
+
 use super::budget::CallBudget;
 use super::sandbox::{self, Limits};
-use super::sheet::{self, SheetRow};
+use super::sheet;
+pub use sheets::Sheet;
+use sheets::{read_rows, read_sheet_game, sheet_files};
 
 /// Handlers a game table may have; all but `init` and `view` are optional.
 pub const HANDLERS: [&str; 8] = [
@@ -65,39 +69,6 @@ pub struct Rules {
     /// A spreadsheet game (`capitals.quiz.csv`): its rows and the params its
     /// rules' `sheet` function made of them; `None` for a Lua game.
     pub sheet: Option<Sheet>,
-}
-
-/// The spreadsheet behind a spreadsheet game.
-#[derive(Debug)]
-pub struct Sheet {
-    /// Its file name in the games folder: `capitals.quiz.csv`.
-    pub file: String,
-    /// The game whose rules play it: `quiz`.
-    pub rules: String,
-    /// What the file holds (kept so a recording can hold it too).
-    pub rows: Vec<SheetRow>,
-    /// What the rules' `sheet` function returned: the params every new
-    /// session of the game starts with (a host's own params override them
-    /// key by key). `Null` until the rules have read the rows.
-    pub params: Json,
-}
-
-impl Rules {
-    /// The params `init` gets for a session created with `given`: a
-    /// spreadsheet game's params with `given`'s keys on top; `given` as it
-    /// is for a Lua game. Merging twice gives the same (replay relies on it).
-    pub fn params_with(&self, given: Json) -> Json {
-        let Some(Json::Object(base)) = self.sheet.as_ref().map(|s| &s.params) else {
-            return given;
-        };
-        let mut merged = base.clone();
-        match given {
-            Json::Object(own) => merged.extend(own),
-            Json::Null => {}
-            other => return other,
-        }
-        Json::Object(merged)
-    }
 }
 
 /// The globals a game's handlers assigned (a missing `local`), with where:
@@ -489,67 +460,6 @@ fn read_game(dir: &Path, name: &str) -> Option<Result<Rules, String>> {
     Some(read_sheet_game(dir, name, file))
 }
 
-/// The spreadsheet files in `dir` whose names pass `wanted`, sorted.
-fn sheet_files(dir: &Path, wanted: impl Fn(&sheet::SheetName) -> bool) -> Vec<String> {
-    // (`recess check capitals.quiz.csv` names the current folder as "".)
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|f| !is_editor_noise(f) && sheet::parse_name(f).is_some_and(|n| wanted(&n)))
-        .filter(|f| dir.join(f).is_file())
-        .collect();
-    files.sort();
-    files
-}
-
-/// `capitals.quiz.csv`: the rules of `quiz` with the file's rows; the
-/// params are filled in by [`validate`].
-fn read_sheet_game(dir: &Path, name: &str, file: &str) -> Result<Rules, String> {
-    let rules_name = sheet::parse_name(file).map_or("", |s| s.rules);
-    if !valid_game_name(rules_name) || rules_name == name {
-        return Err(format!(
-            "{file}: name the file GAME.RULES.{}, where RULES is the game that plays it (such as capitals.quiz.csv)",
-            sheet::parse_name(file).map_or("csv", |s| s.extension)
-        ));
-    }
-    let mut rules = match read_lua_game(dir, rules_name) {
-        None => {
-            return Err(format!(
-                "{file}: there is no game '{rules_name}' in this folder to play it (the file's name says {rules_name}.lua plays it)"
-            ));
-        }
-        Some(Err(e)) => return Err(format!("{file}: its rules do not load: {e}")),
-        Some(Ok(rules)) => rules,
-    };
-    let rows = sheet::read(&dir.join(file), file)?;
-    let mut hash = Fnv::default();
-    hash.write(rules.version.as_bytes());
-    for row in &rows {
-        for cell in &row.cells {
-            hash.write(cell.as_bytes());
-            hash.write(&[0x1f]);
-        }
-        hash.write(&[0x1e]);
-    }
-    rules.game = name.to_owned();
-    rules.version = format!("{:016x}", hash.0);
-    rules.sheet = Some(Sheet {
-        file: file.to_owned(),
-        rules: rules_name.to_owned(),
-        rows,
-        params: Json::Null,
-    });
-    Ok(rules)
-}
-
 /// Reads a Lua game's sources; `None` when neither form exists.
 fn read_lua_game(dir: &Path, name: &str) -> Option<Result<Rules, String>> {
     let folder = dir.join(name);
@@ -693,66 +603,6 @@ fn validate(rules: Rules, limits: Limits) -> Result<Rules, String> {
     }
     rules.max_players = max_players;
     Ok(rules)
-}
-
-/// Most bytes of params a spreadsheet may make.
-const MAX_SHEET_PARAMS: usize = 1 << 20;
-
-/// Calls the game table's `sheet(sheet)` with a spreadsheet's file name and
-/// rows (`{file =, rows = {{row =, cells = {...}}, ...}}`): it returns the
-/// params, or `nil, row, message` for a problem in the file.
-fn read_rows(lua: &Lua, table: &Table, sheet: &Sheet) -> Result<Json, String> {
-    let file = &sheet.file;
-    let lua_err = |e: mlua::Error| sandbox::describe(&e);
-    let reader = match table.raw_get::<Value>("sheet").map_err(lua_err)? {
-        Value::Function(f) => f,
-        _ => {
-            return Err(format!(
-                "{file}: the game '{}' cannot read spreadsheets (its game table has no `sheet` function)",
-                sheet.rules
-            ));
-        }
-    };
-    let rows = lua.create_table().map_err(lua_err)?;
-    for (i, row) in sheet.rows.iter().enumerate() {
-        let cells = lua
-            .create_sequence_from(row.cells.iter().map(String::as_str))
-            .map_err(lua_err)?;
-        let t = lua.create_table().map_err(lua_err)?;
-        t.raw_set("row", row.row).map_err(lua_err)?;
-        t.raw_set("cells", cells).map_err(lua_err)?;
-        rows.raw_set(i + 1, t).map_err(lua_err)?;
-    }
-    let arg = lua.create_table().map_err(lua_err)?;
-    arg.raw_set("file", sheet.file.as_str()).map_err(lua_err)?;
-    arg.raw_set("rows", rows).map_err(lua_err)?;
-    let (params, row, message): (Value, Value, Value) = reader.call(arg).map_err(lua_err)?;
-    if let Value::Nil = params {
-        let message = match &message {
-            Value::String(m) => m.to_string_lossy(),
-            _ => "the rules could not read this spreadsheet".to_owned(),
-        };
-        return Err(match row {
-            Value::Integer(r) => format!("{file}:{r}: {message}"),
-            Value::Number(r) if r.fract() == 0.0 => format!("{file}:{r}: {message}"),
-            _ => format!("{file}: {message}"),
-        });
-    }
-    if !params.is_table() {
-        return Err(format!(
-            "{file}: `sheet` in {} must return a table of params, got {}",
-            sheet.rules,
-            sandbox::value_text(&params)
-        ));
-    }
-    match super::json::lua_to_json_sized(lua, params, MAX_SHEET_PARAMS) {
-        Ok((json, _)) => Ok(json),
-        Err(super::json::SizedError::TooBig(_)) => Err(format!(
-            "{file}: the spreadsheet makes more than {} KiB of questions",
-            MAX_SHEET_PARAMS >> 10
-        )),
-        Err(super::json::SizedError::Lua(e)) => Err(format!("{file}: {}", sandbox::describe(&e))),
-    }
 }
 
 /// Loads `rules` into `lua`: installs `require` for its modules, runs the main
@@ -986,176 +836,4 @@ pub fn check_target(path: &Path) -> (PathBuf, Vec<String>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(dir: &Path, rel: &str, text: &str) {
-        let p = dir.join(rel);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).unwrap();
-        }
-        std::fs::write(p, text).unwrap();
-    }
-
-    const GOOD: &str =
-        "return { title = 'T', init = function() return {} end, view = function() return {} end }";
-
-    #[test]
-    fn loads_file_and_folder_games() {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "a.lua", GOOD);
-        write(
-            dir.path(),
-            "b/init.lua",
-            "local h = require('helpers') return { init = function() return {n = h.n} end, view = function() return {} end }",
-        );
-        write(dir.path(), "b/helpers.lua", "return { n = 3 }");
-        write(dir.path(), ".hidden.lua", GOOD);
-        let catalog = Catalog::new(dir.path(), Limits::default());
-        let loaded = catalog.load_all();
-        let names: Vec<_> = loaded
-            .iter()
-            .map(|(n, r)| (n.as_str(), r.is_ok()))
-            .collect();
-        assert_eq!(names, vec![("a", true), ("b", true)]);
-        assert_eq!(catalog.get("a").unwrap().title, "T");
-        assert_eq!(catalog.get("b").unwrap().title, "b");
-    }
-
-    #[test]
-    fn reports_file_and_line() {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "s.lua", "return {\n init = function( end }");
-        write(dir.path(), "r.lua", "local x = 1\nerror('at load')");
-        write(dir.path(), "m.lua", "return { init = function() end }");
-        let catalog = Catalog::new(dir.path(), Limits::default());
-        catalog.load_all();
-        let s = catalog.entry("s").unwrap().error.unwrap();
-        assert!(s.starts_with("s.lua:2:"), "{s}");
-        assert_eq!(
-            catalog.entry("r").unwrap().error.unwrap(),
-            "r.lua:2: at load"
-        );
-        let m = catalog.entry("m").unwrap().error.unwrap();
-        assert!(m.contains("`view`"), "{m}");
-    }
-
-    #[test]
-    fn a_broken_save_keeps_the_previous_version() {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "g.lua", GOOD);
-        let catalog = Catalog::new(dir.path(), Limits::default());
-        catalog.load_all();
-        let v1 = catalog.get("g").unwrap().version.clone();
-        write(dir.path(), "g.lua", "return {");
-        assert!(catalog.reload("g").unwrap().is_err());
-        assert_eq!(catalog.get("g").unwrap().version, v1);
-        assert!(catalog.entry("g").unwrap().error.is_some());
-        std::fs::remove_file(dir.path().join("g.lua")).unwrap();
-        assert!(catalog.reload("g").is_none());
-        assert!(catalog.get("g").is_none());
-    }
-
-    #[test]
-    fn paths_map_to_games() {
-        let dir = Path::new("/games");
-        assert_eq!(
-            game_of_path(dir, Path::new("/games/quiz.lua")).as_deref(),
-            Some("quiz")
-        );
-        assert_eq!(
-            game_of_path(dir, Path::new("/games/b/x.lua")).as_deref(),
-            Some("b")
-        );
-        assert_eq!(game_of_path(dir, Path::new("/games/.quiz.lua.swp")), None);
-        assert_eq!(game_of_path(dir, Path::new("/games/quiz.lua~")), None);
-        assert_eq!(game_of_path(dir, Path::new("/games/b/.x.swp")), None);
-    }
-
-    /// Rules that read a spreadsheet: each row's first cell is a question.
-    const MINI: &str = r#"
-return {
-  title = "Mini",
-  init = function(ctx, params) return { params = params } end,
-  view = function(state) return { text = state.params.questions[1] } end,
-  sheet = function(sheet)
-    local questions = {}
-    for i, row in ipairs(sheet.rows) do
-      if row.cells[2] == nil or row.cells[2] == "" then return nil, row.row, "the question is empty" end
-      questions[i] = row.cells[2]
-    end
-    return { questions = questions, title = "Capitals" }
-  end,
-}"#;
-
-    #[test]
-    fn a_spreadsheet_is_a_game_played_by_the_rules_its_name_gives() {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "mini.lua", MINI);
-        write(dir.path(), "cap.mini.csv", "1,Paris?\n2,Rome?\n");
-        let catalog = Catalog::new(dir.path(), Limits::default());
-        catalog.load_all();
-        let rules = catalog.get("cap").unwrap();
-        assert_eq!(rules.title, "Capitals");
-        assert_eq!(rules.main.chunk_name, "mini.lua");
-        let given = serde_json::json!({ "time_limit": 5, "title": "Mine" });
-        assert_eq!(
-            rules.params_with(given.clone()),
-            serde_json::json!({ "questions": ["Paris?", "Rome?"], "title": "Mine", "time_limit": 5 })
-        );
-        // Merging twice changes nothing (a replay merges recorded params again).
-        assert_eq!(
-            rules.params_with(rules.params_with(given.clone())),
-            rules.params_with(given)
-        );
-        assert_eq!(catalog.get("mini").unwrap().title, "Mini");
-
-        // A bad row: reported by file and row; the good version keeps serving.
-        let v1 = rules.version.clone();
-        write(dir.path(), "cap.mini.csv", "1,Paris?\n\n3,\n");
-        assert_eq!(
-            catalog.reload("cap").unwrap().unwrap_err(),
-            "cap.mini.csv:3: the question is empty"
-        );
-        assert_eq!(catalog.get("cap").unwrap().version, v1);
-
-        // Saving the rules reloads the spreadsheets they play.
-        write(dir.path(), "cap.mini.csv", "1,Paris?\n");
-        write(
-            dir.path(),
-            "mini.lua",
-            &MINI.replace("\"Capitals\"", "\"Cities\""),
-        );
-        let reloaded = catalog.reload_paths([dir.path().join("mini.lua").as_path()]);
-        assert_eq!(reloaded, ["cap", "mini"]);
-        assert_eq!(catalog.get("cap").unwrap().title, "Cities");
-    }
-
-    #[test]
-    fn a_spreadsheet_without_rules_to_play_it_says_why() {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "a.nothing.csv", "x\n");
-        write(dir.path(), "plain.lua", GOOD);
-        write(dir.path(), "b.plain.csv", "x\n");
-        write(dir.path(), "mini.lua", MINI);
-        write(dir.path(), "plain.mini.csv", "1,q\n");
-        let catalog = Catalog::new(dir.path(), Limits::default());
-        let errors: BTreeMap<String, String> = catalog
-            .load_all()
-            .into_iter()
-            .filter_map(|(name, r)| r.err().map(|e| (name, e)))
-            .collect();
-        assert_eq!(
-            errors["a"],
-            "a.nothing.csv: there is no game 'nothing' in this folder to play it (the file's name says nothing.lua plays it)"
-        );
-        assert_eq!(
-            errors["b"],
-            "b.plain.csv: the game 'plain' cannot read spreadsheets (its game table has no `sheet` function)"
-        );
-        assert_eq!(
-            errors["plain"],
-            "plain.mini.csv: plain.lua makes a game called 'plain' too; rename one of them"
-        );
-    }
-}
+mod tests;

@@ -730,45 +730,6 @@ impl SessionActor {
         }
     }
 
-    /// The session's recording as a file holds it.
-    fn recording_json(&self) -> Result<String, ProtocolError> {
-        let Some(recording) = &self.recording else {
-            let why = if self.env.settings.recording_bytes == 0 {
-                "this server keeps no recordings (--recording-kib 0)"
-            } else {
-                "this session has no recording: it was restored after a restart or moved from another node, and a recording covers a session from its start on one node"
-            };
-            return Err(ProtocolError::new(ErrorCode::Refused, why));
-        };
-        serde_json::to_string(&recording.file()).map_err(|e| {
-            ProtocolError::new(
-                ErrorCode::Internal,
-                format!("the recording could not be written: {e}"),
-            )
-        })
-    }
-
-    /// An input begins at Unix ms `now`: the rules the catalog offers now
-    /// are the ones its handlers switch to, and it is recorded.
-    fn begin(&mut self, now: i64, input: Input) {
-        self.offered = self.env.catalog.get(&self.game);
-        if let Some(r) = &mut self.recording {
-            r.input(now, self.offered.as_ref(), input);
-        }
-    }
-
-    /// Records the answer the sender of the current input was given.
-    fn record_answer(&mut self, to: Option<&str>, answer: Result<Json, &ProtocolError>) {
-        let Some(r) = &mut self.recording else {
-            return;
-        };
-        let answer = match answer {
-            Ok(a) => a,
-            Err(e) => serde_json::json!({ "error": e.code, "message": e.message }),
-        };
-        r.answer(to, answer);
-    }
-
     /// Queues an answer for after the commit.
     fn reply(&mut self, reply: Reply, outcome: Outcome) {
         if matches!(reply, Reply::None) {

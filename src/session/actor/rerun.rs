@@ -1,5 +1,7 @@
-//! Taking a recorded input again (`recess replay`): each [`Input`] goes
-//! through the same path it took when it happened, so the same code runs.
+//! The session's recording: each input recorded as it begins and the
+//! answer its sender got, the recording handed out as a file, and taking a
+//! recorded input again (`recess replay`), where each [`Input`] goes through
+//! the same path it took when it happened, so the same code runs.
 
 use super::*;
 use crate::script::GameChange;
@@ -74,5 +76,46 @@ impl SessionActor {
     /// but its recording).
     pub(crate) fn drop_batch(&mut self) {
         self.batch = Batch::default();
+    }
+}
+
+impl SessionActor {
+    /// The session's recording as a file holds it.
+    pub(super) fn recording_json(&self) -> Result<String, ProtocolError> {
+        let Some(recording) = &self.recording else {
+            let why = if self.env.settings.recording_bytes == 0 {
+                "this server keeps no recordings (--recording-kib 0)"
+            } else {
+                "this session has no recording: it was restored after a restart or moved from another node, and a recording covers a session from its start on one node"
+            };
+            return Err(ProtocolError::new(ErrorCode::Refused, why));
+        };
+        serde_json::to_string(&recording.file()).map_err(|e| {
+            ProtocolError::new(
+                ErrorCode::Internal,
+                format!("the recording could not be written: {e}"),
+            )
+        })
+    }
+
+    /// An input begins at Unix ms `now`: the rules the catalog offers now
+    /// are the ones its handlers switch to, and it is recorded.
+    pub(super) fn begin(&mut self, now: i64, input: Input) {
+        self.offered = self.env.catalog.get(&self.game);
+        if let Some(r) = &mut self.recording {
+            r.input(now, self.offered.as_ref(), input);
+        }
+    }
+
+    /// Records the answer the sender of the current input was given.
+    pub(super) fn record_answer(&mut self, to: Option<&str>, answer: Result<Json, &ProtocolError>) {
+        let Some(r) = &mut self.recording else {
+            return;
+        };
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => serde_json::json!({ "error": e.code, "message": e.message }),
+        };
+        r.answer(to, answer);
     }
 }

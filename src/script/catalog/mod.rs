@@ -300,7 +300,7 @@ impl Catalog {
             .filter_map(|p| game_of_path(&self.dir, p))
             // A folder that is not a game and never was (such as `types/`,
             // the editor stubs): nothing to reload, no "game removed".
-            .filter(|name| self.entry(name).is_some() || read_game(&self.dir, name).is_some())
+            .filter(|name| self.entry(name).is_some() || has_game(&self.dir, name))
             .collect();
         // A spreadsheet game changes with the rules that play it.
         let played: Vec<String> = names
@@ -445,14 +445,7 @@ fn read_game(dir: &Path, name: &str) -> Option<Result<Rules, String>> {
     let Some(file) = sheets.first() else {
         return read_lua_game(dir, name);
     };
-    let lua = read_lua_game(dir, name).map(|_| {
-        if dir.join(name).join("init.lua").is_file() {
-            format!("{name}/init.lua")
-        } else {
-            format!("{name}.lua")
-        }
-    });
-    if let Some(other) = lua.as_ref().or(sheets.get(1)) {
+    if let Some(other) = lua_main(dir, name).as_ref().or(sheets.get(1)) {
         return Some(Err(format!(
             "{file}: {other} makes a game called '{name}' too; rename one of them"
         )));
@@ -460,20 +453,30 @@ fn read_game(dir: &Path, name: &str) -> Option<Result<Rules, String>> {
     Some(read_sheet_game(dir, name, file))
 }
 
-/// Reads a Lua game's sources; `None` when neither form exists.
-fn read_lua_game(dir: &Path, name: &str) -> Option<Result<Rules, String>> {
-    let folder = dir.join(name);
-    let file = dir.join(format!("{name}.lua"));
-    if folder.join("init.lua").is_file() {
-        Some(read_folder_game(&folder, name))
-    } else if file.is_file() {
-        Some(
-            read_source(&file, format!("{name}.lua"))
-                .map(|main| rules_from(name, main, HashMap::new())),
-        )
+/// The main file of the Lua game `name` (`quiz.lua`, `space/init.lua`),
+/// without reading it; `None` when neither form exists.
+fn lua_main(dir: &Path, name: &str) -> Option<String> {
+    if dir.join(name).join("init.lua").is_file() {
+        Some(format!("{name}/init.lua"))
+    } else if dir.join(format!("{name}.lua")).is_file() {
+        Some(format!("{name}.lua"))
     } else {
         None
     }
+}
+
+/// Whether the folder has any form of the game `name`, without reading it.
+fn has_game(dir: &Path, name: &str) -> bool {
+    lua_main(dir, name).is_some() || !sheet_files(dir, |s| s.game == name).is_empty()
+}
+
+/// Reads a Lua game's sources; `None` when neither form exists.
+fn read_lua_game(dir: &Path, name: &str) -> Option<Result<Rules, String>> {
+    let main = lua_main(dir, name)?;
+    if main.ends_with("/init.lua") {
+        return Some(read_folder_game(&dir.join(name), name));
+    }
+    Some(read_source(&dir.join(&main), main).map(|main| rules_from(name, main, HashMap::new())))
 }
 
 fn read_folder_game(folder: &Path, name: &str) -> Result<Rules, String> {

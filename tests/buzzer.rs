@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use futures_util::future::join_all;
 use serde_json::json;
 
-use common::{Class, Client, TestServer, http};
+use common::{Class, Client, TestServer};
 
 const PLAYERS: usize = 10;
 const POINTS: i64 = 100;
@@ -166,14 +166,7 @@ async fn ten_students_buzz_at_once_and_the_scores_follow_the_servers_order() {
         assert_eq!(view["score"], expected[&name], "{name}: {view}");
     }
 
-    let (status, csv) = http(
-        server.addr,
-        "GET",
-        &format!("/api/sessions/{session}/results?format=csv&token={token}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{csv}");
+    let csv = common::results_csv(&server, &session, &token).await;
     assert!(csv.starts_with("\"rank\",\"name\",\"score\"\r\n"), "{csv}");
     server.stop().await;
 }

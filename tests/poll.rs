@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Class, TestServer, http_with};
+use common::{Class, TestServer};
 use serde_json::{Value, json};
 
 const STUDENTS: usize = 10;
@@ -129,9 +129,7 @@ async fn a_class_votes_and_sends_words_and_the_teacher_gets_the_counts() {
     let ended = students[3].recv_type("ended").await;
     assert_eq!(ended["results"]["rows"].as_array().unwrap().len(), 5);
 
-    let path = format!("/api/sessions/{session}/results?format=csv&token={token}");
-    let (status, csv) = http_with(server.addr, "GET", &path, "", "").await;
-    assert_eq!(status, 200, "{csv}");
+    let csv = common::results_csv(&server, &session, &token).await;
     assert_eq!(
         csv,
         "\"question\",\"answer\",\"votes\"\r\n\

@@ -255,14 +255,7 @@ async fn thirty_students_play_a_whole_quiz() {
     }
 
     // The spreadsheet matches.
-    let (status, csv) = http(
-        server.addr,
-        "GET",
-        &format!("/api/sessions/{session}/results?format=csv&token={token}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{csv}");
+    let csv = common::results_csv(&server, &session, &token).await;
     assert!(csv.starts_with("\"rank\",\"name\",\"score\",\"correct\","));
     let csv_scores: HashMap<String, i64> = csv::Reader::from_reader(csv.as_bytes())
         .records()

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Class, TestServer, http_with};
+use common::{Class, TestServer};
 use serde_json::{Value, json};
 
 const STUDENTS: usize = 10;
@@ -222,9 +222,7 @@ async fn play(game: &str, questions: Vec<Question>) {
         assert_eq!(row["score"], *total, "{game} {name}");
         assert_eq!(row["correct"], corrects[i], "{game} {name}");
     }
-    let path = format!("/api/sessions/{session}/results?format=csv&token={token}");
-    let (status, csv) = http_with(server.addr, "GET", &path, "", "").await;
-    assert_eq!(status, 200, "{csv}");
+    let csv = common::results_csv(&server, &session, &token).await;
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), STUDENTS + 1, "{csv}");
     assert!(

@@ -45,14 +45,7 @@ async fn csv_rows(
     session: &str,
     token: &str,
 ) -> (Vec<String>, Vec<HashMap<String, String>>) {
-    let (status, csv) = http(
-        server.addr,
-        "GET",
-        &format!("/api/sessions/{session}/results?format=csv&token={token}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{csv}");
+    let csv = common::results_csv(server, session, token).await;
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let header: Vec<String> = reader
         .headers()

@@ -603,3 +603,12 @@ fn dechunk(body: &str) -> String {
     // hyper answers with Content-Length for Full bodies; keep chunked support simple.
     body.to_owned()
 }
+
+/// The results spreadsheet as the host downloads it, with their own token
+/// (`GET /api/sessions/{id}/results?format=csv&token=...`); fails unless 200.
+pub async fn results_csv(server: &TestServer, session: &str, token: &str) -> String {
+    let path = format!("/api/sessions/{session}/results?format=csv&token={token}");
+    let (status, csv) = http_with(server.addr, "GET", &path, "", "").await;
+    assert_eq!(status, 200, "{csv}");
+    csv
+}

@@ -695,8 +695,8 @@ local function read_sheet(sheet)
   local questions = {}
   for _, line in ipairs(sheet.rows) do
     local at = type(line) == "table" and to_int(line.row) or nil
-    -- {row = 7, "cell", ...} as Recess gives it; {row = 7, cells = {...}} in params.
-    local row = type(line) == "table" and (type(line.cells) == "table" and line.cells or line) or {}
+    -- {row = 7, cells = {...}}, from Recess or in params.sheet.
+    local row = type(line) == "table" and type(line.cells) == "table" and line.cells or {}
     if not columns then
       columns = read_headings(row)
       -- Before the headings: a `title` row, or instructions (ignored).

@@ -511,7 +511,7 @@ end
 -- A file games/NAME.quiz.csv (or .xlsx) is the game NAME with these rules.
 -- Recess reads its first worksheet and calls `sheet` below (the game table's
 -- `sheet`) with every row that is not blank:
---     { file = "capitals.quiz.csv", rows = { {row = 1, "cell", "cell", ...}, ... } }
+--     { file = "capitals.quiz.csv", rows = { {row = 1, cells = {"cell", "cell", ...}}, ... } }
 -- It returns the params of the game's sessions, or nil, row, message.
 --
 -- The layout (docs/lua-api.md, "Quiz spreadsheets"):

@@ -161,7 +161,8 @@ test('a host page and 5 player pages play a whole quiz, with podium and CSV', { 
   const csv = await readFile(await download.path(), 'utf8');
   const rows = parseCsv(csv);
   assert.equal(rows.length, 5, csv);
-  assert.deepEqual(Object.keys(rows[0]), ['rank', 'name', 'score', 'correct']);
+  // The first columns, then the quiz's report columns for each question.
+  assert.deepEqual(Object.keys(rows[0]).slice(0, 5), ['rank', 'name', 'score', 'correct', 'q1 answer']);
   assert.deepEqual(rows.map((r) => r.name), ranking, csv);
   for (const r of rows) {
     assert.equal(Number(r.score), totals[r.name], `CSV score of ${r.name}`);

@@ -203,6 +203,8 @@ local MAX_POINTS = 10       -- largest `points` multiplier
 local LEADERBOARD_SIZE = 5  -- rows everyone sees; your own row is added below
 local TOP_WORDS = 50        -- words in a cloud, answers in a typed question's chart
 local MAX_TEAMS = 8
+local DEFAULT_DEADLINE = 24 -- hours a self-paced quiz stays open
+local MAX_DEADLINE = 168    -- hours (a week): the longest a game timer may wait
 local TEAM_NAMES = { "Red", "Blue", "Green", "Yellow", "Purple", "Orange", "Pink", "Teal" }
 
 -- Small helpers -------------------------------------------------------------
@@ -768,8 +770,13 @@ end
 local function add_player(state, player)
   -- `joined` is the round they arrived in (see state.round below); `log` is
   -- what they did at each question, for the report (see report_row).
+  -- `typed` is the name they typed, to know them by when they come back.
   local record = { id = player.id, name = player.name, score = 0, correct = 0, joined = state.round,
-                   real_name = player.real_name, log = {} }
+                   real_name = player.real_name, typed = name_key(player), log = {} }
+  if state.pace == "self" then
+    state.seats = state.seats + 1
+    record.seat, record.step, record.at, record.turn, record.answers = state.seats, "ready", 0, 0, {}
+  end
   if state.teams then
     local kept = state.lobby_teams and state.lobby_teams[name_key(player)]
     if kept then
@@ -968,7 +975,6 @@ local function begin_question(state, ctx, number)
   for c = 1, #(q.choices or {}) do state.counts[c] = 0 end
   state.words, state.word_index, state.top = {}, {}, {}
   state.shown = q.type == "order" and shuffled(ctx, #q.items) or nil
-  state.limit_ms = q.time_ms
   state.started_at = ctx.now()
   state.ends_at = state.started_at + q.time_ms
   state.timer_id = ctx.after(q.time_ms, "time_up", { round = state.round })
@@ -1153,136 +1159,6 @@ local function advance(state, ctx)
   end
 end
 
--- Host controls, shared by the `action` and `event` handlers. Returns nothing
--- on success, or false and a reason.
-local function host_command(state, ctx, name)
-  local phase = state.phase
-  if phase == "podium" then return false, "the quiz is over" end
-  if name == "start" then
-    if phase ~= "lobby" then return false, "the quiz has already started" end
-    if state.present == 0 then
-      return false, "nobody has joined yet: wait for at least one player"
-    end
-    ctx.log("quiz started with", state.present, "players")
-    if state.teams then
-      -- Those who did not pick a team (team_choice) are balanced in now.
-      for _, id in ipairs(state.order) do
-        local p = state.players[id]
-        if not p.team then p.team = smallest_team(state) end
-      end
-    end
-    state.lobby_teams = nil
-    ctx.report(results_table(state))
-    begin_question(state, ctx, 1)
-  elseif phase == "lobby" then
-    return false, "the quiz has not started yet: press Start first"
-  elseif name == "next" then
-    if phase == "question" then reveal(state, ctx) else advance(state, ctx) end
-  elseif name == "skip" then
-    -- During a question its answers are dropped unscored; during a reveal
-    -- skipping is the same as moving on.
-    stop_timer(state, ctx)
-    advance(state, ctx)
-  else
-    return false, "unknown command '" .. tostring(name) .. "'"
-  end
-end
-
-local function kick(state, ctx, data)
-  local id = type(data) == "table" and given(data.player)
-  if type(id) ~= "string" and type(id) ~= "number" then
-    return false, "say who to remove: {player = id}"
-  end
-  id = tostring(id)
-  if id == state.host then return false, "the host cannot be removed" end
-  local record = state.players[id]
-  if not record or record.left then
-    return false, "there is no player '" .. id .. "' in this quiz"
-  end
-  ctx.kick(id, "the host removed you from the quiz")
-  -- Recess keeps them out under that name until the host lets them back in.
-  state.removed = state.removed or {}
-  table.insert(state.removed, record.name)
-  -- A removed student leaves no trace: not on the board, not in the results.
-  local a = state.answers[id]
-  if a then
-    tally(state, state.questions[state.current], a, -1)
-    state.answers[id] = nil
-  end
-  remove_player(state, id)
-  recount(state)
-  if state.phase ~= "lobby" then rerank(state) end
-  if state.phase == "question" and everyone_answered(state, ctx) then
-    reveal(state, ctx)
-  end
-end
-
--- rename {player, name}: the host gives a student another name (through
--- ctx.rename, which refuses a taken or blocked name with its reason).
-local function rename(state, ctx, data)
-  local id = type(data) == "table" and given(data.player)
-  if type(id) ~= "string" and type(id) ~= "number" then
-    return false, "say who to rename: {player = id, name = \"...\"}"
-  end
-  id = tostring(id)
-  local record = state.players[id]
-  if not record or record.left then
-    return false, "there is no player '" .. id .. "' in this quiz"
-  end
-  if type(data.name) ~= "string" then return false, "say the new name: {player = id, name = \"...\"}" end
-  local ok, new_name = ctx.rename(id, data.name)
-  if not ok then return false, new_name end
-  record.name = new_name
-  if state.phase ~= "lobby" then rerank(state) end
-end
-
--- team {team = 2}: a student picks a team in the lobby (params.team_choice).
--- Refused when that team already has more players than the smallest team
--- (not counting the one moving), so teams never differ by more than 1.
-local function pick_team(state, ctx, player, data)
-  if player.role == "host" then return false, "the host is not on a team" end
-  if not state.teams or not state.team_choice then return false, "this quiz has no teams to pick" end
-  if state.phase ~= "lobby" then return false, "teams are picked in the lobby, before the start" end
-  local record = state.players[player.id]
-  if not record then return false, "join the quiz first" end
-  local t = to_int(type(data) == "table" and given(data.team) or nil)
-  if not t or t < 1 or t > #state.teams then
-    return false, "pick a team, 1 to " .. #state.teams
-  end
-  if record.team == t then return end
-  local sizes = team_sizes(state, player.id)
-  local smallest = 1
-  for u = 2, #sizes do
-    if sizes[u] < sizes[smallest] then smallest = u end
-  end
-  if sizes[t] > sizes[smallest] then
-    return false, state.teams[t] .. " has " .. plural(sizes[t], "player", "players") .. " and "
-      .. state.teams[smallest] .. " " .. sizes[smallest] .. ": pick a smaller team (teams may differ by at most 1)"
-  end
-  record.team = t
-end
-
--- readmit {name}: someone the host removed may join again.
-local function readmit(state, ctx, data)
-  local name = type(data) == "table" and data.name
-  for i, removed in ipairs(state.removed or {}) do
-    if removed == name then
-      table.remove(state.removed, i)
-      ctx.readmit(name)
-      return
-    end
-  end
-  return false, "nobody called '" .. tostring(name) .. "' was removed"
-end
-
--- The host's buttons, with one "let back in" per removed student.
-local function with_readmit(state, buttons)
-  for _, name in ipairs(state.removed or {}) do
-    buttons[#buttons + 1] = { label = "Let " .. name .. " back in", action = "readmit", data = { name = name } }
-  end
-  return buttons
-end
-
 -- Answers -----------------------------------------------------------------------
 -- Each type reads its own shape of `data` into an answer record, or refuses it
 -- with what to send instead. A record says what was picked and, worked out
@@ -1356,9 +1232,9 @@ READ.slider = function(q, data)
   return { value = value }
 end
 
--- `order` in the data is positions in the list as shown (state.shown);
--- the record keeps the items' own numbers.
-READ.order = function(q, data, state)
+-- `order` in the data is positions in the list as shown (`shown`, the
+-- shuffle this student got); the record keeps the items' own numbers.
+READ.order = function(q, data, shown)
   local n = #q.items
   local list = type(data) == "table" and given(data.order)
   local how = "put all " .. n .. " items in order: {order = {3, 1, 2, ...}}, the places of the items as shown, in your order"
@@ -1368,13 +1244,13 @@ READ.order = function(q, data, state)
     local k = to_int(v)
     if not k or k < 1 or k > n or seen[k] then return nil, how end
     seen[k] = true
-    order[i] = state.shown[k]
+    order[i] = shown[k]
   end
   return { order = order }
 end
 
 -- A cloud answer grows word by word: `mine` is the record so far.
-READ.cloud = function(q, data, state, mine)
+READ.cloud = function(q, data, shown, mine)
   local text, why = typed(data, MAX_WORD, "a word")
   if not text then return nil, why end
   local key = fold(text)
@@ -1418,6 +1294,34 @@ local function judge(q, a)
   end
 end
 
+-- Judges the answer `a`, given at `now` to a question that started at
+-- `started_at` and closes at `ends_at`, and sets its right, points and ms.
+-- `mine` is the answer so far (a cloud's earlier words).
+local function score(q, a, now, started_at, ends_at, mine)
+  local right, closeness = judge(q, a)
+  a.right = right
+  -- (a cloud's time is that of its first word)
+  a.ms = mine and mine.ms or (now - started_at)
+  a.points = 0
+  if right then
+    local time_left = math.max(0, math.min(q.time_ms, ends_at - now))
+    local speed = math.floor(500 + 500 * time_left / q.time_ms)
+    -- (the small amount added keeps 700 from coming out as 699.9999)
+    a.points = math.floor(speed * q.points * closeness + 1e-9)
+  end
+end
+
+-- Adds a new answer (or a cloud's new word) to the tallies `t`.
+local function count_answer(t, q, a)
+  if q.type == "cloud" then
+    count_word(t, a.new, a.texts[#a.texts], 1)
+    resort_words(t)
+    a.new = nil
+  else
+    tally(t, q, a, 1)
+  end
+end
+
 local function answer(state, ctx, player, data)
   if player.role == "host" then return false, "the host does not answer questions" end
   if state.phase == "lobby" then return false, "the quiz has not started yet" end
@@ -1429,7 +1333,7 @@ local function answer(state, ctx, player, data)
     if q.type == "cloud" then return false, "you already sent " .. plural(q.words, "word", "words") end
     return false, "you already answered this question"
   end
-  local a, why = READ[q.type](q, data, state, mine)
+  local a, why = READ[q.type](q, data, state.shown, mine)
   if not a then return false, why end
   local now = ctx.now()
   if now > state.ends_at then return false, "time is up for this question" end
@@ -1438,27 +1342,303 @@ local function answer(state, ctx, player, data)
     add_player(state, player)
     recount(state)
   end
-  local right, closeness = judge(q, a)
-  a.right = right
-  -- (a cloud's time is that of its first word)
-  a.ms = mine and mine.ms or (now - (state.started_at or now))
-  a.points = 0
-  if right then
-    local time_left = math.max(0, math.min(state.limit_ms, state.ends_at - now))
-    local speed = math.floor(500 + 500 * time_left / state.limit_ms)
-    -- (the small amount added keeps 700 from coming out as 699.9999)
-    a.points = math.floor(speed * q.points * closeness + 1e-9)
-  end
-  if q.type == "cloud" then
-    count_word(state, a.new, a.texts[#a.texts], 1)
-    resort_words(state)
-    a.new = nil
-  else
-    tally(state, q, a, 1)
-  end
+  score(q, a, now, state.started_at or now, state.ends_at, mine)
+  count_answer(state, q, a)
   state.answers[player.id] = a
   if not mine then state.answered = state.answered + 1 end
   if everyone_answered(state, ctx) then reveal(state, ctx) end
+end
+
+-- Self-paced (homework) ----------------------------------------------------------
+-- With params.pace = "self" the quiz is "open" from the start until its
+-- deadline (or the host's Close), then at the "podium". Each student goes
+-- through the questions on their own; their record keeps where they are:
+--   step        "ready" (not started) | "question" | "reveal" | "done"
+--   at          the number of their question (0 before the first)
+--   started_at, ends_at, shown   their question's clock and order shuffle
+--   answer      what they answered to it so far (see Answers)
+--   answers     question number -> answer, for taking a removed student's
+--               answers out of the tallies
+--   timer_id, turn   their question's timer; `turn` goes up at every step,
+--               so a timer from an earlier step is known as stale
+--   seat        a number of their own, which their timers carry (a student
+--               who comes back has a new id but the same seat)
+-- A student's points count as soon as their question is over: nobody else
+-- is shown that question's answer at the same time. state.tallies[n] holds
+-- the class's answers to question n (see Tallies) and how many have done it
+-- (`done`) and got it right (`right`), for the host's progress chart.
+
+local function new_tally(q)
+  local t = { counts = {}, words = {}, word_index = {}, top = {}, done = 0, right = 0 }
+  for c = 1, #(q.choices or {}) do t.counts[c] = 0 end
+  return t
+end
+
+local function record_of_seat(state, seat)
+  for _, id in ipairs(state.order) do
+    local p = state.players[id]
+    if p.seat == seat then return p end
+  end
+end
+
+local function self_question(state, ctx, p, number)
+  local q = state.questions[number]
+  p.step, p.at, p.turn = "question", number, p.turn + 1
+  p.answer = nil
+  p.shown = q.type == "order" and shuffled(ctx, #q.items) or nil
+  p.started_at = ctx.now()
+  p.ends_at = p.started_at + q.time_ms
+  p.timer_id = ctx.after(q.time_ms, "time_up", { seat = p.seat, turn = p.turn })
+  ctx.send(p.id, "question", {
+    number = number, count = #state.questions, ends_at = p.ends_at, type = q.type,
+  })
+end
+
+-- The question is over for `p` (they answered, or their time ran out): it
+-- is scored and logged. `closing`: the deadline came; the results follow.
+local function self_reveal(state, ctx, p, closing)
+  if p.timer_id then
+    ctx.cancel(p.timer_id)
+    p.timer_id = nil
+  end
+  local q, a = state.questions[p.at], p.answer
+  p.step, p.turn = "reveal", p.turn + 1
+  if a and a.right then
+    p.score = p.score + a.points
+    p.correct = p.correct + 1
+  end
+  p.log[p.at] = log_entry(q, a)
+  local t = state.tallies[p.at]
+  t.done = t.done + 1
+  if a and a.right then t.right = t.right + 1 end
+  state.revealed = math.max(state.revealed, p.at)
+  if closing then return end
+  ctx.report(results_table(state))
+  if q.type ~= "poll" and q.type ~= "cloud" and not p.left then
+    ctx.send(p.id, "result", { correct = a ~= nil and a.right == true, points = a and a.points or 0 })
+  end
+end
+
+-- next: a student starts, or moves on once they have seen how they did.
+local function self_next(state, ctx, player)
+  if state.phase == "podium" then return false, "the quiz is over" end
+  if player.role == "host" then
+    return false, "students move on by themselves in a self-paced quiz; Close ends it for everyone"
+  end
+  local p = state.players[player.id]
+  if not p then return false, "join the quiz first" end
+  if p.step == "question" then return false, "answer the question first, or let its time run out" end
+  if p.step == "done" then return false, "you have done every question" end
+  if p.at < #state.questions then
+    self_question(state, ctx, p, p.at + 1)
+  else
+    p.step, p.finished_at = "done", ctx.now()
+  end
+end
+
+local function self_answer(state, ctx, player, data)
+  if player.role == "host" then return false, "the host does not answer questions" end
+  if state.phase == "podium" then return false, "the quiz is over" end
+  local p = state.players[player.id]
+  if not p then return false, "join the quiz first" end
+  if p.step == "ready" then return false, "press Start first" end
+  if p.step == "done" then return false, "you have done every question" end
+  local q = state.questions[p.at]
+  if p.step == "reveal" then
+    if p.answer then return false, "you already answered this question: press Next" end
+    return false, "time is up for this question: press Next"
+  end
+  local mine = p.answer
+  local a, why = READ[q.type](q, data, p.shown, mine)
+  if not a then return false, why end
+  local now = ctx.now()
+  if now > p.ends_at then return false, "time is up for this question" end
+  score(q, a, now, p.started_at, p.ends_at, mine)
+  count_answer(state.tallies[p.at], q, a)
+  p.answer = a
+  p.answers[p.at] = a
+  if a.done ~= false then self_reveal(state, ctx, p) end
+end
+
+-- A student's own timer ran out.
+local function self_time_up(state, ctx, data)
+  local p = record_of_seat(state, data.seat)
+  if not p or p.turn ~= data.turn or p.step ~= "question" then return end
+  p.timer_id = nil  -- it has fired; nothing left to cancel
+  self_reveal(state, ctx, p)
+end
+
+-- A removed student's answers leave the tallies and the progress chart.
+local function self_forget(state, ctx, p)
+  if p.timer_id then ctx.cancel(p.timer_id) end
+  for n, a in pairs(p.answers) do tally(state.tallies[n], state.questions[n], a, -1) end
+  for n in pairs(p.log) do
+    local t = state.tallies[n]
+    t.done = t.done - 1
+    local a = p.answers[n]
+    if a and a.right then t.right = t.right - 1 end
+  end
+end
+
+-- The deadline came, or the host closed the homework: questions still open
+-- are scored as they stand (unanswered: no points), and the podium follows.
+local function self_close(state, ctx)
+  for _, id in ipairs(state.order) do
+    local p = state.players[id]
+    if p.step == "question" then self_reveal(state, ctx, p, true) end
+  end
+  finish_quiz(state, ctx)
+end
+
+-- Host controls -----------------------------------------------------------------
+
+-- Host controls, shared by the `action` and `event` handlers. Returns nothing
+-- on success, or false and a reason.
+local function host_command(state, ctx, name)
+  local phase = state.phase
+  if phase == "podium" then return false, "the quiz is over" end
+  if state.pace == "self" then
+    if name == "close" then return self_close(state, ctx) end
+    if name == "start" or name == "next" or name == "skip" then
+      return false, "this quiz is self-paced: students start and move on by themselves; Close ends it for everyone"
+    end
+    return false, "unknown command '" .. tostring(name) .. "'"
+  end
+  if name == "close" then
+    return false, "close is for self-paced quizzes; here, press Next until the podium"
+  end
+  if name == "start" then
+    if phase ~= "lobby" then return false, "the quiz has already started" end
+    if state.present == 0 then
+      return false, "nobody has joined yet: wait for at least one player"
+    end
+    ctx.log("quiz started with", state.present, "players")
+    if state.teams then
+      -- Those who did not pick a team (team_choice) are balanced in now.
+      for _, id in ipairs(state.order) do
+        local p = state.players[id]
+        if not p.team then p.team = smallest_team(state) end
+      end
+    end
+    state.lobby_teams = nil
+    ctx.report(results_table(state))
+    begin_question(state, ctx, 1)
+  elseif phase == "lobby" then
+    return false, "the quiz has not started yet: press Start first"
+  elseif name == "next" then
+    if phase == "question" then reveal(state, ctx) else advance(state, ctx) end
+  elseif name == "skip" then
+    -- During a question its answers are dropped unscored; during a reveal
+    -- skipping is the same as moving on.
+    stop_timer(state, ctx)
+    advance(state, ctx)
+  else
+    return false, "unknown command '" .. tostring(name) .. "'"
+  end
+end
+
+local function kick(state, ctx, data)
+  local id = type(data) == "table" and given(data.player)
+  if type(id) ~= "string" and type(id) ~= "number" then
+    return false, "say who to remove: {player = id}"
+  end
+  id = tostring(id)
+  if id == state.host then return false, "the host cannot be removed" end
+  local record = state.players[id]
+  -- (in a self-paced quiz, one who has left may be removed too: the host
+  -- sees them in the list, and they may come back)
+  if not record or (record.left and state.pace ~= "self") then
+    return false, "there is no player '" .. id .. "' in this quiz"
+  end
+  ctx.kick(id, "the host removed you from the quiz")
+  -- Recess keeps them out under the name they typed (which is not the one
+  -- everyone sees when names are generated) until the host lets them back
+  -- in: the button says the name the host knows them by.
+  state.removed = state.removed or {}
+  table.insert(state.removed, { name = record.real_name or record.name, shown = record.name })
+  -- A removed student leaves no trace: not on the board, not in the results.
+  local a = state.answers[id]
+  if a then
+    tally(state, state.questions[state.current], a, -1)
+    state.answers[id] = nil
+  end
+  if state.pace == "self" then self_forget(state, ctx, record) end
+  remove_player(state, id)
+  recount(state)
+  if state.phase ~= "lobby" then rerank(state) end
+  if state.pace == "self" then
+    ctx.report(results_table(state))
+  elseif state.phase == "question" and everyone_answered(state, ctx) then
+    reveal(state, ctx)
+  end
+end
+
+-- rename {player, name}: the host gives a student another name (through
+-- ctx.rename, which refuses a taken or blocked name with its reason).
+local function rename(state, ctx, data)
+  local id = type(data) == "table" and given(data.player)
+  if type(id) ~= "string" and type(id) ~= "number" then
+    return false, "say who to rename: {player = id, name = \"...\"}"
+  end
+  id = tostring(id)
+  local record = state.players[id]
+  if not record or record.left then
+    return false, "there is no player '" .. id .. "' in this quiz"
+  end
+  if type(data.name) ~= "string" then return false, "say the new name: {player = id, name = \"...\"}" end
+  local ok, new_name = ctx.rename(id, data.name)
+  if not ok then return false, new_name end
+  record.name = new_name
+  if state.phase ~= "lobby" then rerank(state) end
+end
+
+-- team {team = 2}: a student picks a team in the lobby (params.team_choice).
+-- Refused when that team already has more players than the smallest team
+-- (not counting the one moving), so teams never differ by more than 1.
+local function pick_team(state, ctx, player, data)
+  if player.role == "host" then return false, "the host is not on a team" end
+  if not state.teams or not state.team_choice then return false, "this quiz has no teams to pick" end
+  if state.phase ~= "lobby" then return false, "teams are picked in the lobby, before the start" end
+  local record = state.players[player.id]
+  if not record then return false, "join the quiz first" end
+  local t = to_int(type(data) == "table" and given(data.team) or nil)
+  if not t or t < 1 or t > #state.teams then
+    return false, "pick a team, 1 to " .. #state.teams
+  end
+  if record.team == t then return end
+  local sizes = team_sizes(state, player.id)
+  local smallest = 1
+  for u = 2, #sizes do
+    if sizes[u] < sizes[smallest] then smallest = u end
+  end
+  if sizes[t] > sizes[smallest] then
+    return false, state.teams[t] .. " has " .. plural(sizes[t], "player", "players") .. " and "
+      .. state.teams[smallest] .. " " .. sizes[smallest] .. ": pick a smaller team (teams may differ by at most 1)"
+  end
+  record.team = t
+end
+
+-- readmit {name}: someone the host removed may join again.
+local function readmit(state, ctx, data)
+  local name = type(data) == "table" and data.name
+  for i, removed in ipairs(state.removed or {}) do
+    if removed.name == name or removed.shown == name then
+      table.remove(state.removed, i)
+      ctx.readmit(removed.name)
+      return
+    end
+  end
+  return false, "nobody called '" .. tostring(name) .. "' was removed"
+end
+
+-- The host's buttons, with one "let back in" per removed student.
+local function with_readmit(state, buttons)
+  for _, removed in ipairs(state.removed or {}) do
+    buttons[#buttons + 1] = {
+      label = "Let " .. removed.shown .. " back in", action = "readmit", data = { name = removed.name },
+    }
+  end
+  return buttons
 end
 
 -- Views -----------------------------------------------------------------------
@@ -1759,8 +1939,10 @@ local function host_view(state)
 end
 
 -- A student's screen while the question is open: what they may do, or what
--- they did. Nothing here depends on the right answer.
-local function student_question(view, state, q, mine)
+-- they did. `shown` is their order question's shuffle, `count` how many have
+-- answered ("3 of 20 answered"; nil in a self-paced quiz). Nothing here
+-- depends on the right answer.
+local function student_question(view, q, mine, shown, count)
   local kind = q.type
   if kind == "choice" or kind == "truefalse" or kind == "poll" then
     local choices = {}
@@ -1793,7 +1975,7 @@ local function student_question(view, state, q, mine)
     if mine then
       view.order = { items = order_items(q, mine.order) }
     else
-      view.order = { action = "answer", items = order_items(q, state.shown), label = "Submit" }
+      view.order = { action = "answer", items = order_items(q, shown), label = "Submit" }
     end
   elseif kind == "cloud" then
     local left = q.words - (mine and #mine.words or 0)
@@ -1806,20 +1988,26 @@ local function student_question(view, state, q, mine)
       }
     end
   end
-  local count = state.answered .. " of " .. state.present .. " answered"
+  local said
   if not mine then
-    view.status = count
+    said = nil
   elseif kind == "type" then
-    view.status = "You answered: " .. mine.text .. ". " .. count
+    said = "You answered: " .. mine.text .. "."
   elseif kind == "cloud" then
-    view.status = "You sent " .. and_list(mine.texts) .. ". " .. count
+    said = "You sent " .. and_list(mine.texts) .. "."
   else
-    view.status = "Answer saved. " .. count
+    said = "Answer saved."
+  end
+  if said and count then
+    view.status = said .. " " .. count
+  else
+    view.status = said or count
   end
 end
 
--- A student's screen at the reveal: the answer and how they did.
-local function student_reveal(view, state, q, mine)
+-- A student's screen at the reveal: the answer and how they did, with the
+-- class's answers from the tallies `t` (see Tallies).
+local function student_reveal(view, t, q, mine)
   local kind = q.type
   if kind == "choice" or kind == "truefalse" then
     local choices = {}
@@ -1830,11 +2018,11 @@ local function student_reveal(view, state, q, mine)
       elseif picked(mine, c) then
         style = "wrong"
       end
-      choices[c] = { label = label, style = style, detail = count_detail(state.counts[c]) }
+      choices[c] = { label = label, style = style, detail = count_detail(t.counts[c]) }
     end
     view.choices = choices
   elseif kind == "poll" then
-    view.bars = vote_bars(state, q, mine)
+    view.bars = vote_bars(t, q, mine)
   elseif kind == "slider" then
     view.slider = slider_view(q, { value = mine and mine.value or nil, answer = q.answer })
   elseif kind == "order" then
@@ -1846,11 +2034,13 @@ local function student_reveal(view, state, q, mine)
       view.order = { items = order_items(q, in_order(q), correct_style) }
     end
   elseif kind == "cloud" then
-    view.cloud = word_cloud(state)
+    view.cloud = word_cloud(t)
   end
 end
 
-local function result_banner(state, q, mine, me)
+-- How the student did: `asked` is false for one who arrived during this
+-- reveal (and so was never asked).
+local function result_banner(q, mine, asked)
   if q.type == "poll" or q.type == "cloud" then return nil end
   local right_answer = answer_text(q)
   if mine and mine.right then
@@ -1861,8 +2051,7 @@ local function result_banner(state, q, mine, me)
     return { text = "Correct! +" .. points, style = "correct" }
   elseif mine then
     return { text = "Not quite: the answer was " .. right_answer, style = "wrong" }
-  elseif me and (me.joined or 0) < state.round then
-    -- (a student who arrived during this reveal was never asked)
+  elseif asked then
     return { text = "No answer this time: it was " .. right_answer, style = "wrong" }
   end
 end
@@ -1934,13 +2123,13 @@ local function player_view(state, player)
   }
 
   if state.phase == "question" then
-    student_question(view, state, q, mine)
+    student_question(view, q, mine, state.shown, state.answered .. " of " .. state.present .. " answered")
     view.timer = { ends_at = state.ends_at, label = "Time left" }
     return view
   end
 
   student_reveal(view, state, q, mine)
-  view.banner = result_banner(state, q, mine, me)
+  view.banner = result_banner(q, mine, me ~= nil and (me.joined or 0) < state.round)
   view.leaderboard = leaderboard(state, player.id)
   local pos = state.position[player.id]
   if pos then
@@ -1951,6 +2140,123 @@ local function player_view(state, player)
     local line = team_line(state, me)
     if line then view.status = (view.status and view.status .. ". " or "") .. line end
   end
+  return view
+end
+
+-- Self-paced views ---------------------------------------------------------------
+
+-- `text` cut to `n` characters, with "…" when it was longer.
+local function cut(text, n)
+  if utf8.len(text) <= n then return text end
+  return text:sub(1, utf8.offset(text, n) - 1) .. "…"
+end
+
+-- Where a student is, for the host's list: "question 3 of 10 · 1450 pts".
+local function progress_detail(state, p)
+  local detail
+  if p.step == "ready" then
+    detail = "not started"
+  elseif p.step == "done" then
+    detail = "finished · " .. p.correct .. " right · " .. p.score .. " pts"
+  else
+    detail = "question " .. p.at .. " of " .. #state.questions .. " · " .. p.score .. " pts"
+  end
+  if p.left then detail = detail .. " · away" end
+  return detail
+end
+
+-- The host's screen while the homework is open: everyone who joined (those
+-- away too) with where they are, how far the class has got with each
+-- question, and the leaderboard so far.
+local function self_host_view(state)
+  local list, ready, done = {}, 0, 0
+  for _, id in ipairs(state.order) do
+    local p = state.players[id]
+    list[#list + 1] = { id = id, name = p.name, detail = progress_detail(state, p) }
+    if p.step == "ready" then ready = ready + 1 elseif p.step == "done" then done = done + 1 end
+  end
+  local progress = {}
+  for n, q in ipairs(state.questions) do
+    local t = state.tallies[n]
+    local scored = q.type ~= "poll" and q.type ~= "cloud"
+    progress[n] = {
+      label = n .. ". " .. cut(q.text, 40),
+      value = t.done,
+      detail = scored and ("done, " .. t.right .. " right") or "done",
+    }
+  end
+  local playing = #list - ready - done
+  return {
+    phase = "open",
+    title = state.title,
+    text = "Homework: students join with the code shown on this screen, from here or from home, "
+      .. "and each answers at their own pace until it closes.",
+    timer = { ends_at = state.closes_at, label = "Closes in" },
+    status = plural(#list, "student", "students") .. ": " .. done .. " finished, " .. playing
+      .. " playing, " .. ready .. " not started",
+    players = #list > 0 and list or nil,
+    kick = "kick",
+    rename = "rename",
+    bars = progress,
+    leaderboard = leaderboard(state, nil),
+    buttons = with_readmit(state, { { label = "Close now and show results", action = "close" } }),
+  }
+end
+
+-- A student's screen while the homework is open: their own step of it.
+local function self_player_view(state, player)
+  local me = state.players[player.id]
+  local count = #state.questions
+  local closes = { ends_at = state.closes_at, label = "Closes in" }
+  if not me then
+    return { phase = "open", title = state.title, text = "This quiz is homework.", timer = closes }
+  end
+  if me.step == "ready" then
+    return {
+      phase = "ready",
+      title = state.title,
+      text = "Hi " .. player.name .. "! This quiz is homework: " .. plural(count, "question", "questions")
+        .. ", each with its own timer. You can stop after any question and come back to this page"
+        .. " to go on, until it closes.",
+      timer = closes,
+      status = team_line(state, me),
+      buttons = { { label = "Start", action = "next" } },
+    }
+  end
+  if me.step == "done" then
+    local pos = state.position[player.id]
+    local status = pos and ("You are " .. ordinal(state.ranking[pos].rank) .. " of " .. #state.ranking .. " so far") or nil
+    local line = team_line(state, me)
+    if line then status = (status and status .. ". " or "") .. line end
+    return {
+      phase = "done",
+      title = state.title,
+      banner = { text = "All done! " .. me.correct .. " of " .. count .. " right, "
+        .. plural(me.score, "point", "points") .. ".", style = "correct" },
+      text = "Your teacher gets your answers. The final results are shown here when the quiz closes.",
+      score = me.score,
+      timer = closes,
+      leaderboard = leaderboard(state, player.id),
+      status = status,
+    }
+  end
+  local q = state.questions[me.at]
+  local view = {
+    phase = me.step,
+    title = "Question " .. me.at .. " of " .. count,
+    text = q.text,
+    image = q.image,
+    score = me.score,
+  }
+  if me.step == "question" then
+    student_question(view, q, me.answer, me.shown, nil)
+    view.timer = { ends_at = me.ends_at, label = "Time left" }
+    return view
+  end
+  student_reveal(view, state.tallies[me.at], q, me.answer)
+  view.banner = result_banner(q, me.answer, true)
+  view.status = me.correct .. " of " .. me.at .. " right so far"
+  view.buttons = { { label = me.at == count and "See how you did" or "Next question", action = "next" } }
   return view
 end
 
@@ -2019,15 +2325,32 @@ return {
     if type(title) ~= "string" or title == "" then
       title = given(params.questions) and "Quiz" or TITLE
     end
-    return {
-      version = 2,
+    -- pace = "self": homework, open until the deadline (see Self-paced).
+    local pace = given(params.pace) or "host"
+    if pace ~= "host" and pace ~= "self" then
+      error("params.pace must be \"host\" (the host moves everyone on) or \"self\" (each student at their own pace), got " .. shown(pace), 0)
+    end
+    local deadline = given(params.deadline)
+    if pace == "host" and deadline ~= nil then
+      error("params.deadline is for a self-paced quiz: give pace = \"self\" too", 0)
+    end
+    if deadline ~= nil and (type(deadline) ~= "number" or deadline <= 0 or deadline > MAX_DEADLINE) then
+      error("params.deadline must be a number of hours from now, above 0 and at most " .. MAX_DEADLINE
+        .. " (a week), got " .. shown(deadline), 0)
+    end
+    if pace == "self" and teams and params.team_choice == true then
+      error("params.team_choice needs a lobby, and a self-paced quiz has none: students go into the smallest team", 0)
+    end
+    local state = {
+      version = 3,
+      pace = pace,
       title = title,
       questions = questions,            -- copied in: editing the file changes new sessions
       allow_late_join = params.allow_late_join ~= false,
       teams = teams,                    -- team names, or nil (see Teams)
       team_choice = teams ~= nil and params.team_choice == true,
       host_sees_answer = params.host_sees_answer ~= false,
-      phase = "lobby",                  -- "lobby" | "question" | "reveal" | "podium"
+      phase = "lobby",                  -- "lobby" | "question" | "reveal" | "podium"; "open" (self-paced)
       current = 0,                      -- number of the question on screen
       round = 0,                        -- bumped at every phase change (stale timers)
       revealed = 0,                     -- questions scored so far
@@ -2040,9 +2363,20 @@ return {
       present = 0,                      -- students in the room (see recount())
       ranking = {},                     -- see rerank()
       position = {},                    -- id -> index in ranking
-      -- host, timer_id, ends_at, limit_ms, shown (an order question's
+      -- host, timer_id, ends_at, shown (an order question's
       -- shuffle) are set as the game goes
     }
+    if pace == "self" then
+      -- No lobby: students start when they come, until the deadline.
+      state.phase = "open"
+      state.seats = 0
+      state.tallies = {}
+      for n, q in ipairs(questions) do state.tallies[n] = new_tally(q) end
+      local ms = math.floor((deadline or DEFAULT_DEADLINE) * 3600000)
+      state.closes_at = ctx.now() + ms
+      state.timer_id = ctx.after(ms, "deadline")
+    end
+    return state
   end,
 
   join = function(state, ctx, player)
@@ -2053,14 +2387,20 @@ return {
     if state.players[player.id] then return end
     if state.phase == "podium" then return false, "this quiz is over" end
 
-    -- Someone who left and comes back under the same name gets their seat back.
-    local wanted = player.name:lower()
+    -- Someone who left and comes back under the name they typed gets their
+    -- seat back, under the name the others knew them by (one the host gave
+    -- them, or the one generated for them), when it is still free.
+    local wanted = name_key(player)
     for i, id in ipairs(state.order) do
       local p = state.players[id]
-      if p.left and p.name:lower() == wanted then
+      if p.left and (p.typed == wanted or (not player.real_name and p.name:lower() == wanted)) then
         state.players[id] = nil
-        p.id, p.name, p.left = player.id, player.name, nil
+        p.id, p.left = player.id, nil
         p.real_name = player.real_name or p.real_name
+        if p.name ~= player.name then
+          local ok, name = ctx.rename(player.id, p.name)
+          if not ok then p.name = player.name end
+        end
         state.players[player.id] = p
         state.order[i] = player.id
         if state.answers[id] then
@@ -2072,12 +2412,13 @@ return {
       end
     end
 
-    if state.phase ~= "lobby" and not state.allow_late_join then
+    if state.phase ~= "lobby" and not state.allow_late_join and state.pace ~= "self" then
       return false, "this quiz has already started; you can join the next one"
     end
     add_player(state, player)
     recount(state)
     if state.phase ~= "lobby" then rerank(state) end
+    if state.pace == "self" then ctx.report(results_table(state)) end
   end,
 
   leave = function(state, ctx, player)
@@ -2100,6 +2441,11 @@ return {
   end,
 
   action = function(state, ctx, player, name, data)
+    if state.pace == "self" then
+      -- Students answer and move on by themselves (see Self-paced).
+      if name == "answer" then return self_answer(state, ctx, player, data) end
+      if name == "next" and player.role ~= "host" then return self_next(state, ctx, player) end
+    end
     if name == "answer" then
       return answer(state, ctx, player, data)
     end
@@ -2110,6 +2456,7 @@ return {
       start = "start the quiz",
       next = "move the quiz on",
       skip = "skip a question",
+      close = "close the quiz",
       kick = "remove players",
       rename = "rename players",
       readmit = "let removed players back in",
@@ -2127,6 +2474,16 @@ return {
   end,
 
   timer = function(state, ctx, name, data)
+    if name == "deadline" then
+      if state.phase == "open" then
+        state.timer_id = nil
+        self_close(state, ctx)
+      end
+      return
+    end
+    if name == "time_up" and type(data) == "table" and data.seat then
+      return self_time_up(state, ctx, data)
+    end
     -- Stale: the host revealed, skipped or moved on since this timer started.
     if name ~= "time_up" or type(data) ~= "table" or data.round ~= state.round then return end
     if state.phase ~= "question" then return end
@@ -2137,14 +2494,18 @@ return {
   -- A backend (or a classroom clicker bridge) can drive the quiz over REST:
   -- POST /api/sessions/{id}/events {"name": "next"}
   event = function(state, ctx, name, data)
-    if name == "start" or name == "next" or name == "skip" then
+    if name == "start" or name == "next" or name == "skip" or name == "close" then
       return host_command(state, ctx, name)
     end
     if name == "kick" then return kick(state, ctx, data) end
-    return false, "unknown event '" .. tostring(name) .. "'; expected start, next, skip or kick"
+    return false, "unknown event '" .. tostring(name) .. "'; expected start, next, skip, close or kick"
   end,
 
   view = function(state, player)
+    if state.phase == "open" then
+      if player.role == "host" then return self_host_view(state) end
+      return self_player_view(state, player)
+    end
     if player.role == "host" then return host_view(state) end
     return player_view(state, player)
   end,
@@ -2163,7 +2524,13 @@ return {
         if a.right == nil and q then a.right = a.choice == q.answer end
       end
     end
-    state.version = 2
+    -- Version 3 added self-paced quizzes, and remembers removed students
+    -- by the name to let back in and the name shown.
+    state.pace = state.pace or "host"
+    for i, removed in ipairs(state.removed or {}) do
+      if type(removed) == "string" then state.removed[i] = { name = removed, shown = removed } end
+    end
+    state.version = 3
     state.answers = state.answers or {}
     state.counts = state.counts or {}
     state.words = state.words or {}

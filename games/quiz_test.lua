@@ -487,6 +487,38 @@ test("the host can let a removed student back in", function()
   expect(s:view(s.host).status).to_be("2 players joined")
 end)
 
+test("generated names: the host lets a removed student back in by the name they typed", function()
+  local s = session("quiz", { questions = ONE, time_limit = 10 }, { names = "generated" })
+  local ana = s:join("Ana Lopez")
+  s:act(s.host, "kick", { player = ana.id })
+  local again, why = s:join("Ana Lopez")
+  expect(again).to_be_nil()
+  -- The button shows the name the class saw; it readmits the typed one.
+  expect(s:view(s.host).buttons[2]).to_equal({
+    label = "Let " .. ana.name .. " back in", action = "readmit", data = { name = "Ana Lopez" },
+  })
+  expect(s:act(s.host, "readmit", { name = "Ana Lopez" })).to_be(true)
+  again, why = s:join("Ana Lopez")
+  expect(why).to_be_nil()
+  expect(#s:view(s.host).buttons).to_be(1)
+end)
+
+test("a student the host renamed who comes back under the name they typed gets their seat, and the host's name", function()
+  local s, ana, ben = quiz({ "Ana", "Ben" })
+  expect(s:act(s.host, "rename", { player = ben.id, name = "Student 2" })).to_be(true)
+  start(s)
+  answer(s, ben, 1)
+  answer(s, ana, 2)
+  s:leave(ben)
+  local back, why = s:join("Ben")
+  expect(why).to_be_nil()
+  expect(s:view(back).score).to_be(1000)
+  local names = {}
+  for _, p in ipairs(s:players()) do names[#names + 1] = p.name end
+  expect(names).to_equal({ "Host", "Ana", "Student 2" })
+  expect(s:view(s.host).leaderboard[1]).to_equal({ rank = 1, name = "Student 2", score = 1000 })
+end)
+
 test("a kick during a question takes back the kicked student's answer", function()
   local s, ana, ben, cal = quiz({ "Ana", "Ben", "Cal" })
   start(s)
@@ -560,7 +592,7 @@ test("a backend can drive the quiz with events", function()
   expect(s:view(ana).phase).to_be("reveal")
   ok, why = s:event("shout")
   expect(ok).to_be(false)
-  expect(why).to_be("unknown event 'shout'; expected start, next, skip or kick")
+  expect(why).to_be("unknown event 'shout'; expected start, next, skip, close or kick")
 end)
 
 -- Question types ------------------------------------------------------------------

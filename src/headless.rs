@@ -402,6 +402,15 @@ impl HeadlessSession {
         lock(&self.seen).results.clone()
     }
 
+    /// The results as the host downloads them now: the final ones, or
+    /// before the end those of the last `ctx.report` (`None`: neither yet).
+    pub(crate) fn report(&self) -> Option<Json> {
+        match self.ask(Request::Results { host: None }) {
+            Ok(Answer::Results { results, .. }) => results,
+            _ => None,
+        }
+    }
+
     /// The members now, in join order, as `ctx.players()` lists them.
     pub(crate) fn summary(&self) -> Option<SessionSummary> {
         match self.ask(Request::Summary) {

@@ -154,9 +154,9 @@ async fn a_recorded_thirty_player_quiz_replays_byte_for_byte_and_a_changed_game_
     // points a right answer earned.
     let games = tempfile::tempdir().unwrap();
     let quiz = std::fs::read_to_string(common::shipped_games().join("quiz.lua")).unwrap();
-    let old = "math.floor(500 + 500 * time_left / state.limit_ms)";
+    let old = "math.floor(500 + 500 * time_left / q.time_ms)";
     assert!(quiz.contains(old));
-    let changed = quiz.replace(old, "math.floor(499 + 500 * time_left / state.limit_ms)");
+    let changed = quiz.replace(old, "math.floor(499 + 500 * time_left / q.time_ms)");
     std::fs::write(games.path().join("quiz.lua"), changed).unwrap();
     let first = outputs
         .iter()

@@ -536,6 +536,10 @@ function Session:events(player, name) end
 ---@return Results?
 function Session:results() end
 
+--- The results the host would download now: those of `ctx.finish`, or before the end those of the last `ctx.report`; nil when neither has run.
+---@return Results?
+function Session:report() end
+
 --- The members now, host included.
 ---@return Member[]
 function Session:players() end

@@ -342,6 +342,7 @@ pub const SESSION_METHODS: &[&str] = &[
     "view",
     "events",
     "results",
+    "report",
     "players",
 ];
 
@@ -538,6 +539,10 @@ impl UserData for LuaSession {
             },
         );
         methods.add_method("results", |lua, this, ()| match this.0.results() {
+            Some(r) => lua.to_value(&r),
+            None => Ok(Value::Nil),
+        });
+        methods.add_method("report", |lua, this, ()| match this.0.report() {
             Some(r) => lua.to_value(&r),
             None => Ok(Value::Nil),
         });

@@ -83,6 +83,10 @@ pub(crate) struct TimerRecord {
     pub due_ms: i64,
     pub name: String,
     pub data: Json,
+    /// Set by what a member, the API or the session's creation did (not by
+    /// another timer): while it waits, the session is not idle.
+    #[serde(default)]
+    pub held: bool,
 }
 
 /// One commit of a session actor.

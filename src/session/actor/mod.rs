@@ -826,17 +826,24 @@ impl SessionActor {
         Some(self.instant_at(due))
     }
 
+    /// When the session goes: `--ended-ttl-min` after it ended; with
+    /// nobody connected, `--idle-ttl-h` after its last activity or after the
+    /// last of its held timers (those set by what a member, the API or the
+    /// creation did), whichever is later: a homework quiz whose deadline is
+    /// days away stays while its students sleep, and a game that ticks on
+    /// with nobody there does not. Never while someone is connected.
     fn expire_at(&self) -> Option<Instant> {
         let settings = &self.env.settings;
-        let ttl = if self.ended.is_some() {
-            settings.ended_ttl
+        let (ttl, from) = if self.ended.is_some() {
+            (settings.ended_ttl, self.active_ms)
         } else if self.members.values().all(|m| m.connections == 0) {
-            settings.idle_ttl
+            let held = self.timers.values().filter(|t| t.held).map(|t| t.due_ms);
+            (settings.idle_ttl, held.fold(self.active_ms, i64::max))
         } else {
             return None;
         };
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        Some(self.instant_at(self.active_ms.saturating_add(ttl_ms)))
+        Some(self.instant_at(from.saturating_add(ttl_ms)))
     }
 
     /// The tokio instant at which the session's clock reads `unix_ms`.

@@ -298,6 +298,11 @@ impl SessionActor {
             let Some(timer) = self.timers.remove(&id) else {
                 continue;
             };
+            // A held timer carries out what someone did earlier: its firing
+            // is activity (the one it sets, if any, is not held).
+            if timer.held {
+                self.active_ms = now;
+            }
             self.vm.set_pending_timers(self.timers.len());
             self.batch.state = true;
             if self.ended.is_some() {
@@ -306,7 +311,7 @@ impl SessionActor {
             self.refresh_rules();
             match self.vm.timer(&timer.name, &timer.data, now) {
                 Ok(outcome) => {
-                    self.apply(outcome.effects, now);
+                    self.apply_from_timer(outcome.effects, now);
                     self.views_dirty = true;
                 }
                 Err(e) => {
@@ -316,13 +321,22 @@ impl SessionActor {
         }
     }
 
-    /// Applies a successful call's effects, in the order the script made them.
+    /// Applies a successful call's effects, in the order the script made
+    /// them: what a handler called by a member, the API or the session's
+    /// creation did: its timers hold an idle session (see `expire_at`).
     pub(super) fn apply(&mut self, effects: Vec<Effect>, now: i64) {
-        self.apply_effects(effects, now);
+        self.apply_effects(effects, now, true);
         self.vm.set_pending_timers(self.timers.len());
     }
 
-    pub(super) fn apply_effects(&mut self, effects: Vec<Effect>, now: i64) {
+    /// Applies what a timer's handler did: the timers it sets do not hold
+    /// an idle session, so a game that ticks on with nobody there expires.
+    fn apply_from_timer(&mut self, effects: Vec<Effect>, now: i64) {
+        self.apply_effects(effects, now, false);
+        self.vm.set_pending_timers(self.timers.len());
+    }
+
+    fn apply_effects(&mut self, effects: Vec<Effect>, now: i64, held: bool) {
         for effect in effects {
             match effect {
                 Effect::Broadcast { name, data } => {
@@ -349,6 +363,7 @@ impl SessionActor {
                             due_ms: now.saturating_add(ms as i64),
                             name,
                             data,
+                            held,
                         },
                     );
                 }
@@ -386,6 +401,8 @@ impl SessionActor {
                         continue;
                     }
                     self.timers.clear();
+                    // `--ended-ttl-min` counts from here.
+                    self.active_ms = now;
                     self.push_ended(&results);
                     self.ended = Some(results);
                     self.views_dirty = true;

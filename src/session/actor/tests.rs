@@ -28,7 +28,7 @@ return {
       state.clicks = state.clicks + 1
       ctx.broadcast("clicked", { n = state.clicks, by = player.name })
     elseif name == "later" then
-      ctx.after(data.ms, "tick", { n = data.n })
+      ctx.after(data.ms, "tick", { n = data.n, every = data.every })
     elseif name == "kick" then
       if player.role ~= "host" then return false, "only the host can remove someone" end
       ctx.kick(data.player, "the host removed you")
@@ -41,6 +41,7 @@ return {
   end,
   timer = function(state, ctx, name, data)
     ctx.broadcast("tick", { n = data.n, at = ctx.now() })
+    if data.every then ctx.after(data.every, "tick", data) end
   end,
   view = function(state, player) return { clicks = state.clicks, me = player.name } end,
 }
@@ -79,7 +80,7 @@ async fn start() -> Session {
             view_interval: Duration::from_millis(50),
             commit_gap: super::COMMIT_GAP,
             ended_ttl: ENDED_TTL,
-            idle_ttl: Duration::from_secs(3600),
+            idle_ttl: IDLE_TTL,
             recording_bytes: 1 << 20,
             blocked_names: Arc::default(),
         },
@@ -371,6 +372,65 @@ async fn a_finished_game_refuses_actions_keeps_its_results_and_expires() {
     assert!(!s.run.is_finished(), "expired early");
     tokio::time::advance(Duration::from_secs(2)).await;
     assert_eq!((&mut s.run).await.unwrap(), Ended::Expired);
+}
+
+const IDLE_TTL: Duration = Duration::from_secs(3600);
+
+impl Session {
+    /// The host's socket drops: nobody is connected any more.
+    async fn host_gone(&self) {
+        let gone = Request::Disconnected {
+            member: "phost".into(),
+        };
+        self.tx
+            .send(Envelope::Request(gone, Reply::None))
+            .await
+            .unwrap();
+    }
+
+    async fn advance(&self, by: Duration) {
+        tokio::time::advance(by).await;
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timer_someone_set_holds_an_idle_session_until_idle_ttl_after_it_fires() {
+    let mut s = start().await;
+    // A homework deadline two idle TTLs away.
+    let deadline = 2 * IDLE_TTL;
+    let ms = deadline.as_millis() as u64;
+    Answer::done(s.act("phost", "later", json!({ "ms": ms, "n": 1 })).await).unwrap();
+    s.host_gone().await;
+    s.advance(IDLE_TTL + Duration::from_secs(60)).await;
+    assert!(!s.run.is_finished(), "expired with a timer waiting");
+    s.advance(deadline - IDLE_TTL).await;
+    assert_eq!(s.events("tick").len(), 1, "the timer fired");
+    s.advance(IDLE_TTL - Duration::from_secs(120)).await;
+    assert!(
+        !s.run.is_finished(),
+        "expired before the TTL after the timer"
+    );
+    s.advance(Duration::from_secs(120)).await;
+    assert_eq!((&mut s.run).await.unwrap(), Ended::Expired);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_game_that_ticks_on_with_nobody_there_still_expires() {
+    let mut s = start().await;
+    let every = json!({ "ms": 60_000, "n": 1, "every": 60_000 });
+    Answer::done(s.act("phost", "later", every).await).unwrap();
+    s.host_gone().await;
+    for _ in 0..5 {
+        s.advance(Duration::from_secs(10 * 60)).await;
+    }
+    assert!(!s.run.is_finished(), "expired early");
+    let ticks = s.events("tick").len();
+    assert!(ticks >= 5, "the game ticked on: {ticks} ticks");
+    s.advance(Duration::from_secs(15 * 60)).await;
+    // (bounded: a session kept alive by its own ticks would never end)
+    let ended = tokio::time::timeout(IDLE_TTL, &mut s.run).await;
+    assert_eq!(ended.expect("still running").unwrap(), Ended::Expired);
 }
 
 #[tokio::test(start_paused = true)]

@@ -74,6 +74,19 @@ Teams (params.teams = 3, or a list of names {"Red", "Blue"}; 2 to 8)
   leaderboard shows the teams (yours highlighted); the podium shows the top
   teams, with the students' leaderboard below.
 
+Self-paced (homework): params.pace = "self", params.deadline = 48 (hours)
+  No lobby and no host moving everyone on: the quiz is open from the start
+  until the deadline (default 24 hours, at most a week) or until the host
+  presses Close. Each student presses Start when they are ready and goes
+  through the questions on their own, each question on their own timer
+  (scored as above, at once, since nobody else sees its answer then), with
+  a Next button after each. They may stop between questions and come back
+  (under the same name) to go on where they were; a timer runs on while
+  they are away. The host's screen lists every student with where they are,
+  a bar per question (how many are done with it, how many got it right) and
+  the leaderboard. At the deadline the questions still open count as not
+  answered, and the podium and the results follow, as in a live quiz.
+
 Results (the CSV), one row per student, best first
   rank, name, score, correct (questions right), then team (with teams),
   real_name (with generated names: the name the student typed; private, so
@@ -89,12 +102,13 @@ Results (the CSV), one row per student, best first
   game too: they are reported at the start and at every reveal.
 
 Actions
-  host:    start, next, skip, kick {player = "p3"}, readmit {name = "Ana"},
+  host:    start, next, skip, close (self-paced), kick {player = "p3"}, readmit {name = "Ana"},
            rename {player = "p3", name = "Ana B"} (refused with the reason
            when the name is taken or not allowed)
   student: team {team = 2} (team_choice, in the lobby), answer, with {choice = 2} (one button), {choices = {1, 3}}
            (several), {text = "Paris"} (type, cloud), {value = 42} (slider)
-           or {order = {3, 1, 2}} (order: positions in the shuffled list)
+           or {order = {3, 1, 2}} (order: positions in the shuffled list);
+           next (self-paced: Start, and Next after each question)
   `next` reveals the answer early during a question, and moves on to the next
   question (or the podium) during a reveal. `skip` drops the current question
   without scoring it.
@@ -104,7 +118,8 @@ Late joiners
   answer the question that is open when they arrive (the time bonus is fair:
   it only counts the time left). With params.allow_late_join = false they are
   turned away with a reason instead. A student who left and comes back under
-  the same name gets their seat and score back.
+  the name they typed gets their seat and score back (and the name the class
+  knew them by, if the host renamed them).
 
 Params (all optional, given when the session is created)
   questions         a list replacing the built-in questions, same shape as
@@ -121,6 +136,9 @@ Params (all optional, given when the session is created)
                     reveal (for a host screen projected to the class)
   teams             a number of teams (2-8) or a list of team names
   team_choice       true to let students pick their team in the lobby
+  pace              "self" for homework (see Self-paced above); "host" (the
+                    default) for a live quiz
+  deadline          hours a self-paced quiz stays open (default 24, at most 168)
 ]]
 
 -- The questions. `answer` is the right answer (for `choice`: the position of

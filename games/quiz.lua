@@ -2287,6 +2287,25 @@ return {
   -- games/NAME.quiz.csv and .xlsx: see SPREADSHEETS above.
   sheet = read_sheet,
 
+  -- What the host page offers to set before the quiz starts (each one a
+  -- param, see Params above; what the host leaves alone is not sent).
+  settings = {
+    { key = "pace", label = "How it is played", type = "choice", default = "host", choices = {
+      { value = "host", label = "Live: I move the class on, question by question" },
+      { value = "self", label = "Homework: each student at their own pace, until a deadline" },
+    } },
+    { key = "deadline", label = "Homework closes after (hours)", type = "number", default = DEFAULT_DEADLINE,
+      min = 0.5, max = MAX_DEADLINE, step = 0.5, show_if = { key = "pace", value = "self" } },
+    { key = "time_limit", label = "Seconds per question", type = "number", min = 1, max = MAX_TIME,
+      hint = "Empty: each question's own time (20 s unless it says)." },
+    { key = "shuffle", label = "Shuffle the questions", type = "checkbox", default = false },
+    { key = "teams", label = "Teams", type = "number", min = 2, max = MAX_TEAMS, step = 1,
+      hint = "Empty: everyone plays for themselves." },
+    { key = "host_sees_answer", label = "Show the answer on my screen during each question", type = "checkbox",
+      default = true, show_if = { key = "pace", value = "host" },
+      hint = "Untick it when your screen is on the projector." },
+  },
+
   init = function(ctx, params)
     if type(params) ~= "table" then params = {} end
     -- Rows of a spreadsheet in the params: read as the file would be; the

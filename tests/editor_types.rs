@@ -455,11 +455,11 @@ fn the_game_table_matches_the_catalog_and_the_docs() {
     let game = stub.class("Game");
     assert!(game.exact, "{STUB}: Game must be `(exact)`");
     let mut engine = names(HANDLERS);
-    engine.extend(names(["title", "max_players", "sheet"]));
+    engine.extend(names(["title", "max_players", "sheet", "settings"]));
     same(
         "the game table",
         (
-            "script::catalog (HANDLERS, title, max_players, sheet)",
+            "script::catalog (HANDLERS, title, max_players, sheet, settings)",
             &engine,
         ),
         (&format!("{STUB} (class Game)"), &stub.members("Game")),

@@ -121,6 +121,42 @@ function formatNumber(n) {
   return String(Number(n.toPrecision(12)));
 }
 
+// Time left on a timer: seconds up to 99, then 4:05, 1:04:05, 2 d 01:04:05.
+function formatLeft(secs) {
+  if (secs < 100) return String(secs);
+  const two = (n) => String(n).padStart(2, '0');
+  const d = Math.floor(secs / 86400);
+  const h = Math.floor((secs % 86400) / 3600);
+  const m = Math.floor((secs % 3600) / 60);
+  const s = secs % 60;
+  if (d > 0) return `${d} d ${two(h)}:${two(m)}:${two(s)}`;
+  if (h > 0) return `${h}:${two(m)}:${two(s)}`;
+  return `${m}:${two(s)}`;
+}
+
+// The same, for a screen reader: "2 days 1 hour", "5 minutes".
+function spokenLeft(secs) {
+  const unit = (n, one) => `${n} ${one}${n === 1 ? '' : 's'}`;
+  if (secs < 100) return unit(secs, 'second');
+  const d = Math.floor(secs / 86400);
+  const h = Math.floor((secs % 86400) / 3600);
+  const m = Math.floor((secs % 3600) / 60);
+  if (d > 0) return h > 0 ? `${unit(d, 'day')} ${unit(h, 'hour')}` : unit(d, 'day');
+  if (h > 0) return m > 0 ? `${unit(h, 'hour')} ${unit(m, 'minute')}` : unit(h, 'hour');
+  return unit(m, 'minute');
+}
+
+// When a long timer ends, in the viewer's own time: "Fri 11 Dec, 18:00".
+function formatUntil(ms) {
+  try {
+    return new Date(ms).toLocaleString([], {
+      weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit',
+    });
+  } catch {
+    return '';
+  }
+}
+
 function formatTime(ms) {
   if (typeof ms !== 'number') return '';
   try {
@@ -231,17 +267,24 @@ export function createRenderer(root, options = {}) {
         e.append(
           el('span', { class: 'timer-label' }),
           el('span', { class: 'timer-seconds' }),
+          el('span', { class: 'timer-until' }),
           el('span', { class: 'timer-bar', 'aria-hidden': 'true' }, el('span', { class: 'timer-fill' })),
         );
       }
-      setText(e.querySelector('.timer-label'), str(v.label) || 'Time left');
+      const label = str(v.label) || 'Time left';
+      setText(e.querySelector('.timer-label'), label);
       if (!timerState || timerState.endsAt !== endsAt) {
         const total = Math.max(1000, endsAt - Date.now());
         timerState = { endsAt, total, spoken: new Set() };
         const secs = Math.ceil(total / 1000);
+        // A timer of more than an hour (a homework deadline) also says when
+        // it ends, in the viewer's own time zone.
+        const until = e.querySelector('.timer-until');
+        until.hidden = secs <= 3600;
+        setText(until, secs > 3600 ? `until ${formatUntil(endsAt)}` : '');
         if (endsAt > Date.now()) {
           timerState.spoken.add('start');
-          announce(`${secs} seconds to answer`);
+          announce(secs < 100 ? `${secs} seconds to answer` : `${label}: ${spokenLeft(secs)}`);
         }
       }
       tickTimer();
@@ -315,7 +358,7 @@ export function createRenderer(root, options = {}) {
     if (!timerState || e.hidden) return;
     const left = timerState.endsAt - Date.now();
     const secs = Math.max(0, Math.ceil(left / 1000));
-    setText(e.querySelector('.timer-seconds'), String(secs));
+    setText(e.querySelector('.timer-seconds'), formatLeft(secs));
     const fill = e.querySelector('.timer-fill');
     const ratio = Math.max(0, Math.min(1, left / timerState.total));
     fill.style.transform = `scaleX(${ratio})`;

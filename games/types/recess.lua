@@ -245,7 +245,21 @@ null = nil
 ---@field timer? fun(state: State, ctx: Ctx, name: string, data: any): State? A timer set with `ctx.after(ms, name, data)` fired. Check that it still matters.
 ---@field event? fun(state: State, ctx: Ctx, name: string, data: any): Outcome, string? A backend posted an event over REST. `return false, "reason"` refuses.
 ---@field migrate? fun(state: State): State? A running session switches to a newly saved version of the file: bring the old state up to date (in place, or return a new one).
+---@field settings? Setting[] What the host page offers to set before a session starts (at most 20), each a param of `init`.
 ---@field sheet? fun(sheet: Sheet): table?, integer?, string? Reads a spreadsheet saved as `NAME.THISGAME.csv` or `.xlsx` into the params its sessions start with. Return the params, or `nil, row, "message"` for a problem in the file.
+
+--- One thing the host page offers to set before a session starts (docs §3, "Settings"): it becomes `params[key]`.
+---@class Setting
+---@field key string The param it sets: `"time_limit"` (lowercase letters, digits, _).
+---@field label string What the form says (at most 80 characters).
+---@field type "checkbox"|"number"|"choice"|"text" A tick box (true/false), a number field, one of `choices`, or a line of text.
+---@field hint? string A line under the field.
+---@field default? any What the game does when the host leaves it alone; the form starts there and sends only a change.
+---@field min? number A number setting's lowest value.
+---@field max? number A number setting's highest value.
+---@field step? number A number setting's step.
+---@field choices? { value: string|number, label: string }[] A choice setting's options (2 to 20).
+---@field show_if? { key: string, value: any } Shown and sent only while that checkbox or choice setting has this value.
 
 --- A spreadsheet, as the game table's `sheet` function gets it (docs §2).
 ---@class Sheet

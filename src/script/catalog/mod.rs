@@ -19,11 +19,13 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use tokio::sync::broadcast;
 
+mod settings;
 mod sheets;
 
 use super::budget::CallBudget;
 use super::sandbox::{self, Limits};
 use super::sheet;
+pub use settings::Setting;
 pub use sheets::Sheet;
 use sheets::{read_rows, read_sheet_game, sheet_files};
 
@@ -61,6 +63,9 @@ pub struct Rules {
     /// The game table's `max_players`: most players a session admits, the host
     /// not counted; `None`: no limit.
     pub max_players: Option<usize>,
+    /// The game table's `settings`: what the host page offers to set before
+    /// a session starts (empty: only the Advanced params field).
+    pub settings: Vec<Setting>,
     /// A folder game that ships its own `client.html`.
     pub has_client: bool,
     /// `recess check` only: the globals that handlers assign are written
@@ -156,6 +161,9 @@ pub struct GameInfo {
     /// The serving version's `max_players`; `None` when it sets no limit or no
     /// version has loaded.
     pub max_players: Option<usize>,
+    /// The serving version's `settings`, for the host page's form.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub settings: Vec<Setting>,
     /// The game ships `client.html`, served at `/custom/NAME/client.html`.
     pub client: bool,
     /// `ok`, or `error` when the file on disk does not load (a previous
@@ -348,6 +356,11 @@ impl Catalog {
                 title: e.rules.as_ref().map(|r| r.title.clone()),
                 version: e.rules.as_ref().map(|r| r.version.clone()),
                 max_players: e.rules.as_ref().and_then(|r| r.max_players),
+                settings: e
+                    .rules
+                    .as_ref()
+                    .map(|r| r.settings.clone())
+                    .unwrap_or_default(),
                 client: e.rules.as_ref().is_some_and(|r| r.has_client),
                 status: if e.error.is_some() { "error" } else { "ok" },
                 error: e.error.clone(),
@@ -534,6 +547,7 @@ fn rules_from(name: &str, main: Source, modules: HashMap<String, Source>) -> Rul
         modules,
         title: name.to_owned(),
         max_players: None,
+        settings: Vec::new(),
         has_client: false,
         globals: None,
         sheet: None,
@@ -571,12 +585,12 @@ pub(crate) fn fnv64(bytes: &[u8]) -> u64 {
 /// spreadsheet game's rows go through its rules' `sheet` function there.
 fn validate(rules: Rules, limits: Limits) -> Result<Rules, String> {
     let rules = Arc::new(rules);
-    let ((title, max_players), params) = {
+    let (fields, params) = {
         let budget = CallBudget::new();
         let lua = sandbox::new_state(limits, budget.clone()).map_err(|e| sandbox::describe(&e))?;
         budget.reset(limits.cpu_units, limits.cpu_time);
         let table = load_game_table(&lua, &rules)?;
-        let fields = check_game_table(&table, &rules.main)?;
+        let fields = check_game_table(&lua, &table, &rules.main)?;
         let params = match &rules.sheet {
             Some(sheet) => {
                 budget.reset(limits.cpu_units, limits.cpu_time);
@@ -599,12 +613,13 @@ fn validate(rules: Rules, limits: Limits) -> Result<Rules, String> {
             sheet.params = params;
         }
         _ => {
-            if let Some(title) = title {
+            if let Some(title) = fields.title {
                 rules.title = title;
             }
         }
     }
-    rules.max_players = max_players;
+    rules.max_players = fields.max_players;
+    rules.settings = fields.settings;
     Ok(rules)
 }
 
@@ -628,13 +643,17 @@ pub fn load_game_table(lua: &Lua, rules: &Arc<Rules>) -> Result<Table, String> {
     }
 }
 
-/// Checks the game table's fields (docs/lua-api.md §3); returns the title
-/// and max_players. A wrong field is reported at the line that sets it when
-/// the source shows it plainly (`title = 5`).
-fn check_game_table(
-    table: &Table,
-    main: &Source,
-) -> Result<(Option<String>, Option<usize>), String> {
+/// The game table's fields other than its functions.
+struct TableFields {
+    title: Option<String>,
+    max_players: Option<usize>,
+    settings: Vec<Setting>,
+}
+
+/// Checks the game table's fields (docs/lua-api.md §3). A wrong field is
+/// reported at the line that sets it when the source shows it plainly
+/// (`title = 5`).
+fn check_game_table(lua: &Lua, table: &Table, main: &Source) -> Result<TableFields, String> {
     let chunk = &main.chunk_name;
     let at = |key: &str, value: &Value| match key_line(&main.text, key, literal_start(value)) {
         Some(line) => format!("{chunk}:{line}"),
@@ -701,7 +720,23 @@ fn check_game_table(
             ));
         }
     };
-    Ok((title, max_players))
+    let raw: Value = table
+        .raw_get("settings")
+        .map_err(|e| sandbox::describe(&e))?;
+    let settings = match raw {
+        Value::Nil => Vec::new(),
+        raw => {
+            let where_ = at("settings", &raw);
+            let json = super::json::lua_to_json(lua, raw)
+                .map_err(|e| format!("{where_}: `settings`: {}", sandbox::describe(&e)))?;
+            settings::parse(&json).map_err(|e| format!("{where_}: {e}"))?
+        }
+    };
+    Ok(TableFields {
+        title,
+        max_players,
+        settings,
+    })
 }
 
 /// How the source text of a value of this kind starts, when it is written

@@ -171,3 +171,46 @@ fn a_spreadsheet_without_rules_to_play_it_says_why() {
         "plain.mini.csv: plain.lua makes a game called 'plain' too; rename one of them"
     );
 }
+
+#[test]
+fn settings_are_served_with_the_game_and_a_wrong_one_is_a_load_error_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = |settings: &str| {
+        format!(
+            "return {{\n title = 'T',\n settings = {settings},\n init = function() return {{}} end,\n view = function() return {{}} end,\n sheet = function() return {{}} end,\n}}"
+        )
+    };
+    write(
+        dir.path(),
+        "good.lua",
+        &with("{ { key = 'shuffle', label = 'Shuffle', type = 'checkbox', default = false } }"),
+    );
+    write(
+        dir.path(),
+        "bad.lua",
+        &with("{ { key = 'rounds', label = 'Rounds', type = 'number', min = 'five' } }"),
+    );
+    // A sheet played by `good` offers good's settings.
+    write(dir.path(), "g.good.csv", "a\n1\n");
+    let catalog = Catalog::new(dir.path(), Limits::default());
+    catalog.load_all();
+    let list = catalog.list();
+    let served = |name: &str| {
+        let info = list.iter().find(|g| g.name == name).unwrap();
+        serde_json::to_value(info).unwrap()["settings"].clone()
+    };
+    assert_eq!(
+        served("good"),
+        serde_json::json!([{"key": "shuffle", "label": "Shuffle", "type": "checkbox", "default": false}])
+    );
+    assert_eq!(served("good"), served("g"));
+    assert_eq!(
+        served("bad"),
+        Json::Null,
+        "no settings key without settings"
+    );
+    assert_eq!(
+        catalog.entry("bad").unwrap().error.unwrap(),
+        "bad.lua:3: settings[1] (rounds): `min` must be a number, got \"five\""
+    );
+}

@@ -68,10 +68,13 @@ function gameCard(g) {
     li.append(el('p', { class: 'meta', text: ok ? 'The saved file has an error; the previous version is used:' : 'This game cannot start:' }));
     li.append(el('pre', { class: 'load-error', role: 'note', text: String(g.error) }));
   }
+  const form = Array.isArray(g.settings) && g.settings.length > 0 && (ok || g.version)
+    ? settingsForm(g) : null;
+  if (form) li.append(form.element);
   const actions = el('div', { class: 'actions' });
   if (ok || g.version) {
     const b = el('button', { type: 'button', class: 'start', text: 'Start', 'aria-describedby': headingId });
-    b.addEventListener('click', () => start(g.name, b));
+    b.addEventListener('click', () => start(g.name, b, form));
     actions.append(b);
   }
   if (g.client) {
@@ -84,6 +87,91 @@ function gameCard(g) {
   }
   li.append(actions);
   return li;
+}
+
+// ---- a game's settings ---------------------------------------------------------
+// The game's `settings` (docs/lua-api.md §3) as a form in its card. It starts
+// at each setting's default and gives back only what the teacher changed,
+// so the game's own defaults hold for the rest.
+
+function settingsForm(g) {
+  const details = el('details', { class: 'game-settings' }, el('summary', { text: 'Settings' }));
+  const fields = [];
+  for (const [i, s] of g.settings.entries()) {
+    if (!s || typeof s.key !== 'string') continue;
+    const id = `setting-${g.name}-${i}`;
+    const hintId = s.hint ? `${id}-hint` : undefined;
+    const wrap = el('div', { class: 'setting', 'data-key': s.key });
+    let input;
+    if (s.type === 'checkbox') {
+      input = el('input', { id, type: 'checkbox', 'aria-describedby': hintId });
+      input.checked = s.default === true;
+      wrap.append(el('label', { class: 'check-option', for: id }, input, document.createTextNode(String(s.label))));
+    } else {
+      if (s.type === 'choice') {
+        input = el('select', { id, 'aria-describedby': hintId });
+        for (const [n, c] of (s.choices ?? []).entries()) {
+          const option = el('option', { value: String(n), text: String(c.label) });
+          if (c.value === s.default) option.selected = true;
+          input.append(option);
+        }
+      } else if (s.type === 'number') {
+        input = el('input', {
+          id, type: 'number', inputmode: 'decimal', 'aria-describedby': hintId,
+          min: s.min, max: s.max, step: s.step ?? 'any',
+        });
+        if (typeof s.default === 'number') input.value = String(s.default);
+      } else {
+        input = el('input', { id, type: 'text', 'aria-describedby': hintId, autocomplete: 'off' });
+        if (typeof s.default === 'string') input.value = s.default;
+      }
+      wrap.append(el('label', { for: id, text: String(s.label) }), input);
+    }
+    if (s.hint) wrap.append(el('p', { id: hintId, class: 'hint', text: String(s.hint) }));
+    details.append(wrap);
+    fields.push({ s, input, wrap });
+  }
+
+  // The value a field holds now, as the param would be.
+  const valueOf = ({ s, input }) => {
+    if (s.type === 'checkbox') return input.checked;
+    if (s.type === 'choice') return s.choices?.[Number(input.value)]?.value;
+    if (s.type === 'number') return input.value.trim() === '' ? undefined : Number(input.value);
+    return input.value.trim() === '' ? undefined : input.value.trim();
+  };
+  const shown = ({ s }) => {
+    if (!s.show_if) return true;
+    const other = fields.find((f) => f.s.key === s.show_if.key);
+    return !other || (shown(other) && valueOf(other) === s.show_if.value);
+  };
+  const update = () => {
+    for (const f of fields) f.wrap.hidden = !shown(f);
+  };
+  for (const f of fields) f.input.addEventListener('change', update);
+  update();
+
+  return {
+    element: details,
+    // The params the teacher set, or an Error naming the field to fix.
+    read() {
+      const params = {};
+      for (const f of fields) {
+        if (!shown(f)) continue;
+        const v = valueOf(f);
+        if (f.s.type === 'number' && v !== undefined && (!Number.isFinite(v) || !f.input.checkValidity())) {
+          details.open = true;
+          f.input.setAttribute('aria-invalid', 'true');
+          f.input.focus();
+          const range = [f.s.min, f.s.max].every((n) => typeof n === 'number') ? ` from ${f.s.min} to ${f.s.max}` : '';
+          return new Error(`${f.s.label}: give a number${range}${f.s.step ? ` in steps of ${f.s.step}` : ''}, or leave it empty.`);
+        }
+        f.input.removeAttribute('aria-invalid');
+        if (v === undefined || v === f.s.default) continue;
+        params[f.s.key] = v;
+      }
+      return params;
+    },
+  };
 }
 
 function readParams() {
@@ -101,12 +189,15 @@ function readParams() {
   }
 }
 
-async function start(game, button) {
+async function start(game, button, form) {
   $('start-error').textContent = '';
   $('params').removeAttribute('aria-invalid');
   let params;
   try {
-    params = readParams();
+    // The card's settings, then the Advanced field's JSON on top.
+    const set = form ? form.read() : {};
+    if (set instanceof Error) throw set;
+    params = { ...set, ...readParams() };
   } catch (err) {
     $('start-error').textContent = err.message;
     return;

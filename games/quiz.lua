@@ -1770,12 +1770,20 @@ local function picked(a, c)
   return a.choice == c
 end
 
--- A poll's votes as a bar chart (the viewer's own vote marked).
+-- `n` of `total` as a share: "40%" (the bar already shows the count).
+local function share(n, total)
+  if total == 0 then return "0%" end
+  return (n * 100 + total // 2) // total .. "%"
+end
+
+-- A poll's votes as a bar chart (the viewer's own vote marked), each bar's
+-- detail its share of the votes.
 local function vote_bars(state, q, mine)
-  local bars = {}
+  local bars, total = {}, 0
+  for c = 1, #q.choices do total = total + state.counts[c] end
   for c, label in ipairs(q.choices) do
     local n = state.counts[c]
-    bars[c] = { label = label, value = n, detail = plural(n, "vote", "votes"),
+    bars[c] = { label = label, value = n, detail = share(n, total),
                 style = picked(mine, c) and "selected" or nil }
   end
   return bars
@@ -1791,7 +1799,8 @@ end
 -- A typed question's most given answers (for the host), styled once the
 -- answer may be shown.
 local function typed_bars(state, q, show_answer, revealing)
-  local bars = {}
+  local bars, total = {}, 0
+  for _, w in ipairs(state.words) do total = total + w.count end
   for i = 1, math.min(10, #state.top) do
     local w = state.top[i]
     local style
@@ -1800,7 +1809,7 @@ local function typed_bars(state, q, show_answer, revealing)
     elseif revealing then
       style = "wrong"
     end
-    bars[i] = { label = w.text, value = w.count, detail = count_detail(w.count), style = style }
+    bars[i] = { label = w.text, value = w.count, detail = share(w.count, total), style = style }
   end
   if #bars == 0 then return nil end
   return bars

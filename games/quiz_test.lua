@@ -696,8 +696,8 @@ test("a typed answer matches whatever its capitals, accents and spaces", functio
   expect(s:view(ana).status).to_be("You answered: ZURICH. 4 of 5 answered")
   -- The host sees the answers given, most first, the accepted ones marked.
   expect(s:view(s.host).bars).to_equal({
-    { label = "ZURICH", value = 3, detail = "3 answers", style = "correct" },
-    { label = "Geneva", value = 1, detail = "1 answer" },
+    { label = "ZURICH", value = 3, detail = "75%", style = "correct" },
+    { label = "Geneva", value = 1, detail = "25%" },
   })
   expect(s:view(s.host).status).to_be("Accepted: Zürich / Zurich. 4 of 5 answered")
   s:act(s.host, "next")
@@ -843,16 +843,16 @@ test("a poll counts votes live for the host, scores nothing and tells nobody the
   send(s, ana, { choice = 3 })
   send(s, ben, { choice = 3 })
   expect(s:view(s.host).bars).to_equal({
-    { label = "Red", value = 0, detail = "0 votes" },
-    { label = "Green", value = 0, detail = "0 votes" },
-    { label = "Blue", value = 2, detail = "2 votes" },
+    { label = "Red", value = 0, detail = "0%" },
+    { label = "Green", value = 0, detail = "0%" },
+    { label = "Blue", value = 2, detail = "100%" },
   })
   expect(s:view(ana).bars).to_be_nil()       -- students see the votes at the reveal
   send(s, cal, { choice = 1 })
   expect(s:view(ana).phase).to_be("reveal")
   expect(#s:events(ana, "result")).to_be(0)
   expect(last(s, ana, "reveal")).to_equal({ number = 1, type = "poll" })
-  expect(s:view(ana).bars[3]).to_equal({ label = "Blue", value = 2, detail = "2 votes", style = "selected" })
+  expect(s:view(ana).bars[3]).to_equal({ label = "Blue", value = 2, detail = "67%", style = "selected" })
   expect(s:view(ana).banner).to_be_nil()
   expect(s:view(ana).score).to_be(0)
   expect(s:view(s.host).status).to_be("3 of 3 players voted")

@@ -788,18 +788,27 @@ fn text_of(value: &Json, key: &str) -> Option<String> {
     }
 }
 
+/// Columns of the results printed; a quiz's report has four per question,
+/// which a terminal line cannot hold (the rest are named by their count).
+const RESULT_COLUMNS: usize = 8;
+
 /// The results, one line per row when they have `rows`.
 fn results_lines(results: Option<&Json>) -> Vec<String> {
     let Some(results) = results else {
         return vec!["(none)".to_owned()];
     };
-    let columns: Vec<&str> = results
+    let all: Vec<&str> = results
         .get("columns")
         .and_then(Json::as_array)
         .map(|c| c.iter().filter_map(Json::as_str).collect())
         .unwrap_or_default();
+    let columns = &all[..all.len().min(RESULT_COLUMNS)];
+    let more = match all.len() - columns.len() {
+        0 => String::new(),
+        n => format!("  (and {n} more columns)"),
+    };
     match results.get("rows").and_then(Json::as_array) {
-        Some(rows) if !columns.is_empty() => std::iter::once(columns.join("  "))
+        Some(rows) if !columns.is_empty() => std::iter::once(columns.join("  ") + &more)
             .chain(rows.iter().map(|row| {
                 columns
                     .iter()

@@ -2150,7 +2150,9 @@ local function player_view(state, player)
   }
 
   if state.phase == "question" then
-    student_question(view, q, mine, state.shown, state.answered .. " of " .. state.present .. " answered")
+    -- (how many have answered is on the host's screen only: with it here,
+    -- every answer would change every student's screen)
+    student_question(view, q, mine, state.shown, nil)
     view.timer = { ends_at = state.ends_at, label = "Time left" }
     return view
   end

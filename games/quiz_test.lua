@@ -235,16 +235,27 @@ test("a student who leaves and comes back under the same name gets their seat an
   })
 end)
 
+test("an answer changes no other student's screen: the count is on the host's", function()
+  local s, ana, ben, cal = quiz({ "Ana", "Ben", "Cal" })
+  start(s)
+  local before = s:view(ben)
+  expect(before.status).to_be_nil()
+  answer(s, ana, 1)
+  expect(s:view(ben)).to_equal(before)
+  expect(s:view(ana).status).to_be("Answer saved.")
+  expect(s:view(s.host).status).to_be("1 of 3 answered")
+end)
+
 test("the answered count is of the students in the room", function()
   local s, ana, ben, cal = quiz({ "Ana", "Ben", "Cal" })
   start(s)
   answer(s, ana, 1)
-  expect(s:view(ben).status).to_be("1 of 3 answered")
+  expect(s:view(s.host).status).to_be("1 of 3 answered")
   s:leave(ana)                     -- her answer stays, but she is gone
-  expect(s:view(ben).status).to_be("0 of 2 answered")
   expect(s:view(s.host).status).to_be("0 of 2 answered")
   local back = s:join("Ana")       -- and back, with her answer
-  expect(s:view(back).status).to_be("Answer saved. 1 of 3 answered")
+  expect(s:view(back).status).to_be("Answer saved.")
+  expect(s:view(s.host).status).to_be("1 of 3 answered")
   answer(s, ben, 1)
   answer(s, cal, 2)
   expect(s:view(s.host).status).to_be("2 of 3 players got it right")
@@ -526,7 +537,7 @@ test("a kick during a question takes back the kicked student's answer", function
   expect(s:view(s.host).choices[2].detail).to_be("1 answer")
   s:act(s.host, "kick", { player = ben.id })
   expect(s:view(s.host).choices[2].detail).to_be("0 answers")
-  expect(s:view(ana).status).to_be("0 of 2 answered")
+  expect(s:view(s.host).status).to_be("0 of 2 answered")
   answer(s, ana, 1)
   answer(s, cal, 1)             -- everyone left has answered: the reveal
   expect(s:view(ana).phase).to_be("reveal")
@@ -693,7 +704,7 @@ test("a typed answer matches whatever its capitals, accents and spaces", functio
   send(s, cal, { text = "Zúrich" })          -- another accent: folded too
   send(s, dee, { text = "Geneva" })
   expect(s:view(ana).input).to_be_nil()
-  expect(s:view(ana).status).to_be("You answered: ZURICH. 4 of 5 answered")
+  expect(s:view(ana).status).to_be("You answered: ZURICH.")
   -- The host sees the answers given, most first, the accepted ones marked.
   expect(s:view(s.host).bars).to_equal({
     { label = "ZURICH", value = 3, detail = "75%", style = "correct" },
@@ -867,7 +878,7 @@ test("a cloud counts words folded, so Paris and paris are one word", function()
   expect(s:view(ana).input).to_equal({ action = "answer", placeholder = "Type up to 2 words, one at a time", max = 30 })
   send(s, ana, { text = "Paris" })
   expect(s:view(ana).input.placeholder).to_be("Another word (1 more)")
-  expect(s:view(ana).status).to_be("You sent Paris. 1 of 3 answered")
+  expect(s:view(ana).status).to_be("You sent Paris.")
   send(s, ben, { text = " PARIS  " })
   send(s, ben, { text = "Nice" })
   send(s, ana, { text = "Bern" })

@@ -40,7 +40,7 @@ pub struct Config {
     #[arg(long, env = "RECESS_API_KEY")]
     pub api_key: Option<String>,
     /// Browser origins allowed to open WebSockets, comma-separated
-    /// (e.g. https://games.school.example). Pages this node served from an IP
+    /// (e.g. `https://games.school.example`). Pages this node served from an IP
     /// address or localhost are always allowed; a hostname must be listed.
     /// Clients without an Origin header (bots, apps) are always accepted.
     #[arg(long, env = "RECESS_ALLOWED_ORIGINS", value_delimiter = ',')]

@@ -1,5 +1,5 @@
 //! Tools for the people who write games: `recess check` ([`check`]) loads
-//! and starts each game and says what is wrong, `recess test` ([`test`])
+//! and starts each game and says what is wrong, `recess test` ([`test`](mod@test))
 //! runs a game's tests against headless sessions, `recess sim` ([`sim`])
 //! plays one with bots, and `recess replay` ([`replay`]) runs a recorded
 //! session again and compares every message.

@@ -4,7 +4,7 @@
 //! The recording (`GET /api/sessions/{id}/recording`, see
 //! `session::recording`) holds the session's seed, params and rules and
 //! every input with its time. The replay creates the session with the same
-//! ids and seed in a [`SessionActor`] of its own, on a clock it sets to each
+//! ids and seed in a `SessionActor` of its own, on a clock it sets to each
 //! input's time, and gives it each input through the path it took the first
 //! time. Every message, notice and answer the replay produces is compared
 //! with the recorded one; the first that differs is reported with its `seq`,

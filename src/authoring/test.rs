@@ -3,8 +3,8 @@
 //! A test file (`NAME_test.lua` beside the games, or in a folder game's
 //! `tests/`) runs in the same sandbox as a game, with the API of
 //! docs/lua-api.md §15 on top: `test`, `expect` (from `prelude.lua`) and
-//! `session`, whose sessions are [`HeadlessSession`]s of a fresh
-//! [`Harness`] per test.
+//! `session`, whose sessions are `HeadlessSession`s of a fresh
+//! `Harness` per test.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -328,7 +328,7 @@ fn here(lua: &Lua, message: String) -> mlua::Error {
 struct LuaSession(Arc<HeadlessSession>);
 
 /// The methods of a session in a test file (`s:join("Ana")`): all it has,
-/// since `add_methods` registers only these (see [`Listed`]). The editor
+/// since `add_methods` registers only these (see `Listed`). The editor
 /// stubs (`games/types/recess.lua`) are tested against this list.
 pub const SESSION_METHODS: &[&str] = &[
     "join",

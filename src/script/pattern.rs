@@ -6,7 +6,7 @@
 //! interrupted. This module is a close port of the 5.4 matcher in which every
 //! step is charged to a [`Meter`], and [`install`] replaces `string.find`,
 //! `string.match`, `string.gmatch` and `string.gsub` with versions that bill
-//! those steps to the handler's [`CallBudget`](crate::script::budget::CallBudget).
+//! those steps to the handler's [`CallBudget`].
 //!
 //! The port keeps the C structure (and its comments' vocabulary) so the two can
 //! be compared side by side; positions are byte offsets into the subject and

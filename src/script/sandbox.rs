@@ -471,7 +471,7 @@ fn install_plain_errors(lua: &Lua) -> mlua::Result<()> {
 }
 
 /// `f` as scripts should call it: its errors become plain strings at the
-/// script's position (see [`PLAIN_ERRORS`]).
+/// script's position (see `PLAIN_ERRORS`).
 pub fn plain_errors(lua: &Lua, f: Function) -> mlua::Result<Function> {
     let factory = match lua.named_registry_value::<Option<Function>>(PLAIN_ERRORS_KEY)? {
         Some(factory) => factory,

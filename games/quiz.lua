@@ -1374,9 +1374,8 @@ end
 --   step        "ready" (not started) | "question" | "reveal" | "done"
 --   at          the number of their question (0 before the first)
 --   started_at, ends_at, shown   their question's clock and order shuffle
---   answer      what they answered to it so far (see Answers)
---   answers     question number -> answer, for taking a removed student's
---               answers out of the tallies
+--   answers     question number -> what they answered (see Answers); that
+--               of `at` is their answer so far to the question on screen
 --   timer_id, turn   their question's timer; `turn` goes up at every step,
 --               so a timer from an earlier step is known as stale
 --   seat        a number of their own, which their timers carry (a student
@@ -1402,7 +1401,6 @@ end
 local function self_question(state, ctx, p, number)
   local q = state.questions[number]
   p.step, p.at, p.turn = "question", number, p.turn + 1
-  p.answer = nil
   p.shown = q.type == "order" and shuffled(ctx, #q.items) or nil
   p.started_at = ctx.now()
   p.ends_at = p.started_at + q.time_ms
@@ -1419,7 +1417,7 @@ local function self_reveal(state, ctx, p, closing)
     ctx.cancel(p.timer_id)
     p.timer_id = nil
   end
-  local q, a = state.questions[p.at], p.answer
+  local q, a = state.questions[p.at], p.answers[p.at]
   p.step, p.turn = "reveal", p.turn + 1
   if a and a.right then
     p.score = p.score + a.points
@@ -1450,7 +1448,7 @@ local function self_next(state, ctx, player)
   if p.at < #state.questions then
     self_question(state, ctx, p, p.at + 1)
   else
-    p.step, p.finished_at = "done", ctx.now()
+    p.step = "done"
   end
 end
 
@@ -1461,19 +1459,17 @@ local function self_answer(state, ctx, player, data)
   if not p then return false, "join the quiz first" end
   if p.step == "ready" then return false, "press Start first" end
   if p.step == "done" then return false, "you have done every question" end
-  local q = state.questions[p.at]
+  local q, mine = state.questions[p.at], p.answers[p.at]
   if p.step == "reveal" then
-    if p.answer then return false, "you already answered this question: press Next" end
+    if mine then return false, "you already answered this question: press Next" end
     return false, "time is up for this question: press Next"
   end
-  local mine = p.answer
   local a, why = READ[q.type](q, data, p.shown, mine)
   if not a then return false, why end
   local now = ctx.now()
   if now > p.ends_at then return false, "time is up for this question" end
   score(q, a, now, p.started_at, p.ends_at, mine)
   count_answer(state.tallies[p.at], q, a)
-  p.answer = a
   p.answers[p.at] = a
   if a.done ~= false then self_reveal(state, ctx, p) end
 end
@@ -1555,19 +1551,25 @@ local function host_command(state, ctx, name)
   end
 end
 
-local function kick(state, ctx, data)
+-- The id `data.player` names (kick, rename), or nil.
+local function named_id(data)
   local id = type(data) == "table" and given(data.player)
-  if type(id) ~= "string" and type(id) ~= "number" then
-    return false, "say who to remove: {player = id}"
-  end
-  id = tostring(id)
+  if type(id) ~= "string" and type(id) ~= "number" then return nil end
+  return tostring(id)
+end
+
+local function no_player(id)
+  return "there is no player '" .. id .. "' in this quiz"
+end
+
+local function kick(state, ctx, data)
+  local id = named_id(data)
+  if not id then return false, "say who to remove: {player = id}" end
   if id == state.host then return false, "the host cannot be removed" end
   local record = state.players[id]
   -- (in a self-paced quiz, one who has left may be removed too: the host
   -- sees them in the list, and they may come back)
-  if not record or (record.left and state.pace ~= "self") then
-    return false, "there is no player '" .. id .. "' in this quiz"
-  end
+  if not record or (record.left and state.pace ~= "self") then return false, no_player(id) end
   ctx.kick(id, "the host removed you from the quiz")
   -- Recess keeps them out under the name they typed (which is not the one
   -- everyone sees when names are generated) until the host lets them back
@@ -1594,15 +1596,10 @@ end
 -- rename {player, name}: the host gives a student another name (through
 -- ctx.rename, which refuses a taken or blocked name with its reason).
 local function rename(state, ctx, data)
-  local id = type(data) == "table" and given(data.player)
-  if type(id) ~= "string" and type(id) ~= "number" then
-    return false, "say who to rename: {player = id, name = \"...\"}"
-  end
-  id = tostring(id)
+  local id = named_id(data)
+  if not id then return false, "say who to rename: {player = id, name = \"...\"}" end
   local record = state.players[id]
-  if not record or record.left then
-    return false, "there is no player '" .. id .. "' in this quiz"
-  end
+  if not record or record.left then return false, no_player(id) end
   if type(data.name) ~= "string" then return false, "say the new name: {player = id, name = \"...\"}" end
   local ok, new_name = ctx.rename(id, data.name)
   if not ok then return false, new_name end
@@ -1966,10 +1963,10 @@ local function host_view(state)
 end
 
 -- A student's screen while the question is open: what they may do, or what
--- they did. `shown` is their order question's shuffle, `count` how many have
--- answered ("3 of 20 answered"; nil in a self-paced quiz). Nothing here
--- depends on the right answer.
-local function student_question(view, q, mine, shown, count)
+-- they did (how many others answered is on the host's screen only: with it
+-- here, every answer would change every student's screen). `shown` is their
+-- order question's shuffle. Nothing here depends on the right answer.
+local function student_question(view, q, mine, shown)
   local kind = q.type
   if kind == "choice" or kind == "truefalse" or kind == "poll" then
     local choices = {}
@@ -2015,20 +2012,14 @@ local function student_question(view, q, mine, shown, count)
       }
     end
   end
-  local said
   if not mine then
-    said = nil
+    view.status = nil
   elseif kind == "type" then
-    said = "You answered: " .. mine.text .. "."
+    view.status = "You answered: " .. mine.text .. "."
   elseif kind == "cloud" then
-    said = "You sent " .. and_list(mine.texts) .. "."
+    view.status = "You sent " .. and_list(mine.texts) .. "."
   else
-    said = "Answer saved."
-  end
-  if said and count then
-    view.status = said .. " " .. count
-  else
-    view.status = said or count
+    view.status = "Answer saved."
   end
 end
 
@@ -2150,9 +2141,7 @@ local function player_view(state, player)
   }
 
   if state.phase == "question" then
-    -- (how many have answered is on the host's screen only: with it here,
-    -- every answer would change every student's screen)
-    student_question(view, q, mine, state.shown, nil)
+    student_question(view, q, mine, state.shown)
     view.timer = { ends_at = state.ends_at, label = "Time left" }
     return view
   end
@@ -2277,13 +2266,14 @@ local function self_player_view(state, player)
     image = q.image,
     score = me.score,
   }
+  local mine = me.answers[me.at]
   if me.step == "question" then
-    student_question(view, q, me.answer, me.shown, nil)
+    student_question(view, q, mine, me.shown)
     view.timer = { ends_at = me.ends_at, label = "Time left" }
     return view
   end
-  student_reveal(view, state.tallies[me.at], q, me.answer)
-  view.banner = result_banner(q, me.answer, true)
+  student_reveal(view, state.tallies[me.at], q, mine)
+  view.banner = result_banner(q, mine, true)
   view.status = me.correct .. " of " .. me.at .. " right so far"
   view.buttons = { { label = me.at == count and "See how you did" or "Next question", action = "next" } }
   return view

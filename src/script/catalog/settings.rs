@@ -146,17 +146,15 @@ fn one(item: &Json) -> Result<Setting, String> {
         ));
     }
     let label = text(t, "label", MAX_LABEL)?.ok_or("`label` is missing: what the form says")?;
-    let kind = match t.get("type") {
-        Some(Json::String(k)) if k == "checkbox" => Kind::Checkbox,
-        Some(Json::String(k)) if k == "number" => Kind::Number,
-        Some(Json::String(k)) if k == "choice" => Kind::Choice,
-        Some(Json::String(k)) if k == "text" => Kind::Text,
-        other => {
-            return Err(format!(
-                "`type` must be \"checkbox\", \"number\", \"choice\" or \"text\", got {}",
-                other.map_or("nothing".to_owned(), shown)
-            ));
-        }
+    let given = t.get("type");
+    let Some(&(_, kind)) = KINDS
+        .iter()
+        .find(|(name, _)| given.and_then(Json::as_str) == Some(*name))
+    else {
+        return Err(format!(
+            "`type` must be \"checkbox\", \"number\", \"choice\" or \"text\", got {}",
+            given.map_or("nothing".to_owned(), shown)
+        ));
     };
     let hint = text(t, "hint", MAX_HINT)?;
     let number = |field: &str| -> Result<Option<f64>, String> {
@@ -315,13 +313,19 @@ fn text(t: &Map<String, Json>, field: &str, max: usize) -> Result<Option<String>
     }
 }
 
+/// The kinds by the name a game writes (and `GET /api/games` serves).
+const KINDS: [(&str, Kind); 4] = [
+    ("checkbox", Kind::Checkbox),
+    ("number", Kind::Number),
+    ("choice", Kind::Choice),
+    ("text", Kind::Text),
+];
+
 fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Checkbox => "checkbox",
-        Kind::Number => "number",
-        Kind::Choice => "choice",
-        Kind::Text => "text",
-    }
+    KINDS
+        .iter()
+        .find(|(_, k)| *k == kind)
+        .map_or("", |(name, _)| name)
 }
 
 /// `settings[2] (time_limit): message`.

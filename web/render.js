@@ -121,14 +121,21 @@ function formatNumber(n) {
   return String(Number(n.toPrecision(12)));
 }
 
+// Whole seconds as days, hours, minutes and seconds.
+function splitSecs(secs) {
+  return {
+    d: Math.floor(secs / 86400),
+    h: Math.floor((secs % 86400) / 3600),
+    m: Math.floor((secs % 3600) / 60),
+    s: secs % 60,
+  };
+}
+
 // Time left on a timer: seconds up to 99, then 4:05, 1:04:05, 2 d 01:04:05.
 function formatLeft(secs) {
   if (secs < 100) return String(secs);
   const two = (n) => String(n).padStart(2, '0');
-  const d = Math.floor(secs / 86400);
-  const h = Math.floor((secs % 86400) / 3600);
-  const m = Math.floor((secs % 3600) / 60);
-  const s = secs % 60;
+  const { d, h, m, s } = splitSecs(secs);
   if (d > 0) return `${d} d ${two(h)}:${two(m)}:${two(s)}`;
   if (h > 0) return `${h}:${two(m)}:${two(s)}`;
   return `${m}:${two(s)}`;
@@ -138,9 +145,7 @@ function formatLeft(secs) {
 function spokenLeft(secs) {
   const unit = (n, one) => `${n} ${one}${n === 1 ? '' : 's'}`;
   if (secs < 100) return unit(secs, 'second');
-  const d = Math.floor(secs / 86400);
-  const h = Math.floor((secs % 86400) / 3600);
-  const m = Math.floor((secs % 3600) / 60);
+  const { d, h, m } = splitSecs(secs);
   if (d > 0) return h > 0 ? `${unit(d, 'day')} ${unit(h, 'hour')}` : unit(d, 'day');
   if (h > 0) return m > 0 ? `${unit(h, 'hour')} ${unit(m, 'minute')}` : unit(h, 'hour');
   return unit(m, 'minute');

@@ -1356,7 +1356,8 @@ local function answer(state, ctx, player, data)
   local now = ctx.now()
   if now > state.ends_at then return false, "time is up for this question" end
 
-  if not state.players[player.id] then  -- (a member the game never saw join)
+  local known = state.players[player.id] ~= nil
+  if not known then  -- (a member the game never saw join)
     add_player(state, player)
     recount(state)
   end
@@ -1364,7 +1365,14 @@ local function answer(state, ctx, player, data)
   count_answer(state, q, a)
   state.answers[player.id] = a
   if not mine then state.answered = state.answered + 1 end
-  if everyone_answered(state, ctx) then reveal(state, ctx) end
+  if everyone_answered(state, ctx) then
+    reveal(state, ctx)  -- (every screen changes)
+  elseif known then
+    -- Only the student's own screen and the host's changed: the other
+    -- students' views are not run again (a 30-student class answers
+    -- with 2 view calls instead of 31).
+    ctx.redraw({ player.id, "host" })
+  end
 end
 
 -- Self-paced (homework) ----------------------------------------------------------
@@ -1450,6 +1458,7 @@ local function self_next(state, ctx, player)
   else
     p.step = "done"
   end
+  ctx.redraw({ player.id, "host" })  -- (where one student is: theirs and the host's)
 end
 
 local function self_answer(state, ctx, player, data)
@@ -1471,7 +1480,11 @@ local function self_answer(state, ctx, player, data)
   score(q, a, now, p.started_at, p.ends_at, mine)
   count_answer(state.tallies[p.at], q, a)
   p.answers[p.at] = a
-  if a.done ~= false then self_reveal(state, ctx, p) end
+  if a.done ~= false then
+    self_reveal(state, ctx, p)  -- (scores and charts others may see change)
+  else
+    ctx.redraw({ player.id, "host" })  -- (a word of a cloud, more to come)
+  end
 end
 
 -- A student's own timer ran out.

@@ -128,8 +128,11 @@ impl Harness {
             clock,
             catalog,
             // Tests and simulations are reproducible from their seed: no
-            // recording.
-            settings: Settings::offline(limits, 0),
+            // recording. Every view pass checks the game's `ctx.redraw`s.
+            settings: Settings {
+                check_redraw: true,
+                ..Settings::offline(limits, 0)
+            },
             metrics: Arc::new(Metrics::default()),
             ids: Mutex::new(Rng::new(seed ^ 0x5265_6365_7373)),
             sessions: Mutex::new(Vec::new()),

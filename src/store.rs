@@ -194,7 +194,7 @@ impl Store {
         let mut out = Vec::new();
         for entry in self.db.scan_prefix([b's', 0]) {
             let (_, value) = entry?;
-            let snapshot: SessionSnapshot = match serde_json::from_slice(&value) {
+            let snapshot: SessionSnapshot<'static> = match serde_json::from_slice(&value) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(error = %e, "skipping a corrupt session snapshot");
@@ -303,14 +303,14 @@ mod tests {
     use crate::session::record::MemberWrite;
     use crate::session::{Audience, Outgoing};
 
-    fn snapshot(seq: u64, members: Vec<MemberRecord>) -> SessionSnapshot {
+    fn snapshot(seq: u64, members: Vec<MemberRecord>) -> SessionSnapshot<'static> {
         SessionSnapshot {
             id: "s1".into(),
             code: "ABCD".into(),
             game: "chat".into(),
             rules_version: "v".into(),
             seq,
-            state: serde_json::json!({"n": 1}),
+            state: std::borrow::Cow::Owned(serde_json::json!({"n": 1})),
             members,
             timers: Vec::new(),
             counters: VmCounters {
@@ -501,7 +501,7 @@ mod tests {
     fn members_inside_an_old_snapshot_are_read() {
         let old = snapshot(5, vec![member("pz", 0), member("py", 0)]);
         let text = serde_json::to_vec(&old).unwrap();
-        let back: SessionSnapshot = serde_json::from_slice(&text).unwrap();
+        let back: SessionSnapshot<'static> = serde_json::from_slice(&text).unwrap();
         let s = StoredSession::assemble(back, Vec::new(), Vec::new(), Vec::new());
         let ids: Vec<&str> = s.members.iter().map(|m| m.id.as_str()).collect();
         assert_eq!(ids, ["pz", "py"]);

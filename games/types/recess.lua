@@ -337,6 +337,10 @@ function Ctx.rename(player_id, new_name) end
 ---@param results? Results
 function Ctx.report(results) end
 
+--- Says whose screens this call changed, so only their `view` runs again (the others keep theirs). Without it every view is redrawn; `{}` redraws nobody. `recess test` fails a call that left out a screen that changed.
+---@param who string|string[] A player id, a role (`"host"`, `"player"`), or a list of them.
+function Ctx.redraw(who) end
+
 --- Lets someone removed with `ctx.kick` join again under `name`.
 ---@param name string The name they had.
 function Ctx.readmit(name) end

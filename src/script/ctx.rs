@@ -363,6 +363,48 @@ pub(super) fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
             Ok(rename(s, player, &name))
         })
     })?;
+    add(lua, &ctx, "redraw", |lua, values| {
+        let args = Args::new(lua, "ctx.redraw", &["who"], values)?;
+        let who: Vec<String> = match args.get(1) {
+            Value::String(s) => vec![s.to_string_lossy()],
+            Value::Table(t) if t.raw_len() > 0 || t.is_empty() => {
+                let mut who = Vec::with_capacity(t.raw_len());
+                for (n, v) in t.sequence_values::<Value>().enumerate() {
+                    match v? {
+                        Value::String(s) => who.push(s.to_string_lossy()),
+                        other => {
+                            return Err(fail(format!(
+                                "ctx.redraw: argument 1 (who) must be a list of player ids and roles, got {} at [{}]",
+                                sandbox::value_text(&other),
+                                n + 1
+                            )));
+                        }
+                    }
+                }
+                who
+            }
+            _ => {
+                return Err(args.bad(
+                    1,
+                    "a player id, a role (\"host\", \"player\") or a list of them",
+                ));
+            }
+        };
+        scope(lua, args.func, |s| {
+            // Kept until the call ends: counted like a message.
+            let total = s.emitted + who.iter().map(|w| SCALAR_BYTES + w.len()).sum::<usize>();
+            if total > s.limits.call_output_bytes {
+                return Err(fail(format!(
+                    "ctx.redraw: this call's messages, timers, redraws and results come to {}; one call may emit at most {}",
+                    sandbox::size_text(total),
+                    sandbox::limit_text(s.limits.call_output_bytes)
+                )));
+            }
+            s.emitted = total;
+            s.effects.push(Effect::Redraw { who });
+            Ok(())
+        })
+    })?;
     add(lua, &ctx, "report", |lua, values| {
         let mut args = Args::new(lua, "ctx.report", &["results"], values)?;
         if !matches!(args.get(1), Value::Nil | Value::Table(_)) {

@@ -3,8 +3,9 @@
 //! [`GameVm`] is owned by exactly one session actor and is the only way the
 //! engine calls into a game. Every handler call:
 //! 1. gets a fresh CPU allowance;
-//! 2. runs against a deep copy kept for rollback, so a failed or refused call
-//!    leaves the state exactly as it was;
+//! 2. can be undone: a failed or refused call puts back the state as the last
+//!    successful one left it, read back from its saved JSON (the copy every
+//!    successful call makes anyway, and the one a restart reads);
 //! 3. collects what the script asked for through `ctx` as [`Effect`]s, which the
 //!    actor applies only if the call succeeded.
 //!
@@ -103,6 +104,13 @@ pub enum Effect {
         /// Results as `ctx.finish` takes them.
         results: Json,
     },
+    /// `ctx.redraw(who)`: this call changed what these members see and
+    /// nobody else's screen, so the next view pass runs `view` for them only.
+    /// A call that makes none redraws everyone.
+    Redraw {
+        /// Member ids, or the roles `host` and `player` (everyone with it).
+        who: Vec<String>,
+    },
     /// `ctx.finish(results)`: the game ends, its timers are dropped and every
     /// member gets an `ended` frame; only the first finish counts.
     Finish {
@@ -194,8 +202,9 @@ pub struct GameVm {
     /// The session state (what `init` returned, changed by handlers).
     state: Value,
     /// The state as JSON after the last successful handler call: every call
-    /// must leave a state that can be saved, so it is converted then, and the
-    /// next snapshot takes it instead of converting again.
+    /// must leave a state that can be saved, so it is converted then; the
+    /// snapshot serializes it, and a failed or refused call is rolled back
+    /// to it. `None` until the state was first converted.
     saved: Option<Json>,
     /// The table of `ctx` functions every handler gets.
     ctx: Table,
@@ -355,10 +364,13 @@ impl GameVm {
 
     /// The state as JSON, for a snapshot: what the last handler call left
     /// (converted when it returned), or converted now.
-    pub fn take_state_json(&mut self) -> Result<Json, ScriptError> {
-        match self.saved.take() {
+    pub fn state_json(&mut self) -> Result<&Json, ScriptError> {
+        if self.saved.is_none() {
+            self.saved = Some(self.to_json(self.state.clone())?);
+        }
+        match &self.saved {
             Some(json) => Ok(json),
-            None => self.to_json(self.state.clone()),
+            None => unreachable!("set just above"),
         }
     }
 
@@ -501,7 +513,10 @@ impl GameVm {
             Ok(Value::Function(f)) => f,
             _ => return Ok(CallOutcome::default()),
         };
-        let backup = self.backup()?;
+        if !is_init {
+            // What a rollback goes back to.
+            self.state_json()?;
+        }
         let (rng, next_timer) = self.with_scope(|s| {
             s.active = true;
             s.now_ms = now_ms;
@@ -518,8 +533,8 @@ impl GameVm {
             s.active = false;
             std::mem::take(&mut s.effects)
         });
-        let rollback = |vm: &mut GameVm, backup: Value| {
-            vm.state = backup;
+        let rollback = |vm: &mut GameVm| {
+            vm.put_back_saved();
             vm.with_scope(|s| {
                 s.rng.0 = rng;
                 s.next_timer = next_timer;
@@ -528,7 +543,7 @@ impl GameVm {
         let returned = match result {
             Ok(values) => values,
             Err(e) => {
-                rollback(self, backup);
+                rollback(self);
                 return Err(script_error(e));
             }
         };
@@ -539,7 +554,7 @@ impl GameVm {
                 Some(Value::String(s)) => s.to_string_lossy(),
                 _ => format!("the game refused this {name}"),
             };
-            rollback(self, backup);
+            rollback(self);
             return Ok(CallOutcome {
                 effects: Vec::new(),
                 refusal: Some(reason),
@@ -549,7 +564,7 @@ impl GameVm {
             Value::Table(t) => self.state = Value::Table(t),
             Value::Nil => {}
             other if is_init => {
-                rollback(self, backup);
+                rollback(self);
                 return Err(ScriptError {
                     message: format!(
                         "{}: init must return the state table, not {}",
@@ -565,7 +580,7 @@ impl GameVm {
         match lua_to_json(&self.lua, self.state.clone()) {
             Ok(json) => self.saved = Some(json),
             Err(e) => {
-                rollback(self, backup);
+                rollback(self);
                 return Err(ScriptError {
                     message: format!(
                         "{}: {name} left a state that cannot be saved (keep it to tables, strings, numbers and booleans): {}",
@@ -579,6 +594,22 @@ impl GameVm {
             effects,
             refusal: None,
         })
+    }
+
+    /// Puts back the state the last successful call left (an empty table
+    /// before `init` returned one). The handler may have changed the live
+    /// table in place, so it is rebuilt from its saved JSON.
+    fn put_back_saved(&mut self) {
+        let rebuilt = match &self.saved {
+            Some(json) => self.lua.to_value(json),
+            None => self.lua.create_table().map(Value::Table),
+        };
+        match rebuilt {
+            Ok(state) => self.state = state,
+            // Only when Lua's memory is exhausted: the saved JSON stays, and
+            // the snapshot (which it is) is what a restart would read.
+            Err(e) => tracing::error!("a rolled-back state could not be rebuilt: {e}"),
+        }
     }
 
     fn backup(&self) -> Result<Value, ScriptError> {
@@ -826,6 +857,18 @@ mod tests {
             (
                 "local s = ('x'):gsub('x', function() ctx.kick(5) end)",
                 "probe.lua:2: ctx.kick: argument 1 (player id) must be a string, got 5",
+            ),
+            (
+                "ctx.redraw(5)",
+                "probe.lua:2: ctx.redraw: argument 1 (who) must be a player id, a role (\"host\", \"player\") or a list of them, got 5",
+            ),
+            (
+                "ctx.redraw({ 'p1', true })",
+                "probe.lua:2: ctx.redraw: argument 1 (who) must be a list of player ids and roles, got true at [2]",
+            ),
+            (
+                "ctx.redraw({ host = true })",
+                "probe.lua:2: ctx.redraw: argument 1 (who) must be a player id, a role (\"host\", \"player\") or a list of them, got a table",
             ),
             (
                 "ctx:broadcast('x')",

@@ -105,6 +105,10 @@ pub(crate) struct Settings {
     pub recording_bytes: usize,
     /// Names students may not use (`--blocked-names`).
     pub blocked_names: Arc<NameFilter>,
+    /// Whether every view pass also runs `view` for the members no
+    /// `ctx.redraw` named and fails when one of them changed (`recess test`
+    /// and `recess sim`: a test catches a redraw that leaves someone out).
+    pub check_redraw: bool,
 }
 
 impl Settings {
@@ -121,6 +125,7 @@ impl Settings {
             idle_ttl: Duration::from_secs(24 * 3600),
             recording_bytes,
             blocked_names: Arc::default(),
+            check_redraw: false,
         }
     }
 }

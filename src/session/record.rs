@@ -4,6 +4,8 @@
 //! The session actor produces these; `store` and `cluster` keep their bytes
 //! without interpreting game state.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -18,14 +20,17 @@ pub struct CorruptMessage;
 
 /// Everything needed to bring a session back, except its views and messages.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct SessionSnapshot {
+/// A commit writes it borrowing the state and the report from the session
+/// (they can be large, and a commit should not copy them); what is read
+/// back owns them (`SessionSnapshot<'static>`).
+pub(crate) struct SessionSnapshot<'a> {
     pub id: String,
     pub code: String,
     pub game: String,
     pub rules_version: String,
     /// The `seq` when the snapshot was written; later messages raise it.
     pub seq: u64,
-    pub state: Json,
+    pub state: Cow<'a, Json>,
     /// Members as snapshots written before member records had keys of
     /// their own held them; empty in new snapshots.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -48,7 +53,7 @@ pub(crate) struct SessionSnapshot {
     pub name_seed: u64,
     /// The results of the last `ctx.report` (before the game ended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub report: Option<Json>,
+    pub report: Option<Cow<'a, Json>>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -122,7 +127,7 @@ pub(crate) struct MemberWrite<'a> {
 
 /// A session as read back at start-up (or from Redis at a takeover).
 pub(crate) struct StoredSession {
-    pub snapshot: SessionSnapshot,
+    pub snapshot: SessionSnapshot<'static>,
     /// In join order.
     pub members: Vec<MemberRecord>,
     pub messages: Vec<Outgoing>,
@@ -133,7 +138,7 @@ impl StoredSession {
     /// Puts the parts read back together: members in join order (from the
     /// old snapshot format too), messages in `seq` order.
     pub(crate) fn assemble(
-        mut snapshot: SessionSnapshot,
+        mut snapshot: SessionSnapshot<'static>,
         mut members: Vec<MemberRecord>,
         mut messages: Vec<Outgoing>,
         views: Vec<(String, Json)>,

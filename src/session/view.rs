@@ -5,7 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use indexmap::IndexMap;
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde_json::{Map, Value};
 
 /// Most views kept per content hash: equal hashes of different views are
@@ -94,6 +94,54 @@ impl<K> ViewPass<K> {
     /// The encoded patches and who receives each.
     pub fn into_groups(self) -> IndexMap<String, Vec<K>> {
         self.groups
+    }
+}
+
+/// Whose views the next view pass recomputes: everyone's, or only those a
+/// handler named with `ctx.redraw` (member ids, or the roles `host` and
+/// `player`). Anything the engine itself changes (a kick, a rename, new
+/// rules, a call that named nobody) redraws everyone.
+#[derive(Debug, Default)]
+pub struct Redraw {
+    everyone: bool,
+    named: FxHashSet<String>,
+}
+
+impl Redraw {
+    /// Every member's view may have changed.
+    pub fn everyone(&mut self) {
+        self.everyone = true;
+        self.named.clear();
+    }
+
+    /// What one successful call asked for: `None` (it named nobody, so
+    /// anything may have changed) redraws everyone.
+    pub fn after_call(&mut self, named: Option<Vec<String>>) {
+        match named {
+            None => self.everyone(),
+            Some(_) if self.everyone => {}
+            Some(who) => self.named.extend(who),
+        }
+    }
+
+    /// Whether a view pass is due.
+    pub fn is_due(&self) -> bool {
+        self.everyone || !self.named.is_empty()
+    }
+
+    /// Whether the member with this id and role is to be redrawn.
+    pub fn covers(&self, id: &str, role: &str) -> bool {
+        self.everyone || self.named.contains(id) || self.named.contains(role)
+    }
+
+    /// Whether everyone is to be redrawn.
+    pub fn is_everyone(&self) -> bool {
+        self.everyone
+    }
+
+    /// The set for this pass; the next starts empty.
+    pub fn take(&mut self) -> Redraw {
+        std::mem::take(self)
     }
 }
 

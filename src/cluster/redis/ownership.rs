@@ -172,7 +172,7 @@ impl RedisCluster {
         let Some(snap) = snap else {
             return Ok(None);
         };
-        let snapshot: SessionSnapshot = serde_json::from_slice(&snap).map_err(|e| {
+        let snapshot: SessionSnapshot<'static> = serde_json::from_slice(&snap).map_err(|e| {
             ProtocolError::new(
                 ErrorCode::Internal,
                 format!("a stored session is corrupt: {e}"),

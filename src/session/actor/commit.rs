@@ -1,27 +1,32 @@
 //! Commits: what a batch changed becomes one `SessionWrite` for the sink;
 //! only once it is durable are its messages delivered and its answers sent.
 
+use std::borrow::Cow;
+
 use super::*;
 
 impl SessionActor {
     pub(super) fn snapshot(&mut self) -> Result<Vec<u8>, ScriptError> {
+        let rules_version = self.vm.rules().version.clone();
+        let counters = self.vm.counters();
+        let state = self.vm.state_json()?;
         let snapshot = SessionSnapshot {
             id: self.id.to_string(),
             code: self.code.clone(),
             game: self.game.clone(),
-            rules_version: self.vm.rules().version.clone(),
+            rules_version,
             seq: self.seq,
-            state: self.vm.take_state_json()?,
+            state: Cow::Borrowed(state),
             members: Vec::new(),
             timers: self.timers.values().cloned().collect(),
-            counters: self.vm.counters(),
+            counters,
             ended: self.ended.clone(),
             created_ms: self.created_ms,
             active_ms: self.active_ms,
             removed_names: self.removed_names.iter().map(|k| k.to_string()).collect(),
             names: self.names,
             name_seed: self.name_seed,
-            report: self.report.clone(),
+            report: self.report.as_ref().map(Cow::Borrowed),
         };
         serde_json::to_vec(&snapshot).map_err(|e| ScriptError {
             message: format!("the session could not be saved: {e}"),

@@ -213,7 +213,8 @@ pub(crate) struct SessionActor {
     active_ms: i64,
     /// `active_ms` as of the last snapshot written.
     stored_active_ms: i64,
-    views_dirty: bool,
+    /// Whose views the next pass recomputes.
+    redraw: view::Redraw,
     last_view_pass: Instant,
     /// Name keys of members a kick removed: they may not join again under
     /// that name until `ctx.readmit`.
@@ -395,14 +396,14 @@ impl SessionActor {
         actor.timers = snap.timers.into_iter().map(|t| (t.id, t)).collect();
         actor.vm.set_pending_timers(actor.timers.len());
         actor.ended = snap.ended;
-        actor.report = snap.report;
+        actor.report = snap.report.map(std::borrow::Cow::into_owned);
         actor.names = snap.names;
         actor.name_seed = snap.name_seed;
         actor.active_ms = snap.active_ms;
         actor.stored_active_ms = snap.active_ms;
         actor.removed_names = snap.removed_names.into_iter().map(Into::into).collect();
         // What members last saw was stored; recompute once in case it lags.
-        actor.views_dirty = true;
+        actor.redraw.everyone();
         actor.sync_players();
         Ok(actor)
     }
@@ -433,7 +434,7 @@ impl SessionActor {
             created_ms,
             active_ms: created_ms,
             stored_active_ms: created_ms,
-            views_dirty: false,
+            redraw: view::Redraw::default(),
             last_view_pass: Instant::now(),
             removed_names: Default::default(),
             failed_version: None,
@@ -467,7 +468,7 @@ impl SessionActor {
         let mut committed_at = Instant::now();
         loop {
             let timer_at = self.next_timer_at();
-            let view_at = self.views_dirty.then(|| self.last_view_pass + interval);
+            let view_at = self.redraw.is_due().then(|| self.last_view_pass + interval);
             let expire_at = self.expire_at();
             let commit_at = self.commit_at(committed_at);
             tokio::select! {
@@ -510,7 +511,7 @@ impl SessionActor {
             if self.relinquished {
                 return Ended::NotOwner;
             }
-            if self.views_dirty && Instant::now() >= self.last_view_pass + interval {
+            if self.redraw.is_due() && Instant::now() >= self.last_view_pass + interval {
                 self.view_pass();
             }
             let writes = self.has_writes();

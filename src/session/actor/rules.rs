@@ -147,7 +147,6 @@ impl SessionActor {
         self.batch.record(&member);
         self.batch.view(&member);
         self.batch.state = true;
-        self.views_dirty = true;
         Ok(self.attached(&member, None))
     }
 
@@ -255,7 +254,6 @@ impl SessionActor {
         }
         self.apply(outcome.effects, now);
         self.batch.state = true;
-        self.views_dirty = true;
         Ok(())
     }
 
@@ -268,7 +266,7 @@ impl SessionActor {
         self.remove_member(member);
         self.batch.removed.push(id.clone());
         self.batch.state = true;
-        self.views_dirty = true;
+        self.redraw.everyone();
         if self.ended.is_some() {
             return;
         }
@@ -312,7 +310,6 @@ impl SessionActor {
             match self.vm.timer(&timer.name, &timer.data, now) {
                 Ok(outcome) => {
                     self.apply_from_timer(outcome.effects, now);
-                    self.views_dirty = true;
                 }
                 Err(e) => {
                     let _ = self.script_failed(e, None);
@@ -336,7 +333,10 @@ impl SessionActor {
         self.vm.set_pending_timers(self.timers.len());
     }
 
+    /// Whose views may have changed comes from the call's `ctx.redraw`s:
+    /// everyone's when it made none.
     fn apply_effects(&mut self, effects: Vec<Effect>, now: i64, held: bool) {
+        let mut redraw: Option<Vec<String>> = None;
         for effect in effects {
             match effect {
                 Effect::Broadcast { name, data } => {
@@ -385,12 +385,13 @@ impl SessionActor {
                     }
                     self.remove_member(&member);
                     self.batch.removed.push(member);
-                    self.views_dirty = true;
+                    self.redraw.everyone();
                 }
                 Effect::Readmit { name } => {
                     self.removed_names.remove(&*name_key(name.trim()));
                 }
                 Effect::Rename { player, name } => self.rename(&player, name),
+                Effect::Redraw { who } => redraw.get_or_insert_default().extend(who),
                 Effect::Report { results } => {
                     if self.ended.is_none() {
                         self.report = Some(results);
@@ -405,10 +406,11 @@ impl SessionActor {
                     self.active_ms = now;
                     self.push_ended(&results);
                     self.ended = Some(results);
-                    self.views_dirty = true;
+                    self.redraw.everyone();
                 }
             }
         }
+        self.redraw.after_call(redraw);
         self.batch.state = true;
     }
 
@@ -434,7 +436,7 @@ impl SessionActor {
         let (member, shown, role) = (m.id.clone(), m.name.clone(), m.role);
         self.sync_player(&member);
         self.batch.record(&member);
-        self.views_dirty = true;
+        self.redraw.everyone();
         let id = self.id.clone();
         self.push(Audience::Members(vec![member.clone()]), false, |seq| {
             protocol::encode_renamed(
@@ -481,15 +483,24 @@ impl SessionActor {
 
     /// Sends each member the patch from its last view to its current one.
     /// Members whose patches are equal share one message (and one `seq`).
+    /// Only the members the calls since the last pass redrew are visited
+    /// (see `view::Redraw`); with `check_redraw` the others are too, and a
+    /// changed view among them is the game's error.
     pub(super) fn view_pass(&mut self) {
         self.begin(self.env.clock.now_ms(), Input::Views);
-        self.views_dirty = false;
         self.last_view_pass = Instant::now();
         Metrics::inc(&self.env.metrics.view_passes_total);
         self.refresh_rules();
+        let redraw = self.redraw.take();
+        let check = self.env.settings.check_redraw && !redraw.is_everyone();
         let mut pass = view::ViewPass::default();
         let mut errors: Vec<ScriptError> = Vec::new();
-        let ids: Vec<MemberId> = self.members.keys().cloned().collect();
+        let ids: Vec<MemberId> = self
+            .members
+            .values()
+            .filter(|m| check || redraw.covers(&m.id, m.role.as_str()))
+            .map(|m| m.id.clone())
+            .collect();
         for id in ids {
             let info = self.members[&id].info();
             let new = match self.vm.view(&info) {
@@ -501,6 +512,12 @@ impl SessionActor {
                     continue;
                 }
             };
+            if !redraw.covers(&info.id, info.role.as_str()) {
+                if let Some(patch) = view::diff(&self.members[&id].view, &new) {
+                    errors.push(self.left_out(&info, &patch));
+                }
+                continue;
+            }
             let m = &mut self.members[&id];
             if pass.update(id.clone(), &mut m.view, new) {
                 self.batch.view(&id);
@@ -514,6 +531,24 @@ impl SessionActor {
             self.push(Audience::Members(ids), false, |seq| {
                 protocol::encode_view_raw(&session, seq, &patch)
             });
+        }
+    }
+
+    /// The error of a `ctx.redraw` that left out a member whose view
+    /// changed (`recess test` and `recess sim` check every pass).
+    fn left_out(&self, who: &PlayerInfo, patch: &Json) -> ScriptError {
+        let fields: Vec<String> = patch
+            .as_object()
+            .map(|m| m.keys().map(|k| format!("\"{k}\"")).collect())
+            .unwrap_or_default();
+        ScriptError {
+            message: format!(
+                "{}: ctx.redraw left out {} ({}), whose view changed too (field {}): name them in ctx.redraw, or call no ctx.redraw and every view is redrawn",
+                self.vm.rules().main.chunk_name,
+                who.name,
+                who.role.as_str(),
+                fields.join(", ")
+            ),
         }
     }
 
@@ -601,7 +636,7 @@ impl SessionActor {
             Ok(()) => {
                 tracing::info!(session = %self.id, game = %self.game, version = %current.version, "session switched to new rules");
                 self.batch.state = true;
-                self.views_dirty = true;
+                self.redraw.everyone();
             }
             Err(e) => {
                 self.failed_version = Some(current.version.clone());

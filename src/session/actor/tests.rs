@@ -15,7 +15,7 @@ use crate::protocol::ErrorCode;
 use crate::script::{Catalog, Limits};
 use crate::session::env::{MemorySink, Settings, TokioClock};
 use crate::session::{
-    Answer, Attached, Control, Envelope, MAILBOX, MailboxSender, Outcome, Reply, Request,
+    Answer, Attached, Audience, Control, Envelope, MAILBOX, MailboxSender, Outcome, Reply, Request,
     SessionEnv, mailbox,
 };
 
@@ -27,6 +27,15 @@ return {
     if name == "click" then
       state.clicks = state.clicks + 1
       ctx.broadcast("clicked", { n = state.clicks, by = player.name })
+    elseif name == "mine" then
+      state.clicks = state.clicks + 1
+      ctx.redraw(player.id)
+    elseif name == "hosts" then
+      state.clicks = state.clicks + 1
+      ctx.redraw("host")
+    elseif name == "quiet" then
+      state.quiet = (state.quiet or 0) + 1
+      ctx.redraw({})
     elseif name == "later" then
       ctx.after(data.ms, "tick", { n = data.n, every = data.every })
     elseif name == "kick" then
@@ -62,6 +71,11 @@ struct Session {
 
 /// A session of the probe game, its host seat `phost` (secret `hs`), running.
 async fn start() -> Session {
+    start_with(false).await
+}
+
+/// `start`, with `Settings::check_redraw` as given.
+async fn start_with(check_redraw: bool) -> Session {
     let games = tempfile::tempdir().unwrap();
     std::fs::write(games.path().join("probe.lua"), GAME).unwrap();
     let catalog = Catalog::new(games.path(), Limits::default());
@@ -83,6 +97,7 @@ async fn start() -> Session {
             idle_ttl: IDLE_TTL,
             recording_bytes: 1 << 20,
             blocked_names: Arc::default(),
+            check_redraw,
         },
     });
     let new = NewSession {
@@ -154,6 +169,34 @@ impl Session {
             .map(|(_, f)| serde_json::from_str::<Json>(f).unwrap())
             .filter(|f| f["type"] == "event" && f["name"] == name)
             .collect()
+    }
+}
+
+/// The view frames committed after the first `from` messages: who each was
+/// for and its patch.
+fn views_since(s: &Session, from: usize) -> Vec<(Vec<String>, Json)> {
+    s.sink.messages_from(0)[from..]
+        .iter()
+        .filter_map(|m| {
+            let f: Json = serde_json::from_str(&m.frame).unwrap();
+            let Audience::Members(ids) = &m.audience else {
+                return None;
+            };
+            (f["type"] == "view").then(|| {
+                (
+                    ids.iter().map(|i| i.to_string()).collect(),
+                    f["patch"].clone(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Lets the paused clock pass a view interval and the actor run.
+async fn next_pass() {
+    tokio::time::advance(Duration::from_millis(100)).await;
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
     }
 }
 
@@ -499,4 +542,101 @@ async fn a_request_that_writes_nothing_does_not_bring_the_rewrite_forward() {
         tokio::time::advance(Duration::from_millis(20)).await;
     }
     assert_eq!(s.sink.failures(), failed, "the rewrite waits for its retry");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_names_whose_screen_changed_redraws_only_them() {
+    let s = start().await;
+    Answer::attached(s.join("pana", "Ana", None).await).unwrap();
+    Answer::attached(s.join("pbob", "Bob", None).await).unwrap();
+    next_pass().await;
+    let from = s.sink.messages_from(0).len();
+    Answer::done(s.act("pbob", "mine", json!({})).await).unwrap();
+    next_pass().await;
+    assert_eq!(
+        views_since(&s, from),
+        [(vec!["pbob".to_owned()], json!({ "clicks": 1 }))],
+        "only Bob's view ran again"
+    );
+    // By role: the host, whoever it is.
+    let from = s.sink.messages_from(0).len();
+    Answer::done(s.act("pana", "hosts", json!({})).await).unwrap();
+    next_pass().await;
+    assert_eq!(
+        views_since(&s, from),
+        [(vec!["phost".to_owned()], json!({ "clicks": 2 }))]
+    );
+    // `{}`: nobody's screen changed, so no pass at all.
+    let passes = s
+        .metrics
+        .view_passes_total
+        .load(std::sync::atomic::Ordering::Relaxed);
+    Answer::done(s.act("pana", "quiet", json!({})).await).unwrap();
+    next_pass().await;
+    assert_eq!(
+        s.metrics
+            .view_passes_total
+            .load(std::sync::atomic::Ordering::Relaxed),
+        passes
+    );
+    // A call that names nobody redraws everyone: the screens left out
+    // catch up (Ana from 0, Bob from 1, the host from 2: one patch).
+    let from = s.sink.messages_from(0).len();
+    Answer::done(s.act("phost", "click", json!({})).await).unwrap();
+    next_pass().await;
+    assert_eq!(
+        views_since(&s, from),
+        [(
+            vec!["phost".to_owned(), "pana".to_owned(), "pbob".to_owned()],
+            json!({ "clicks": 3 })
+        )]
+    );
+    // A refused call's redraw is undone with it: nothing is due.
+    let passes = s
+        .metrics
+        .view_passes_total
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        code(s.act("pana", "kick", json!({})).await),
+        ErrorCode::Refused
+    );
+    next_pass().await;
+    assert_eq!(
+        s.metrics
+            .view_passes_total
+            .load(std::sync::atomic::Ordering::Relaxed),
+        passes
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn checking_redraws_a_screen_left_out_that_changed_is_the_games_error() {
+    let s = start_with(true).await;
+    Answer::attached(s.join("pana", "Ana", None).await).unwrap();
+    next_pass().await;
+    let from = s.sink.messages_from(0).len();
+    Answer::done(s.act("pana", "mine", json!({})).await).unwrap();
+    next_pass().await;
+    let errors: Vec<Json> = s.sink.messages_from(0)[from..]
+        .iter()
+        .map(|m| serde_json::from_str::<Json>(&m.frame).unwrap())
+        .filter(|f| f["type"] == "error")
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0]["message"],
+        "probe.lua: ctx.redraw left out Host (host), whose view changed too (field \"clicks\"): name them in ctx.redraw, or call no ctx.redraw and every view is redrawn"
+    );
+    // What was left out is not sent: the check shows the screen the
+    // server would have shown.
+    assert_eq!(
+        views_since(&s, from),
+        [(vec!["pana".to_owned()], json!({ "clicks": 1 }))]
+    );
+    assert_eq!(
+        s.metrics
+            .script_errors_total
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }

@@ -82,7 +82,9 @@ local function new_question(text)
     counts = {},      -- poll: votes per choice
     votes = {},       -- poll: student id -> the choice they picked
     answers = {},     -- cloud: {key, text, count} in the order first sent
-    index = {},       -- cloud: answer key -> its entry in answers
+    index = {},       -- cloud: answer key -> its place in answers (a number:
+                      -- the state is saved as JSON, where one table cannot
+                      -- be in two places)
     sent = {},        -- cloud: student id -> {key = true} of what they sent
     hidden = {},      -- cloud: answer keys the host removed
     answered = 0,     -- students who voted (poll) or sent anything (cloud)
@@ -150,13 +152,12 @@ local function send(state, player, data)
   if count == 0 then q.answered = q.answered + 1 end
   mine[key] = true
   q.sent[player.id] = mine
-  local entry = q.index[key]
-  if entry then
-    entry.count = entry.count + 1
+  local at = q.index[key]
+  if at then
+    q.answers[at].count = q.answers[at].count + 1
   else
-    entry = { key = key, text = text, count = 1 }
-    q.answers[#q.answers + 1] = entry
-    q.index[key] = entry
+    q.answers[#q.answers + 1] = { key = key, text = text, count = 1 }
+    q.index[key] = #q.answers
   end
 end
 
@@ -214,8 +215,8 @@ local function host_action(state, ctx, player, name, data)
     ctx.finish({ columns = { "question", "answer", "votes" }, rows = state.rows, title = state.title })
   elseif name == "hide" then
     local key = type(data) == "table" and data.player
-    local entry = q and q.mode == "cloud" and q.index[key]
-    if not entry then return false, "there is no such answer in the word cloud" end
+    local at = q and q.mode == "cloud" and q.index[key]
+    if not at then return false, "there is no such answer in the word cloud" end
     q.hidden[key] = true
   end
 end

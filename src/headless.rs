@@ -130,7 +130,7 @@ impl Harness {
             // Tests and simulations are reproducible from their seed: no
             // recording. Every view pass checks the game's `ctx.redraw`s.
             settings: Settings {
-                check_redraw: true,
+                check_game: true,
                 ..Settings::offline(limits, 0)
             },
             metrics: Arc::new(Metrics::default()),

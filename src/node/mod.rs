@@ -504,7 +504,7 @@ fn settings(config: &Config, blocked_names: &Arc<NameFilter>) -> Settings {
         idle_ttl: Duration::from_secs(config.idle_ttl_h.saturating_mul(3600)),
         recording_bytes: config.recording_kib.saturating_mul(1024),
         blocked_names: blocked_names.clone(),
-        check_redraw: false,
+        check_game: false,
     }
 }
 

@@ -1,7 +1,7 @@
-//! The deep copy of a session's state that a handler call rolls back to.
+//! The deep copy of a session's state that `migrate` rolls back to, and the
+//! check `recess test` makes that no table is in two places of the state.
 //!
-//! Every handler call copies the state first (see [`super::vm`]), so this is
-//! on the path of every action. It walks the tables with the C API inside one
+//! The copy walks the tables with the C API inside one
 //! protected call: each table is created at its final size (`lua_createtable`
 //! with the counts from a first `lua_next` pass) and filled with raw sets, with
 //! no Lua function call per key and value. Tables reached twice, including a
@@ -109,6 +109,61 @@ unsafe fn push_copy(l: *mut ffi::lua_State, idx: c_int, seen: c_int, depth: usiz
 
 fn clamp(n: usize) -> c_int {
     c_int::try_from(n).unwrap_or(c_int::MAX)
+}
+
+/// Where one table is reached twice in `state`: the two paths
+/// (`state.current`, `state.questions[3]`), the first found. Only tables
+/// count (strings are values); a table that contains itself is found too.
+/// Used by `recess test` and `recess sim` only, after every call, so it may
+/// be plain and slow.
+pub fn shared_table(state: &Value) -> Option<(String, String)> {
+    fn walk(
+        t: &mlua::Table,
+        path: String,
+        seen: &mut std::collections::HashMap<usize, String>,
+        depth: usize,
+    ) -> Option<(String, String)> {
+        if let Some(first) = seen.get(&(t.to_pointer() as usize)) {
+            return Some((first.clone(), path));
+        }
+        seen.insert(t.to_pointer() as usize, path.clone());
+        if depth >= MAX_DEPTH {
+            return None;
+        }
+        let mut keys: Vec<(String, mlua::Table)> = Vec::new();
+        for (k, v) in t.clone().pairs::<Value, Value>().flatten() {
+            if let Value::Table(child) = v {
+                let step = match &k {
+                    Value::String(s) => {
+                        let s = s.to_string_lossy();
+                        if !s.is_empty()
+                            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                            && !s.starts_with(|c: char| c.is_ascii_digit())
+                        {
+                            format!(".{s}")
+                        } else {
+                            format!("[{s:?}]")
+                        }
+                    }
+                    Value::Integer(i) => format!("[{i}]"),
+                    other => format!("[{}]", super::sandbox::value_text(other)),
+                };
+                keys.push((step, child));
+            }
+        }
+        // In a stable order, so the message names the same two paths each run.
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        for (step, child) in keys {
+            if let Some(found) = walk(&child, format!("{path}{step}"), seen, depth + 1) {
+                return Some(found);
+            }
+        }
+        None
+    }
+    match state {
+        Value::Table(t) => walk(t, "state".to_owned(), &mut Default::default(), 0),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

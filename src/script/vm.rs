@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 
 use super::budget::CallBudget;
 use super::catalog::{Rules, load_game_table};
-use super::copy::deep_copy;
+use super::copy::{deep_copy, shared_table};
 use super::ctx::{SplitMix64, make_ctx};
 use super::json::{SizedError, call_to_json, lua_to_json};
 use super::sandbox::{self, Limits};
@@ -208,6 +208,8 @@ pub struct GameVm {
     saved: Option<Json>,
     /// The table of `ctx` functions every handler gets.
     ctx: Table,
+    /// Whether a call that leaves one table in two places of the state fails.
+    check_shared: bool,
 }
 
 impl GameVm {
@@ -255,6 +257,7 @@ impl GameVm {
             state: Value::Nil,
             saved: None,
             ctx,
+            check_shared: false,
         })
     }
 
@@ -321,6 +324,14 @@ impl GameVm {
         }
         self.rules = rules;
         Ok(())
+    }
+
+    /// From now on (`recess test`, `recess sim`), a call that leaves one
+    /// table in two places of the state fails: the state is saved as JSON,
+    /// so a rollback, a restart or a failover would bring back two tables,
+    /// and a change to one would no longer show in the other.
+    pub fn check_shared_tables(&mut self, on: bool) {
+        self.check_shared = on;
     }
 
     /// Runs the loaded rules' `migrate(state)`, if they have one; rolls back on error.
@@ -514,6 +525,10 @@ impl GameVm {
             _ => return Ok(CallOutcome::default()),
         };
         if !is_init {
+            if self.state == Value::Nil {
+                // The last rollback could not rebuild it (see `put_back_saved`).
+                self.rebuild_state()?;
+            }
             // What a rollback goes back to.
             self.state_json()?;
         }
@@ -575,6 +590,17 @@ impl GameVm {
             }
             _ => {}
         }
+        if self.check_shared
+            && let Some((first, again)) = shared_table(&self.state)
+        {
+            rollback(self);
+            return Err(ScriptError {
+                message: format!(
+                    "{}: {name} left one table in two places of the state ({first} and {again}): the state is saved as JSON, so after a refused call, a restart or a failover they would be two tables; keep an id or an index in one of them instead",
+                    self.rules.main.chunk_name
+                ),
+            });
+        }
         // A state that cannot be saved would fail every later snapshot:
         // refuse the call that left it, like any failing call.
         match lua_to_json(&self.lua, self.state.clone()) {
@@ -598,18 +624,29 @@ impl GameVm {
 
     /// Puts back the state the last successful call left (an empty table
     /// before `init` returned one). The handler may have changed the live
-    /// table in place, so it is rebuilt from its saved JSON.
+    /// table in place, so it is rebuilt from its saved JSON; if that does
+    /// not fit (a call stopped by the memory limit leaves the memory full of
+    /// what it made), once more after letting go of the live table.
     fn put_back_saved(&mut self) {
+        if self.rebuild_state().is_ok() {
+            return;
+        }
+        self.state = Value::Nil;
+        let _ = self.lua.gc_collect();
+        if let Err(e) = self.rebuild_state() {
+            // Not even the saved state fits: the next call tries again.
+            tracing::error!("a rolled-back state could not be rebuilt: {}", e.message);
+        }
+    }
+
+    /// `state` from the saved JSON (an empty table when there is none).
+    fn rebuild_state(&mut self) -> Result<(), ScriptError> {
         let rebuilt = match &self.saved {
             Some(json) => self.lua.to_value(json),
             None => self.lua.create_table().map(Value::Table),
         };
-        match rebuilt {
-            Ok(state) => self.state = state,
-            // Only when Lua's memory is exhausted: the saved JSON stays, and
-            // the snapshot (which it is) is what a restart would read.
-            Err(e) => tracing::error!("a rolled-back state could not be rebuilt: {e}"),
-        }
+        self.state = rebuilt.map_err(script_error)?;
+        Ok(())
     }
 
     fn backup(&self) -> Result<Value, ScriptError> {
@@ -829,6 +866,31 @@ mod tests {
         };
         let mut vm = GameVm::new(rules, Limits::default(), "s1", counters).unwrap();
         vm.init(&Json::Null, 0).unwrap_err().message
+    }
+
+    #[test]
+    fn recess_test_fails_a_call_that_leaves_one_table_in_two_places() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("probe.lua"),
+            "return { init = function(ctx)\n local q = { text = 'Q1' }\n return { questions = { q }, current = q }\n end,\n view = function() return {} end }\n",
+        )
+        .unwrap();
+        let catalog = Catalog::new(dir.path(), Limits::default());
+        catalog.load_all();
+        let counters = VmCounters {
+            rng: 1,
+            next_timer: 0,
+        };
+        let rules = catalog.get("probe").unwrap();
+        let mut vm = GameVm::new(rules.clone(), Limits::default(), "s1", counters).unwrap();
+        vm.init(&Json::Null, 0).expect("a node allows it");
+        let mut vm = GameVm::new(rules, Limits::default(), "s1", counters).unwrap();
+        vm.check_shared_tables(true);
+        assert_eq!(
+            vm.init(&Json::Null, 0).unwrap_err().message,
+            "probe.lua: init left one table in two places of the state (state.current and state.questions[1]): the state is saved as JSON, so after a refused call, a restart or a failover they would be two tables; keep an id or an index in one of them instead"
+        );
     }
 
     #[test]

@@ -105,10 +105,12 @@ pub(crate) struct Settings {
     pub recording_bytes: usize,
     /// Names students may not use (`--blocked-names`).
     pub blocked_names: Arc<NameFilter>,
-    /// Whether every view pass also runs `view` for the members no
-    /// `ctx.redraw` named and fails when one of them changed (`recess test`
-    /// and `recess sim`: a test catches a redraw that leaves someone out).
-    pub check_redraw: bool,
+    /// `recess test` and `recess sim`: every view pass also runs `view` for
+    /// the members no `ctx.redraw` named and fails when one of them changed,
+    /// and every handler call fails when it leaves one table in two places
+    /// of the state (see `GameVm::check_shared_tables`), so a test catches
+    /// what a node would get wrong only later or silently.
+    pub check_game: bool,
 }
 
 impl Settings {
@@ -125,7 +127,7 @@ impl Settings {
             idle_ttl: Duration::from_secs(24 * 3600),
             recording_bytes,
             blocked_names: Arc::default(),
-            check_redraw: false,
+            check_game: false,
         }
     }
 }

@@ -272,8 +272,9 @@ impl SessionActor {
             rng: new.seed,
             next_timer: 0,
         };
-        let vm = GameVm::new(new.rules.clone(), env.settings.script, &new.id, counters)
+        let mut vm = GameVm::new(new.rules.clone(), env.settings.script, &new.id, counters)
             .map_err(script_failure)?;
+        vm.check_shared_tables(env.settings.check_game);
         let now = env.clock.now_ms();
         let recording = (env.settings.recording_bytes > 0).then(|| {
             let header = Header {
@@ -346,6 +347,7 @@ impl SessionActor {
         let snap = stored.snapshot;
         let mut vm = GameVm::new(rules.clone(), env.settings.script, &snap.id, snap.counters)
             .map_err(|e| e.message)?;
+        vm.check_shared_tables(env.settings.check_game);
         vm.restore_state(&snap.state).map_err(|e| e.message)?;
         if snap.rules_version != rules.version {
             vm.migrate().map_err(|e| e.message)?;

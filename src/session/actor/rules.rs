@@ -484,7 +484,7 @@ impl SessionActor {
     /// Sends each member the patch from its last view to its current one.
     /// Members whose patches are equal share one message (and one `seq`).
     /// Only the members the calls since the last pass redrew are visited
-    /// (see `view::Redraw`); with `check_redraw` the others are too, and a
+    /// (see `view::Redraw`); with `check_game` the others are too, and a
     /// changed view among them is the game's error.
     pub(super) fn view_pass(&mut self) {
         self.begin(self.env.clock.now_ms(), Input::Views);
@@ -492,7 +492,7 @@ impl SessionActor {
         Metrics::inc(&self.env.metrics.view_passes_total);
         self.refresh_rules();
         let redraw = self.redraw.take();
-        let check = self.env.settings.check_redraw && !redraw.is_everyone();
+        let check = self.env.settings.check_game && !redraw.is_everyone();
         let mut pass = view::ViewPass::default();
         let mut errors: Vec<ScriptError> = Vec::new();
         let ids: Vec<MemberId> = self

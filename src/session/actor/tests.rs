@@ -74,8 +74,8 @@ async fn start() -> Session {
     start_with(false).await
 }
 
-/// `start`, with `Settings::check_redraw` as given.
-async fn start_with(check_redraw: bool) -> Session {
+/// `start`, with `Settings::check_game` as given.
+async fn start_with(check_game: bool) -> Session {
     let games = tempfile::tempdir().unwrap();
     std::fs::write(games.path().join("probe.lua"), GAME).unwrap();
     let catalog = Catalog::new(games.path(), Limits::default());
@@ -97,7 +97,7 @@ async fn start_with(check_redraw: bool) -> Session {
             idle_ttl: IDLE_TTL,
             recording_bytes: 1 << 20,
             blocked_names: Arc::default(),
-            check_redraw,
+            check_game,
         },
     });
     let new = NewSession {

@@ -238,6 +238,10 @@ async fn server() -> TestServer {
     // Smaller budgets than the defaults keep the runaway probes quick.
     TestServer::start_in(dir, |c| {
         c.cpu_budget_m = 2;
+        // The runaway probes stop at the instruction count; the wall-clock
+        // limit is kept far from it, so that a loaded machine does not stop
+        // the view of `many` (about 1.5 M instructions) instead.
+        c.cpu_budget_ms = 5_000;
         c.session_memory_mb = 4;
         // One socket sends ~170 actions back to back, far above a person's
         // frame rate.

@@ -310,7 +310,9 @@ mod tests {
             game: "chat".into(),
             rules_version: "v".into(),
             seq,
-            state: std::borrow::Cow::Owned(serde_json::json!({"n": 1})),
+            state: std::borrow::Cow::Owned(
+                serde_json::value::RawValue::from_string(r#"{"n":1}"#.to_owned()).unwrap(),
+            ),
             members,
             timers: Vec::new(),
             counters: VmCounters {

@@ -216,18 +216,8 @@ impl Walker {
         }
     }
 
-    /// The string at `idx`, which must be a Lua string (not a number: that
-    /// would convert it in place and upset `lua_next`).
     unsafe fn string(&self, idx: c_int) -> Result<&str, String> {
-        unsafe {
-            let mut len = 0usize;
-            let ptr = ffi::lua_tolstring(self.state, idx, &mut len);
-            if ptr.is_null() {
-                return Err("a string could not be read".into());
-            }
-            let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
-            std::str::from_utf8(bytes).map_err(|_| "a string that is not valid UTF-8".into())
-        }
+        unsafe { lua_string(self.state, idx) }
     }
 
     unsafe fn table(&self, idx: c_int, depth: usize) -> Result<Json, String> {
@@ -297,13 +287,7 @@ impl Walker {
                             list.push((position, value));
                         }
                     }
-                    other => {
-                        let name = std::ffi::CStr::from_ptr(ffi::lua_typename(l, other));
-                        return Err(format!(
-                            "a table key of type {} cannot be turned into JSON (keys are strings, or 1, 2, 3… for a list)",
-                            name.to_string_lossy()
-                        ));
-                    }
+                    other => return Err(other_key(l, other)),
                 }
                 ffi::lua_pop(l, 1);
             }
@@ -319,7 +303,7 @@ impl Walker {
 /// holes, or an error when it has too few items for its length.
 fn dense_list(mut list: Vec<(usize, Json)>) -> Result<Json, String> {
     let len = list.iter().map(|(p, _)| *p).max().unwrap_or(0);
-    if len >= 10 && list.len() * 2 < len {
+    if !dense_enough(list.len(), len) {
         return Err(not_a_list());
     }
     if list.len() == len && list.iter().enumerate().all(|(i, (p, _))| *p == i + 1) {
@@ -337,11 +321,46 @@ fn float(n: f64) -> Json {
     Number::from_f64(n).map_or(Json::Null, Json::Number)
 }
 
-fn mixed() -> String {
+/// Whether `items` values at positions up to `len` make a list (with
+/// `null` in the holes): fewer than 10 slots, or at least half filled.
+pub(super) fn dense_enough(items: usize, len: usize) -> bool {
+    len < 10 || items * 2 >= len
+}
+
+/// The string at `idx`, which must be a Lua string (not a number: that
+/// would convert it in place and upset `lua_next`).
+///
+/// # Safety
+/// `l` is a live state and `idx` a valid index holding a string.
+pub(super) unsafe fn lua_string<'a>(l: *mut ffi::lua_State, idx: c_int) -> Result<&'a str, String> {
+    unsafe {
+        let mut len = 0usize;
+        let ptr = ffi::lua_tolstring(l, idx, &mut len);
+        if ptr.is_null() {
+            return Err("a string could not be read".into());
+        }
+        let bytes = std::slice::from_raw_parts(ptr.cast::<u8>(), len);
+        std::str::from_utf8(bytes).map_err(|_| "a string that is not valid UTF-8".into())
+    }
+}
+
+/// The error of a table key that is neither a string nor a number.
+///
+/// # Safety
+/// `l` is a live state and `kind` a Lua type tag.
+pub(super) unsafe fn other_key(l: *mut ffi::lua_State, kind: c_int) -> String {
+    let name = unsafe { std::ffi::CStr::from_ptr(ffi::lua_typename(l, kind)) };
+    format!(
+        "a table key of type {} cannot be turned into JSON (keys are strings, or 1, 2, 3… for a list)",
+        name.to_string_lossy()
+    )
+}
+
+pub(super) fn mixed() -> String {
     "a table mixes list items (keys 1, 2, 3…) with named fields; use two fields, e.g. {items = {...}, count = 2}".into()
 }
 
-fn not_a_list() -> String {
+pub(super) fn not_a_list() -> String {
     "a table has number keys that are not a list (1, 2, 3… with few holes); use string keys, e.g. t[tostring(n)]".into()
 }
 

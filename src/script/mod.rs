@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod copy;
 mod ctx;
 pub mod json;
+mod json_text;
 pub mod pattern;
 pub mod sandbox;
 pub mod sheet;

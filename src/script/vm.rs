@@ -16,12 +16,14 @@ use std::sync::Arc;
 
 use mlua::{Lua, LuaSerdeExt, MultiValue, Table, Value};
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
 
 use super::budget::CallBudget;
 use super::catalog::{Rules, load_game_table};
 use super::copy::{deep_copy, shared_table};
 use super::ctx::{SplitMix64, make_ctx};
-use super::json::{SizedError, call_to_json, lua_to_json};
+use super::json::{SizedError, call_to_json};
+use super::json_text::lua_to_json_text;
 use super::sandbox::{self, Limits};
 
 /// A member as the rules see it.
@@ -201,11 +203,11 @@ pub struct GameVm {
     game: Table,
     /// The session state (what `init` returned, changed by handlers).
     state: Value,
-    /// The state as JSON after the last successful handler call: every call
-    /// must leave a state that can be saved, so it is converted then; the
+    /// The state as JSON text after the last successful handler call: every
+    /// call must leave a state that can be saved, so it is converted then; the
     /// snapshot serializes it, and a failed or refused call is rolled back
     /// to it. `None` until the state was first converted.
-    saved: Option<Json>,
+    saved: Option<String>,
     /// The table of `ctx` functions every handler gets.
     ctx: Table,
     /// Whether a call that leaves one table in two places of the state fails.
@@ -367,22 +369,27 @@ impl GameVm {
     }
 
     /// Replaces the state with one read back from a snapshot.
-    pub fn restore_state(&mut self, state: &Json) -> Result<(), ScriptError> {
-        self.state = self.to_lua(state)?;
-        self.saved = None;
+    pub fn restore_state(&mut self, state: &RawValue) -> Result<(), ScriptError> {
+        let json: Json = serde_json::from_str(state.get()).map_err(|e| ScriptError {
+            message: format!("the saved state cannot be read: {e}"),
+        })?;
+        self.state = self.to_lua(&json)?;
+        self.saved = Some(state.get().to_owned());
         Ok(())
     }
 
-    /// The state as JSON, for a snapshot: what the last handler call left
-    /// (converted when it returned), or converted now.
-    pub fn state_json(&mut self) -> Result<&Json, ScriptError> {
+    /// The state as JSON text, for a snapshot: what the last handler call
+    /// left (converted when it returned), or converted now.
+    pub fn state_json(&mut self) -> Result<&RawValue, ScriptError> {
         if self.saved.is_none() {
-            self.saved = Some(self.to_json(self.state.clone())?);
+            self.saved =
+                Some(lua_to_json_text(&self.lua, self.state.clone()).map_err(script_error)?);
         }
-        match &self.saved {
-            Some(json) => Ok(json),
-            None => unreachable!("set just above"),
-        }
+        let text = self.saved.as_deref().unwrap_or("{}");
+        // The text is what `lua_to_json_text` wrote: this only checks it.
+        serde_json::from_str(text).map_err(|e| ScriptError {
+            message: format!("the state could not be saved: {e}"),
+        })
     }
 
     /// Runs `join(state, ctx, player)`: `player` entered the session, and the
@@ -603,8 +610,8 @@ impl GameVm {
         }
         // A state that cannot be saved would fail every later snapshot:
         // refuse the call that left it, like any failing call.
-        match lua_to_json(&self.lua, self.state.clone()) {
-            Ok(json) => self.saved = Some(json),
+        match lua_to_json_text(&self.lua, self.state.clone()) {
+            Ok(text) => self.saved = Some(text),
             Err(e) => {
                 rollback(self);
                 return Err(ScriptError {
@@ -642,7 +649,12 @@ impl GameVm {
     /// `state` from the saved JSON (an empty table when there is none).
     fn rebuild_state(&mut self) -> Result<(), ScriptError> {
         let rebuilt = match &self.saved {
-            Some(json) => self.lua.to_value(json),
+            Some(text) => match serde_json::from_str::<Json>(text) {
+                Ok(json) => self.lua.to_value(&json),
+                Err(e) => Err(mlua::Error::runtime(format!(
+                    "the saved state cannot be read: {e}"
+                ))),
+            },
             None => self.lua.create_table().map(Value::Table),
         };
         self.state = rebuilt.map_err(script_error)?;
@@ -665,10 +677,6 @@ impl GameVm {
 
     fn to_lua(&self, json: &Json) -> Result<Value, ScriptError> {
         self.lua.to_value(json).map_err(script_error)
-    }
-
-    fn to_json(&self, value: Value) -> Result<Json, ScriptError> {
-        lua_to_json(&self.lua, value).map_err(script_error)
     }
 }
 

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
 
 use super::{Audience, MemberId, NameMode, Outgoing, SessionId};
 use crate::protocol::Role;
@@ -30,7 +31,8 @@ pub(crate) struct SessionSnapshot<'a> {
     pub rules_version: String,
     /// The `seq` when the snapshot was written; later messages raise it.
     pub seq: u64,
-    pub state: Cow<'a, Json>,
+    /// The game state as JSON text (written as it was saved, not re-encoded).
+    pub state: Cow<'a, RawValue>,
     /// Members as snapshots written before member records had keys of
     /// their own held them; empty in new snapshots.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -55,7 +55,33 @@ pub(crate) struct SessionSnapshot<'a> {
     pub name_seed: u64,
     /// The results of the last `ctx.report` (before the game ended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub report: Option<Cow<'a, Json>>,
+    pub report: Option<Cow<'a, RawValue>>,
+}
+
+/// A value kept twice: as JSON to serve, and as the text every snapshot
+/// stores, encoded once when the value is set (the results of `ctx.report`
+/// are large and change rarely; the snapshot is written at every commit).
+#[derive(Debug, Clone)]
+pub(crate) struct Encoded {
+    pub json: Json,
+    pub text: Box<RawValue>,
+}
+
+impl Encoded {
+    pub(crate) fn new(json: Json) -> Encoded {
+        // A `Value` always serializes.
+        let text = serde_json::value::to_raw_value(&json)
+            .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).unwrap_or_default());
+        Encoded { json, text }
+    }
+
+    /// What a snapshot stored, read back.
+    pub(crate) fn read(text: Box<RawValue>) -> Result<Encoded, serde_json::Error> {
+        Ok(Encoded {
+            json: serde_json::from_str(text.get())?,
+            text,
+        })
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

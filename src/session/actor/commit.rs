@@ -26,7 +26,7 @@ impl SessionActor {
             removed_names: self.removed_names.iter().map(|k| k.to_string()).collect(),
             names: self.names,
             name_seed: self.name_seed,
-            report: self.report.as_ref().map(Cow::Borrowed),
+            report: self.report.as_ref().map(|r| Cow::Borrowed(&*r.text)),
         };
         serde_json::to_vec(&snapshot).map_err(|e| ScriptError {
             message: format!("the session could not be saved: {e}"),

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::env::{CommitError, SessionEnv};
 use super::names::{clean_name, generated_name, name_key};
 use super::record::{
-    MemberRecord, MemberWrite, SessionSnapshot, SessionWrite, StoredSession, TimerRecord,
+    Encoded, MemberRecord, MemberWrite, SessionSnapshot, SessionWrite, StoredSession, TimerRecord,
 };
 use super::recording::{self, Header, Input, Recording};
 use super::replay::{Replay, ReplayLog};
@@ -205,7 +205,7 @@ pub(crate) struct SessionActor {
     timers: BTreeMap<u64, TimerRecord>,
     ended: Option<Json>,
     /// The results of the last `ctx.report`, until `ended` has the final ones.
-    report: Option<Json>,
+    report: Option<Encoded>,
     /// How players are named, and the seed generated names are drawn from.
     names: NameMode,
     name_seed: u64,
@@ -398,7 +398,13 @@ impl SessionActor {
         actor.timers = snap.timers.into_iter().map(|t| (t.id, t)).collect();
         actor.vm.set_pending_timers(actor.timers.len());
         actor.ended = snap.ended;
-        actor.report = snap.report.map(std::borrow::Cow::into_owned);
+        actor.report = match snap.report {
+            Some(text) => Some(
+                Encoded::read(text.into_owned())
+                    .map_err(|e| format!("the stored report cannot be read: {e}"))?,
+            ),
+            None => None,
+        };
         actor.names = snap.names;
         actor.name_seed = snap.name_seed;
         actor.active_ms = snap.active_ms;
@@ -703,7 +709,10 @@ impl SessionActor {
             Request::Summary => reply.send(Ok(Answer::Summary(self.summary()))),
             Request::Results { host } => {
                 let result = self.check_host(host).map(|()| Answer::Results {
-                    results: self.ended.clone().or_else(|| self.report.clone()),
+                    results: self
+                        .ended
+                        .clone()
+                        .or_else(|| self.report.as_ref().map(|r| r.json.clone())),
                     finished: self.ended.is_some(),
                 });
                 reply.send(result);

@@ -394,7 +394,7 @@ impl SessionActor {
                 Effect::Redraw { who } => redraw.get_or_insert_default().extend(who),
                 Effect::Report { results } => {
                     if self.ended.is_none() {
-                        self.report = Some(results);
+                        self.report = Some(Encoded::new(results));
                     }
                 }
                 Effect::Finish { results } => {

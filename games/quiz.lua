@@ -2089,7 +2089,6 @@ end
 
 local function player_view(state, player)
   local me = state.players[player.id]
-  local present = state.present
   local score = me and me.score or nil
 
   if state.phase == "lobby" then
@@ -2097,8 +2096,7 @@ local function player_view(state, player)
       phase = "lobby",
       title = state.title,
       text = "You're in, " .. player.name .. "! Watch the main screen: the quiz starts soon.",
-      status = plural(present, "player", "players") .. " joined",
-    }
+    }  -- (how many have joined is on the host's screen, not on every phone)
     if state.teams and me then
       if me.team then
         view.text = view.text .. " You are on team " .. state.teams[me.team] .. "."
@@ -2470,6 +2468,11 @@ return {
     recount(state)
     if state.phase ~= "lobby" then rerank(state) end
     if state.pace == "self" then ctx.report(results_table(state)) end
+    if state.phase == "lobby" and not state.team_choice then
+      -- A student's lobby screen shows nobody else (with team_choice it
+      -- shows the teams' sizes): only the host's list grows.
+      ctx.redraw({ player.id, "host" })
+    end
   end,
 
   leave = function(state, ctx, player)

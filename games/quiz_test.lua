@@ -246,6 +246,16 @@ test("an answer changes no other student's screen: the count is on the host's", 
   expect(s:view(s.host).status).to_be("1 of 3 answered")
 end)
 
+test("a join in the lobby changes no other student's screen: the list is on the host's", function()
+  local s, ana = quiz({ "Ana" })
+  local before = s:view(ana)
+  expect(before.status).to_be_nil()
+  local ben = s:join("Ben")
+  expect(s:view(ana)).to_equal(before)
+  expect(s:view(ben).text).to_be("You're in, Ben! Watch the main screen: the quiz starts soon.")
+  expect(s:view(s.host).status).to_be("2 players joined")
+end)
+
 test("the answered count is of the students in the room", function()
   local s, ana, ben, cal = quiz({ "Ana", "Ben", "Cal" })
   start(s)

@@ -364,8 +364,7 @@ impl GameVm {
             .create_table()
             .map(Value::Table)
             .map_err(script_error)?;
-        let ctx = self.ctx.clone();
-        self.call("init", now_ms, |_| Ok((ctx, params)))
+        self.call("init", now_ms, |_, _, ctx| Ok((ctx, params)))
     }
 
     /// Replaces the state with one read back from a snapshot.
@@ -414,8 +413,7 @@ impl GameVm {
         now_ms: i64,
     ) -> Result<CallOutcome, ScriptError> {
         let data = self.to_lua(data)?;
-        let (state, ctx) = (self.state.clone(), self.ctx.clone());
-        self.call("action", now_ms, |lua| {
+        self.call("action", now_ms, |lua, state, ctx| {
             Ok((state, ctx, player_table(lua, player)?, name, data))
         })
     }
@@ -448,8 +446,7 @@ impl GameVm {
         player: &PlayerInfo,
         now_ms: i64,
     ) -> Result<CallOutcome, ScriptError> {
-        let (state, ctx) = (self.state.clone(), self.ctx.clone());
-        self.call(handler, now_ms, |lua| {
+        self.call(handler, now_ms, |lua, state, ctx| {
             Ok((state, ctx, player_table(lua, player)?))
         })
     }
@@ -463,8 +460,9 @@ impl GameVm {
         now_ms: i64,
     ) -> Result<CallOutcome, ScriptError> {
         let data = self.to_lua(data)?;
-        let (state, ctx) = (self.state.clone(), self.ctx.clone());
-        self.call(handler, now_ms, |_| Ok((state, ctx, name, data)))
+        self.call(handler, now_ms, |_, state, ctx| {
+            Ok((state, ctx, name, data))
+        })
     }
 
     /// What `player` sees now. A view must be a table; nulls inside it are
@@ -478,6 +476,7 @@ impl GameVm {
                 ),
             });
         };
+        self.state_ready()?;
         self.budget
             .reset(self.limits.cpu_units, self.limits.cpu_time);
         let fields = player_fields(player);
@@ -518,13 +517,14 @@ impl GameVm {
         }
     }
 
-    /// Runs handler `name` with rollback. What `init` returns is the new
-    /// state; what another handler returns is an optional replacement.
+    /// Runs handler `name` with rollback. `args` makes its arguments from the
+    /// state and `ctx` as they are when it runs. What `init` returns is the
+    /// new state; what another handler returns is an optional replacement.
     fn call<A: mlua::IntoLuaMulti>(
         &mut self,
         name: &str,
         now_ms: i64,
-        args: impl FnOnce(&Lua) -> mlua::Result<A>,
+        args: impl FnOnce(&Lua, Value, Table) -> mlua::Result<A>,
     ) -> Result<CallOutcome, ScriptError> {
         let is_init = name == "init";
         let handler = match self.game.raw_get::<Value>(name) {
@@ -532,10 +532,7 @@ impl GameVm {
             _ => return Ok(CallOutcome::default()),
         };
         if !is_init {
-            if self.state == Value::Nil {
-                // The last rollback could not rebuild it (see `put_back_saved`).
-                self.rebuild_state()?;
-            }
+            self.state_ready()?;
             // What a rollback goes back to.
             self.state_json()?;
         }
@@ -550,7 +547,10 @@ impl GameVm {
         });
         self.budget
             .reset(self.limits.cpu_units, self.limits.cpu_time);
-        let result = args(&self.lua).and_then(|a| handler.call::<MultiValue>(a));
+        // The state as it is now: a rollback that could not rebuild it is
+        // made good above, before the handler is given it.
+        let result = args(&self.lua, self.state.clone(), self.ctx.clone())
+            .and_then(|a| handler.call::<MultiValue>(a));
         let effects = self.with_scope(|s| {
             s.active = false;
             std::mem::take(&mut s.effects)
@@ -644,6 +644,15 @@ impl GameVm {
             // Not even the saved state fits: the next call tries again.
             tracing::error!("a rolled-back state could not be rebuilt: {}", e.message);
         }
+    }
+
+    /// Rebuilds the state if the last rollback could not (see
+    /// `put_back_saved`), before anything reads it.
+    fn state_ready(&mut self) -> Result<(), ScriptError> {
+        if self.state == Value::Nil {
+            self.rebuild_state()?;
+        }
+        Ok(())
     }
 
     /// `state` from the saved JSON (an empty table when there is none).

@@ -209,9 +209,7 @@ impl Walker {
                 }
                 ffi::LUA_TLIGHTUSERDATA if ffi::lua_touserdata(l, idx).is_null() => Ok(Json::Null),
                 ffi::LUA_TTABLE => self.table(idx, depth),
-                ffi::LUA_TFUNCTION => Err("a function cannot be turned into JSON".into()),
-                ffi::LUA_TTHREAD => Err("a coroutine cannot be turned into JSON".into()),
-                _ => Err("a userdata value cannot be turned into JSON".into()),
+                other => Err(not_data(other)),
             }
         }
     }
@@ -222,34 +220,21 @@ impl Walker {
 
     unsafe fn table(&self, idx: c_int, depth: usize) -> Result<Json, String> {
         let l = self.state;
-        if depth >= MAX_DEPTH {
-            return Err(format!(
-                "tables nested more than {MAX_DEPTH} deep (does a table contain itself?)"
-            ));
-        }
         unsafe {
-            // A key, a value and a metatable at most are pushed per level.
-            if ffi::lua_checkstack(l, 4) == 0 {
-                return Err("tables nested too deep for the Lua stack".into());
-            }
+            let from_json = enter_table(l, idx, self.array_mt, depth)?;
             self.add(2);
-            if ffi::lua_getmetatable(l, idx) != 0 {
-                let is_list = ffi::lua_rawequal(l, -1, self.array_mt) != 0;
-                ffi::lua_pop(l, 1);
-                if is_list {
-                    let len = ffi::lua_rawlen(l, idx);
-                    let mut items = Vec::with_capacity(len);
-                    for i in 1..=len {
-                        ffi::lua_rawgeti(l, idx, i as ffi::lua_Integer);
-                        let item = self.convert(ffi::lua_gettop(l), depth + 1);
-                        ffi::lua_pop(l, 1);
-                        let item = item?;
-                        if self.size.get() <= self.cap {
-                            items.push(item);
-                        }
+            if let Some(len) = from_json {
+                let mut items = Vec::with_capacity(len);
+                for i in 1..=len {
+                    ffi::lua_rawgeti(l, idx, i as ffi::lua_Integer);
+                    let item = self.convert(ffi::lua_gettop(l), depth + 1);
+                    ffi::lua_pop(l, 1);
+                    let item = item?;
+                    if self.size.get() <= self.cap {
+                        items.push(item);
                     }
-                    return Ok(Json::Array(items));
                 }
+                return Ok(Json::Array(items));
             }
             let mut map = Map::new();
             let mut list: Vec<(usize, Json)> = Vec::new();
@@ -274,14 +259,7 @@ impl Walker {
                         if !map.is_empty() {
                             return Err(mixed());
                         }
-                        let n = if ffi::lua_isinteger(l, key_at) != 0 {
-                            ffi::lua_tointegerx(l, key_at, std::ptr::null_mut())
-                        } else {
-                            0
-                        };
-                        let Some(position) = usize::try_from(n).ok().filter(|&p| p >= 1) else {
-                            return Err(not_a_list());
-                        };
+                        let position = list_position(l, key_at)?;
                         let value = self.convert(value_at, depth + 1)?;
                         if self.size.get() <= self.cap {
                             list.push((position, value));
@@ -319,6 +297,63 @@ fn dense_list(mut list: Vec<(usize, Json)>) -> Result<Json, String> {
 
 fn float(n: f64) -> Json {
     Number::from_f64(n).map_or(Json::Null, Json::Number)
+}
+
+/// Checks that a table at `depth` may be walked (not too deep, room on the
+/// stack for a key, a value and a metatable); `Some(length)` when it is a
+/// list from JSON (it has the array metatable at `array_mt`).
+///
+/// # Safety
+/// `l` is a live state and `idx`, `array_mt` valid indices.
+pub(super) unsafe fn enter_table(
+    l: *mut ffi::lua_State,
+    idx: c_int,
+    array_mt: c_int,
+    depth: usize,
+) -> Result<Option<usize>, String> {
+    if depth >= MAX_DEPTH {
+        return Err(format!(
+            "tables nested more than {MAX_DEPTH} deep (does a table contain itself?)"
+        ));
+    }
+    unsafe {
+        if ffi::lua_checkstack(l, 4) == 0 {
+            return Err("tables nested too deep for the Lua stack".into());
+        }
+        if ffi::lua_getmetatable(l, idx) == 0 {
+            return Ok(None);
+        }
+        let is_list = ffi::lua_rawequal(l, -1, array_mt) != 0;
+        ffi::lua_pop(l, 1);
+        Ok(is_list.then(|| ffi::lua_rawlen(l, idx)))
+    }
+}
+
+/// The place in a list that the number key at `key_at` names (from 1).
+///
+/// # Safety
+/// `l` is a live state and `key_at` a valid index holding a number.
+pub(super) unsafe fn list_position(l: *mut ffi::lua_State, key_at: c_int) -> Result<usize, String> {
+    let n = unsafe {
+        if ffi::lua_isinteger(l, key_at) != 0 {
+            ffi::lua_tointegerx(l, key_at, std::ptr::null_mut())
+        } else {
+            0
+        }
+    };
+    usize::try_from(n)
+        .ok()
+        .filter(|&p| p >= 1)
+        .ok_or_else(not_a_list)
+}
+
+/// The error of a value of Lua type `kind` that is not data.
+pub(super) fn not_data(kind: c_int) -> String {
+    match kind {
+        ffi::LUA_TFUNCTION => "a function cannot be turned into JSON".into(),
+        ffi::LUA_TTHREAD => "a coroutine cannot be turned into JSON".into(),
+        _ => "a userdata value cannot be turned into JSON".into(),
+    }
 }
 
 /// Whether `items` values at positions up to `len` make a list (with

@@ -17,7 +17,9 @@ use std::ffi::c_int;
 
 use mlua::{Lua, LuaSerdeExt, Value, ffi};
 
-use super::json::{MAX_DEPTH, dense_enough, lua_string, mixed, not_a_list, other_key};
+use super::json::{
+    dense_enough, enter_table, list_position, lua_string, mixed, not_a_list, not_data, other_key,
+};
 
 /// `value` as JSON text, by the rules of [`super::json`].
 pub(super) fn lua_to_json_text(lua: &Lua, value: Value) -> mlua::Result<String> {
@@ -71,9 +73,7 @@ impl Writer {
                     out.extend_from_slice(b"null")
                 }
                 ffi::LUA_TTABLE => self.table(idx, depth, out)?,
-                ffi::LUA_TFUNCTION => return Err("a function cannot be turned into JSON".into()),
-                ffi::LUA_TTHREAD => return Err("a coroutine cannot be turned into JSON".into()),
-                _ => return Err("a userdata value cannot be turned into JSON".into()),
+                other => return Err(not_data(other)),
             }
         }
         Ok(())
@@ -81,22 +81,9 @@ impl Writer {
 
     unsafe fn table(&self, idx: c_int, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
         let l = self.state;
-        if depth >= MAX_DEPTH {
-            return Err(format!(
-                "tables nested more than {MAX_DEPTH} deep (does a table contain itself?)"
-            ));
-        }
         unsafe {
-            // A key, a value and a metatable at most are pushed per level.
-            if ffi::lua_checkstack(l, 4) == 0 {
-                return Err("tables nested too deep for the Lua stack".into());
-            }
-            if ffi::lua_getmetatable(l, idx) != 0 {
-                let is_list = ffi::lua_rawequal(l, -1, self.array_mt) != 0;
-                ffi::lua_pop(l, 1);
-                if is_list {
-                    return self.items(idx, ffi::lua_rawlen(l, idx), depth, out);
-                }
+            if let Some(len) = enter_table(l, idx, self.array_mt, depth)? {
+                return self.items(idx, len, depth, out);
             }
             // Named fields are written as they come; number keys are only
             // counted, and the list is written in order afterwards.
@@ -121,14 +108,7 @@ impl Writer {
                         if fields > 0 {
                             return Err(mixed());
                         }
-                        let n = if ffi::lua_isinteger(l, key_at) != 0 {
-                            ffi::lua_tointegerx(l, key_at, std::ptr::null_mut())
-                        } else {
-                            0
-                        };
-                        let Some(position) = usize::try_from(n).ok().filter(|&p| p >= 1) else {
-                            return Err(not_a_list());
-                        };
+                        let position = list_position(l, key_at)?;
                         // What the value is may still be an error: found
                         // when the list is written.
                         items += 1;

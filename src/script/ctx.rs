@@ -161,7 +161,7 @@ pub(super) fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
         cap: impl FnOnce(&Limits) -> usize,
     ) -> mlua::Result<Json> {
         let what = args.func;
-        let (limits, emitted) = scope(lua, what, |s| Ok((s.limits, s.emitted)))?;
+        let limits = scope(lua, what, |s| Ok(s.limits))?;
         let cap = cap(&limits);
         let (data, bytes) = match args.take(n) {
             Value::Nil => (Json::Null, SCALAR_BYTES),
@@ -188,22 +188,28 @@ pub(super) fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
                 }
             },
         };
-        let total = emitted + bytes + name.len();
-        if total > limits.call_output_bytes {
-            return Err(fail(format!(
-                "{what}: this call's messages, timers and results come to {}; one call may emit at most {}",
-                sandbox::size_text(total),
-                sandbox::limit_text(limits.call_output_bytes)
-            )));
-        }
         scope(lua, what, |s| {
-            s.emitted = total;
-            Ok(())
+            emit(s, what, "messages, timers and results", bytes + name.len())
         })?;
         Ok(data)
     }
     /// What a value without data adds to a call's output.
     const SCALAR_BYTES: usize = 32;
+
+    /// Counts `bytes` more against what one call may emit, or fails `func`
+    /// naming what counts (`kinds`: "messages, timers and results").
+    fn emit(s: &mut CallScope, func: &str, kinds: &str, bytes: usize) -> mlua::Result<()> {
+        let total = s.emitted + bytes;
+        if total > s.limits.call_output_bytes {
+            return Err(fail(format!(
+                "{func}: this call's {kinds} come to {}; one call may emit at most {}",
+                sandbox::size_text(total),
+                sandbox::limit_text(s.limits.call_output_bytes)
+            )));
+        }
+        s.emitted = total;
+        Ok(())
+    }
 
     /// Adds `ctx.NAME`, with errors as plain strings at the script's line.
     fn add<R: mlua::IntoLuaMulti>(
@@ -351,15 +357,13 @@ pub(super) fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
         scope(lua, args.func, |s| {
             // Each rename is kept until the call ends: it counts against
             // what one call may emit, like a message.
-            let total = s.emitted + SCALAR_BYTES + player.len() + name.len();
-            if total > s.limits.call_output_bytes {
-                return Err(fail(format!(
-                    "ctx.rename: this call's messages, timers, renames and results come to {}; one call may emit at most {}",
-                    sandbox::size_text(total),
-                    sandbox::limit_text(s.limits.call_output_bytes)
-                )));
-            }
-            s.emitted = total;
+            let bytes = SCALAR_BYTES + player.len() + name.len();
+            emit(
+                s,
+                "ctx.rename",
+                "messages, timers, renames and results",
+                bytes,
+            )?;
             Ok(rename(s, player, &name))
         })
     })?;
@@ -392,15 +396,13 @@ pub(super) fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
         };
         scope(lua, args.func, |s| {
             // Kept until the call ends: counted like a message.
-            let total = s.emitted + who.iter().map(|w| SCALAR_BYTES + w.len()).sum::<usize>();
-            if total > s.limits.call_output_bytes {
-                return Err(fail(format!(
-                    "ctx.redraw: this call's messages, timers, redraws and results come to {}; one call may emit at most {}",
-                    sandbox::size_text(total),
-                    sandbox::limit_text(s.limits.call_output_bytes)
-                )));
-            }
-            s.emitted = total;
+            let bytes = who.iter().map(|w| SCALAR_BYTES + w.len()).sum();
+            emit(
+                s,
+                "ctx.redraw",
+                "messages, timers, redraws and results",
+                bytes,
+            )?;
             s.effects.push(Effect::Redraw { who });
             Ok(())
         })

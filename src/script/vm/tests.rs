@@ -5,20 +5,10 @@ use super::*;
 use crate::script::budget::BUDGET_MESSAGE;
 use crate::script::catalog::Catalog;
 
-/// A VM for a game whose `view` is `view_body` (a function of `state,
-/// player`), with `state = { n = 1 }`.
-fn vm_with_view(view_body: &str) -> GameVm {
+/// A VM (before `init`) for the game `probe.lua` whose source is `source`.
+fn probe(source: &str, limits: Limits) -> GameVm {
     let dir = tempfile::tempdir().unwrap();
-    let source = format!(
-        "return {{ init = function() return {{ n = 1 }} end,\n  view = function(state, player)\n{view_body}\nend }}\n"
-    );
     std::fs::write(dir.path().join("probe.lua"), source).unwrap();
-    let limits = Limits {
-        cpu_units: 1_000_000,
-        cpu_time: std::time::Duration::from_secs(5),
-        memory_bytes: 4 << 20,
-        ..Limits::default()
-    };
     let catalog = Catalog::new(dir.path(), limits);
     catalog.load_all();
     let rules = catalog.get("probe").expect("the probe game loads");
@@ -26,7 +16,22 @@ fn vm_with_view(view_body: &str) -> GameVm {
         rng: 1,
         next_timer: 0,
     };
-    let mut vm = GameVm::new(rules, limits, "s1", counters).unwrap();
+    GameVm::new(rules, limits, "s1", counters).unwrap()
+}
+
+/// A VM for a game whose `view` is `view_body` (a function of `state,
+/// player`), with `state = { n = 1 }`.
+fn vm_with_view(view_body: &str) -> GameVm {
+    let source = format!(
+        "return {{ init = function() return {{ n = 1 }} end,\n  view = function(state, player)\n{view_body}\nend }}\n"
+    );
+    let limits = Limits {
+        cpu_units: 1_000_000,
+        cpu_time: std::time::Duration::from_secs(5),
+        memory_bytes: 4 << 20,
+        ..Limits::default()
+    };
+    let mut vm = probe(&source, limits);
     vm.init(&Json::Null, 0).unwrap();
     vm
 }
@@ -91,40 +96,21 @@ fn a_view_that_eats_memory_is_stopped_by_the_memory_limit() {
 
 /// Runs `init(ctx)` of a game whose init is `body`; its error message.
 fn init_error(body: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
     let source = format!(
         "return {{ init = function(ctx, params)\n{body}\nreturn {{}} end,\n  view = function() return {{}} end }}\n"
     );
-    std::fs::write(dir.path().join("probe.lua"), source).unwrap();
-    let catalog = Catalog::new(dir.path(), Limits::default());
-    catalog.load_all();
-    let rules = catalog.get("probe").expect("the probe game loads");
-    let counters = VmCounters {
-        rng: 1,
-        next_timer: 0,
-    };
-    let mut vm = GameVm::new(rules, Limits::default(), "s1", counters).unwrap();
-    vm.init(&Json::Null, 0).unwrap_err().message
+    probe(&source, Limits::default())
+        .init(&Json::Null, 0)
+        .unwrap_err()
+        .message
 }
 
 #[test]
 fn recess_test_fails_a_call_that_leaves_one_table_in_two_places() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("probe.lua"),
-        "return { init = function(ctx)\n local q = { text = 'Q1' }\n return { questions = { q }, current = q }\n end,\n view = function() return {} end }\n",
-    )
-    .unwrap();
-    let catalog = Catalog::new(dir.path(), Limits::default());
-    catalog.load_all();
-    let counters = VmCounters {
-        rng: 1,
-        next_timer: 0,
-    };
-    let rules = catalog.get("probe").unwrap();
-    let mut vm = GameVm::new(rules.clone(), Limits::default(), "s1", counters).unwrap();
+    let source = "return { init = function(ctx)\n local q = { text = 'Q1' }\n return { questions = { q }, current = q }\n end,\n view = function() return {} end }\n";
+    let mut vm = probe(source, Limits::default());
     vm.init(&Json::Null, 0).expect("a node allows it");
-    let mut vm = GameVm::new(rules, Limits::default(), "s1", counters).unwrap();
+    let mut vm = probe(source, Limits::default());
     vm.check_shared_tables(true);
     assert_eq!(
         vm.init(&Json::Null, 0).unwrap_err().message,

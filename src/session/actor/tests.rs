@@ -161,6 +161,13 @@ impl Session {
         .await
     }
 
+    /// View passes the session has run.
+    fn view_passes(&self) -> u64 {
+        self.metrics
+            .view_passes_total
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The committed events called `name`, in order.
     fn events(&self, name: &str) -> Vec<Json> {
         self.sink
@@ -567,18 +574,10 @@ async fn a_call_that_names_whose_screen_changed_redraws_only_them() {
         [(vec!["phost".to_owned()], json!({ "clicks": 2 }))]
     );
     // `{}`: nobody's screen changed, so no pass at all.
-    let passes = s
-        .metrics
-        .view_passes_total
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let passes = s.view_passes();
     Answer::done(s.act("pana", "quiet", json!({})).await).unwrap();
     next_pass().await;
-    assert_eq!(
-        s.metrics
-            .view_passes_total
-            .load(std::sync::atomic::Ordering::Relaxed),
-        passes
-    );
+    assert_eq!(s.view_passes(), passes);
     // A call that names nobody redraws everyone: the screens left out
     // catch up (Ana from 0, Bob from 1, the host from 2: one patch).
     let from = s.sink.messages_from(0).len();
@@ -592,21 +591,13 @@ async fn a_call_that_names_whose_screen_changed_redraws_only_them() {
         )]
     );
     // A refused call's redraw is undone with it: nothing is due.
-    let passes = s
-        .metrics
-        .view_passes_total
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let passes = s.view_passes();
     assert_eq!(
         code(s.act("pana", "kick", json!({})).await),
         ErrorCode::Refused
     );
     next_pass().await;
-    assert_eq!(
-        s.metrics
-            .view_passes_total
-            .load(std::sync::atomic::Ordering::Relaxed),
-        passes
-    );
+    assert_eq!(s.view_passes(), passes);
 }
 
 #[tokio::test(start_paused = true)]

@@ -69,9 +69,8 @@ pub(crate) struct Encoded {
 
 impl Encoded {
     pub(crate) fn new(json: Json) -> Encoded {
-        // A `Value` always serializes.
-        let text = serde_json::value::to_raw_value(&json)
-            .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).unwrap_or_default());
+        // A `Value` always serializes (the default is `null`).
+        let text = serde_json::value::to_raw_value(&json).unwrap_or_default();
         Encoded { json, text }
     }
 

@@ -495,13 +495,15 @@ impl SessionActor {
         let check = self.env.settings.check_game && !redraw.is_everyone();
         let mut pass = view::ViewPass::default();
         let mut errors: Vec<ScriptError> = Vec::new();
-        let ids: Vec<MemberId> = self
+        let ids: Vec<(MemberId, bool)> = self
             .members
             .values()
-            .filter(|m| check || redraw.covers(&m.id, m.role.as_str()))
-            .map(|m| m.id.clone())
+            .filter_map(|m| {
+                let covered = redraw.covers(&m.id, m.role.as_str());
+                (check || covered).then(|| (m.id.clone(), covered))
+            })
             .collect();
-        for id in ids {
+        for (id, covered) in ids {
             let info = self.members[&id].info();
             let new = match self.vm.view(&info) {
                 Ok(v) => v,
@@ -512,7 +514,7 @@ impl SessionActor {
                     continue;
                 }
             };
-            if !redraw.covers(&info.id, info.role.as_str()) {
+            if !covered {
                 if let Some(patch) = view::diff(&self.members[&id].view, &new) {
                     errors.push(self.left_out(&info, &patch));
                 }

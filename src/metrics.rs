@@ -50,6 +50,8 @@ metrics! {
     view_passes_total: "counter", "View passes run.";
     snapshot_writes_total: "counter", "Snapshot commits to the local store.";
     snapshot_errors_total: "counter", "Snapshot commits that failed.";
+    stored_bytes_total: "counter", "Bytes of session records commits handed to the stores (snapshots, game state, members and their views, messages).";
+    state_bytes_total: "counter", "Of those, bytes of game state.";
     slow_consumers_total: "counter", "Sockets closed because they could not keep up.";
     join_failures_total: "counter", "Joins refused for an unknown code.";
     rate_limited_total: "counter", "Client frames and joins refused by a rate limit.";

@@ -1,11 +1,17 @@
 //! The local snapshot store (sled): every session this node owns, so a node
 //! that restarts (even after `kill -9`) resumes its sessions.
 //!
-//! One tree, three kinds of keys (and one read for older stores), written together in one atomic batch and
-//! flushed before the owner acknowledges anything:
-//! - `s\0{session}` → the session snapshot (JSON [`SessionSnapshot`]): game
-//!   state, timers, counters; rewritten only when a handler ran (or the rules
-//!   or the session's activity time changed), not for every message;
+//! One tree, four kinds of keys (and one read for older stores), written
+//! together in one atomic batch and flushed before the owner acknowledges
+//! anything:
+//! - `s\0{session}` → the session snapshot (JSON [`SessionSnapshot`]):
+//!   timers, counters, the names of the state's fields; rewritten only when
+//!   a handler ran (or the rules or the session's activity time changed),
+//!   not for every message;
+//! - `f\0{session}\0{field}` → one top-level field of the game state (JSON),
+//!   written when its text changed; older snapshots hold the whole state;
+//! - `f\0{session}` → the results of the last `ctx.report` (JSON), written
+//!   when they change (beside the session's fields, in the same leaves);
 //! - `p\0{session}\0{member}` → one member: its record ([`MemberRecord`]),
 //!   a newline, and the view it last received (both JSON; compact JSON has
 //!   no raw newline), written when either changes, removed when it goes;
@@ -13,6 +19,13 @@
 //! - `v\0{session}\0{member}` → a member's view in stores written before
 //!   the view moved into the member's value: read, and removed with the
 //!   member, never written.
+//!
+//! A leaf of sled's tree holds up to 16 keys, and every tenth write to a
+//! leaf writes all of it to the log again (past 128 KB, as a file of its
+//! own): with the whole state in the snapshot, 16 snapshots of 20 KB shared
+//! a leaf and every answer of a quiz wrote the state again. Fields are
+//! small, and those that rarely change (the questions, the scores) are
+//! written when they do.
 //!
 //! One key per member rather than two halves what sled keeps per member
 //! (each key costs a slot in a leaf of at most 16, and leaves are copied on
@@ -29,7 +42,9 @@ use std::path::Path;
 use serde_json::Value as Json;
 
 use crate::session::record::{CorruptMessage, decode_message, encode_message};
-use crate::session::record::{MemberRecord, SessionSnapshot, SessionWrite, StoredSession};
+use crate::session::record::{
+    MemberRecord, SessionSnapshot, SessionWrite, StoredParts, StoredSession,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -147,6 +162,19 @@ impl Store {
             skey.pop();
             batch.insert(skey, snapshot.as_slice());
         }
+        let fprefix = key(b'f', w.id);
+        let keyed = |prefix: &[u8], name: &str| [prefix, name.as_bytes()].concat();
+        for (name, text) in &w.fields {
+            batch.insert(keyed(&fprefix, name), text.as_bytes());
+        }
+        for name in &w.removed_fields {
+            batch.remove(keyed(&fprefix, name));
+        }
+        if let Some(report) = w.report {
+            let mut rkey = key(b'f', w.id);
+            rkey.pop();
+            batch.insert(rkey, report.as_bytes());
+        }
         let mprefix = key(b'm', w.id);
         // Messages of one `seq` for different audiences (the `ended` of a
         // game with private columns) come together: the second one's key
@@ -170,7 +198,6 @@ impl Store {
         }
         let vprefix = key(b'v', w.id);
         let pprefix = key(b'p', w.id);
-        let keyed = |prefix: &[u8], member: &str| [prefix, member.as_bytes()].concat();
         for m in &w.members {
             batch.insert(
                 keyed(&pprefix, m.id),
@@ -201,36 +228,69 @@ impl Store {
                     continue;
                 }
             };
-            let mut messages = Vec::new();
-            for entry in self.db.scan_prefix(key(b'm', &snapshot.id)) {
-                let (_, value) = entry?;
-                messages.push(decode_message(&value)?);
-            }
-            // Views of older stores first: a view in the member's value wins.
-            let mut views = Vec::new();
-            let vprefix = key(b'v', &snapshot.id);
-            for entry in self.db.scan_prefix(&vprefix) {
-                let (k, value) = entry?;
-                let member = String::from_utf8_lossy(&k[vprefix.len()..]).into_owned();
-                views.push((member.clone(), parse_view(&member, &value)?));
-            }
-            let mut members = Vec::new();
-            for entry in self.db.scan_prefix(key(b'p', &snapshot.id)) {
-                let (_, value) = entry?;
-                let (record, view) = match value.iter().position(|&b| b == b'\n') {
-                    Some(at) => (&value[..at], Some(&value[at + 1..])),
-                    None => (&value[..], None),
-                };
-                let record: MemberRecord = serde_json::from_slice(record)
-                    .map_err(|e| StoreError::Corrupt(format!("member record: {e}")))?;
-                if let Some(view) = view {
-                    views.push((record.id.clone(), parse_view(&record.id, view)?));
+            let id = snapshot.id.clone();
+            match self
+                .parts_of(&id)
+                .map(|p| StoredSession::assemble(snapshot, p))
+            {
+                Ok(Ok(session)) => out.push(session),
+                Ok(Err(e)) => {
+                    tracing::error!(session = %id, "skipping a corrupt stored session: {e}")
                 }
-                members.push(record);
+                Err(e) => return Err(e),
             }
-            out.push(StoredSession::assemble(snapshot, members, messages, views));
         }
         Ok(out)
+    }
+
+    /// The records of one session besides its snapshot.
+    fn parts_of(&self, id: &str) -> Result<StoredParts, StoreError> {
+        let mut parts = StoredParts::default();
+        let text = |what: &str, value: &[u8]| {
+            String::from_utf8(value.to_vec())
+                .map_err(|_| StoreError::Corrupt(format!("{what} is not UTF-8")))
+        };
+        let fprefix = key(b'f', id);
+        for entry in self.db.scan_prefix(&fprefix) {
+            let (k, value) = entry?;
+            let name = text("a state field's name", &k[fprefix.len()..])?;
+            let value = text("a state field", &value)?;
+            parts.fields.insert(name, value);
+        }
+        let mut rkey = key(b'f', id);
+        rkey.pop();
+        if let Some(report) = self.db.get(&rkey)? {
+            parts.report = Some(text("the report", &report)?);
+        }
+        for entry in self.db.scan_prefix(key(b'm', id)) {
+            let (_, value) = entry?;
+            parts.messages.push(decode_message(&value)?);
+        }
+        // Views of older stores first: a view in the member's value wins.
+        let vprefix = key(b'v', id);
+        for entry in self.db.scan_prefix(&vprefix) {
+            let (k, value) = entry?;
+            let member = String::from_utf8_lossy(&k[vprefix.len()..]).into_owned();
+            parts
+                .views
+                .push((member.clone(), parse_view(&member, &value)?));
+        }
+        for entry in self.db.scan_prefix(key(b'p', id)) {
+            let (_, value) = entry?;
+            let (record, view) = match value.iter().position(|&b| b == b'\n') {
+                Some(at) => (&value[..at], Some(&value[at + 1..])),
+                None => (&value[..], None),
+            };
+            let record: MemberRecord = serde_json::from_slice(record)
+                .map_err(|e| StoreError::Corrupt(format!("member record: {e}")))?;
+            if let Some(view) = view {
+                parts
+                    .views
+                    .push((record.id.clone(), parse_view(&record.id, view)?));
+            }
+            parts.members.push(record);
+        }
+        Ok(parts)
     }
 }
 
@@ -281,10 +341,12 @@ fn write_loop(db: &sled::Db, jobs: &std::sync::mpsc::Receiver<Job>) {
 
 fn delete_batch(db: &sled::Db, id: &str) -> Result<sled::Batch, StoreError> {
     let mut batch = sled::Batch::default();
-    let mut skey = key(b's', id);
-    skey.pop();
-    batch.remove(skey);
-    for prefix in [key(b'm', id), key(b'v', id), key(b'p', id)] {
+    for kind in [b's', b'f'] {
+        let mut k = key(kind, id);
+        k.pop();
+        batch.remove(k);
+    }
+    for prefix in [key(b'm', id), key(b'v', id), key(b'p', id), key(b'f', id)] {
         for entry in db.scan_prefix(prefix) {
             let (k, _) = entry?;
             batch.remove(k);
@@ -310,9 +372,10 @@ mod tests {
             game: "chat".into(),
             rules_version: "v".into(),
             seq,
-            state: std::borrow::Cow::Owned(
+            state: Some(std::borrow::Cow::Owned(
                 serde_json::value::RawValue::from_string(r#"{"n":1}"#.to_owned()).unwrap(),
-            ),
+            )),
+            fields: None,
             members,
             timers: Vec::new(),
             counters: VmCounters {
@@ -326,6 +389,7 @@ mod tests {
             names: Default::default(),
             name_seed: 0,
             report: None,
+            report_apart: false,
         }
     }
 
@@ -425,6 +489,9 @@ mod tests {
             code: "ABCD",
             snapshot: snapshot_seq
                 .map(|seq| serde_json::to_vec(&snapshot(seq, Vec::new())).unwrap()),
+            fields: Vec::new(),
+            removed_fields: Vec::new(),
+            report: None,
             full: false,
             messages,
             evicted: Vec::new(),
@@ -504,11 +571,58 @@ mod tests {
         let old = snapshot(5, vec![member("pz", 0), member("py", 0)]);
         let text = serde_json::to_vec(&old).unwrap();
         let back: SessionSnapshot<'static> = serde_json::from_slice(&text).unwrap();
-        let s = StoredSession::assemble(back, Vec::new(), Vec::new(), Vec::new());
+        let s = StoredSession::assemble(back, StoredParts::default()).unwrap();
         let ids: Vec<&str> = s.members.iter().map(|m| m.id.as_str()).collect();
         assert_eq!(ids, ["pz", "py"]);
         assert_eq!(s.seq(), 5);
         assert!(s.snapshot.members.is_empty());
+    }
+
+    /// A state kept as fields and a report kept apart: a later commit
+    /// writes one field and removes another, and what is read back is the
+    /// state as the last snapshot names it. A field the snapshot names but
+    /// the store lacks makes that session unreadable, not another state.
+    #[tokio::test]
+    async fn a_state_kept_as_fields_is_put_back_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let id: crate::session::SessionId = "s1".into();
+        let split = |seq, fields: &[&str], report: bool| {
+            let mut s = snapshot(seq, Vec::new());
+            s.state = None;
+            s.fields = Some(fields.iter().map(|f| (*f).to_owned().into()).collect());
+            s.report_apart = report;
+            serde_json::to_vec(&s).unwrap()
+        };
+        let mut first = write(&id, None, &[], Vec::new(), Vec::new());
+        first.snapshot = Some(split(1, &["a", "b\"", "c"], true));
+        first.fields = vec![
+            ("a".into(), "1"),
+            ("b\"".into(), r#"{"x":[2]}"#),
+            ("c".into(), "3"),
+        ];
+        first.report = Some(r#"{"rows":[]}"#);
+        store.commit(&first).await.unwrap();
+        let mut second = write(&id, None, &[], Vec::new(), Vec::new());
+        second.snapshot = Some(split(2, &["c", "a"], true));
+        second.fields = vec![("c".into(), r#""three""#)];
+        second.removed_fields = vec!["b\"".to_owned()];
+        store.commit(&second).await.unwrap();
+
+        let stored = store.load_all().unwrap();
+        let s = &stored[0].snapshot;
+        assert_eq!(s.state.as_ref().unwrap().get(), r#"{"c":"three","a":1}"#);
+        assert_eq!(s.report.as_ref().unwrap().get(), r#"{"rows":[]}"#);
+        assert!(!s.report_apart && s.fields.is_none());
+        let left: Vec<_> = store.db.scan_prefix(key(b'f', "s1")).collect();
+        assert_eq!(left.len(), 2, "the removed field is gone");
+
+        let mut broken = write(&id, None, &[], Vec::new(), Vec::new());
+        broken.snapshot = Some(split(3, &["c", "gone"], false));
+        store.commit(&broken).await.unwrap();
+        assert!(store.load_all().unwrap().is_empty());
+        store.delete("s1").await.unwrap();
+        assert_eq!(store.db.len(), 0, "a deleted session leaves no key");
     }
 
     #[test]

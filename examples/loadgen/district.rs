@@ -216,6 +216,8 @@ async fn measure(cluster: &mut Cluster, params: &Params) -> Result<Outcome> {
     let start = cluster.usage()?;
     let deliveries_before = cluster::metric_sum(&addrs, "recess_deliveries_total").await;
     let commits_before = cluster::metric_sum(&addrs, "recess_snapshot_writes_total").await;
+    let stored_before = cluster::metric_sum(&addrs, "recess_stored_bytes_total").await;
+    let state_before = cluster::metric_sum(&addrs, "recess_state_bytes_total").await;
     let t0 = Instant::now();
     let _ = start_tx.send(Some(t0));
     let per_question = Duration::from_secs_f64(params.time_limit) + params.reveal;
@@ -243,6 +245,8 @@ async fn measure(cluster: &mut Cluster, params: &Params) -> Result<Outcome> {
         cluster::metric_sum(&addrs, "recess_deliveries_total").await - deliveries_before;
     let commits =
         cluster::metric_sum(&addrs, "recess_snapshot_writes_total").await - commits_before;
+    let stored = cluster::metric_sum(&addrs, "recess_stored_bytes_total").await - stored_before;
+    let state_stored = cluster::metric_sum(&addrs, "recess_state_bytes_total").await - state_before;
     stop.cancel();
 
     let mut total = Report::default();
@@ -293,6 +297,15 @@ async fn measure(cluster: &mut Cluster, params: &Params) -> Result<Outcome> {
     );
     figures.put("server_deliveries", json!(server_deliveries));
     figures.put("commits", json!(commits));
+    let answers = total.acks.len().max(1) as f64;
+    figures.put(
+        "stored_kb_per_answer",
+        json!(round(stored as f64 / 1024.0 / answers, 2)),
+    );
+    figures.put(
+        "state_kb_per_answer",
+        json!(round(state_stored as f64 / 1024.0 / answers, 2)),
+    );
     figures.extend(total.acks.summary("ack_"));
     figures.put(
         "client_cpu_s",

@@ -228,8 +228,12 @@ impl Node {
             return false;
         };
         match self.restore(stored, rules).await {
-            Ok(actor) => {
+            Ok(mut actor) => {
                 tracing::info!(session, node = %self.node_id, "took the session over");
+                // This node's local copy has none of the session yet: the
+                // first commit writes all of it (a commit writes only what
+                // changed, and a restart here may have only that copy).
+                actor.request_resync();
                 self.adopt(actor);
                 for member in self.fanout.members(session) {
                     let _ = self

@@ -20,35 +20,47 @@ use mlua::{Lua, LuaSerdeExt, Value, ffi};
 use super::json::{
     dense_enough, enter_table, list_position, lua_string, mixed, not_a_list, not_data, other_key,
 };
+use super::saved::{SavedState, Span};
 
-/// `value` as JSON text, by the rules of [`super::json`].
-pub(super) fn lua_to_json_text(lua: &Lua, value: Value) -> mlua::Result<String> {
+/// `value` as JSON text, by the rules of [`super::json`], with the places
+/// of its top-level fields when it is an object.
+pub(super) fn lua_to_json_text(lua: &Lua, value: Value) -> mlua::Result<SavedState> {
     let mut out: Result<(), String> = Ok(());
     let mut text = Vec::with_capacity(256);
+    let mut fields = Vec::new();
     // SAFETY: the walk reads the two arguments `exec_raw` pushed (the value
     // at 1, the array metatable at 2) with functions that never raise a Lua
     // error, and checks the stack before every push; `exec_raw` restores the
     // stack afterwards.
     unsafe {
         lua.exec_raw::<()>((value, lua.array_metatable()), |state| {
-            let writer = Writer { state, array_mt: 2 };
+            let mut writer = Writer {
+                state,
+                array_mt: 2,
+                fields: &mut fields,
+            };
             out = writer.write(1, 0, &mut text);
         })?;
     }
     out.map_err(mlua::Error::runtime)?;
     // Only UTF-8 strings are written, and the rest is ASCII.
-    String::from_utf8(text).map_err(|_| mlua::Error::runtime("a string that is not valid UTF-8"))
+    let text = String::from_utf8(text)
+        .map_err(|_| mlua::Error::runtime("a string that is not valid UTF-8"))?;
+    let split = !fields.is_empty() && text.starts_with('{');
+    Ok(SavedState::new(text, split.then_some(fields)))
 }
 
-struct Writer {
+struct Writer<'a> {
     state: *mut ffi::lua_State,
     /// Stack index of the array metatable.
     array_mt: c_int,
+    /// Where each field of the top-level object is in the text.
+    fields: &'a mut Vec<Span>,
 }
 
-impl Writer {
+impl Writer<'_> {
     /// Writes the value at absolute stack index `idx`.
-    unsafe fn write(&self, idx: c_int, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
+    unsafe fn write(&mut self, idx: c_int, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
         let l = self.state;
         unsafe {
             match ffi::lua_type(l, idx) {
@@ -79,7 +91,7 @@ impl Writer {
         Ok(())
     }
 
-    unsafe fn table(&self, idx: c_int, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
+    unsafe fn table(&mut self, idx: c_int, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
         let l = self.state;
         unsafe {
             if let Some(len) = enter_table(l, idx, self.array_mt, depth)? {
@@ -99,9 +111,16 @@ impl Writer {
                             return Err(mixed());
                         }
                         out.push(if fields == 0 { b'{' } else { b',' });
+                        let key_start = out.len();
                         write_json(out, lua_string(l, key_at)?);
+                        let key = key_start..out.len();
                         out.push(b':');
+                        let value_start = out.len();
                         self.write(value_at, depth + 1, out)?;
+                        if depth == 0 {
+                            let value = value_start..out.len();
+                            self.fields.push(Span { key, value });
+                        }
                         fields += 1;
                     }
                     ffi::LUA_TNUMBER => {
@@ -136,7 +155,7 @@ impl Writer {
 
     /// Writes `t[1] … t[len]` of the table at `idx` as a list (`null` in holes).
     unsafe fn items(
-        &self,
+        &mut self,
         idx: c_int,
         len: usize,
         depth: usize,
@@ -183,7 +202,7 @@ mod tests {
     fn both(lua: &Lua, src: &str) -> (Result<Json, String>, Result<Json, String>) {
         let v: Value = lua.load(src).eval().unwrap();
         let text = lua_to_json_text(lua, v.clone())
-            .map(|t| serde_json::from_str(&t).expect("the text is JSON"))
+            .map(|t| serde_json::from_str(t.text()).expect("the text is JSON"))
             .map_err(|e| e.to_string());
         let tree = lua_to_json(lua, v).map_err(|e| e.to_string());
         (text, tree)
@@ -230,7 +249,7 @@ mod tests {
             .unwrap();
         let text = lua_to_json_text(&lua, list).unwrap();
         assert_eq!(
-            serde_json::from_str::<Json>(&text).unwrap(),
+            serde_json::from_str::<Json>(text.text()).unwrap(),
             json!({"items": [], "more": [1, [2]]})
         );
         // The state is usable afterwards: the stack was restored.

@@ -14,6 +14,7 @@ pub mod json;
 mod json_text;
 pub mod pattern;
 pub mod sandbox;
+pub mod saved;
 pub mod sheet;
 mod text;
 pub mod vm;
@@ -22,4 +23,5 @@ pub mod watch;
 
 pub use catalog::{Catalog, GameChange, Rules};
 pub use sandbox::Limits;
+pub use saved::SavedState;
 pub use vm::{CallOutcome, Effect, GameVm, NameRules, PlayerInfo, ScriptError, VmCounters};

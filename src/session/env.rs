@@ -164,6 +164,11 @@ pub(crate) struct Committed {
     pub members: Vec<String>,
     /// Members removed.
     pub removed: Vec<String>,
+    /// State fields written, and removed.
+    pub fields: Vec<String>,
+    pub removed_fields: Vec<String>,
+    /// Whether the report was written.
+    pub report: bool,
     /// When (by the clock tokio keeps) the commit was made.
     pub at: tokio::time::Instant,
 }
@@ -245,6 +250,9 @@ impl CommitSink for MemorySink {
                         .iter()
                         .map(|m| (*m).to_owned())
                         .collect(),
+                    fields: write.fields.iter().map(|(n, _)| n.to_string()).collect(),
+                    removed_fields: write.removed_fields.clone(),
+                    report: write.report.is_some(),
                     at: tokio::time::Instant::now(),
                 });
             Ok(())

@@ -5,6 +5,7 @@
 //! without interpreting game state.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -13,6 +14,7 @@ use serde_json::value::RawValue;
 use super::{Audience, MemberId, NameMode, Outgoing, SessionId};
 use crate::protocol::Role;
 use crate::script::VmCounters;
+use crate::script::saved::join_fields;
 
 /// A stored message that cannot be read back.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +33,18 @@ pub(crate) struct SessionSnapshot<'a> {
     pub rules_version: String,
     /// The `seq` when the snapshot was written; later messages raise it.
     pub seq: u64,
-    /// The game state as JSON text (written as it was saved, not re-encoded).
-    pub state: Cow<'a, RawValue>,
+    /// The game state as JSON text (written as it was saved, not re-encoded),
+    /// when it is not kept as one record per field (`fields`): a state
+    /// that is not an object, and every snapshot of older stores. What is
+    /// read back always has it (`StoredSession::assemble` puts the fields
+    /// together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Cow<'a, RawValue>>,
+    /// The names of the state's fields, in order, when each is a record
+    /// of its own (a top-level object): a commit writes only those whose
+    /// text changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<Cow<'a, str>>>,
     /// Members as snapshots written before member records had keys of
     /// their own held them; empty in new snapshots.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -53,9 +65,14 @@ pub(crate) struct SessionSnapshot<'a> {
     /// What generated names are drawn from (`names::generated_name`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub name_seed: u64,
-    /// The results of the last `ctx.report` (before the game ended).
+    /// The results of the last `ctx.report` (before the game ended), in
+    /// snapshots of older stores, and when read back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<Cow<'a, RawValue>>,
+    /// Whether there is a report, kept as a record of its own (written
+    /// when it changes, not with every snapshot).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub report_apart: bool,
 }
 
 /// A value kept twice: as JSON to serve, and as the text every snapshot
@@ -128,6 +145,13 @@ pub(crate) struct SessionWrite<'a> {
     pub code: &'a str,
     /// `None` when the state could not be serialized (the old snapshot stays).
     pub snapshot: Option<Vec<u8>>,
+    /// State fields new or changed since the last commit (name, JSON text),
+    /// written with the snapshot; every field in a `full` write.
+    pub fields: Vec<(Cow<'a, str>, &'a str)>,
+    /// State fields gone since the last commit.
+    pub removed_fields: Vec<String>,
+    /// The report (JSON text), when it changed.
+    pub report: Option<&'a str>,
     /// Everything (whole replay window, every view) rather than what changed:
     /// used to rebuild a copy that was lost (a Redis restart).
     pub full: bool,
@@ -152,6 +176,18 @@ pub(crate) struct MemberWrite<'a> {
     pub view_changed: bool,
 }
 
+/// A session's records as a store read them, before they are put together.
+#[derive(Default)]
+pub(crate) struct StoredParts {
+    pub members: Vec<MemberRecord>,
+    pub messages: Vec<Outgoing>,
+    pub views: Vec<(String, Json)>,
+    /// The state's fields by name (JSON text).
+    pub fields: HashMap<String, String>,
+    /// The report kept apart (JSON text).
+    pub report: Option<String>,
+}
+
 /// A session as read back at start-up (or from Redis at a takeover).
 pub(crate) struct StoredSession {
     pub snapshot: SessionSnapshot<'static>,
@@ -162,14 +198,44 @@ pub(crate) struct StoredSession {
 }
 
 impl StoredSession {
-    /// Puts the parts read back together: members in join order (from the
-    /// old snapshot format too), messages in `seq` order.
+    /// Puts the parts read back together: the state from its fields and
+    /// the report (the snapshot then has both, as older ones held them),
+    /// members in join order (from the old snapshot format too), messages
+    /// in `seq` order. A field or report the snapshot names but the store
+    /// lacks is an error.
     pub(crate) fn assemble(
         mut snapshot: SessionSnapshot<'static>,
-        mut members: Vec<MemberRecord>,
-        mut messages: Vec<Outgoing>,
-        views: Vec<(String, Json)>,
-    ) -> StoredSession {
+        parts: StoredParts,
+    ) -> Result<StoredSession, String> {
+        let StoredParts {
+            mut members,
+            mut messages,
+            views,
+            mut fields,
+            report,
+        } = parts;
+        if let Some(names) = snapshot.fields.take() {
+            let mut texts = Vec::with_capacity(names.len());
+            for name in &names {
+                let text = fields
+                    .remove(&**name)
+                    .ok_or_else(|| format!("the state's field {name:?} is missing"))?;
+                texts.push(text);
+            }
+            let text = join_fields(names.iter().map(|n| &**n).zip(texts.iter().map(|t| &**t)));
+            let state = RawValue::from_string(text)
+                .map_err(|e| format!("the stored state is corrupt: {e}"))?;
+            snapshot.state = Some(Cow::Owned(state));
+        }
+        if snapshot.state.is_none() {
+            return Err("the snapshot has no state".to_owned());
+        }
+        if std::mem::take(&mut snapshot.report_apart) {
+            let text = report.ok_or("the stored report is missing")?;
+            let report = RawValue::from_string(text)
+                .map_err(|e| format!("the stored report is corrupt: {e}"))?;
+            snapshot.report = Some(Cow::Owned(report));
+        }
         if members.is_empty() {
             members = std::mem::take(&mut snapshot.members)
                 .into_iter()
@@ -182,12 +248,12 @@ impl StoredSession {
         }
         members.sort_by_key(|m| m.order);
         messages.sort_by_key(|m| m.seq);
-        StoredSession {
+        Ok(StoredSession {
             snapshot,
             members,
             messages,
             views,
-        }
+        })
     }
 
     /// The session's last `seq`: its snapshot's or its newest message's.

@@ -38,7 +38,9 @@ impl RedisCluster {
             .key(SESSIONS)
             .key(key("code", w.code))
             .key(key("owned", &self.node_id))
-            .key(key("members", w.id));
+            .key(key("members", w.id))
+            .key(key("fields", w.id))
+            .key(key("report", w.id));
         inv.arg(&self.node_id)
             .arg(0)
             .arg(w.snapshot.as_deref().unwrap_or(b""))
@@ -66,6 +68,15 @@ impl RedisCluster {
         for member in &w.removed_members {
             inv.arg(*member);
         }
+        inv.arg(w.fields.len());
+        for (name, text) in &w.fields {
+            inv.arg(&**name).arg(*text);
+        }
+        inv.arg(w.removed_fields.len());
+        for name in &w.removed_fields {
+            inv.arg(name);
+        }
+        inv.arg(w.report.unwrap_or(""));
         let mut con = self.con();
         let result: i64 = inv.invoke_async(&mut con).await?;
         Ok(result == 1)

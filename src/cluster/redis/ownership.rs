@@ -12,7 +12,7 @@ use super::{INSTANCES, ORPHANS, RedisCluster, SESSIONS, TAKEOVER, key};
 use crate::cluster::{Claim, Inbound};
 use crate::protocol::{ErrorCode, ProtocolError};
 use crate::session::SessionId;
-use crate::session::record::{SessionSnapshot, StoredSession, decode_message};
+use crate::session::record::{SessionSnapshot, StoredParts, StoredSession, decode_message};
 
 /// How often nodes look for sessions whose owner is gone.
 const SCAN_EVERY: Duration = Duration::from_millis(500);
@@ -159,13 +159,17 @@ impl RedisCluster {
             Vec<Vec<u8>>,
             HashMap<String, Vec<u8>>,
             HashMap<String, Vec<u8>>,
+            HashMap<String, String>,
+            Option<String>,
         );
-        let (snap, raw, views, members): Parts = redis::pipe()
+        let (snap, raw, views, members, fields, report): Parts = redis::pipe()
             .atomic()
             .get(key("snap", session))
             .lrange(key("log", session), 0, -1)
             .hgetall(key("views", session))
             .hgetall(key("members", session))
+            .hgetall(key("fields", session))
+            .get(key("report", session))
             .query_async(&mut con)
             .await
             .map_err(|e| self.unavailable(e))?;
@@ -187,9 +191,21 @@ impl RedisCluster {
             .values()
             .filter_map(|v| serde_json::from_slice(v).ok())
             .collect();
-        Ok(Some(StoredSession::assemble(
-            snapshot, members, messages, views,
-        )))
+        let parts = StoredParts {
+            members,
+            messages,
+            views,
+            fields,
+            report,
+        };
+        StoredSession::assemble(snapshot, parts)
+            .map(Some)
+            .map_err(|e| {
+                ProtocolError::new(
+                    ErrorCode::Internal,
+                    format!("a stored session is corrupt: {e}"),
+                )
+            })
     }
 
     /// Tells every node that `session` has a new owner, so their sockets
@@ -230,6 +246,8 @@ impl RedisCluster {
             .key(key("code", code))
             .key(ORPHANS)
             .key(key("members", session))
+            .key(key("fields", session))
+            .key(key("report", session))
             .arg(&self.node_id)
             .arg(session)
             .invoke_async(&mut con)

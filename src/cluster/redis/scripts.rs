@@ -2,10 +2,12 @@
 //! keys atomically.
 
 pub(super) const COMMIT: &str = r#"
--- KEYS: owner, snap, log, views, sessions, code, owned (of this instance), members
+-- KEYS: owner, snap, log, views, sessions, code, owned (of this instance), members,
+--       fields (of the state), report
 -- ARGV: instance, (unused), snapshot ('' = keep), window, channel, payload ('' = none),
 --       full (1/0), session, code, n, messages..., m, (member, view)...,
---       p, (member, record)..., k, removed...
+--       p, (member, record)..., k, removed..., f, (field, text)...,
+--       g, fields removed..., report ('' = keep)
 local owner = redis.call('GET', KEYS[1])
 if owner ~= ARGV[1] then
   if owner then return 0 end
@@ -14,7 +16,7 @@ if owner ~= ARGV[1] then
 end
 if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3]) end
 if ARGV[7] == '1' then
-  redis.call('DEL', KEYS[3], KEYS[4], KEYS[8])
+  redis.call('DEL', KEYS[3], KEYS[4], KEYS[8], KEYS[9])
   redis.call('SET', KEYS[6], ARGV[8])
 end
 redis.call('SADD', KEYS[5], ARGV[8])
@@ -30,6 +32,11 @@ local k = tonumber(ARGV[i]); i = i + 1
 for _ = 1, k do
   redis.call('HDEL', KEYS[4], ARGV[i]); redis.call('HDEL', KEYS[8], ARGV[i]); i = i + 1
 end
+local f = tonumber(ARGV[i]); i = i + 1
+for _ = 1, f do redis.call('HSET', KEYS[9], ARGV[i], ARGV[i + 1]); i = i + 2 end
+local g = tonumber(ARGV[i]); i = i + 1
+for _ = 1, g do redis.call('HDEL', KEYS[9], ARGV[i]); i = i + 1 end
+if ARGV[i] ~= '' then redis.call('SET', KEYS[10], ARGV[i]) end
 if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
 return 1
 "#;
@@ -86,10 +93,11 @@ return 0
 "#;
 
 pub(super) const REMOVE: &str = r#"
--- KEYS: owner, snap, log, views, sessions, code, orphans, members; ARGV: instance, session
+-- KEYS: owner, snap, log, views, sessions, code, orphans, members, fields, report
+-- ARGV: instance, session
 local owner = redis.call('GET', KEYS[1])
 if owner and owner ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[8])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[8], KEYS[9], KEYS[10])
 if redis.call('GET', KEYS[6]) == ARGV[2] then redis.call('DEL', KEYS[6]) end
 redis.call('SREM', KEYS[5], ARGV[2])
 redis.call('SREM', KEYS[7], ARGV[2])

@@ -25,6 +25,7 @@ use super::ctx::{SplitMix64, make_ctx};
 use super::json::{SizedError, call_to_json};
 use super::json_text::lua_to_json_text;
 use super::sandbox::{self, Limits};
+use super::saved::SavedState;
 
 /// A member as the rules see it.
 #[derive(Debug, Clone)]
@@ -206,8 +207,9 @@ pub struct GameVm {
     /// The state as JSON text after the last successful handler call: every
     /// call must leave a state that can be saved, so it is converted then; the
     /// snapshot serializes it, and a failed or refused call is rolled back
-    /// to it. `None` until the state was first converted.
-    saved: Option<String>,
+    /// to it. `None` until the state was first converted. Shared with the
+    /// session, which compares it with what it last stored.
+    saved: Option<Arc<SavedState>>,
     /// The table of `ctx` functions every handler gets.
     ctx: Table,
     /// Whether a call that leaves one table in two places of the state fails.
@@ -373,22 +375,23 @@ impl GameVm {
             message: format!("the saved state cannot be read: {e}"),
         })?;
         self.state = self.to_lua(&json)?;
-        self.saved = Some(state.get().to_owned());
+        // Written again from the table: the text then has the table's
+        // order of keys, as every later save has.
+        self.saved = None;
+        self.state_json()?;
         Ok(())
     }
 
-    /// The state as JSON text, for a snapshot: what the last handler call
-    /// left (converted when it returned), or converted now.
-    pub fn state_json(&mut self) -> Result<&RawValue, ScriptError> {
-        if self.saved.is_none() {
-            self.saved =
-                Some(lua_to_json_text(&self.lua, self.state.clone()).map_err(script_error)?);
+    /// The state as saved, for a snapshot: what the last handler call left
+    /// (converted when it returned), or converted now.
+    pub fn state_json(&mut self) -> Result<Arc<SavedState>, ScriptError> {
+        if let Some(saved) = &self.saved {
+            return Ok(saved.clone());
         }
-        let text = self.saved.as_deref().unwrap_or("{}");
-        // The text is what `lua_to_json_text` wrote: this only checks it.
-        serde_json::from_str(text).map_err(|e| ScriptError {
-            message: format!("the state could not be saved: {e}"),
-        })
+        let saved =
+            Arc::new(lua_to_json_text(&self.lua, self.state.clone()).map_err(script_error)?);
+        self.saved = Some(saved.clone());
+        Ok(saved)
     }
 
     /// Runs `join(state, ctx, player)`: `player` entered the session, and the
@@ -611,7 +614,7 @@ impl GameVm {
         // A state that cannot be saved would fail every later snapshot:
         // refuse the call that left it, like any failing call.
         match lua_to_json_text(&self.lua, self.state.clone()) {
-            Ok(text) => self.saved = Some(text),
+            Ok(saved) => self.saved = Some(Arc::new(saved)),
             Err(e) => {
                 rollback(self);
                 return Err(ScriptError {
@@ -658,7 +661,7 @@ impl GameVm {
     /// `state` from the saved JSON (an empty table when there is none).
     fn rebuild_state(&mut self) -> Result<(), ScriptError> {
         let rebuilt = match &self.saved {
-            Some(text) => match serde_json::from_str::<Json>(text) {
+            Some(saved) => match serde_json::from_str::<Json>(saved.text()) {
                 Ok(json) => self.lua.to_value(&json),
                 Err(e) => Err(mlua::Error::runtime(format!(
                     "the saved state cannot be read: {e}"

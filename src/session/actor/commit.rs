@@ -5,18 +5,38 @@ use std::borrow::Cow;
 
 use super::*;
 
+/// What a commit writes of the state and the report besides the snapshot.
+struct Parts<'a> {
+    fields: Vec<(Cow<'a, str>, &'a str)>,
+    removed_fields: Vec<String>,
+    report: Option<&'a str>,
+}
+
 impl SessionActor {
-    pub(super) fn snapshot(&mut self) -> Result<Vec<u8>, ScriptError> {
+    /// The snapshot's bytes. A state that is an object is kept as one
+    /// record per field and the report as a record of its own: the
+    /// snapshot names them, and the commit writes the ones that changed.
+    pub(super) fn snapshot(&self, state: &SavedState) -> Result<Vec<u8>, ScriptError> {
         let rules_version = self.vm.rules().version.clone();
         let counters = self.vm.counters();
-        let state = self.vm.state_json()?;
+        let inline = match state.has_fields() {
+            true => None,
+            false => Some(
+                serde_json::value::RawValue::from_string(state.text().to_owned()).map_err(|e| {
+                    ScriptError {
+                        message: format!("the state could not be saved: {e}"),
+                    }
+                })?,
+            ),
+        };
         let snapshot = SessionSnapshot {
             id: self.id.to_string(),
             code: self.code.clone(),
             game: self.game.clone(),
             rules_version,
             seq: self.seq,
-            state: Cow::Borrowed(state),
+            state: inline.map(Cow::Owned),
+            fields: state.has_fields().then(|| state.names().collect()),
             members: Vec::new(),
             timers: self.timers.values().cloned().collect(),
             counters,
@@ -26,11 +46,34 @@ impl SessionActor {
             removed_names: self.removed_names.iter().map(|k| k.to_string()).collect(),
             names: self.names,
             name_seed: self.name_seed,
-            report: self.report.as_ref().map(|r| Cow::Borrowed(&*r.text)),
+            report: None,
+            report_apart: self.report.is_some(),
         };
         serde_json::to_vec(&snapshot).map_err(|e| ScriptError {
             message: format!("the session could not be saved: {e}"),
         })
+    }
+
+    /// The fields and the report to write with a snapshot: what differs
+    /// from what the stores hold, or all of it in a `full` write.
+    fn parts<'a>(
+        &self,
+        state: &'a SavedState,
+        report: Option<&'a Encoded>,
+        full: bool,
+    ) -> Parts<'a> {
+        let before = self.stored_state.as_deref().filter(|_| !full);
+        let changes = state.changes_since(before);
+        let report_changed = match (&self.stored_report, report) {
+            (Some(stored), Some(now)) => full || !std::ptr::eq(&**stored, now),
+            (None, now) => now.is_some(),
+            (Some(_), None) => false,
+        };
+        Parts {
+            fields: changes.changed,
+            removed_fields: changes.removed,
+            report: report.filter(|_| report_changed).map(|r| r.text.get()),
+        }
     }
 
     /// Makes the batch durable, then publishes its messages and sends its
@@ -53,14 +96,25 @@ impl SessionActor {
         // Messages alone (a REST broadcast, notices) leave the snapshot as
         // it is: the stored messages carry the new `seq`.
         let stale_activity = self.active_ms - self.stored_active_ms > ACTIVE_MS_SLACK;
-        let snapshot = if batch.state || full || stale_activity {
-            let s = self.snapshot_or_notify(&mut batch);
-            if s.is_some() {
-                self.stored_active_ms = self.active_ms;
+        let (snapshot, state) = if batch.state || full || stale_activity {
+            match self.snapshot_or_notify(&mut batch) {
+                Some((bytes, state)) => {
+                    self.stored_active_ms = self.active_ms;
+                    (Some(bytes), Some(state))
+                }
+                None => (None, None),
             }
-            s
         } else {
-            None
+            (None, None)
+        };
+        let report = self.report.clone();
+        let parts = match &state {
+            Some(state) => self.parts(state, report.as_deref(), full),
+            None => Parts {
+                fields: Vec::new(),
+                removed_fields: Vec::new(),
+                report: None,
+            },
         };
         let all_messages: Vec<Outgoing>;
         let messages: &[Outgoing] = if full {
@@ -101,13 +155,24 @@ impl SessionActor {
             session: &self.id,
             code: &self.code,
             snapshot,
+            fields: parts.fields,
+            removed_fields: parts.removed_fields,
+            report: parts.report,
             full,
             messages,
             evicted: batch.evicted.clone(),
             members,
             removed_members: batch.removed.iter().map(|m| &**m).collect(),
         };
-        match self.env.sink.commit(write).await {
+        self.count_stored(&write);
+        let outcome = self.env.sink.commit(write).await;
+        // A commit that failed is followed by a full one (`resync`), so
+        // what was handed over counts as stored either way.
+        if let Some(state) = state {
+            self.stored_state = Some(state);
+            self.stored_report = report;
+        }
+        match outcome {
             Ok(()) => {
                 self.retry_at = None;
                 if !self.durable {
@@ -146,10 +211,38 @@ impl SessionActor {
         true
     }
 
-    /// The snapshot to store, or `None` (and a notice to the hosts) when the
-    /// state cannot be serialized.
-    pub(super) fn snapshot_or_notify(&mut self, batch: &mut Batch) -> Option<Vec<u8>> {
-        match self.snapshot() {
+    /// Counts what a commit hands to the stores (`recess_stored_bytes_total`).
+    fn count_stored(&self, w: &SessionWrite<'_>) {
+        let state: usize = w
+            .fields
+            .iter()
+            .map(|(name, text)| name.len() + text.len())
+            .sum();
+        let state = state + w.report.map_or(0, str::len);
+        let snapshot = w.snapshot.as_ref().map_or(0, Vec::len);
+        let members: usize = w
+            .members
+            .iter()
+            .map(|m| m.record.len() + m.view.len())
+            .sum();
+        let messages: usize = w.messages.iter().map(|m| m.frame.len()).sum();
+        let metrics = &self.env.metrics;
+        let all = state + snapshot + members + messages;
+        Metrics::add(&metrics.stored_bytes_total, all as u64);
+        Metrics::add(&metrics.state_bytes_total, state as u64);
+    }
+
+    /// The snapshot to store and the state it holds, or `None` (and a
+    /// notice to the hosts) when the state cannot be serialized.
+    pub(super) fn snapshot_or_notify(
+        &mut self,
+        batch: &mut Batch,
+    ) -> Option<(Vec<u8>, Arc<SavedState>)> {
+        let snapshot = self
+            .vm
+            .state_json()
+            .and_then(|state| Ok((self.snapshot(&state)?, state)));
+        match snapshot {
             Ok(s) => Some(s),
             Err(e) => {
                 Metrics::inc(&self.env.metrics.snapshot_errors_total);

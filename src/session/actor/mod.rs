@@ -37,7 +37,7 @@ use crate::auth::constant_time_eq;
 use crate::metrics::Metrics;
 use crate::protocol::{self, ErrorCode, PlayerRef, ProtocolError, Role, Welcome};
 use crate::script::{
-    CallOutcome, Effect, GameChange, GameVm, PlayerInfo, Rules, ScriptError, VmCounters,
+    CallOutcome, Effect, GameChange, GameVm, PlayerInfo, Rules, SavedState, ScriptError, VmCounters,
 };
 
 /// Most commands handled before a commit (and most answers waiting for one),
@@ -205,7 +205,11 @@ pub(crate) struct SessionActor {
     timers: BTreeMap<u64, TimerRecord>,
     ended: Option<Json>,
     /// The results of the last `ctx.report`, until `ended` has the final ones.
-    report: Option<Encoded>,
+    report: Option<Arc<Encoded>>,
+    /// The state and the report as the stores last took them: a commit
+    /// writes the state's fields and the report only where they differ.
+    stored_state: Option<Arc<SavedState>>,
+    stored_report: Option<Arc<Encoded>>,
     /// How players are named, and the seed generated names are drawn from.
     names: NameMode,
     name_seed: u64,
@@ -348,7 +352,8 @@ impl SessionActor {
         let mut vm = GameVm::new(rules.clone(), env.settings.script, &snap.id, snap.counters)
             .map_err(|e| e.message)?;
         vm.check_shared_tables(env.settings.check_game);
-        vm.restore_state(&snap.state).map_err(|e| e.message)?;
+        let state = snap.state.as_ref().ok_or("the snapshot has no state")?;
+        vm.restore_state(state).map_err(|e| e.message)?;
         if snap.rules_version != rules.version {
             vm.migrate().map_err(|e| e.message)?;
         }
@@ -399,10 +404,11 @@ impl SessionActor {
         actor.vm.set_pending_timers(actor.timers.len());
         actor.ended = snap.ended;
         actor.report = match snap.report {
-            Some(text) => Some(
-                Encoded::read(text.into_owned())
-                    .map_err(|e| format!("the stored report cannot be read: {e}"))?,
-            ),
+            Some(text) => {
+                Some(Arc::new(Encoded::read(text.into_owned()).map_err(|e| {
+                    format!("the stored report cannot be read: {e}")
+                })?))
+            }
             None => None,
         };
         actor.names = snap.names;
@@ -437,6 +443,8 @@ impl SessionActor {
             timers: BTreeMap::new(),
             ended: None,
             report: None,
+            stored_state: None,
+            stored_report: None,
             names: NameMode::Typed,
             name_seed: 0,
             created_ms,

@@ -394,7 +394,7 @@ impl SessionActor {
                 Effect::Redraw { who } => redraw.get_or_insert_default().extend(who),
                 Effect::Report { results } => {
                     if self.ended.is_none() {
-                        self.report = Some(Encoded::new(results));
+                        self.report = Some(Arc::new(Encoded::new(results)));
                     }
                 }
                 Effect::Finish { results } => {

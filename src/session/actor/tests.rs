@@ -36,6 +36,10 @@ return {
     elseif name == "quiet" then
       state.quiet = (state.quiet or 0) + 1
       ctx.redraw({})
+    elseif name == "forget" then
+      state.quiet = nil
+    elseif name == "report" then
+      ctx.report({ rows = { { name = "Ana", clicks = state.clicks } } })
     elseif name == "later" then
       ctx.after(data.ms, "tick", { n = data.n, every = data.every })
     elseif name == "kick" then
@@ -511,6 +515,8 @@ async fn a_commit_no_store_takes_is_named_and_rewritten_in_full_once_one_does() 
     // Degraded, not frozen: the class goes on, and the node says so.
     Answer::done(s.act("phost", "click", json!({})).await).unwrap();
     assert_eq!(not_durable(), 1);
+    // A field only this lost commit wrote.
+    Answer::done(s.act("phost", "quiet", json!({})).await).unwrap();
     // The rewrite is retried once a second, not at every turn of the loop.
     for _ in 0..30 {
         tokio::time::advance(Duration::from_millis(100)).await;
@@ -525,6 +531,13 @@ async fn a_commit_no_store_takes_is_named_and_rewritten_in_full_once_one_does() 
     assert_eq!(commits.len(), stored + 1);
     let last = commits.last().unwrap();
     assert!(last.full, "what was lost is rewritten: {last:?}");
+    let mut fields = last.fields.clone();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["clicks", "quiet"],
+        "every field of the state is in the rewrite"
+    );
     let clicks: Vec<u64> = s
         .events("clicked")
         .iter()
@@ -532,6 +545,35 @@ async fn a_commit_no_store_takes_is_named_and_rewritten_in_full_once_one_does() 
         .collect();
     assert_eq!(clicks, [1, 2], "the unsaved click is in the rewrite");
     assert_eq!(not_durable(), 0);
+}
+
+/// A commit writes the state's fields whose text changed, removes the
+/// ones gone, and writes the report only when the rules gave a new one.
+#[tokio::test(start_paused = true)]
+async fn a_commit_writes_only_the_fields_that_changed() {
+    let s = start().await;
+    let first = s.sink.commits();
+    assert_eq!(
+        first[0].fields,
+        ["clicks"],
+        "the first commit writes the state"
+    );
+    let last = || s.sink.commits().pop().unwrap();
+    Answer::done(s.act("phost", "quiet", json!({})).await).unwrap();
+    assert_eq!(last().fields, ["quiet"]);
+    Answer::done(s.act("phost", "click", json!({})).await).unwrap();
+    assert_eq!(last().fields, ["clicks"]);
+    Answer::done(s.act("phost", "forget", json!({})).await).unwrap();
+    let (fields, removed) = (last().fields, last().removed_fields);
+    assert!(fields.is_empty(), "{fields:?}");
+    assert_eq!(removed, ["quiet"]);
+    Answer::done(s.act("phost", "report", json!({})).await).unwrap();
+    assert!(last().report && last().fields.is_empty());
+    // A refused call leaves the state (and the report) as stored.
+    assert!(s.act("phost", "nonsense", json!({})).await.is_err());
+    Answer::done(s.act("phost", "click", json!({})).await).unwrap();
+    assert!(!last().report, "the report is written when it changes");
+    assert_eq!(last().fields, ["clicks"]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -277,3 +277,58 @@ export function parseCsv(text) {
   const [header, ...body] = rows;
   return body.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i]])));
 }
+
+/**
+ * Saves a screen at both sizes a class uses: `NAME-phone.png` (PHONE) and
+ * `NAME-laptop.png` (SMALL_LAPTOP) in target/screenshots, as the screen
+ * shows it (the viewport: a full-page capture would draw the host's sticky
+ * buttons over the middle of the page). `page` is resized for each size and
+ * put back; `{ phone, laptop }` name other pages (already at that size, e.g.
+ * a student on a phone and one on a laptop) to take that size from instead,
+ * or null to leave that size out (one another test saves already).
+ * `show` (a CSS selector) is scrolled to the middle of the screen first,
+ * for what is below the fold. At each size the page must not be wider than the screen.
+ */
+export async function screenshots(page, name, { phone = page, laptop = page, show = null } = {}) {
+  await mkdir(SCREENSHOTS, { recursive: true });
+  for (const [label, size, p] of [['phone', PHONE, phone], ['laptop', SMALL_LAPTOP, laptop]]) {
+    if (p === null) continue;
+    const was = p.viewportSize();
+    const resize = was?.width !== size.width || was?.height !== size.height;
+    if (resize) await p.setViewportSize(size);
+    const overflow = await p.evaluate(() => {
+      const width = document.documentElement.clientWidth;
+      const culprits = [...document.querySelectorAll('body *')]
+        .filter((e) => e.getBoundingClientRect().right > width + 0.5 && e.getClientRects().length > 0)
+        .slice(0, 5)
+        .map((e) => `${e.tagName.toLowerCase()}.${e.className}`);
+      return { extra: document.documentElement.scrollWidth - width, culprits };
+    });
+    if (overflow.extra > 0) {
+      throw new Error(`${name}-${label}: the page is ${overflow.extra}px wider than the screen: ${overflow.culprits.join(', ')}`);
+    }
+    if (show) await p.locator(show).first().evaluate((e) => e.scrollIntoView({ block: 'center' }));
+    else await p.evaluate(() => window.scrollTo(0, 0));
+    // (animations: 'disabled' finishes the bars' transitions first.)
+    await p.screenshot({ path: path.join(SCREENSHOTS, `${name}-${label}.png`), animations: 'disabled' });
+    if (resize && was) await p.setViewportSize(was);
+  }
+}
+
+/** The rows of the `.v-leaderboard` table on a page: {rank, name, score, me}. */
+export async function leaderboardRows(page) {
+  return page.locator('.v-leaderboard tbody tr').evaluateAll((trs) => trs.map((tr) => ({
+    rank: Number(tr.cells[0].textContent),
+    name: tr.cells[1].firstChild?.textContent ?? '',
+    score: Number(tr.cells[2].textContent),
+    me: tr.getAttribute('aria-current') === 'true',
+  })));
+}
+
+/** The places of the `.v-podium` on a page: {name, score}. */
+export async function podiumPlaces(page) {
+  return page.locator('.v-podium .podium-place').evaluateAll((lis) => lis.map((li) => ({
+    name: li.querySelector('.podium-name').textContent,
+    score: Number(li.querySelector('.podium-score').textContent.replace(/ pts$/, '')),
+  })));
+}

@@ -56,6 +56,11 @@ test('the buzzer\'s screens at both sizes: lobby, buzzers open, answering and in
   await screenshots(ana, 'player-buzzer-answering', { phone: null });
 
   // Right: +50 for Ana, and the scoreboard everyone sees.
+  // The marking buttons take the colours docs/lua-api.md §11 gives the
+  // "correct" and "wrong" styles (green, red), not the plain control blue.
+  const colour = (name) => host.getByRole('button', { name }).evaluate((b) => getComputedStyle(b).backgroundColor);
+  assert.equal(await colour('Right: +50 for Ana'), 'rgb(22, 107, 48)');
+  assert.equal(await colour('Wrong'), 'rgb(179, 38, 30)');
   await host.getByRole('button', { name: 'Right: +50 for Ana' }).click();
   await waitText(host.locator('.v-banner'), 'Ana got it right: +50');
   await waitText(host.locator('.v-text'), 'Ask the next question, then press Next question.');

@@ -51,6 +51,11 @@ pub struct Config {
     /// Minimum time between two view passes of one session, in ms.
     #[arg(long, env = "RECESS_VIEW_INTERVAL_MS", default_value_t = 50)]
     pub view_interval_ms: u64,
+    /// Past capacity the view interval grows with the sessions' scheduling
+    /// lag (views coalesce, acks keep up), up to this many ms; at most
+    /// `--view-interval-ms` keeps it fixed.
+    #[arg(long, env = "RECESS_VIEW_INTERVAL_MAX_MS", default_value_t = 1000)]
+    pub view_interval_max_ms: u64,
     /// Messages per session kept for `resume`.
     #[arg(long, env = "RECESS_REPLAY_WINDOW", default_value_t = 1000)]
     pub replay_window: usize,
@@ -183,6 +188,7 @@ impl Config {
             allowed_origins: Vec::new(),
             max_frame: 64 * 1024,
             view_interval_ms: 50,
+            view_interval_max_ms: 1000,
             replay_window: 1000,
             recording_kib: 4096,
             blocked_names: None,

@@ -185,6 +185,8 @@ impl Harness {
             catalog: self.catalog.clone(),
             clock: self.clock.clone(),
             metrics: self.metrics.clone(),
+            // Its clock moves only when told: no load to feel.
+            pressure: Arc::default(),
             settings: self.settings.clone(),
         });
         let new = NewSession {

@@ -58,6 +58,8 @@ metrics! {
     busy_refusals_total: "counter", "Forwarded requests refused because their session's queue was full.";
     pushes_lost_total: "counter", "Times the Redis push dispatcher fell behind and pushes were lost (followers resume).";
     accept_errors_total: "counter", "Failed accepts (e.g. out of file descriptors).";
+    view_interval_ms: "gauge", "The sessions' view interval now: --view-interval-ms, longer while the node is past capacity.";
+    coalescing_for_load: "gauge", "1 while views wait longer than --view-interval-ms because the sessions' threads are behind.";
     connections_max: "gauge", "Connections this node serves at once (--max-connections, fitted to the open-file limit).";
 }
 

@@ -27,6 +27,7 @@ use crate::protocol::{ErrorCode, NameMode, ProtocolError};
 use crate::script::Catalog;
 use crate::session::actor::NewSession;
 use crate::session::names::NameFilter;
+use crate::session::pressure::{self, Pressure};
 use crate::session::{
     Attached, CommitSink, Ended, MAILBOX, MailboxSender, MemberId, SessionActor, SessionEnv,
     SessionId, Settings, SystemClock, mailbox, random_code,
@@ -113,8 +114,22 @@ impl Node {
             catalog: catalog.clone(),
             clock: Arc::new(SystemClock),
             metrics: metrics.clone(),
+            pressure: Arc::new(Pressure::new(Duration::from_millis(
+                config.view_interval_max_ms,
+            ))),
             settings: settings(&config, &blocked_names),
         });
+        let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
+        // The probe runs where the sessions run, to feel how far behind they are.
+        tasks.spawn_on(
+            pressure::probe(
+                env.pressure.clone(),
+                env.settings.view_interval,
+                metrics.clone(),
+                shutdown.clone(),
+            ),
+            &scripts,
+        );
         Arc::new(Node {
             node_id,
             config,
@@ -128,8 +143,8 @@ impl Node {
             codes: RwLock::new(HashMap::new()),
             hosted: Mutex::new(HashMap::new()),
             join_guard: JoinGuard::default(),
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            shutdown,
+            tasks,
             scripts,
             takeover: tokio::sync::Mutex::new(()),
             adopting: Mutex::new(HashSet::new()),

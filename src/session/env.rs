@@ -141,6 +141,8 @@ pub(crate) struct SessionEnv {
     pub catalog: Arc<Catalog>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+    /// How far behind the sessions' threads are (stretches view intervals).
+    pub pressure: Arc<super::pressure::Pressure>,
     pub settings: Settings,
 }
 

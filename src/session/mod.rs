@@ -14,6 +14,7 @@ pub(crate) mod command;
 pub(crate) mod env;
 pub(crate) mod mailbox;
 pub(crate) mod names;
+pub(crate) mod pressure;
 pub(crate) mod record;
 pub(crate) mod recording;
 pub(crate) mod replay;

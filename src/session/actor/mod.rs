@@ -477,13 +477,14 @@ impl SessionActor {
     /// the node shuts down, and says which.
     pub(crate) async fn run(mut self, mut mailbox: Mailbox, shutdown: CancellationToken) -> Ended {
         let mut changes: broadcast::Receiver<GameChange> = self.env.catalog.subscribe();
-        let interval = self.env.settings.view_interval;
+        let base = self.env.settings.view_interval;
         if !self.commit().await {
             return Ended::NotOwner;
         }
         let mut committed_at = Instant::now();
         loop {
             let timer_at = self.next_timer_at();
+            let interval = self.env.pressure.view_interval(base);
             let view_at = self.redraw.is_due().then(|| self.last_view_pass + interval);
             let expire_at = self.expire_at();
             let commit_at = self.commit_at(committed_at);
@@ -527,6 +528,7 @@ impl SessionActor {
             if self.relinquished {
                 return Ended::NotOwner;
             }
+            let interval = self.env.pressure.view_interval(base);
             if self.redraw.is_due() && Instant::now() >= self.last_view_pass + interval {
                 self.view_pass();
             }

@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::protocol::ErrorCode;
 use crate::script::{Catalog, Limits};
 use crate::session::env::{MemorySink, Settings, TokioClock};
+use crate::session::pressure::Pressure;
 use crate::session::{
     Answer, Attached, Audience, Control, Envelope, MAILBOX, MailboxSender, Outcome, Reply, Request,
     SessionEnv, mailbox,
@@ -68,6 +69,7 @@ struct Session {
     tx: MailboxSender,
     sink: Arc<MemorySink>,
     metrics: Arc<Metrics>,
+    pressure: Arc<Pressure>,
     run: JoinHandle<Ended>,
     shutdown: CancellationToken,
     _games: tempfile::TempDir,
@@ -86,12 +88,14 @@ async fn start_with(check_game: bool) -> Session {
     catalog.load_all();
     let sink = Arc::new(MemorySink::default());
     let metrics = Arc::new(Metrics::default());
+    let pressure = Arc::new(Pressure::new(Duration::from_secs(1)));
     let env = Arc::new(SessionEnv {
         node_id: "test".into(),
         sink: sink.clone(),
         catalog: catalog.clone(),
         clock: Arc::new(TokioClock::starting_at(START_MS)),
         metrics: metrics.clone(),
+        pressure: pressure.clone(),
         settings: Settings {
             script: Limits::default(),
             replay_window: 100,
@@ -124,6 +128,7 @@ async fn start_with(check_game: bool) -> Session {
         tx,
         sink,
         metrics,
+        pressure,
         run,
         shutdown,
         _games: games,
@@ -574,6 +579,56 @@ async fn a_commit_writes_only_the_fields_that_changed() {
     Answer::done(s.act("phost", "click", json!({})).await).unwrap();
     assert!(!last().report, "the report is written when it changes");
     assert_eq!(last().fields, ["clicks"]);
+}
+
+/// Past capacity (the sessions' threads lag), view passes wait longer and
+/// carry more changes at once, while each action is still acked at its
+/// commit; once the lag is gone, views go out at the base interval again.
+/// Ten clicks 50 ms apart, each acked; the view passes they took.
+async fn clicks(s: &Session) -> u64 {
+    let passes = s.view_passes();
+    for _ in 0..10 {
+        let acked = s.act("pana", "click", json!({})).await;
+        assert!(acked.is_ok(), "every click is acked at its commit");
+        tokio::time::advance(Duration::from_millis(50)).await;
+        tokio::task::yield_now().await;
+    }
+    next_pass().await;
+    s.view_passes() - passes
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lagging_node_coalesces_views_and_still_acks_every_action() {
+    let s = start().await;
+    Answer::attached(s.join("pana", "Ana", None).await).unwrap();
+    next_pass().await;
+    let at_base = clicks(&s).await;
+    assert!(
+        at_base >= 9,
+        "{at_base} view passes for 10 clicks at the base interval"
+    );
+    // 200 ms of lag: 450 ms between passes.
+    for _ in 0..100 {
+        s.pressure.record(Duration::from_millis(202));
+    }
+    let from = s.sink.messages_from(0).len();
+    let lagging = clicks(&s).await;
+    assert!(
+        lagging <= 2,
+        "{lagging} view passes for 10 clicks while lagging"
+    );
+    // The next pass, at most the stretched interval later, has them all.
+    tokio::time::advance(Duration::from_millis(450)).await;
+    next_pass().await;
+    let last = views_since(&s, from).pop().unwrap();
+    assert_eq!(
+        last.1["clicks"], 20,
+        "the last patch has every click: {last:?}"
+    );
+    for _ in 0..200 {
+        s.pressure.record(Duration::ZERO);
+    }
+    assert!(clicks(&s).await >= 9, "back to the base interval");
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,7 +5,7 @@
 //! field, and writes only the fields whose text changed since the last
 //! commit (a quiz answer changes three small fields of thirty; the
 //! questions, the players and their scores stay as they were). The text
-//! is the one [`super::json_text`] wrote, so the spans cost nothing to find.
+//! is the one `json_text` wrote, so the spans cost nothing to find.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};

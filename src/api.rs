@@ -18,6 +18,7 @@ use serde_json::{Value as Json, json};
 
 use crate::auth;
 use crate::http::Body;
+use crate::keys::KeyKind;
 use crate::node::Node;
 use crate::protocol::{ErrorCode, NameMode, ProtocolError};
 use crate::session::{
@@ -54,19 +55,25 @@ async fn dispatch(
     // Set when `POST /api/sessions` came with the host key: the session then
     // counts against the caller's address, like a `host` frame.
     let mut host_addr = None;
-    match (req.method(), parts.as_slice()) {
+    // The name of the key the request came with (logs name keys, never show them).
+    let key = match (req.method(), parts.as_slice()) {
         // Public: the host page lists games without a key.
-        (&Method::GET, ["games"]) => {}
+        (&Method::GET, ["games"]) => None,
         // A session's host may fetch its results and its recording with
         // its own token.
-        (&Method::GET, ["sessions", _, "results" | "recording"]) if token.is_some() => {}
+        (&Method::GET, ["sessions", _, "results" | "recording"]) if token.is_some() => None,
         // Creating a session is hosting: the host key will do.
-        (&Method::POST, ["sessions"]) => {
-            if authorize_host(node, &req)? == Key::Host {
+        (&Method::POST, ["sessions"]) => match authorize_host(node, &req)? {
+            Key::Host(name) => {
                 host_addr = Some(client);
+                Some(name)
             }
-        }
-        _ => authorize(node, &req)?,
+            Key::Api(name) => Some(name),
+        },
+        _ => Some(authorize(node, &req)?),
+    };
+    if let Some(key) = &key {
+        tracing::debug!(key = %key, method = %req.method(), path = %req.uri().path(), "REST call");
     }
     if req.method() == Method::POST {
         require_json(&req)?;
@@ -99,6 +106,7 @@ async fn dispatch(
                     host_addr,
                 )
                 .await?;
+            tracing::info!(session = %session, game = %body.game, key = %key.as_deref().unwrap_or(""), "session created over REST");
             Ok(respond(
                 StatusCode::CREATED,
                 json!({ "session": &*session, "code": code, "host_token": token }),
@@ -266,15 +274,15 @@ fn bad_results_token() -> ProtocolError {
 
 /// The API key's check, for every route that reads or changes a session
 /// (and `/metrics`). With no `--api-key` configured those routes are off.
-pub(crate) fn authorize<B>(node: &Node, req: &Request<B>) -> Result<(), ProtocolError> {
-    let Some(key) = &node.config.api_key else {
+pub(crate) fn authorize<B>(node: &Node, req: &Request<B>) -> Result<Arc<str>, ProtocolError> {
+    if !node.keys.any(KeyKind::Api) {
         return Err(ProtocolError::new(
             ErrorCode::Forbidden,
-            "the REST API is off: start recess with --api-key KEY (or RECESS_API_KEY) and send `Authorization: Bearer KEY`",
+            "the REST API is off: start recess with --api-key KEY (or RECESS_API_KEY, or --api-keys FILE) and send `Authorization: Bearer KEY`",
         ));
-    };
-    if auth::key_matches(key, auth::bearer(req.headers())) {
-        Ok(())
+    }
+    if let Some(name) = node.keys.check(KeyKind::Api, auth::bearer(req.headers())) {
+        Ok(name)
     } else {
         Err(ProtocolError::new(
             ErrorCode::Unauthorized,
@@ -283,30 +291,26 @@ pub(crate) fn authorize<B>(node: &Node, req: &Request<B>) -> Result<(), Protocol
     }
 }
 
-/// Which key a request was let in with.
-#[derive(PartialEq)]
+/// Which key a request was let in with, and its name.
 enum Key {
-    Api,
-    Host,
+    Api(Arc<str>),
+    Host(Arc<str>),
 }
 
 /// `POST /api/sessions`: the API key, or the `--host-key` as a bearer token
 /// (the same key a `host` frame carries).
 fn authorize_host(node: &Node, req: &Request<Incoming>) -> Result<Key, ProtocolError> {
     let given = auth::bearer(req.headers());
-    let api = node.config.api_key.as_deref();
-    let host = node.config.host_key.as_deref();
-    if api.is_none() && host.is_none() {
+    if !node.keys.any(KeyKind::Api) && !node.keys.any(KeyKind::Host) {
         return Err(ProtocolError::new(
             ErrorCode::Forbidden,
             "creating sessions over REST is off: start recess with --api-key KEY (or --host-key KEY) and send `Authorization: Bearer KEY`",
         ));
     }
-    let matches = |key: Option<&str>| key.is_some_and(|k| auth::key_matches(k, given));
-    if matches(api) {
-        Ok(Key::Api)
-    } else if matches(host) {
-        Ok(Key::Host)
+    if let Some(name) = node.keys.check(KeyKind::Api, given) {
+        Ok(Key::Api(name))
+    } else if let Some(name) = node.keys.check(KeyKind::Host, given) {
+        Ok(Key::Host(name))
     } else {
         Err(ProtocolError::new(
             ErrorCode::Unauthorized,

@@ -39,6 +39,13 @@ pub struct Config {
     /// that read or change sessions answer 403 (docs/security.md).
     #[arg(long, env = "RECESS_API_KEY")]
     pub api_key: Option<String>,
+    /// More API keys, one `NAME KEY` a line (the name is what logs show);
+    /// read again on SIGHUP, so keys rotate without a restart.
+    #[arg(long, env = "RECESS_API_KEYS")]
+    pub api_keys: Option<PathBuf>,
+    /// More host keys, as `--api-keys`.
+    #[arg(long, env = "RECESS_HOST_KEYS")]
+    pub host_keys: Option<PathBuf>,
     /// Browser origins allowed to open WebSockets, comma-separated
     /// (e.g. `https://games.school.example`). Pages this node served from an IP
     /// address or localhost are always allowed; a hostname must be listed.
@@ -169,6 +176,16 @@ impl Config {
         Duration::from_millis(self.header_timeout_ms.max(1))
     }
 
+    /// Where the API and host keys come from.
+    pub(crate) fn key_sources(&self) -> crate::keys::KeySources {
+        crate::keys::KeySources {
+            api_flag: self.api_key.clone(),
+            host_flag: self.host_key.clone(),
+            api_file: self.api_keys.clone(),
+            host_file: self.host_keys.clone(),
+        }
+    }
+
     /// `--view-interval-ms` as a duration.
     pub fn view_interval(&self) -> Duration {
         Duration::from_millis(self.view_interval_ms)
@@ -185,6 +202,8 @@ impl Config {
             node_id: None,
             host_key: None,
             api_key: None,
+            api_keys: None,
+            host_keys: None,
             allowed_origins: Vec::new(),
             max_frame: 64 * 1024,
             view_interval_ms: 50,

@@ -35,8 +35,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::Instant;
 
-use crate::auth;
 use crate::delivery::{Socket, State, Subscriber};
+use crate::keys::KeyKind;
 use crate::limits::{FailureLimit, FrameLimit};
 use crate::metrics::Metrics;
 use crate::node::Node;
@@ -557,8 +557,12 @@ impl Connection {
         key: Option<String>,
         names: NameMode,
     ) -> Result<(), ProtocolError> {
-        if let Some(expected) = &self.node.config.host_key
-            && !auth::key_matches(expected, key.as_deref())
+        if self.node.keys.any(KeyKind::Host)
+            && self
+                .node
+                .keys
+                .check(KeyKind::Host, key.as_deref())
+                .is_none()
         {
             return Err(ProtocolError::new(
                 ErrorCode::Unauthorized,

@@ -40,6 +40,7 @@ mod delivery;
 mod headless;
 mod http;
 mod join;
+mod keys;
 mod limits;
 mod metrics;
 mod node;

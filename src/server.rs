@@ -22,12 +22,14 @@ use hyper_tungstenite::tungstenite::handshake::derive_accept_key;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::cluster::redis::{RedisBus, RedisCluster};
 use crate::cluster::{Cluster, INBOUND_QUEUE, LocalBus, LocalCluster};
 use crate::config::Config;
 use crate::delivery::Fanout;
 use crate::http::{Body, text};
+use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::node::{Node, NodeParts};
 use crate::script::Catalog;
@@ -72,6 +74,10 @@ pub enum StartError {
         /// What the operating system reported.
         source: std::io::Error,
     },
+    /// A keys file (`--api-keys`, `--host-keys`) could not be read, or has a
+    /// bad line.
+    #[error("{0}")]
+    Keys(String),
     /// The runtime that runs sessions (`--script-threads`) could not be built.
     #[error("cannot start the script threads: {0}")]
     Scripts(std::io::Error),
@@ -167,6 +173,8 @@ impl Server {
                 filter
             }
         });
+        let keys = Arc::new(Keys::load(config.key_sources()).map_err(StartError::Keys)?);
+        tracing::info!("{}", keys.summary());
         let store = Store::open(&config.data, config.sled_cache_mb << 20).map_err(|source| {
             StartError::Store {
                 path: config.data.display().to_string(),
@@ -253,6 +261,7 @@ impl Server {
             sink,
             scripts: handle,
             blocked_names,
+            keys: keys.clone(),
         });
         let (inbound, events) = mpsc::channel(INBOUND_QUEUE);
         if let Some((cluster, pushes)) = redis {
@@ -275,6 +284,8 @@ impl Server {
             }
         };
         node.tasks.spawn(accept_loop(listener, node.clone()));
+        node.tasks
+            .spawn(reload_keys_on_hangup(keys, node.shutdown.clone()));
         Ok(Server {
             addr,
             node,
@@ -533,7 +544,7 @@ async fn route(
         ),
         (&Method::GET, "/healthz") => health(&node.metrics),
         (&Method::GET, "/metrics") => match api::authorize(&node, &req) {
-            Ok(()) => Response::builder()
+            Ok(_) => Response::builder()
                 .header(CONTENT_TYPE, "text/plain; version=0.0.4")
                 .body(Body::from(node.metrics.render()))
                 .unwrap_or_default(),
@@ -548,6 +559,29 @@ async fn route(
         (&Method::GET, p) if p.starts_with("/custom/") => web::serve_custom(&node, &req),
         (&Method::GET, _) | (&Method::HEAD, _) => web::serve(&node, &req),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+    }
+}
+
+/// Reads the keys files again at every `SIGHUP` (a bad file keeps the keys
+/// in force, and says why).
+async fn reload_keys_on_hangup(keys: Arc<Keys>, shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "keys are not re-read on SIGHUP: cannot listen for it");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            got = hangup.recv() => if got.is_none() { return },
+        }
+        match keys.reload() {
+            Ok(summary) => tracing::info!("SIGHUP: keys read again; {summary}"),
+            Err(e) => tracing::error!("SIGHUP: the keys in force stay, because {e}"),
+        }
     }
 }
 

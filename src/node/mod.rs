@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use crate::cluster::{Claim, Cluster};
 use crate::config::Config;
 use crate::delivery::Fanout;
+use crate::keys::Keys;
 use crate::limits::{self, JoinGuard};
 use crate::metrics::Metrics;
 use crate::protocol::{ErrorCode, NameMode, ProtocolError};
@@ -49,6 +50,8 @@ pub(crate) struct NodeParts {
     pub scripts: tokio::runtime::Handle,
     /// Names students may not use (`--blocked-names`, or the shipped list).
     pub blocked_names: Arc<NameFilter>,
+    /// The API and host keys in force.
+    pub keys: Arc<Keys>,
 }
 
 struct SessionHandle {
@@ -67,6 +70,8 @@ pub(crate) struct Node {
     pub store: Store,
     pub fanout: Arc<Fanout>,
     pub metrics: Arc<Metrics>,
+    /// The API and host keys in force (re-read on SIGHUP).
+    pub keys: Arc<Keys>,
     /// The other nodes (or nobody, alone).
     cluster: Arc<dyn Cluster>,
     /// What every session of this node is given.
@@ -106,6 +111,7 @@ impl Node {
             sink,
             scripts,
             blocked_names,
+            keys,
         } = parts;
         let node_id = cluster.node_id().to_owned();
         let env = Arc::new(SessionEnv {
@@ -137,6 +143,7 @@ impl Node {
             store,
             fanout,
             metrics,
+            keys,
             cluster,
             env,
             sessions: RwLock::new(HashMap::new()),

@@ -1,0 +1,170 @@
+//! Several API keys and host keys, each with a name, rotated without a
+//! restart (files read again on SIGHUP), and never shown in the log (a real
+//! `recess` process).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Client, games_dir_with_shipped};
+use serde_json::json;
+
+/// `GET /metrics` with `key` as the bearer token: the status.
+async fn with_key(addr: SocketAddr, key: &str) -> u16 {
+    let headers = format!("Authorization: Bearer {key}\r\n");
+    common::http_with(addr, "GET", "/metrics", &headers, "")
+        .await
+        .0
+}
+
+/// A node with the keys files given, its log (at debug) written to `log`.
+async fn spawn(
+    games: &Path,
+    data: &Path,
+    args: &[&str],
+    log: &Path,
+) -> (tokio::process::Child, SocketAddr) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_recess"))
+        .args(["--port", "0"])
+        .arg("--games")
+        .arg(games)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env("RECESS_LOG", "recess=debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next_line().await.unwrap().unwrap();
+    let addr = line
+        .strip_prefix("recess listening on http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+#[tokio::test]
+async fn several_named_keys_work_rotate_on_sighup_and_never_reach_the_log() {
+    let games = games_dir_with_shipped();
+    let data = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (api_file, host_file, log) = (
+        dir.path().join("api"),
+        dir.path().join("host"),
+        dir.path().join("log"),
+    );
+    std::fs::write(&api_file, "grading key-grading-7f3a\nci key-ci-old-91bd\n").unwrap();
+    std::fs::write(&host_file, "# rooms\nroom-12 key-room-12-c0de\n").unwrap();
+    let (mut child, addr) = spawn(
+        games.path(),
+        data.path(),
+        &[
+            "--api-key",
+            "key-flag-5e5e",
+            "--api-keys",
+            api_file.to_str().unwrap(),
+            "--host-keys",
+            host_file.to_str().unwrap(),
+        ],
+        &log,
+    )
+    .await;
+
+    for key in ["key-grading-7f3a", "key-ci-old-91bd", "key-flag-5e5e"] {
+        assert_eq!(with_key(addr, key).await, 200, "{key}");
+    }
+    for wrong in [
+        "key-ci-old-91b",
+        "key-room-12-c0de",
+        "",
+        "key-grading-7f3a key-ci-old-91bd",
+    ] {
+        assert_eq!(
+            with_key(addr, wrong).await,
+            401,
+            "{wrong:?} is not an API key"
+        );
+    }
+    // Hosting takes a host key; an API key is not one.
+    let mut teacher = Client::connect(addr).await;
+    teacher
+        .send(json!({"type": "host", "game": "chat", "key": "key-grading-7f3a"}))
+        .await;
+    assert_eq!(teacher.recv_type("error").await["code"], "unauthorized");
+    teacher
+        .send(json!({"type": "host", "game": "chat", "key": "key-room-12-c0de"}))
+        .await;
+    teacher.recv_type("welcome").await;
+    // Over REST, a named key creates a session and the log names it.
+    let headers = "Authorization: Bearer key-grading-7f3a\r\nContent-Type: application/json\r\n";
+    let (status, body) =
+        common::http_with(addr, "POST", "/api/sessions", headers, r#"{"game":"chat"}"#).await;
+    assert_eq!(status, 201, "{body}");
+
+    // Rotation: ci gets a new key, the old one goes; no restart.
+    std::fs::write(&api_file, "grading key-grading-7f3a\nci key-ci-new-22aa\n").unwrap();
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    while with_key(addr, "key-ci-new-22aa").await != 200 {
+        assert!(
+            Instant::now() < until,
+            "the new key was not taken after SIGHUP"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        with_key(addr, "key-ci-old-91bd").await,
+        401,
+        "the old key is gone"
+    );
+    assert_eq!(with_key(addr, "key-grading-7f3a").await, 200);
+    assert_eq!(
+        with_key(addr, "key-flag-5e5e").await,
+        200,
+        "the flag's key stays"
+    );
+
+    child.kill().await.unwrap();
+    let log = without_colours(&std::fs::read_to_string(&log).unwrap());
+    assert!(
+        log.contains("key=grading") && log.contains("session created over REST"),
+        "{log}"
+    );
+    assert!(log.contains("API keys: api-key, grading, ci"), "{log}");
+    for secret in ["7f3a", "91bd", "22aa", "c0de", "5e5e"] {
+        assert!(!log.contains(secret), "a key reached the log: {secret}");
+    }
+}
+
+/// The log's text without its terminal colour codes (`ESC [ ... m`).
+fn without_colours(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -12,22 +12,6 @@ use common::cluster::RedisServer;
 use common::{Client, Process, games_dir_with_shipped};
 use serde_json::{Value, json};
 
-/// A game whose `crunch` action keeps its owner busy for a while (about
-/// 40 ms for `n` = 500 000 in a debug build), well inside the handler's CPU
-/// budget (250 ms).
-const CRUNCH_GAME: &str = r#"
-return {
-  init = function(ctx, params) return { crunched = 0 } end,
-  action = function(state, ctx, player, name, data)
-    if name ~= "crunch" then return false, "use crunch" end
-    local x = 0
-    for i = 1, data.n do x = x + i % 7 end
-    state.crunched = state.crunched + 1
-  end,
-  view = function(state, player) return { crunched = state.crunched } end,
-}
-"#;
-
 /// Commands a session's mailbox holds (`MAILBOX` in src/node.rs).
 const MAILBOX: u64 = 1024;
 /// Most commands an actor takes out of its mailbox for one batch
@@ -42,17 +26,6 @@ const FLOOD: u64 = FLOODERS * FLOOD_PER_SOCKET;
 /// What the player of the other session is allowed for joining through b and
 /// having five actions acknowledged.
 const BUDGET: Duration = Duration::from_secs(3);
-
-/// A counter or gauge from a node's `/metrics`.
-async fn metric(addr: SocketAddr, name: &str) -> u64 {
-    let (status, body) = common::http(addr, "GET", "/metrics", None).await;
-    assert_eq!(status, 200, "{body}");
-    let line = format!("recess_{name} ");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&line))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics: {body}"))
-}
 
 /// The node `GET /api/sessions/{id}` on `addr` names as the session's owner.
 async fn owner(addr: SocketAddr, session: &str) -> String {
@@ -75,7 +48,7 @@ async fn host(addr: SocketAddr, game: &str) -> (Client, String, String) {
 async fn a_flooded_session_does_not_stall_forwarded_commands_of_other_sessions() {
     let redis = RedisServer::start().await;
     let games = games_dir_with_shipped();
-    std::fs::write(games.path().join("crunch.lua"), CRUNCH_GAME).unwrap();
+    std::fs::write(games.path().join("crunch.lua"), common::CRUNCH_GAME).unwrap();
     let url = redis.url();
     let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Process::spawn(
@@ -116,7 +89,7 @@ async fn a_flooded_session_does_not_stall_forwarded_commands_of_other_sessions()
         c.join(&busy_code, &format!("Flood {i}")).await;
         flooders.push(c);
     }
-    let read_by_b = metric(b.addr, "frames_in_total").await;
+    let read_by_b = common::metric(b.addr, "frames_in_total").await;
 
     // The flood: every action sent, none of the answers read.
     let flood_started = Instant::now();
@@ -132,7 +105,7 @@ async fn a_flooded_session_does_not_stall_forwarded_commands_of_other_sessions()
     }
     // Node b has read every flood frame (and publishes each to a as it reads it).
     let deadline = Instant::now() + Duration::from_secs(20);
-    while metric(b.addr, "frames_in_total").await < read_by_b + FLOOD {
+    while common::metric(b.addr, "frames_in_total").await < read_by_b + FLOOD {
         assert!(
             Instant::now() < deadline,
             "node b did not read the flood in time"
@@ -140,13 +113,13 @@ async fn a_flooded_session_does_not_stall_forwarded_commands_of_other_sessions()
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
-        metric(b.addr, "rate_limited_total").await,
+        common::metric(b.addr, "rate_limited_total").await,
         0,
         "the frame limit refused some of the flood"
     );
     // More of the flood is still to be run on a than its mailbox and a batch
     // hold: the mailbox is full and a's dispatcher waits for room in it.
-    let run = metric(a.addr, "actions_total").await;
+    let run = common::metric(a.addr, "actions_total").await;
     println!(
         "flood of {FLOOD} actions read by b in {:?}; a has run {run} of them",
         flood_started.elapsed()

@@ -5,10 +5,9 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Client, games_dir_with_shipped};
+use common::{API_KEY, Client, Process, games_dir_with_shipped};
 use serde_json::json;
 
 /// `GET /metrics` with `key` as the bearer token: the status.
@@ -17,38 +16,6 @@ async fn with_key(addr: SocketAddr, key: &str) -> u16 {
     common::http_with(addr, "GET", "/metrics", &headers, "")
         .await
         .0
-}
-
-/// A node with the keys files given, its log (at debug) written to `log`.
-async fn spawn(
-    games: &Path,
-    data: &Path,
-    args: &[&str],
-    log: &Path,
-) -> (tokio::process::Child, SocketAddr) {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_recess"))
-        .args(["--port", "0"])
-        .arg("--games")
-        .arg(games)
-        .arg("--data")
-        .arg(data)
-        .args(args)
-        .env("RECESS_LOG", "recess=debug")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next_line().await.unwrap().unwrap();
-    let addr = line
-        .strip_prefix("recess listening on http://")
-        .unwrap()
-        .parse()
-        .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
 }
 
 #[tokio::test]
@@ -63,22 +30,22 @@ async fn several_named_keys_work_rotate_on_sighup_and_never_reach_the_log() {
     );
     std::fs::write(&api_file, "grading key-grading-7f3a\nci key-ci-old-91bd\n").unwrap();
     std::fs::write(&host_file, "# rooms\nroom-12 key-room-12-c0de\n").unwrap();
-    let (mut child, addr) = spawn(
+    // (The node's `--api-key` is the harness's `API_KEY`.)
+    let Process { mut child, addr } = Process::spawn_logged(
         games.path(),
         data.path(),
         &[
-            "--api-key",
-            "key-flag-5e5e",
             "--api-keys",
             api_file.to_str().unwrap(),
             "--host-keys",
             host_file.to_str().unwrap(),
         ],
         &log,
+        "recess=debug",
     )
     .await;
 
-    for key in ["key-grading-7f3a", "key-ci-old-91bd", "key-flag-5e5e"] {
+    for key in ["key-grading-7f3a", "key-ci-old-91bd", API_KEY] {
         assert_eq!(with_key(addr, key).await, 200, "{key}");
     }
     for wrong in [
@@ -133,11 +100,7 @@ async fn several_named_keys_work_rotate_on_sighup_and_never_reach_the_log() {
         "the old key is gone"
     );
     assert_eq!(with_key(addr, "key-grading-7f3a").await, 200);
-    assert_eq!(
-        with_key(addr, "key-flag-5e5e").await,
-        200,
-        "the flag's key stays"
-    );
+    assert_eq!(with_key(addr, API_KEY).await, 200, "the flag's key stays");
 
     child.kill().await.unwrap();
     let log = without_colours(&std::fs::read_to_string(&log).unwrap());
@@ -146,7 +109,7 @@ async fn several_named_keys_work_rotate_on_sighup_and_never_reach_the_log() {
         "{log}"
     );
     assert!(log.contains("API keys: api-key, grading, ci"), "{log}");
-    for secret in ["7f3a", "91bd", "22aa", "c0de", "5e5e"] {
+    for secret in ["7f3a", "91bd", "22aa", "c0de", API_KEY] {
         assert!(!log.contains(secret), "a key reached the log: {secret}");
     }
 }

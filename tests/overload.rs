@@ -11,32 +11,6 @@ use std::time::{Duration, Instant};
 use common::{Client, TestServer};
 use serde_json::json;
 
-/// `crunch` keeps the sessions' thread busy for a while (about 80 ms for
-/// `n` = 1 000 000 in a debug build), inside the handler's CPU budget.
-const CRUNCH_GAME: &str = r#"
-return {
-  init = function(ctx, params) return { crunched = 0 } end,
-  action = function(state, ctx, player, name, data)
-    if name ~= "crunch" then return false, "use crunch" end
-    local x = 0
-    for i = 1, data.n do x = x + i % 7 end
-    state.crunched = state.crunched + 1
-  end,
-  view = function(state, player) return { crunched = state.crunched } end,
-}
-"#;
-
-/// A gauge from `/metrics`.
-async fn metric(addr: SocketAddr, name: &str) -> u64 {
-    let (status, body) = common::http(addr, "GET", "/metrics", None).await;
-    assert_eq!(status, 200, "{body}");
-    let line = format!("recess_{name} ");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&line))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics: {body}"))
-}
-
 /// Polls `/metrics` until `done` holds for (interval, coalescing), for at
 /// most `within`; the gauges change with the node's load, which no event
 /// announces.
@@ -48,8 +22,8 @@ async fn until_gauges(
     let until = Instant::now() + within;
     loop {
         let now = (
-            metric(addr, "view_interval_ms").await,
-            metric(addr, "coalescing_for_load").await,
+            common::metric(addr, "view_interval_ms").await,
+            common::metric(addr, "coalescing_for_load").await,
         );
         if done(now.0, now.1) || Instant::now() >= until {
             return now;
@@ -61,7 +35,7 @@ async fn until_gauges(
 #[tokio::test]
 async fn a_node_past_capacity_coalesces_views_says_so_and_recovers() {
     let games = tempfile::tempdir().unwrap();
-    std::fs::write(games.path().join("crunch.lua"), CRUNCH_GAME).unwrap();
+    std::fs::write(games.path().join("crunch.lua"), common::CRUNCH_GAME).unwrap();
     let server = TestServer::start_in(games, |c| {
         c.script_threads = 1;
         c.cpu_budget_ms = 5000;

@@ -8,16 +8,12 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 
 import {
-  startServer, launchBrowser, newPage, waitText, hostGame, joinGame, until,
-  PHONE, SMALL_LAPTOP, SCREENSHOTS,
+  classroom, newPage, waitText, hostGame, joinGame, until, PHONE, SMALL_LAPTOP, SCREENSHOTS,
 } from './helpers.mjs';
 
 test('the buzzer: first to buzz answers, wrong passes to the next, right scores', { timeout: 60000 }, async (t) => {
   await mkdir(SCREENSHOTS, { recursive: true });
-  const server = await startServer();
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
+  const { server, browser } = await classroom(t);
 
   const host = await newPage(browser, { viewport: SMALL_LAPTOP });
   const code = await hostGame(host, server.url, 'buzzer');

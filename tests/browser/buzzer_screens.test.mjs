@@ -8,15 +8,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  startServer, launchBrowser, newPage, waitText, hostGame, joinGame, until, screenshots,
-  leaderboardRows, podiumPlaces, PHONE, SMALL_LAPTOP,
+  classroom, newPage, waitText, hostGame, joinGame, until, screenshots, leaderboardRows,
+  podiumPlaces, PHONE, SMALL_LAPTOP,
 } from './helpers.mjs';
 
 test('the buzzer\'s screens at both sizes: lobby, buzzers open, answering and in line, right (scoreboard), both wrong, podium', { timeout: 60000 }, async (t) => {
-  const server = await startServer();
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
+  const { server, browser } = await classroom(t);
 
   const host = await newPage(browser, { viewport: SMALL_LAPTOP });
   const code = await hostGame(host, server.url, 'buzzer', { points: 50 });

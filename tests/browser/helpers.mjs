@@ -111,6 +111,18 @@ export async function launchBrowser() {
   });
 }
 
+/**
+ * A server and a browser for one test, both stopped when it ends
+ * (`options` as `startServer`'s).
+ */
+export async function classroom(t, options) {
+  const server = await startServer(options);
+  t.after(() => server.stop());
+  const browser = await launchBrowser();
+  t.after(() => browser.close());
+  return { server, browser };
+}
+
 /** A page in its own context (own sessionStorage), with dialogs, page errors and CSP refusals recorded. */
 export async function newPage(browser, { viewport = PHONE, timeoutMs = 10000 } = {}) {
   const context = await browser.newContext({ viewport, acceptDownloads: true });

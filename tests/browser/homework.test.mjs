@@ -9,8 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 
 import {
-  startServer, launchBrowser, newPage, waitText, joinGame, until,
-  PHONE, SMALL_LAPTOP, SCREENSHOTS,
+  classroom, newPage, waitText, joinGame, until, PHONE, SMALL_LAPTOP, SCREENSHOTS,
 } from './helpers.mjs';
 
 const QUESTIONS = [
@@ -20,10 +19,7 @@ const QUESTIONS = [
 
 test('homework: set in the Settings, played at each student\'s own pace, watched live by the host', { timeout: 90000 }, async (t) => {
   await mkdir(SCREENSHOTS, { recursive: true });
-  const server = await startServer();
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
+  const { server, browser } = await classroom(t);
 
   const host = await newPage(browser, { viewport: SMALL_LAPTOP });
   await host.goto(`${server.url}/host`);

@@ -10,8 +10,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import {
-  startServer, launchBrowser, newPage, until, waitText, hostGame,
-  PHONE, SMALL_LAPTOP, SCREENSHOTS,
+  classroom, newPage, until, waitText, hostGame, PHONE, SMALL_LAPTOP, SCREENSHOTS,
 } from './helpers.mjs';
 
 const PUBLIC = 'http://192.0.2.10:8123';
@@ -35,10 +34,7 @@ async function qrShown(img, min) {
 
 test('with --public-url the host lobby shows the join address and its QR code, full screen on demand', { timeout: 60000 }, async (t) => {
   await mkdir(SCREENSHOTS, { recursive: true });
-  const server = await startServer({ args: ['--public-url', PUBLIC] });
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
+  const { server, browser } = await classroom(t, { args: ['--public-url', PUBLIC] });
 
   const host = await newPage(browser, { viewport: SMALL_LAPTOP });
   const code = await hostGame(host, server.url, 'quiz');
@@ -73,10 +69,7 @@ test('with --public-url the host lobby shows the join address and its QR code, f
 });
 
 test('on loopback without --public-url the host page says students cannot reach it, and shows no QR code', { timeout: 45000 }, async (t) => {
-  const server = await startServer();
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
+  const { server, browser } = await classroom(t);
   const host = await newPage(browser, { viewport: SMALL_LAPTOP });
   await hostGame(host, server.url, 'quiz');
   await waitText(host.locator('#join-hint'), /cannot reach this address/);
@@ -87,10 +80,7 @@ test('on loopback without --public-url the host page says students cannot reach 
 });
 
 test('the player page opened from the QR code has the code filled in and the nickname focused', { timeout: 45000 }, async (t) => {
-  const server = await startServer();
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
+  const { server, browser } = await classroom(t);
   const ana = await newPage(browser, { viewport: PHONE });
   await ana.goto(`${server.url}/?code=123456`);
   assert.equal(await ana.getByLabel('Game code').inputValue(), '123456');

@@ -11,8 +11,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import {
-  startServer, launchBrowser, newPage, waitText, joinGame, until, screenshots,
-  REPO, PHONE, SMALL_LAPTOP,
+  classroom, newPage, waitText, joinGame, until, screenshots, REPO, PHONE, SMALL_LAPTOP,
 } from './helpers.mjs';
 
 /** The words of a names/*.txt list. */
@@ -39,10 +38,7 @@ const players = (host) => host.locator('#players-slot .player .player-name').all
 test('generated names: students see an adjective and an animal, not what they typed; the host renames one and their screen follows', { timeout: 60000 }, async (t) => {
   const [adjectives, animals] = await Promise.all([words('adjectives.txt'), words('animals.txt')]);
   assert.ok(adjectives.size > 10 && animals.size > 10, 'the shipped lists');
-  const server = await startServer();
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
+  const { server, browser } = await classroom(t);
 
   const host = await newPage(browser, { viewport: SMALL_LAPTOP });
   await host.goto(`${server.url}/host`);

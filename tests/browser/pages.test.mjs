@@ -9,7 +9,7 @@ import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import {
-  startServer, launchBrowser, newPage, startProxy, until, waitText, hostGame, joinGame,
+  classroom, startServer, launchBrowser, newPage, startProxy, until, waitText, hostGame, joinGame,
   parseCsv, PHONE, LAPTOP, SCREENSHOTS, RECESS_BIN,
 } from './helpers.mjs';
 
@@ -44,10 +44,7 @@ async function scoreOf(page) {
 }
 
 test('a host page and 5 player pages play a whole quiz, with podium and CSV', { timeout: 90000 }, async (t) => {
-  const server = await startServer();
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
+  const { server, browser } = await classroom(t);
 
   const host = await newPage(browser, { viewport: LAPTOP });
   const code = await hostGame(host, server.url, 'quiz', { time_limit: 5, questions: QUESTIONS, title: 'Test quiz' });
@@ -272,10 +269,7 @@ test('a player cut off mid-question reconnects by itself and sees the right ques
 });
 
 test('nicknames and messages with HTML in them are shown as text, never run; the host can remove a player', { timeout: 45000 }, async (t) => {
-  const server = await startServer();
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
+  const { server, browser } = await classroom(t);
   const evil = '<img src=x onerror=alert(1)>';
   // Nicknames are at most 24 characters (the server refuses longer ones), so
   // the field keeps the first 24 of this one; a shorter payload fits whole.
@@ -354,12 +348,9 @@ return {
 `;
 
 test('the host page lists load errors and shows script errors as they happen', { timeout: 45000 }, async (t) => {
-  const server = await startServer({
+  const { server, browser } = await classroom(t, {
     extraGames: { 'boom.lua': BOOM, 'broken.lua': 'return { title = "Broken", view = function( }\n' },
   });
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
 
   const host = await newPage(browser, { viewport: LAPTOP });
   await host.goto(`${server.url}/host`);
@@ -411,10 +402,7 @@ async function shot(page, name) {
 
 test('screenshots of the player and host pages at phone and laptop sizes', { timeout: 60000 }, async (t) => {
   await mkdir(SCREENSHOTS, { recursive: true });
-  const server = await startServer();
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
+  const { server, browser } = await classroom(t);
 
   const host = await newPage(browser, { viewport: LAPTOP });
   await host.goto(`${server.url}/host`);

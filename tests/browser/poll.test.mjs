@@ -8,8 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  startServer, launchBrowser, newPage, waitText, hostGame, joinGame, until, screenshots,
-  PHONE, SMALL_LAPTOP,
+  classroom, newPage, waitText, hostGame, joinGame, until, screenshots, PHONE, SMALL_LAPTOP,
 } from './helpers.mjs';
 
 /** The bars of a chart: label → votes. */
@@ -45,10 +44,7 @@ async function send(page, placeholder, text) {
 }
 
 test('a live poll and a word cloud typed on the host\'s screen: the bars and the cloud follow the students, the host removes an answer', { timeout: 60000 }, async (t) => {
-  const server = await startServer();
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
+  const { server, browser } = await classroom(t);
 
   const host = await newPage(browser, { viewport: SMALL_LAPTOP });
   const code = await hostGame(host, server.url, 'poll');

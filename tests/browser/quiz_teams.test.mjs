@@ -10,8 +10,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  startServer, launchBrowser, newPage, waitText, joinGame, until, screenshots,
-  leaderboardRows, podiumPlaces, PHONE, SMALL_LAPTOP,
+  classroom, newPage, waitText, joinGame, until, screenshots, leaderboardRows, podiumPlaces, PHONE,
+  SMALL_LAPTOP,
 } from './helpers.mjs';
 
 const QUESTIONS = [{ text: 'What is 2 + 2?', choices: ['3', '4', '5'], answer: 2 }];
@@ -57,10 +57,7 @@ async function bannerPoints(page, right) {
 }
 
 test('teams from the Settings: students are balanced into teams, the team board is the members\' average rounded down, then the team podium', { timeout: 60000 }, async (t) => {
-  const server = await startServer();
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
+  const { server, browser } = await classroom(t);
 
   const host = await newPage(browser, { viewport: SMALL_LAPTOP });
   const code = await hostQuiz(host, server.url, { Teams: '2', 'Seconds per question': '60' }, { questions: QUESTIONS, title: 'Team quiz' });
@@ -157,10 +154,7 @@ test('teams from the Settings: students are balanced into teams, the team board 
 });
 
 test('team_choice: students pick a team in the lobby (never more than 1 apart), who did not pick is put in the smallest at Start', { timeout: 60000 }, async (t) => {
-  const server = await startServer();
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
+  const { server, browser } = await classroom(t);
 
   const host = await newPage(browser, { viewport: SMALL_LAPTOP });
   const code = await hostQuiz(host, server.url, {}, { questions: QUESTIONS, time_limit: 60, teams: ['Lions', 'Tigers'], team_choice: true });

@@ -9,8 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 
 import {
-  startServer, launchBrowser, newPage, waitText, hostGame, joinGame, until,
-  PHONE, SMALL_LAPTOP, SCREENSHOTS,
+  classroom, newPage, waitText, hostGame, joinGame, until, PHONE, SMALL_LAPTOP, SCREENSHOTS,
 } from './helpers.mjs';
 
 const PLANETS = ['Mercury', 'Venus', 'Earth', 'Mars'];
@@ -82,10 +81,7 @@ const QUESTIONS = [
 
 test('every quiz question type plays on a phone and a laptop, scored as the quiz says', { timeout: 120000 }, async (t) => {
   await mkdir(SCREENSHOTS, { recursive: true });
-  const server = await startServer();
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
+  const { server, browser } = await classroom(t);
 
   const host = await newPage(browser, { viewport: SMALL_LAPTOP });
   const code = await hostGame(host, server.url, 'science');

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFile, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  startServer, launchBrowser, newPage, until, waitText, hostGame, joinGame, PHONE, SCREENSHOTS, REPO,
+  classroom, newPage, until, waitText, hostGame, joinGame, PHONE, SCREENSHOTS, REPO,
 } from './helpers.mjs';
 
 const VOCAB = await readFile(new URL('./fixtures/vocab.lua', import.meta.url), 'utf8');
@@ -63,10 +63,7 @@ async function cloudSizes(page) {
 }
 
 test('select, slider and order worked on a phone send exactly what was picked; bars and cloud follow the counts live', { timeout: 120000 }, async (t) => {
-  const server = await startServer({ extraGames: { 'vocab.lua': VOCAB } });
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
+  const { server, browser } = await classroom(t, { extraGames: { 'vocab.lua': VOCAB } });
 
   const host = await newPage(browser, { viewport: LAPTOP_SHOT });
   const code = await hostGame(host, server.url, 'vocab');
@@ -208,10 +205,7 @@ test('select, slider and order worked on a phone send exactly what was picked; b
 });
 
 test('render.js on its own: the question parts start afresh on a new question, one pick replaces the other, wrong types are not drawn', { timeout: 60000 }, async (t) => {
-  const server = await startServer();
-  t.after(() => server.stop());
-  const browser = await launchBrowser();
-  t.after(() => browser.close());
+  const { server, browser } = await classroom(t);
   const page = await newPage(browser, { viewport: PHONE });
   await page.goto(`${server.url}/`);
   await page.evaluate(async () => {

@@ -24,6 +24,33 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 /// without one); `http` sends it.
 pub const API_KEY: &str = "test-api-key";
 
+/// A game whose `crunch` action keeps its owner busy for a while (about
+/// 40 ms for `n` = 500 000 (80 ms for 1 000 000) in a debug build), well inside the handler's CPU
+/// budget (250 ms).
+pub const CRUNCH_GAME: &str = r#"
+return {
+  init = function(ctx, params) return { crunched = 0 } end,
+  action = function(state, ctx, player, name, data)
+    if name ~= "crunch" then return false, "use crunch" end
+    local x = 0
+    for i = 1, data.n do x = x + i % 7 end
+    state.crunched = state.crunched + 1
+  end,
+  view = function(state, player) return { crunched = state.crunched } end,
+}
+"#;
+
+/// A counter or gauge from a node's `/metrics`.
+pub async fn metric(addr: SocketAddr, name: &str) -> u64 {
+    let (status, body) = http(addr, "GET", "/metrics", None).await;
+    assert_eq!(status, 200, "{body}");
+    let line = format!("recess_{name} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics: {body}"))
+}
+
 /// The games shipped in the repository's `games/` folder.
 pub fn shipped_games() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("games")
@@ -492,8 +519,35 @@ pub struct Process {
 
 impl Process {
     pub async fn spawn(games: &Path, data: &Path, extra: &[&str]) -> Process {
+        Self::launch(games, data, extra, std::process::Stdio::null(), None).await
+    }
+
+    /// `spawn`, with the node's log written to `log` at `filter`
+    /// (`RECESS_LOG`, e.g. `recess=debug`).
+    pub async fn spawn_logged(
+        games: &Path,
+        data: &Path,
+        extra: &[&str],
+        log: &Path,
+        filter: &str,
+    ) -> Process {
+        let file = std::fs::File::create(log).expect("create the log file");
+        Self::launch(games, data, extra, file.into(), Some(filter)).await
+    }
+
+    async fn launch(
+        games: &Path,
+        data: &Path,
+        extra: &[&str],
+        stderr: std::process::Stdio,
+        filter: Option<&str>,
+    ) -> Process {
         use tokio::io::{AsyncBufReadExt, BufReader};
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_recess"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_recess"));
+        if let Some(filter) = filter {
+            command.env("RECESS_LOG", filter);
+        }
+        let mut child = command
             .arg("--port")
             .arg("0")
             .arg("--games")
@@ -503,7 +557,7 @@ impl Process {
             .args(["--api-key", API_KEY])
             .args(extra)
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("spawn recess");

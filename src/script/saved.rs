@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 /// A state saved as JSON text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct SavedState {
     text: String,
     /// When the state is an object with at least one field: each field's
@@ -20,7 +20,7 @@ pub struct SavedState {
     fields: Option<Vec<Span>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(super) struct Span {
     pub key: Range<usize>,
     pub value: Range<usize>,

@@ -61,11 +61,6 @@ impl Pressure {
         let stretched = base + self.lag() * STRETCH;
         stretched.min(self.max_interval.max(base))
     }
-
-    /// Whether views wait longer than `base` now because of load.
-    pub(crate) fn coalescing(&self, base: Duration) -> bool {
-        self.view_interval(base) > base
-    }
 }
 
 /// The probe: runs on the sessions' runtime until `shutdown`, recording its
@@ -90,7 +85,7 @@ pub(crate) async fn probe(
             .store(interval.as_millis() as u64, Ordering::Relaxed);
         metrics
             .coalescing_for_load
-            .store(u64::from(pressure.coalescing(base)), Ordering::Relaxed);
+            .store(u64::from(interval > base), Ordering::Relaxed);
         due = now + PROBE_EVERY;
     }
 }
@@ -110,7 +105,7 @@ mod tests {
             p.record(Duration::from_micros(1500));
         }
         assert_eq!(p.view_interval(BASE), BASE);
-        assert!(!p.coalescing(BASE));
+        assert!(p.view_interval(BASE) <= BASE);
         for _ in 0..100 {
             p.record(Duration::from_millis(102));
         }
@@ -119,7 +114,7 @@ mod tests {
             at > Duration::from_millis(240) && at <= Duration::from_millis(250),
             "{at:?}"
         );
-        assert!(p.coalescing(BASE));
+        assert!(p.view_interval(BASE) > BASE);
         for _ in 0..100 {
             p.record(Duration::from_secs(5));
         }

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use super::*;
 
 /// What a commit writes of the state and the report besides the snapshot.
+#[derive(Default)]
 struct Parts<'a> {
     fields: Vec<(Cow<'a, str>, &'a str)>,
     removed_fields: Vec<String>,
@@ -64,15 +65,17 @@ impl SessionActor {
     ) -> Parts<'a> {
         let before = self.stored_state.as_deref().filter(|_| !full);
         let changes = state.changes_since(before);
-        let report_changed = match (&self.stored_report, report) {
-            (Some(stored), Some(now)) => full || !std::ptr::eq(&**stored, now),
-            (None, now) => now.is_some(),
-            (Some(_), None) => false,
+        // A report is replaced, never changed in place: a new one is
+        // another allocation.
+        let stored = |now: &Encoded| {
+            self.stored_report
+                .as_deref()
+                .is_some_and(|s| std::ptr::eq(s, now))
         };
         Parts {
             fields: changes.changed,
             removed_fields: changes.removed,
-            report: report.filter(|_| report_changed).map(|r| r.text.get()),
+            report: report.filter(|r| full || !stored(r)).map(|r| r.text.get()),
         }
     }
 
@@ -108,14 +111,10 @@ impl SessionActor {
             (None, None)
         };
         let report = self.report.clone();
-        let parts = match &state {
-            Some(state) => self.parts(state, report.as_deref(), full),
-            None => Parts {
-                fields: Vec::new(),
-                removed_fields: Vec::new(),
-                report: None,
-            },
-        };
+        let parts = state
+            .as_deref()
+            .map(|state| self.parts(state, report.as_deref(), full))
+            .unwrap_or_default();
         let all_messages: Vec<Outgoing>;
         let messages: &[Outgoing] = if full {
             all_messages = self

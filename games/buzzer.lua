@@ -208,6 +208,7 @@ end
 
 local function buzz(state, ctx, player)
   if player.role == "host" then return false, "the host does not buzz" end
+  if player.role == "bot" then return false, "bots watch the game; they do not buzz" end
   local p = state.players[player.id]
   if not p then return false, "you are not in this game" end
   if state.phase == "lobby" then return false, "the game has not started yet" end
@@ -469,6 +470,8 @@ return {
       state.host = player.id
       return
     end
+    -- A bot (a backend service) watches: not on the board, never in line.
+    if player.role == "bot" then return end
     if state.players[player.id] then return end
     if state.phase == "podium" then return false, "this game is over" end
 

@@ -90,7 +90,8 @@ return {
     state.members[#state.members + 1] = {
       id = player.id,
       name = player.name,
-      detail = player.role == "host" and "host" or nil,
+      -- The list shows who is the host and who is a bot (a backend service).
+      detail = player.role ~= "player" and player.role or nil,
     }
     ctx.broadcast("joined", { name = player.name })
   end,

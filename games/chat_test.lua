@@ -207,3 +207,14 @@ test("every view has the text field", function()
   local named = session("chat", { title = "Room 12" })
   expect(named:view(named.host).title).to_be("Room 12")
 end)
+
+test("a bot chats like anyone and the member list marks it", function()
+  local s, ana = room("Ana")
+  local bot, why = s:join("Helper", { role = "bot" })
+  expect(why).to_be_nil()
+  send(s, bot, "Hello, I answer questions.")
+  expect(texts(s:view(ana))).to_equal({ "Hello, I answer questions." })
+  local details = {}
+  for _, m in ipairs(s:view(ana).players) do details[m.name] = m.detail or "" end
+  expect(details).to_equal({ Host = "host", Ana = "", Helper = "bot" })
+end)

@@ -399,7 +399,9 @@ return {
   end,
 
   join = function(state, ctx, player)
-    if player.role == "host" or state.students[player.id] then return end
+    -- A bot (a backend service) sees the question and the results as a
+    -- student does, but is not counted and does not answer.
+    if player.role ~= "player" or state.students[player.id] then return end
     state.students[player.id] = true
     state.present = state.present + 1
   end,
@@ -421,6 +423,7 @@ return {
       return false, "unknown action '" .. tostring(name) .. "'"
     end
     if player.role == "host" then return false, "the host does not answer the poll" end
+    if player.role == "bot" then return false, "bots do not answer the poll" end
     if state.phase ~= "open" then
       return false, state.phase == "setup" and "the question is not open yet" or "the question is closed"
     end

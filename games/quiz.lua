@@ -2433,6 +2433,9 @@ return {
       state.host = player.id
       return
     end
+    -- A bot (a backend service) watches: it sees what a student who is not
+    -- on the board sees, and is neither counted nor ranked.
+    if player.role == "bot" then return end
     if state.players[player.id] then return end
     if state.phase == "podium" then return false, "this quiz is over" end
 
@@ -2495,6 +2498,9 @@ return {
   end,
 
   action = function(state, ctx, player, name, data)
+    if player.role == "bot" and (name == "answer" or name == "team" or name == "next") then
+      return false, "bots watch the quiz; they do not answer"
+    end
     if state.pace == "self" then
       -- Students answer and move on by themselves (see Self-paced).
       if name == "answer" then return self_answer(state, ctx, player, data) end

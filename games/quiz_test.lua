@@ -1590,3 +1590,23 @@ test("the report: an unanswered question is 'no' and 0, a skipped or unplayed on
   expect({ row["q1 answer"], row["q1 correct"], row["q1 points"], row["q1 time"] }).to_equal({ "", "no", 0, "" })
   expect({ row["q2 answer"], row["q2 correct"], row["q2 points"], row["q2 time"] }).to_equal({ "", "", "", "" })
 end)
+
+-- Bots --------------------------------------------------------------------
+
+test("a bot watches the quiz: not a player, not on the board, does not answer", function()
+  local s, ana = quiz({ "Ana" })
+  local bot, why = s:join("Grader", { role = "bot" })
+  expect(why).to_be_nil()
+  expect(bot.role).to_be("bot")
+  start(s)
+  local ok, refused = s:act(bot, "answer", { choice = 1 })
+  expect(ok).to_be(false)
+  expect(refused).to_be("bots watch the quiz; they do not answer")
+  answer(s, ana, 1)
+  -- Ana alone answering is everyone: the bot is not waited for.
+  expect(s:view(ana).phase).to_be("reveal")
+  local names = {}
+  for _, row in ipairs(s:view(s.host).leaderboard) do names[#names + 1] = row.name end
+  expect(names).to_equal({ "Ana" })
+  expect(s:view(bot).leaderboard[1].name).to_be("Ana")
+end)

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::upgrade::{OnUpgrade, Upgraded};
-use hyper_tungstenite::tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use hyper_tungstenite::tungstenite::protocol::{Role as WsRole, WebSocketConfig, WebSocketContext};
 use hyper_tungstenite::tungstenite::{self, Message};
 use hyper_util::rt::TokioIo;
 use serde_json::Value as Json;
@@ -40,7 +40,7 @@ use crate::keys::KeyKind;
 use crate::limits::{FailureLimit, FrameLimit};
 use crate::metrics::Metrics;
 use crate::node::Node;
-use crate::protocol::{self, ClientFrame, ErrorCode, NameMode, ProtocolError};
+use crate::protocol::{self, ClientFrame, ErrorCode, NameMode, ProtocolError, Role};
 use crate::session::{
     Answer, Attached, MemberId, Outcome, Reply, Request, SessionId, new_member_id, new_secret,
     new_session_id, parse_token,
@@ -169,9 +169,9 @@ fn accept(node: &Node, upgraded: Upgraded) -> Option<(WebSocketContext, Arc<Sock
     // frames. `read_buf` is a view into hyper's 8 KiB read buffer: it must
     // not live on with the connection.
     let ws = if read_buf.is_empty() {
-        WebSocketContext::new(Role::Server, config)
+        WebSocketContext::new(WsRole::Server, config)
     } else {
-        WebSocketContext::from_partially_read(read_buf.to_vec(), Role::Server, config)
+        WebSocketContext::from_partially_read(read_buf.to_vec(), WsRole::Server, config)
     };
     let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     Some((ws, Arc::new(Socket::new(id, io.into_inner()))))
@@ -413,7 +413,13 @@ impl Connection {
                 key,
                 names,
             } => self.host(&game, params, key, names).await,
-            ClientFrame::Join { code, name, nonce } => self.join(&code, name, nonce).await,
+            ClientFrame::Join {
+                code,
+                name,
+                nonce,
+                role,
+                key,
+            } => self.join(&code, name, nonce, role, key).await,
             ClientFrame::Resume { token, last_seq } => self.resume(&token, last_seq).await,
             ClientFrame::Action {
                 session,
@@ -599,7 +605,19 @@ impl Connection {
         code: &str,
         name: String,
         nonce: Option<String>,
+        role: Role,
+        key: Option<String>,
     ) -> Result<(), ProtocolError> {
+        let bot = match role {
+            Role::Player => None,
+            Role::Bot => Some(self.bot_key(key.as_deref())?),
+            Role::Host => {
+                return Err(ProtocolError::new(
+                    ErrorCode::BadFrame,
+                    "a join's `role` is \"player\" or \"bot\"; a session's host starts it with a `host` frame",
+                ));
+            }
+        };
         if nonce
             .as_ref()
             .is_some_and(|n| n.len() < MIN_NONCE || n.len() > 64)
@@ -617,6 +635,11 @@ impl Connection {
             .retry_after(wait));
         }
         let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        if bot.is_some() {
+            // A backend with an API key is not guessing codes (and many of
+            // them may share one address): the guard is for the rest.
+            return self.join_found(&code, name, nonce, role, bot).await;
+        }
         let took = match self.node.join_guard.try_code(self.client, &code) {
             Ok(took) => took,
             Err(wait) => {
@@ -631,12 +654,7 @@ impl Connection {
                 .retry_after(wait));
             }
         };
-        let session = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
-            self.node.lookup_code(&code).await?
-        } else {
-            None
-        };
-        let Some(session) = session else {
+        let Some(session) = self.find_code(&code).await? else {
             // The place `try_code` took stays taken.
             self.join_limit.failed();
             Metrics::inc(&self.node.metrics.join_failures_total);
@@ -648,6 +666,71 @@ impl Connection {
             ));
         };
         self.node.join_guard.found(self.client, &code, took);
+        self.join_session(session, name, nonce, role).await
+    }
+
+    /// A bot's join: the code is looked up without the guard, and a wrong
+    /// one is `unknown_code` all the same.
+    async fn join_found(
+        &mut self,
+        code: &str,
+        name: String,
+        nonce: Option<String>,
+        role: Role,
+        key_name: Option<Arc<str>>,
+    ) -> Result<(), ProtocolError> {
+        let Some(session) = self.find_code(code).await? else {
+            return Err(ProtocolError::new(
+                ErrorCode::UnknownCode,
+                format!("no game with code {code} is running"),
+            ));
+        };
+        tracing::info!(session = %session, key = %key_name.as_deref().unwrap_or(""), "bot joining");
+        self.join_session(session, name, nonce, role).await
+    }
+
+    /// The session a join code stands for, if one is live.
+    async fn find_code(&self, code: &str) -> Result<Option<SessionId>, ProtocolError> {
+        if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+            self.node.lookup_code(code).await
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The API key of a `join` with `role: "bot"`, by its name. A wrong key
+    /// counts as a wrong code does on this connection.
+    fn bot_key(&mut self, key: Option<&str>) -> Result<Arc<str>, ProtocolError> {
+        if !self.node.keys.any(KeyKind::Api) {
+            return Err(ProtocolError::new(
+                ErrorCode::Forbidden,
+                "bots are off on this node: start recess with --api-key KEY (or --api-keys FILE) and send the key in `key`",
+            ));
+        }
+        if let Err(wait) = self.join_limit.check() {
+            return Err(ProtocolError::new(
+                ErrorCode::RateLimited,
+                "too many wrong keys; wait a few seconds",
+            )
+            .retry_after(wait));
+        }
+        self.node.keys.check(KeyKind::Api, key).ok_or_else(|| {
+            self.join_limit.failed();
+            ProtocolError::new(
+                ErrorCode::Unauthorized,
+                "joining as a bot needs an API key in `key`",
+            )
+        })
+    }
+
+    /// Takes a seat in a session whose code was found.
+    async fn join_session(
+        &mut self,
+        session: SessionId,
+        name: String,
+        nonce: Option<String>,
+        role: Role,
+    ) -> Result<(), ProtocolError> {
         if self.seat(&session).is_some() {
             return Err(ProtocolError::new(
                 ErrorCode::AlreadyJoined,
@@ -662,6 +745,7 @@ impl Connection {
             secret,
             name,
             nonce,
+            role,
         };
         let result = Answer::attached(self.node.request(&session, join).await);
         match result {

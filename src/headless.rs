@@ -296,8 +296,8 @@ impl HeadlessSession {
         &self.host
     }
 
-    /// Seats a new member named `name`.
-    pub(crate) fn join(&self, name: &str) -> Result<MemberId, Failure> {
+    /// Seats a new member named `name`, as a player or a bot.
+    pub(crate) fn join(&self, name: &str, role: Role) -> Result<MemberId, Failure> {
         let (member, secret) = {
             let mut ids = lock(&self.harness.ids);
             (ids.member(), ids.text(24))
@@ -307,6 +307,7 @@ impl HeadlessSession {
             secret,
             name: name.to_owned(),
             nonce: None,
+            role,
         });
         match outcome {
             Ok(Answer::Attached(attached)) => {
@@ -318,7 +319,7 @@ impl HeadlessSession {
                             .find(|p| *p.id == *attached.member)
                             .map(|p| (p.name, p.role))
                     })
-                    .unwrap_or_else(|| (name.to_owned(), Role::Player));
+                    .unwrap_or_else(|| (name.to_owned(), role));
                 self.take_seat(
                     &attached.member,
                     &name,

@@ -61,6 +61,12 @@ pub(crate) enum ClientFrame {
         name: String,
         #[serde(default)]
         nonce: Option<String>,
+        /// `"player"` (the default) or `"bot"`, which needs `key`.
+        #[serde(default = "Role::joiner")]
+        role: Role,
+        /// An API key: what lets a backend join as a bot.
+        #[serde(default)]
+        key: Option<String>,
     },
     /// Come back after a dropped connection, on any node.
     Resume { token: String, last_seq: u64 },
@@ -278,6 +284,9 @@ pub enum Role {
     Host,
     /// A member who joined with the code.
     Player,
+    /// A backend service that joined with the code and an API key: it gets
+    /// what the rules send it and can act, but is not counted as a player.
+    Bot,
 }
 
 impl Role {
@@ -286,7 +295,17 @@ impl Role {
         match self {
             Role::Host => "host",
             Role::Player => "player",
+            Role::Bot => "bot",
         }
+    }
+
+    /// The role a `join` gives when it names none.
+    pub(crate) fn joiner() -> Role {
+        Role::Player
+    }
+
+    pub(crate) fn is_player(&self) -> bool {
+        *self == Role::Player
     }
 }
 

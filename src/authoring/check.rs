@@ -20,7 +20,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use crate::headless::{Failure, Harness};
-use crate::protocol::NameMode;
+use crate::protocol::{NameMode, Role};
 use crate::script::Limits;
 use crate::script::catalog::{self, Catalog, Rules, key_line};
 use crate::script::sheet;
@@ -189,7 +189,7 @@ fn check_game(catalog: &Catalog, harness: &Arc<Harness>, name: String) -> GameCh
             if let Some(host) = session.seat(session.host()) {
                 views.push(host.view);
             }
-            match session.join(PLAYER_NAME) {
+            match session.join(PLAYER_NAME, Role::Player) {
                 Ok(player) => views.extend(session.seat(&player).map(|s| s.view)),
                 Err(Failure::Script(m)) => error(&mut game, m),
                 Err(Failure::Refused(reason)) => game.problems.push(Problem {

@@ -18,7 +18,7 @@ use serde_json::{Value as Json, json};
 
 use super::{short, truncate};
 use crate::headless::{Failure, Harness, HeadlessSession, Received, Rng, START_MS};
-use crate::protocol::NameMode;
+use crate::protocol::{NameMode, Role};
 use crate::script::{Catalog, Limits};
 use crate::session::MemberId;
 
@@ -339,7 +339,7 @@ impl Sim<'_> {
         match input {
             Input::Wait { wait } => return self.wait(wait),
             Input::Join { join } => {
-                let result = session.join(&join);
+                let result = session.join(&join, Role::Player);
                 let line = format!("{}  {join} joins", self.clock());
                 match result {
                     Ok(id) => {

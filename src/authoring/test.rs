@@ -373,7 +373,7 @@ impl LuaSession {
         t.raw_set("id", id)?;
         if let Some(seat) = self.0.seat(id) {
             t.raw_set("name", seat.name)?;
-            t.raw_set("role", role_name(seat.role))?;
+            t.raw_set("role", seat.role.as_str())?;
         }
         Ok(t)
     }
@@ -408,10 +408,34 @@ impl LuaSession {
     }
 }
 
-fn role_name(role: Role) -> &'static str {
+/// The role `s:join(name, {role = "bot"})` asks for (a player without it).
+fn join_role(lua: &Lua, options: Value) -> mlua::Result<Role> {
+    let role = match &options {
+        Value::Nil => return Ok(Role::Player),
+        Value::Table(t) => t.get::<Value>("role")?,
+        other => {
+            return Err(here(
+                lua,
+                format!(
+                    "s:join: argument 2 (options) must be a table such as {{role = \"bot\"}}, got {}",
+                    other.type_name()
+                ),
+            ));
+        }
+    };
     match role {
-        Role::Host => "host",
-        Role::Player => "player",
+        Value::Nil => Ok(Role::Player),
+        Value::String(r) if r.as_bytes() == b"player" => Ok(Role::Player),
+        Value::String(r) if r.as_bytes() == b"bot" => Ok(Role::Bot),
+        other => Err(here(
+            lua,
+            format!(
+                "s:join: options.role must be \"player\" or \"bot\", got {}",
+                other
+                    .to_string()
+                    .unwrap_or_else(|_| other.type_name().to_owned())
+            ),
+        )),
     }
 }
 
@@ -430,7 +454,7 @@ impl UserData for LuaSession {
 
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         let methods = &mut Listed(methods);
-        methods.add_method("join", |lua, this, name: Value| {
+        methods.add_method("join", |lua, this, (name, options): (Value, Value)| {
             let Value::String(name) = name else {
                 return Err(here(
                     lua,
@@ -440,7 +464,8 @@ impl UserData for LuaSession {
                     ),
                 ));
             };
-            match this.0.join(&name.to_str()?) {
+            let role = join_role(lua, options)?;
+            match this.0.join(&name.to_str()?, role) {
                 Ok(id) => Ok((Value::Table(this.player(lua, &id)?), None)),
                 Err(Failure::Refused(reason)) => Ok((Value::Nil, Some(reason))),
                 Err(Failure::Script(message)) => Err(here(lua, message)),
@@ -552,7 +577,7 @@ impl UserData for LuaSession {
                 let t = lua.create_table()?;
                 t.raw_set("id", p.id)?;
                 t.raw_set("name", p.name)?;
-                t.raw_set("role", role_name(p.role))?;
+                t.raw_set("role", p.role.as_str())?;
                 t.raw_set("connected", p.connected)?;
                 list.raw_push(t)?;
             }

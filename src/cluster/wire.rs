@@ -68,6 +68,7 @@ pub(crate) fn decode_batch(bytes: &[u8]) -> Option<(String, Vec<Outgoing>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Role;
     use crate::session::Audience;
 
     fn notice(frame: &str) -> Outgoing {
@@ -90,13 +91,17 @@ mod tests {
                 secret: "k".into(),
                 name: "Ana".into(),
                 nonce: None,
+                role: Role::Bot,
             },
         };
         let bytes = serde_json::to_vec(&forward).unwrap();
         let Ok(NodeMessage::Forward(back)) = serde_json::from_slice(&bytes) else {
             panic!("not read back as a request");
         };
-        assert!(matches!(back.request, Request::Join { ref name, .. } if name == "Ana"));
+        assert!(matches!(
+            back.request,
+            Request::Join { ref name, role: Role::Bot, .. } if name == "Ana"
+        ));
         let answer = Response {
             reply_to: 7,
             outcome: Ok(crate::session::Answer::Attached(crate::session::Attached {

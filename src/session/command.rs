@@ -26,6 +26,10 @@ pub(crate) enum Request {
         /// The client's retry key: a join with the same name and nonce as an
         /// existing seat answers with that seat.
         nonce: Option<String>,
+        /// `Player`, or `Bot` for a backend the connection let in with an
+        /// API key.
+        #[serde(default = "Role::joiner")]
+        role: Role,
     },
     Resume {
         member: MemberId,

@@ -26,6 +26,7 @@ use serde_json::Value as Json;
 use hyper_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{Audience, MemberId, NameMode};
+use crate::protocol::Role;
 use crate::script::catalog::fnv64;
 use crate::script::{Limits, Rules};
 
@@ -45,6 +46,9 @@ pub(crate) enum Input {
         /// The hash of the client's join retry key.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nonce: Option<String>,
+        /// `player` unless written (`bot`).
+        #[serde(default = "Role::joiner", skip_serializing_if = "Role::is_player")]
+        role: Role,
     },
     /// A socket took the seat again with its token.
     Resume {

@@ -457,6 +457,14 @@ impl Client {
         w
     }
 
+    /// Joins as a bot with `key`: the welcome, or the error.
+    pub async fn join_bot(&mut self, code: &str, name: &str, key: Option<&str>) -> Value {
+        self.send(json!({"type": "join", "code": code, "name": name, "role": "bot", "key": key}))
+            .await;
+        self.recv_until(|v| v["type"] == "welcome" || v["type"] == "error")
+            .await
+    }
+
     /// Like `act`, but `None` when the server closes the socket instead.
     pub async fn try_act(&mut self, session: &str, name: &str, data: Value) -> Option<Value> {
         let r = format!("t{}", self.log.len());

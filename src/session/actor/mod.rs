@@ -66,6 +66,9 @@ const MAX_BATCH_TIME: Duration = Duration::from_millis(100);
 /// so a lone action is not delayed.
 pub(crate) const COMMIT_GAP: Duration = Duration::from_millis(4);
 const MAX_ACTION_NAME: usize = 64;
+/// Bots one session seats at most (they do not count towards the game's
+/// `max_players`; this keeps a runaway backend from filling a session).
+const MAX_BOTS: usize = 16;
 /// After a commit that did not reach every store, how long before the full
 /// rewrite is tried again with nothing new to write (new commands try at
 /// once): a store that is away is not asked 250 times a second.
@@ -519,6 +522,7 @@ impl SessionActor {
                 secret,
                 name,
                 nonce,
+                role,
             } => {
                 self.active_ms = now;
                 self.begin(
@@ -527,9 +531,10 @@ impl SessionActor {
                         member: member.to_string(),
                         name: name.clone(),
                         nonce: nonce.as_deref().map(recording::digest),
+                        role,
                     },
                 );
-                let result = self.join(member.clone(), secret, name, nonce, now);
+                let result = self.join(member.clone(), secret, name, nonce, role, now);
                 let answer = match &result {
                     Ok(a) => Ok(self
                         .members

@@ -31,11 +31,13 @@ impl SessionActor {
                 member: m,
                 name,
                 nonce,
+                role,
             } => Request::Join {
                 member: member(m),
                 secret: RERUN_SECRET.into(),
                 name: name.clone(),
                 nonce: nonce.clone(),
+                role: *role,
             },
             Input::Resume { member: m } => Request::Resume {
                 member: member(m),

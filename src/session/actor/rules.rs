@@ -11,6 +11,7 @@ impl SessionActor {
         secret: String,
         name: String,
         nonce: Option<String>,
+        role: Role,
         now: i64,
     ) -> Result<Attached, ProtocolError> {
         if self.ended.is_some() {
@@ -63,7 +64,19 @@ impl SessionActor {
                 format!("the name \"{name}\" is already taken in this game; pick another"),
             ));
         }
-        if let Some(max) = self.vm.rules().max_players {
+        if role == Role::Bot {
+            let bots = self
+                .members
+                .values()
+                .filter(|m| m.role == Role::Bot)
+                .count();
+            if bots >= MAX_BOTS {
+                return Err(ProtocolError::new(
+                    ErrorCode::SessionFull,
+                    format!("a game can have at most {MAX_BOTS} bots"),
+                ));
+            }
+        } else if let Some(max) = self.vm.rules().max_players {
             let players = self
                 .members
                 .values()
@@ -84,8 +97,10 @@ impl SessionActor {
         }
         // Members are kept in join order, so the last one has the highest.
         let order = self.members.last().map_or(0, |(_, m)| m.order + 1);
+        // A bot is named by its backend, never given a generated name.
         let (shown, shown_key, real_name) = match self.names {
             NameMode::Typed => (name, key, None),
+            NameMode::Generated if role == Role::Bot => (name, key, None),
             NameMode::Generated => {
                 let shown = generated_name(self.name_seed, order, |k| {
                     self.members.values().any(|m| &*m.name_key == k)
@@ -101,7 +116,7 @@ impl SessionActor {
                 name: shown.into(),
                 name_key: shown_key,
                 real_name,
-                role: Role::Player,
+                role,
                 secret,
                 joined_seq: self.seq,
                 welcomed: true,

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Ended, NewSession, SessionActor};
 use crate::metrics::Metrics;
 use crate::protocol::ErrorCode;
+use crate::protocol::Role;
 use crate::script::{Catalog, Limits};
 use crate::session::env::{MemorySink, Settings, TokioClock};
 use crate::session::pressure::Pressure;
@@ -148,6 +149,7 @@ impl Session {
             secret: format!("secret-{member}"),
             name: name.into(),
             nonce: nonce.map(str::to_owned),
+            role: Role::Player,
         })
         .await
     }

@@ -1076,6 +1076,8 @@ end
 local function results_table(state)
   rerank(state)
   local columns = { "rank", "name", "score", "correct" }
+  -- Points a backend awarded (event `award`), part of `score` already.
+  if state.awarded then columns[#columns + 1] = "bonus" end
   if state.teams then columns[#columns + 1] = "team" end
   local private
   for _, id in ipairs(state.order) do
@@ -1090,6 +1092,7 @@ local function results_table(state)
   for i, r in ipairs(state.ranking) do
     local p = state.players[r.id]
     local row = { rank = r.rank, name = r.name, score = r.score, correct = r.correct }
+    if state.awarded then row.bonus = p.bonus or 0 end
     if state.teams then row.team = p.team and state.teams[p.team] or "" end
     if private then row.real_name = p.real_name or "" end
     for n = 1, #state.questions do
@@ -1573,6 +1576,49 @@ end
 
 local function no_player(id)
   return "there is no player '" .. id .. "' in this quiz"
+end
+
+-- A backend's grades added to the scores (event `award`, see `event`):
+-- {points = {["Ana"] = 200, ["pk3v9x2ma"] = -50}, reason = "Lab report"}.
+-- Students are named by id, by the name everyone sees or by the name they
+-- typed (any case); one unknown name or bad number and nothing changes.
+local MAX_AWARD = 100000
+local function award(state, ctx, data)
+  if state.phase == "podium" then return false, "the quiz is over" end
+  local points = type(data) == "table" and data.points
+  if type(points) ~= "table" or next(points) == nil then
+    return false, "say who gets how many points: {points = {[\"Ana\"] = 200}, reason = \"...\"}"
+  end
+  local reason = type(data.reason) == "string" and data.reason:sub(1, 100) or nil
+  local by_name = {}
+  for _, id in ipairs(state.order) do
+    local p = state.players[id]
+    by_name[p.name:lower()] = p
+    by_name[p.typed or p.name:lower()] = p
+  end
+  -- In the order of the names, so that the same call always does the same.
+  local names = {}
+  for who in pairs(points) do names[#names + 1] = tostring(who) end
+  table.sort(names)
+  local awarded = {}
+  for _, who in ipairs(names) do
+    local n = points[who]
+    local p = state.players[who] or by_name[who:lower()]
+    if not p or n == nil then return false, "there is no student '" .. who .. "' in this quiz" end
+    if math.type(n) ~= "integer" or n < -MAX_AWARD or n > MAX_AWARD then
+      return false, "points for '" .. who .. "' must be a whole number from " .. -MAX_AWARD .. " to " .. MAX_AWARD
+    end
+    awarded[#awarded + 1] = { player = p, points = n }
+  end
+  for _, a in ipairs(awarded) do
+    local p = a.player
+    p.score = p.score + a.points
+    p.bonus = (p.bonus or 0) + a.points
+    if not p.left then ctx.send(p.id, "award", { points = a.points, reason = reason, score = p.score }) end
+  end
+  state.awarded = true
+  rerank(state)
+  if state.pace == "self" then ctx.report(results_table(state)) end
 end
 
 local function kick(state, ctx, data)
@@ -2558,7 +2604,10 @@ return {
       return host_command(state, ctx, name)
     end
     if name == "kick" then return kick(state, ctx, data) end
-    return false, "unknown event '" .. tostring(name) .. "'; expected start, next, skip, close or kick"
+    -- A grading service adds points (a lab report, homework marked elsewhere):
+    -- POST /api/sessions/{id}/events {"name": "award", "data": {"points": {"Ana": 200}}}
+    if name == "award" then return award(state, ctx, data) end
+    return false, "unknown event '" .. tostring(name) .. "'; expected start, next, skip, close, kick or award"
   end,
 
   view = function(state, player)

@@ -613,7 +613,7 @@ test("a backend can drive the quiz with events", function()
   expect(s:view(ana).phase).to_be("reveal")
   ok, why = s:event("shout")
   expect(ok).to_be(false)
-  expect(why).to_be("unknown event 'shout'; expected start, next, skip, close or kick")
+  expect(why).to_be("unknown event 'shout'; expected start, next, skip, close, kick or award")
 end)
 
 -- Question types ------------------------------------------------------------------
@@ -1609,4 +1609,43 @@ test("a bot watches the quiz: not a player, not on the board, does not answer", 
   for _, row in ipairs(s:view(s.host).leaderboard) do names[#names + 1] = row.name end
   expect(names).to_equal({ "Ana" })
   expect(s:view(bot).leaderboard[1].name).to_be("Ana")
+end)
+
+-- A grading service's points ----------------------------------------------
+
+test("award: a backend's points join the scores, the board and a bonus column of the results", function()
+  local s, ana, ben = quiz({ "Ana", "Ben" })
+  start(s)
+  answer(s, ana, 1)
+  answer(s, ben, 2)
+  local before = s:view(s.host).leaderboard
+  expect(before[1].name).to_be("Ana")
+  local ok, why = s:event("award", { points = { ben = 1500, [ana.id] = 100 }, reason = "Lab report" })
+  expect(why).to_be_nil()
+  expect(ok).to_be(true)
+  expect(last(s, ben, "award")).to_equal({ points = 1500, reason = "Lab report", score = 1500 })
+  expect(last(s, ana, "award").points).to_be(100)
+  local board = s:view(s.host).leaderboard
+  expect(board[1].name).to_be("Ben")
+  expect(board[1].score).to_be(1500)
+  expect(board[2].score).to_be(before[1].score + 100)
+  ok, why = s:act(s.host, "next")
+  expect(why).to_be_nil()
+  local rows = s:results().rows
+  expect({ rows[1].name, rows[1].bonus, rows[2].name, rows[2].bonus }).to_equal({ "Ben", 1500, "Ana", 100 })
+end)
+
+test("award: an unknown student or a bad number changes nothing", function()
+  local s, ana = quiz({ "Ana" })
+  start(s)
+  local ok, why = s:event("award", { points = { Ana = 10, Zed = 5 } })
+  expect(ok).to_be(false)
+  expect(why).to_be("there is no student 'Zed' in this quiz")
+  ok, why = s:event("award", { points = { Ana = 2.5 } })
+  expect(why).to_be("points for 'Ana' must be a whole number from -100000 to 100000")
+  ok, why = s:event("award", { points = {} })
+  expect(why).to_be("say who gets how many points: {points = {[\"Ana\"] = 200}, reason = \"...\"}")
+  expect(#s:events(ana, "award")).to_be(0)
+  answer(s, ana, 1)
+  expect(s:view(s.host).leaderboard[1].score).to_be(1000)
 end)

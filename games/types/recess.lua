@@ -207,13 +207,14 @@ null = nil
 ---@alias Role
 ---| "host" # the teacher who started the session (a member too)
 ---| "player" # a student
+---| "bot" # a backend service that joined with an API key: not counted as a player
 
 --- A member of the session, as a handler gets them.
 ---@class (exact) Player
 ---@field id string Short and random ("pk3v9x2ma"), unique in the session, stable while they are in it. Key your tables by it.
 ---@field name string The name everyone sees, unique in the session: the nickname they typed, a generated one (`"Brave Otter"`) in a session with generated names, or the one `ctx.rename` gave.
 ---@field real_name? string Only in a session with generated names: the name they typed. Keep it out of views; a results column in `private` is the place for it.
----@field role Role `"host"` or `"player"`: check it for anything only the teacher may do.
+---@field role Role `"host"`, `"player"` or `"bot"`: check it for anything only the teacher may do.
 
 --- A member as `ctx.players()` lists them.
 ---@class (exact) Member: Player
@@ -338,7 +339,7 @@ function Ctx.rename(player_id, new_name) end
 function Ctx.report(results) end
 
 --- Says whose screens this call changed, so only their `view` runs again (the others keep theirs). Without it every view is redrawn; `{}` redraws nobody. `recess test` fails a call that left out a screen that changed.
----@param who string|string[] A player id, a role (`"host"`, `"player"`), or a list of them.
+---@param who string|string[] A player id, a role (`"host"`, `"player"`, `"bot"`), or a list of them.
 function Ctx.redraw(who) end
 
 --- Lets someone removed with `ctx.kick` join again under `name`.
@@ -498,11 +499,12 @@ function Ctx.log(...) end
 ---@field host Player The host who created it.
 local Session = {}
 
---- Joins a student. Returns the player, or nil and the reason `join` refused them.
+--- Joins a student (or, with `{role = "bot"}`, a bot). Returns the player, or nil and the reason `join` refused them.
 ---@param name string The nickname.
+---@param options? {role?: "player"|"bot"}
 ---@return Player player nil when refused.
 ---@return string? reason
-function Session:join(name) end
+function Session:join(name, options) end
 
 --- Sends an action as `player`. Returns true, or false and the reason it was refused; a script error fails the test.
 ---@param player Player|string A player from `s:join` or `s.host`, or an id.

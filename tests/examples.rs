@@ -1,6 +1,7 @@
-//! `examples/chatbot.rs`, run end to end against a real node: it joins a
-//! chat as a bot, answers the class, and when its connection is cut
-//! resumes and answers what was said meanwhile, once.
+//! The examples for backend developers, run end to end against a real
+//! node: `examples/chatbot.rs` joins a chat as a bot, answers the class, and
+//! when its connection is cut resumes and answers what was said meanwhile,
+//! once; `examples/push.rs` pushes a grading service's points into a quiz.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use common::{API_KEY, Client, TestServer, chat_with_host};
+use common::{API_KEY, Class, Client, TestServer, chat_with_host};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -60,24 +61,25 @@ impl Drop for Relay {
     }
 }
 
-/// The example's binary, built by `cargo test --all-targets` beside the
-/// server's (target/debug/examples/chatbot).
-fn chatbot_binary() -> PathBuf {
+/// An example's binary, built by `cargo test --all-targets` beside the
+/// server's (target/debug/examples/NAME).
+fn example(name: &str) -> PathBuf {
     let recess = PathBuf::from(env!("CARGO_BIN_EXE_recess"));
     let path = recess
         .parent()
         .expect("target dir")
         .join("examples")
-        .join("chatbot");
+        .join(name);
     let built = std::fs::metadata(&path).and_then(|m| m.modified());
-    let source = std::fs::metadata(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/chatbot.rs"))
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{name}.rs"));
+    let source = std::fs::metadata(&source)
         .and_then(|m| m.modified())
-        .expect("examples/chatbot.rs");
-    // `cargo test --test chatbot` alone does not build examples: a missing
+        .expect("the example's source");
+    // `cargo test --test examples` alone does not build examples: a missing
     // or stale binary would test other code than the file's.
     assert!(
         built.is_ok_and(|built| built >= source),
-        "{} is missing or older than examples/chatbot.rs: build it with `cargo build --example chatbot` (`cargo test --all-targets` does)",
+        "{} is missing or older than examples/{name}.rs: build it with `cargo build --example {name}` (`cargo test --all-targets` does)",
         path.display()
     );
     path
@@ -118,7 +120,7 @@ async fn the_chat_bot_example_answers_the_class_and_survives_a_dropped_connectio
     let mut ana = server.client().await;
     ana.join(&code, "Ana").await;
 
-    let mut bot = tokio::process::Command::new(chatbot_binary())
+    let mut bot = tokio::process::Command::new(example("chatbot"))
         .args([
             "--url",
             &format!("ws://{}/games", relay.addr),
@@ -180,5 +182,77 @@ async fn the_chat_bot_example_answers_the_class_and_survives_a_dropped_connectio
         "the bot is still running"
     );
     bot.kill().await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_push_example_adds_a_grading_services_points_to_a_running_quiz() {
+    let server = TestServer::start().await;
+    let questions = json!([{"text": "1 + 1?", "choices": ["2", "3"], "answer": 1}]);
+    let mut class = Class::start(&server, "quiz", json!({"questions": questions}), 2).await;
+    let ack = class.host.act(&class.session, "start", json!({})).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    // Both answer wrong, so the board (shown at the reveal) is all zeros.
+    for student in &mut class.students {
+        let ack = student
+            .act(&class.session, "answer", json!({"choice": 2}))
+            .await;
+        assert_eq!(ack["type"], "ack", "{ack}");
+    }
+    // The node runs on this test's runtime: the tool must not block it.
+    let push = |points: &[&str]| {
+        let mut command = tokio::process::Command::new(example("push"));
+        command
+            .args([
+                "--node",
+                &server.addr.to_string(),
+                "--session",
+                &class.session,
+            ])
+            .args(["--reason", "Lab report"])
+            .env("RECESS_API_KEY", API_KEY)
+            .kill_on_drop(true);
+        for p in points {
+            command.args(["--points", p]);
+        }
+        async move {
+            tokio::time::timeout(common::TIMEOUT, command.output())
+                .await
+                .expect("the push example finished")
+                .expect("run the push example")
+        }
+    };
+    let out = push(&["Student 01=700", "student 00=50"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"ok":true}"#
+    );
+    let told = class.students[1]
+        .recv_until(|v| v["type"] == "event" && v["name"] == "award")
+        .await;
+    assert_eq!(
+        told["data"],
+        json!({"points": 700, "reason": "Lab report", "score": 700})
+    );
+    let board = class
+        .host
+        .wait_view(&class.session, |v| v["leaderboard"][0]["score"] == 700)
+        .await;
+    assert_eq!(board["leaderboard"][0]["name"], "Student 01");
+    assert_eq!(board["leaderboard"][1]["score"], 50);
+
+    // One unknown name: refused whole, the tool says why and fails.
+    let out = push(&["Student 01=5", "Nobody=5"]).await;
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("409") && said.contains("there is no student 'Nobody' in this quiz"),
+        "{said}"
+    );
     server.stop().await;
 }

@@ -69,7 +69,12 @@ async fn several_named_keys_work_rotate_on_sighup_and_never_reach_the_log() {
     teacher
         .send(json!({"type": "host", "game": "chat", "key": "key-room-12-c0de"}))
         .await;
-    teacher.recv_type("welcome").await;
+    let hosted = teacher.recv_type("welcome").await;
+    // A bot joins with a named API key (after SIGHUP, below, with the new one).
+    let code = hosted["code"].as_str().unwrap().to_owned();
+    let mut bot = Client::connect(addr).await;
+    let w = bot.join_bot(&code, "Helper", Some("key-ci-old-91bd")).await;
+    assert_eq!(w["role"], "bot", "{w}");
     // Over REST, a named key creates a session and the log names it.
     let headers = "Authorization: Bearer key-grading-7f3a\r\nContent-Type: application/json\r\n";
     let (status, body) =
@@ -101,6 +106,14 @@ async fn several_named_keys_work_rotate_on_sighup_and_never_reach_the_log() {
     );
     assert_eq!(with_key(addr, "key-grading-7f3a").await, 200);
     assert_eq!(with_key(addr, API_KEY).await, 200, "the flag's key stays");
+    let mut late = Client::connect(addr).await;
+    let refused = late.join_bot(&code, "Late", Some("key-ci-old-91bd")).await;
+    assert_eq!(
+        refused["code"], "unauthorized",
+        "a bot's old key is gone too"
+    );
+    let w = late.join_bot(&code, "Late", Some("key-ci-new-22aa")).await;
+    assert_eq!(w["role"], "bot", "{w}");
 
     child.kill().await.unwrap();
     let log = without_colours(&std::fs::read_to_string(&log).unwrap());
@@ -109,6 +122,9 @@ async fn several_named_keys_work_rotate_on_sighup_and_never_reach_the_log() {
         "{log}"
     );
     assert!(log.contains("API keys: api-key, grading, ci"), "{log}");
+    let bots: Vec<_> = log.lines().filter(|l| l.contains("bot joining")).collect();
+    assert_eq!(bots.len(), 2, "{log}");
+    assert!(bots.iter().all(|l| l.contains("key=ci")), "{bots:?}");
     for secret in ["7f3a", "91bd", "22aa", "c0de", API_KEY] {
         assert!(!log.contains(secret), "a key reached the log: {secret}");
     }

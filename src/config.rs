@@ -46,6 +46,22 @@ pub struct Config {
     /// More host keys, as `--api-keys`.
     #[arg(long, env = "RECESS_HOST_KEYS")]
     pub host_keys: Option<PathBuf>,
+    /// Where webhooks go (`http://HOST:PORT/PATH`); may be given several
+    /// times (docs/api.md, "Webhooks").
+    #[arg(long = "webhook", env = "RECESS_WEBHOOKS", value_delimiter = ',')]
+    pub webhooks: Vec<String>,
+    /// The secret each webhook is signed with: one for all, or one per
+    /// `--webhook` in the same order.
+    #[arg(
+        long = "webhook-secret",
+        env = "RECESS_WEBHOOK_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub webhook_secrets: Vec<String>,
+    /// How long a webhook is retried for one receiver before it is given up.
+    #[arg(long, env = "RECESS_WEBHOOK_GIVE_UP_MIN", default_value_t = 60)]
+    pub webhook_give_up_min: u64,
     /// Browser origins allowed to open WebSockets, comma-separated
     /// (e.g. `https://games.school.example`). Pages this node served from an IP
     /// address or localhost are always allowed; a hostname must be listed.
@@ -204,6 +220,9 @@ impl Config {
             api_key: None,
             api_keys: None,
             host_keys: None,
+            webhooks: Vec::new(),
+            webhook_secrets: Vec::new(),
+            webhook_give_up_min: 60,
             allowed_origins: Vec::new(),
             max_frame: 64 * 1024,
             view_interval_ms: 50,

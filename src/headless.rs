@@ -187,6 +187,7 @@ impl Harness {
             metrics: self.metrics.clone(),
             // Its clock moves only when told: no load to feel.
             pressure: Arc::default(),
+            hooks: None,
             settings: self.settings.clone(),
         });
         let new = NewSession {

@@ -50,6 +50,7 @@ pub mod server;
 mod session;
 mod store;
 mod web;
+mod webhook;
 
 pub use config::Config;
 pub use protocol::Role;

@@ -55,6 +55,9 @@ metrics! {
     slow_consumers_total: "counter", "Sockets closed because they could not keep up.";
     join_failures_total: "counter", "Joins refused for an unknown code.";
     rate_limited_total: "counter", "Client frames and joins refused by a rate limit.";
+    webhooks_delivered_total: "counter", "Webhooks a receiver took (2xx), counted per receiver.";
+    webhook_failures_total: "counter", "Webhook posts that failed (no answer, or not 2xx); each is retried.";
+    webhooks_given_up_total: "counter", "Webhooks given up for a receiver after --webhook-give-up-min of retries.";
     busy_refusals_total: "counter", "Forwarded requests refused because their session's queue was full.";
     pushes_lost_total: "counter", "Times the Redis push dispatcher fell behind and pushes were lost (followers resume).";
     accept_errors_total: "counter", "Failed accepts (e.g. out of file descriptors).";

@@ -78,6 +78,9 @@ pub enum StartError {
     /// bad line.
     #[error("{0}")]
     Keys(String),
+    /// `--webhook` and `--webhook-secret` do not make a set of receivers.
+    #[error("{0}")]
+    Webhooks(String),
     /// The runtime that runs sessions (`--script-threads`) could not be built.
     #[error("cannot start the script threads: {0}")]
     Scripts(std::io::Error),
@@ -249,6 +252,16 @@ impl Server {
                 )
             }
         };
+        let hooks = crate::webhook::Webhooks::from_flags(
+            &config.webhooks,
+            &config.webhook_secrets,
+            std::time::Duration::from_secs(config.webhook_give_up_min.saturating_mul(60)),
+            metrics.clone(),
+        )
+        .map_err(StartError::Webhooks)?;
+        if hooks.is_some() {
+            tracing::info!("webhooks go to {}", config.webhooks.join(", "));
+        }
         let (scripts, handle) =
             ScriptRuntime::start(config.script_threads).map_err(StartError::Scripts)?;
         let node = Node::new(NodeParts {
@@ -262,6 +275,7 @@ impl Server {
             scripts: handle,
             blocked_names,
             keys: keys.clone(),
+            hooks: hooks.map(|h| Arc::new(h) as Arc<dyn crate::session::hooks::HookTransport>),
         });
         let (inbound, events) = mpsc::channel(INBOUND_QUEUE);
         if let Some((cluster, pushes)) = redis {

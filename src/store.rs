@@ -390,6 +390,7 @@ mod tests {
             name_seed: 0,
             report: None,
             report_apart: false,
+            hooks: Default::default(),
         }
     }
 

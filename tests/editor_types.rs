@@ -301,7 +301,8 @@ local methods = {{}}
 for _, m in ipairs({{ {list} }}) do methods[#methods + 1] = m .. ":" .. type(s[m]) end
 say("session_methods", table.concat(methods, " "))
 say("session_fields", "host:" .. type(s.host))
-say("roles", s.host.role .. ":string " .. ana.role .. ":string")
+local bot = s:join("Helper", {{role = "bot"}})
+say("roles", s.host.role .. ":string " .. ana.role .. ":string " .. bot.role .. ":string")
 "#,
         list = list.join(", ")
     )

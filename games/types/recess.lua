@@ -295,6 +295,11 @@ function Ctx.broadcast(name, data) end
 ---@param data? any Plain data, at most 64 KiB of JSON.
 function Ctx.send(player_id, name, data) end
 
+--- Sends a webhook `name` with `data` to the backends the node posts to (`--webhook`); nothing without one. Delivered at least once, in order, after the call's changes are stored.
+---@param name string The webhook's `event` (not starting with `session.`).
+---@param data? any Plain data, at most 64 KiB of JSON.
+function Ctx.emit(name, data) end
+
 --- Starts a timer: after `ms` milliseconds the game's `timer(state, ctx, name, data)` runs. Returns its id, for `ctx.cancel`.
 ---@param ms number Milliseconds, from 0 to a week.
 ---@param name string Given to `timer` as `name`.

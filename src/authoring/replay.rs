@@ -203,6 +203,7 @@ fn replay(rec: &RecordingFile, rules: &RulesSource, limits: Limits) -> Result<Re
         clock: clock.clone(),
         metrics: Arc::new(Metrics::default()),
         pressure: Arc::default(),
+        hooks: None,
         // Everything in full: a digest in the recording is compared with
         // the hash of the replayed frame.
         // The names the session refused are refused again.

@@ -52,6 +52,8 @@ pub(crate) struct NodeParts {
     pub blocked_names: Arc<NameFilter>,
     /// The API and host keys in force.
     pub keys: Arc<Keys>,
+    /// Where the sessions' webhooks go (`--webhook`), if anywhere.
+    pub hooks: Option<Arc<dyn crate::session::hooks::HookTransport>>,
 }
 
 struct SessionHandle {
@@ -112,6 +114,7 @@ impl Node {
             scripts,
             blocked_names,
             keys,
+            hooks,
         } = parts;
         let node_id = cluster.node_id().to_owned();
         let env = Arc::new(SessionEnv {
@@ -124,6 +127,7 @@ impl Node {
                 config.view_interval_max_ms,
             ))),
             settings: settings(&config, &blocked_names),
+            hooks,
         });
         let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
         // The probe runs where the sessions run, to feel how far behind they are.

@@ -232,6 +232,18 @@ pub(super) fn make_ctx(lua: &Lua) -> mlua::Result<Table> {
             Ok(())
         })
     })?;
+    add(lua, &ctx, "emit", |lua, values| {
+        let mut args = Args::new(lua, "ctx.emit", &["webhook event name", "data"], values)?;
+        let name = args.string(1)?;
+        if name.starts_with("session.") {
+            return Err(args.bad(1, "a name of your own: `session.` names are Recess's"));
+        }
+        let data = data_arg(lua, &mut args, 2, &name, |l| l.message_bytes)?;
+        scope(lua, args.func, |s| {
+            s.effects.push(Effect::Emit { name, data });
+            Ok(())
+        })
+    })?;
     add(lua, &ctx, "send", |lua, values| {
         let mut args = Args::new(
             lua,

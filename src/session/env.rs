@@ -143,6 +143,8 @@ pub(crate) struct SessionEnv {
     pub metrics: Arc<Metrics>,
     /// How far behind the sessions' threads are (stretches view intervals).
     pub pressure: Arc<super::pressure::Pressure>,
+    /// Where webhooks go; `None` when the node has no `--webhook`.
+    pub hooks: Option<Arc<dyn super::hooks::HookTransport>>,
     pub settings: Settings,
 }
 

@@ -12,6 +12,7 @@
 pub(crate) mod actor;
 pub(crate) mod command;
 pub(crate) mod env;
+pub(crate) mod hooks;
 pub(crate) mod mailbox;
 pub(crate) mod names;
 pub(crate) mod pressure;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
 
+use super::hooks::Outbox;
 use super::{Audience, MemberId, NameMode, Outgoing, SessionId};
 use crate::protocol::Role;
 use crate::script::VmCounters;
@@ -73,6 +74,17 @@ pub(crate) struct SessionSnapshot<'a> {
     /// when it changes, not with every snapshot).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub report_apart: bool,
+    /// The webhooks not yet delivered everywhere (`session::hooks`).
+    #[serde(default, skip_serializing_if = "no_hooks")]
+    pub hooks: Cow<'a, Outbox>,
+}
+
+#[expect(
+    clippy::ptr_arg,
+    reason = "serde's skip_serializing_if passes the field's type"
+)]
+fn no_hooks(outbox: &Cow<'_, Outbox>) -> bool {
+    outbox.next == 0 && outbox.is_empty()
 }
 
 /// A value kept twice: as JSON to serve, and as the text every snapshot

@@ -114,6 +114,14 @@ pub enum Effect {
         /// Member ids, or the roles `host` and `player` (everyone with it).
         who: Vec<String>,
     },
+    /// `ctx.emit(name, data)`: a webhook to the node's receivers (none
+    /// without `--webhook`).
+    Emit {
+        /// The webhook's `event`; never starts with `session.`.
+        name: String,
+        /// Its `data`; `null` when the call gave none.
+        data: Json,
+    },
     /// `ctx.finish(results)`: the game ends, its timers are dropped and every
     /// member gets an `ended` frame; only the first finish counts.
     Finish {
@@ -569,6 +577,10 @@ impl GameVm {
             Ok(values) => values,
             Err(e) => {
                 rollback(self);
+                // A call that failed (above all, one stopped by the memory
+                // limit) leaves garbage behind; collect it now rather than
+                // let the next call or view meet a full budget.
+                let _ = self.lua.gc_collect();
                 return Err(script_error(e));
             }
         };

@@ -49,6 +49,7 @@ impl SessionActor {
             name_seed: self.name_seed,
             report: None,
             report_apart: self.report.is_some(),
+            hooks: Cow::Borrowed(&self.outbox),
         };
         serde_json::to_vec(&snapshot).map_err(|e| ScriptError {
             message: format!("the session could not be saved: {e}"),
@@ -99,6 +100,7 @@ impl SessionActor {
         // Messages alone (a REST broadcast, notices) leave the snapshot as
         // it is: the stored messages carry the new `seq`.
         let stale_activity = self.active_ms - self.stored_active_ms > ACTIVE_MS_SLACK;
+        self.trim_hooks();
         let (snapshot, state) = if batch.state || full || stale_activity {
             match self.snapshot_or_notify(&mut batch) {
                 Some((bytes, state)) => {
@@ -204,6 +206,7 @@ impl SessionActor {
             }
         }
 
+        self.send_hooks(batch.hooks);
         for (reply, outcome) in batch.replies {
             reply.send(outcome);
         }

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::env::{CommitError, SessionEnv};
+use super::hooks::{Hook, Lane, Outbox};
 use super::names::{clean_name, generated_name, name_key};
 use super::record::{
     Encoded, MemberRecord, MemberWrite, SessionSnapshot, SessionWrite, StoredSession, TimerRecord,
@@ -43,6 +44,7 @@ use crate::script::{
 /// Most commands handled before a commit (and most answers waiting for one),
 /// so one busy session cannot delay its acks indefinitely.
 mod commit;
+mod hooks;
 mod rerun;
 mod restore;
 mod rules;
@@ -149,6 +151,8 @@ struct Batch {
     state: bool,
     /// Bytes of the sequenced messages in `messages`.
     bytes: usize,
+    /// Webhooks to deliver once the batch is durable.
+    hooks: Vec<Hook>,
 }
 
 impl Batch {
@@ -227,6 +231,10 @@ pub(crate) struct SessionActor {
     /// Name keys of members a kick removed: they may not join again under
     /// that name until `ctx.readmit`.
     removed_names: std::collections::BTreeSet<Box<str>>,
+    /// Webhooks not yet delivered everywhere, stored in the snapshot, and
+    /// the task delivering them (started with the first).
+    outbox: Outbox,
+    lane: Option<Lane>,
     /// A rules version this session failed to switch to; not retried.
     failed_version: Option<String>,
     /// The next commit rewrites everything (see `request_resync`).
@@ -341,6 +349,8 @@ impl SessionActor {
         let host = &mut actor.members[&new.host];
         host.view = Arc::new(view);
         let attached = actor.attached(&new.host, None);
+        let created = serde_json::json!({ "code": actor.code, "params": new.params });
+        actor.hook("session.created", created, now);
         Metrics::inc(&actor.env.metrics.sessions_created_total);
         Ok((actor, attached))
     }
@@ -376,6 +386,8 @@ impl SessionActor {
             redraw: view::Redraw::default(),
             last_view_pass: Instant::now(),
             removed_names: Default::default(),
+            outbox: Outbox::default(),
+            lane: None,
             failed_version: None,
             resync: false,
             relinquished: false,

@@ -78,6 +78,8 @@ impl SessionActor {
         actor.active_ms = snap.active_ms;
         actor.stored_active_ms = snap.active_ms;
         actor.removed_names = snap.removed_names.into_iter().map(Into::into).collect();
+        actor.outbox = snap.hooks.into_owned();
+        actor.resume_hooks();
         // What members last saw was stored; recompute once in case it lags.
         actor.redraw.everyone();
         actor.sync_players();

@@ -407,6 +407,7 @@ impl SessionActor {
                 }
                 Effect::Rename { player, name } => self.rename(&player, name),
                 Effect::Redraw { who } => redraw.get_or_insert_default().extend(who),
+                Effect::Emit { name, data } => self.hook(&name, data, now),
                 Effect::Report { results } => {
                     if self.ended.is_none() {
                         self.report = Some(Arc::new(Encoded::new(results)));
@@ -420,6 +421,11 @@ impl SessionActor {
                     // `--ended-ttl-min` counts from here.
                     self.active_ms = now;
                     self.push_ended(&results);
+                    self.hook(
+                        "session.ended",
+                        serde_json::json!({ "results": &results }),
+                        now,
+                    );
                     self.ended = Some(results);
                     self.redraw.everyone();
                 }

@@ -97,6 +97,7 @@ async fn start_with(check_game: bool) -> Session {
         clock: Arc::new(TokioClock::starting_at(START_MS)),
         metrics: metrics.clone(),
         pressure: pressure.clone(),
+        hooks: None,
         settings: Settings {
             script: Limits::default(),
             replay_window: 100,

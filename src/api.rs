@@ -57,8 +57,9 @@ async fn dispatch(
     let mut host_addr = None;
     // The name of the key the request came with (logs name keys, never show them).
     let key = match (req.method(), parts.as_slice()) {
-        // Public: the host page lists games without a key.
-        (&Method::GET, ["games"]) => None,
+        // Public: the host page lists games without a key, and the API's
+        // description is no secret.
+        (&Method::GET, ["games" | "openapi.json"]) => None,
         // A session's host may fetch its results and its recording with
         // its own token.
         (&Method::GET, ["sessions", _, "results" | "recording"]) if token.is_some() => None,
@@ -80,6 +81,10 @@ async fn dispatch(
     }
     match (req.method().clone(), parts.as_slice()) {
         (Method::GET, ["games"]) => Ok(ok(json!({ "games": node.catalog.list() }))),
+        (Method::GET, ["openapi.json"]) => Ok(Response::builder()
+            .header(CONTENT_TYPE, "application/json")
+            .body(Body::from(Bytes::from_static(OPENAPI.as_bytes())))
+            .unwrap_or_default()),
         (Method::POST, ["sessions"]) => {
             #[derive(Deserialize)]
             struct Create {
@@ -189,6 +194,11 @@ async fn dispatch(
         )),
     }
 }
+
+/// The API's OpenAPI 3.1 description (`GET /api/openapi.json`): every
+/// route this module and the server's router serve (tests/openapi.rs holds
+/// them to it; `scripts/test` validates it).
+const OPENAPI: &str = include_str!("../docs/openapi.json");
 
 #[derive(Deserialize)]
 struct NamedData {

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::cluster::RedisServer;
-use common::{API_KEY, Client, Process, TestServer, chat_with_host, games_dir_with_shipped, http};
+use common::cluster::TwoNodes;
+use common::{API_KEY, Client, TestServer, chat_with_host, games_dir_with_shipped, http};
 use serde_json::{Value, json};
 
 /// A game with room for one player whose actions show everyone the members
@@ -227,22 +227,9 @@ async fn a_bot_resumes_and_gets_what_it_missed() {
 /// node b only.
 #[tokio::test]
 async fn a_bot_and_a_rest_push_reach_a_session_owned_by_the_other_node() {
-    let redis = RedisServer::start().await;
     let games = games_dir_with_shipped();
-    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let url = redis.url();
-    let a = Process::spawn(
-        games.path(),
-        data_a.path(),
-        &["--redis", &url, "--node-id", "a"],
-    )
-    .await;
-    let b = Process::spawn(
-        games.path(),
-        data_b.path(),
-        &["--redis", &url, "--node-id", "b"],
-    )
-    .await;
+    let nodes = TwoNodes::start(games.path(), &[]).await;
+    let (a, b) = (nodes.a, nodes.b);
 
     let mut host = Client::connect(a.addr).await;
     let w = host.host("chat", json!({})).await;

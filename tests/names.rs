@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::cluster::RedisServer;
+use common::cluster::TwoNodes;
 use common::{Client, Process, TestServer, http, http_with};
 use serde_json::{Value, json};
 
@@ -502,22 +502,9 @@ async fn resume_on(addr: SocketAddr, token: &str) -> (Client, Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_cluster_a_rename_and_a_report_survive_the_owner_dying() {
-    let redis = RedisServer::start().await;
     let games = games_with_roster();
-    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let url = redis.url();
-    let a = Process::spawn(
-        games.path(),
-        data_a.path(),
-        &["--redis", &url, "--node-id", "a"],
-    )
-    .await;
-    let b = Process::spawn(
-        games.path(),
-        data_b.path(),
-        &["--redis", &url, "--node-id", "b"],
-    )
-    .await;
+    let nodes = TwoNodes::start(games.path(), &[]).await;
+    let (a, b) = (nodes.a, nodes.b);
 
     let mut host = Client::connect(a.addr).await;
     let w = host_generated(&mut host, "roster").await;

@@ -430,22 +430,9 @@ end)"#,
 /// what players on another node did (forwarded to the owner) is in it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_node_of_a_cluster_hands_out_the_owners_recording() {
-    let redis = common::cluster::RedisServer::start().await;
     let games = common::games_dir_with_shipped();
-    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let url = redis.url();
-    let a = common::Process::spawn(
-        games.path(),
-        data_a.path(),
-        &["--redis", &url, "--node-id", "a"],
-    )
-    .await;
-    let b = common::Process::spawn(
-        games.path(),
-        data_b.path(),
-        &["--redis", &url, "--node-id", "b"],
-    )
-    .await;
+    let nodes = common::cluster::TwoNodes::start(games.path(), &[]).await;
+    let (a, b) = (nodes.a, nodes.b);
     let mut host = Client::connect(a.addr).await;
     let w = host.host("chat", json!({})).await;
     let session = w["session"].as_str().unwrap().to_owned();

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::cluster::RedisServer;
-use common::{Client, Process, TestServer, http, results_csv};
+use common::cluster::TwoNodes;
+use common::{Client, TestServer, http, results_csv};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -177,6 +177,18 @@ fn check_signature(headers: &HashMap<String, String>, body: &str) {
     assert_eq!(hex, expected, "the signature of {body}");
 }
 
+/// A node with the emitter game that posts its webhooks to `receiver`.
+async fn emitter_node(receiver: &Receiver) -> TestServer {
+    let url = receiver.url();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("emitter.lua"), EMITTER).unwrap();
+    TestServer::start_in(dir, |c| {
+        c.webhooks = vec![url.clone()];
+        c.webhook_secrets = vec![SECRET.into()];
+    })
+    .await
+}
+
 fn events(posts: &[Post]) -> Vec<String> {
     posts
         .iter()
@@ -198,14 +210,7 @@ fn distinct_ids(posts: &[Post]) -> Vec<String> {
 #[tokio::test]
 async fn a_session_posts_created_its_emits_and_ended_with_the_results_signed() {
     let receiver = Receiver::start(0).await;
-    let url = receiver.url();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("emitter.lua"), EMITTER).unwrap();
-    let server = TestServer::start_in(dir, |c| {
-        c.webhooks = vec![url.clone()];
-        c.webhook_secrets = vec![SECRET.into()];
-    })
-    .await;
+    let server = emitter_node(&receiver).await;
     let mut host = server.client().await;
     let w = host.host("emitter", json!({"round": 1})).await;
     let session = w["session"].as_str().unwrap().to_owned();
@@ -272,14 +277,7 @@ async fn a_session_posts_created_its_emits_and_ended_with_the_results_signed() {
 #[tokio::test]
 async fn a_receiver_that_fails_twice_then_succeeds_gets_every_webhook_once_in_order() {
     let receiver = Receiver::start(2).await;
-    let url = receiver.url();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("emitter.lua"), EMITTER).unwrap();
-    let server = TestServer::start_in(dir, |c| {
-        c.webhooks = vec![url.clone()];
-        c.webhook_secrets = vec![SECRET.into()];
-    })
-    .await;
+    let server = emitter_node(&receiver).await;
     let mut host = server.client().await;
     let w = host.host("emitter", json!({})).await;
     let session = w["session"].as_str().unwrap().to_owned();
@@ -308,36 +306,12 @@ async fn a_receiver_that_fails_twice_then_succeeds_gets_every_webhook_once_in_or
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_retry_loses_no_webhook() {
     let receiver = Receiver::start(usize::MAX).await;
-    let redis = RedisServer::start().await;
     let games = tempfile::tempdir().unwrap();
     std::fs::write(games.path().join("emitter.lua"), EMITTER).unwrap();
-    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (redis_url, hook) = (redis.url(), receiver.url());
-    let flags = |id: &'static str| {
-        vec![
-            "--redis".to_owned(),
-            redis_url.clone(),
-            "--node-id".into(),
-            id.into(),
-            "--webhook".into(),
-            hook.clone(),
-            "--webhook-secret".into(),
-            SECRET.into(),
-        ]
-    };
-    let (fa, fb) = (flags("a"), flags("b"));
-    let a = Process::spawn(
-        games.path(),
-        data_a.path(),
-        &fa.iter().map(String::as_str).collect::<Vec<_>>(),
-    )
-    .await;
-    let b = Process::spawn(
-        games.path(),
-        data_b.path(),
-        &fb.iter().map(String::as_str).collect::<Vec<_>>(),
-    )
-    .await;
+    let hook = receiver.url();
+    let flags = ["--webhook", &hook, "--webhook-secret", SECRET];
+    let nodes = TwoNodes::start(games.path(), &flags).await;
+    let (a, b) = (nodes.a, nodes.b);
 
     let mut host = Client::connect(a.addr).await;
     let w = host.host("emitter", json!({})).await;

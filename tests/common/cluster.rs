@@ -138,3 +138,34 @@ fn nginx_binary() -> &'static str {
         "nginx"
     }
 }
+
+/// Two real `recess` nodes, `a` and `b`, sharing one real Redis, each with
+/// a data folder of its own, both started with `extra` flags too.
+pub struct TwoNodes {
+    pub a: super::Process,
+    pub b: super::Process,
+    pub redis: RedisServer,
+    _data: [tempfile::TempDir; 2],
+}
+
+impl TwoNodes {
+    pub async fn start(games: &Path, extra: &[&str]) -> TwoNodes {
+        let redis = RedisServer::start().await;
+        let url = redis.url();
+        let data = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let node = |id: &'static str, data: &Path| {
+            let mut flags = vec!["--redis", url.as_str(), "--node-id", id];
+            flags.extend_from_slice(extra);
+            let data = data.to_owned();
+            async move { super::Process::spawn(games, &data, &flags).await }
+        };
+        let a = node("a", data[0].path()).await;
+        let b = node("b", data[1].path()).await;
+        TwoNodes {
+            a,
+            b,
+            redis,
+            _data: data,
+        }
+    }
+}

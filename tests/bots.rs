@@ -4,7 +4,7 @@
 mod common;
 
 use common::cluster::TwoNodes;
-use common::{API_KEY, Client, TestServer, chat_with_host, games_dir_with_shipped, http};
+use common::{API_KEY, Client, TestServer, chat_with_host, games_dir_with_shipped, http, summary};
 use serde_json::{Value, json};
 
 /// A game with room for one player whose actions show everyone the members
@@ -31,15 +31,43 @@ fn text(v: &Value, key: &str) -> String {
         .to_owned()
 }
 
+/// A chat with its host, Ana, and a bot called Helper.
+struct Room {
+    _host: Client,
+    session: String,
+    ana: Client,
+    bot: Client,
+    /// The bot's welcome.
+    welcome: Value,
+}
+
+impl Room {
+    async fn start(server: &TestServer) -> Room {
+        let (host, session, code) = chat_with_host(server).await;
+        let mut ana = server.client().await;
+        ana.join(&code, "Ana").await;
+        let mut bot = server.client().await;
+        let welcome = bot.join_bot(&code, "Helper", Some(API_KEY)).await;
+        Room {
+            _host: host,
+            session,
+            ana,
+            bot,
+            welcome,
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_bot_joins_with_an_api_key_chats_and_is_marked_as_a_bot() {
     let server = TestServer::start().await;
-    let (_host, session, code) = chat_with_host(&server).await;
-    let mut ana = server.client().await;
-    ana.join(&code, "Ana").await;
-
-    let mut bot = server.client().await;
-    let w = bot.join_bot(&code, "Helper", Some(API_KEY)).await;
+    let Room {
+        session,
+        mut ana,
+        mut bot,
+        welcome: w,
+        ..
+    } = Room::start(&server).await;
     assert_eq!(w["type"], "welcome", "{w}");
     assert_eq!(w["role"], "bot");
     assert_eq!(w["player"]["role"], "bot");
@@ -76,15 +104,7 @@ async fn a_bot_joins_with_an_api_key_chats_and_is_marked_as_a_bot() {
     assert_eq!(helper["detail"], "bot");
 
     // The session's summary lists it with its role.
-    let (status, body) = http(
-        server.addr,
-        "GET",
-        &format!("/api/sessions/{session}"),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let summary: Value = serde_json::from_str(&body).unwrap();
+    let summary = summary(server.addr, &session).await;
     let roles: Vec<_> = summary["players"]
         .as_array()
         .unwrap()
@@ -202,11 +222,13 @@ async fn a_bot_keeps_the_name_its_backend_gave_where_names_are_generated() {
 #[tokio::test]
 async fn a_bot_resumes_and_gets_what_it_missed() {
     let server = TestServer::start().await;
-    let (_host, session, code) = chat_with_host(&server).await;
-    let mut ana = server.client().await;
-    ana.join(&code, "Ana").await;
-    let mut bot = server.client().await;
-    let w = bot.join_bot(&code, "Helper", Some(API_KEY)).await;
+    let Room {
+        session,
+        mut ana,
+        bot,
+        welcome: w,
+        ..
+    } = Room::start(&server).await;
     let token = text(&w, "token");
     let seen = *bot.last_seq.get(&session).unwrap();
     bot.close().await;
@@ -258,9 +280,7 @@ async fn a_bot_and_a_rest_push_reach_a_session_owned_by_the_other_node() {
             .await;
         assert_eq!(e["data"]["from"], "Grader");
     }
-    let (status, body) = http(b.addr, "GET", &format!("/api/sessions/{session}"), None).await;
-    assert_eq!(status, 200, "{body}");
-    let summary: Value = serde_json::from_str(&body).unwrap();
+    let summary = summary(b.addr, &session).await;
     assert!(
         summary["owner"].as_str().unwrap().starts_with("a-"),
         "{summary}"

@@ -666,6 +666,13 @@ fn dechunk(body: &str) -> String {
     body.to_owned()
 }
 
+/// `GET /api/sessions/{id}` on `addr` with the API key; fails unless 200.
+pub async fn summary(addr: SocketAddr, session: &str) -> Value {
+    let (status, body) = http(addr, "GET", &format!("/api/sessions/{session}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("a JSON summary")
+}
+
 /// The results spreadsheet as the host downloads it, with their own token
 /// (`GET /api/sessions/{id}/results?format=csv&token=...`); fails unless 200.
 pub async fn results_csv(server: &TestServer, session: &str, token: &str) -> String {

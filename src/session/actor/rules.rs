@@ -64,30 +64,19 @@ impl SessionActor {
                 format!("the name \"{name}\" is already taken in this game; pick another"),
             ));
         }
-        if role == Role::Bot {
-            let bots = self
-                .members
-                .values()
-                .filter(|m| m.role == Role::Bot)
-                .count();
-            if bots >= MAX_BOTS {
-                return Err(ProtocolError::new(
-                    ErrorCode::SessionFull,
-                    format!("a game can have at most {MAX_BOTS} bots"),
-                ));
-            }
-        } else if let Some(max) = self.vm.rules().max_players {
-            let players = self
-                .members
-                .values()
-                .filter(|m| m.role == Role::Player)
-                .count();
-            if players >= max {
-                return Err(ProtocolError::new(
-                    ErrorCode::SessionFull,
-                    format!("this game is full ({max} players)"),
-                ));
-            }
+        // Players count towards the game's `max_players`, bots towards
+        // their own limit.
+        let limit = match role {
+            Role::Bot => Some((MAX_BOTS, "bots")),
+            _ => self.vm.rules().max_players.map(|max| (max, "players")),
+        };
+        if let Some((max, who)) = limit
+            && self.members.values().filter(|m| m.role == role).count() >= max
+        {
+            return Err(ProtocolError::new(
+                ErrorCode::SessionFull,
+                format!("this game is full ({max} {who})"),
+            ));
         }
         if self.members.contains_key(&member) {
             return Err(ProtocolError::new(

@@ -638,7 +638,7 @@ impl Connection {
         if bot.is_some() {
             // A backend with an API key is not guessing codes (and many of
             // them may share one address): the guard is for the rest.
-            return self.join_found(&code, name, nonce, role, bot).await;
+            return self.join_as_bot(&code, name, nonce, role, bot).await;
         }
         let took = match self.node.join_guard.try_code(self.client, &code) {
             Ok(took) => took,
@@ -671,7 +671,7 @@ impl Connection {
 
     /// A bot's join: the code is looked up without the guard, and a wrong
     /// one is `unknown_code` all the same.
-    async fn join_found(
+    async fn join_as_bot(
         &mut self,
         code: &str,
         name: String,

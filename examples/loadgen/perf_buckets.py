@@ -26,7 +26,7 @@ BUCKETS = [
     ("Redis client + cluster bus", ["cluster::redis", "redis::aio", "redis::"]),
     ("commit, rest", ["SessionActor::commit"]),
     ("socket write: kernel (sendto/writev)", ["__x64_sys_sendto", "__x64_sys_write", "__x64_sys_writev"]),
-    ("socket write: user (write_loop, tungstenite)", ["write_loop"]),
+    ("socket write: user (write_loop, delivery::socket, tokio's try_io)", ["write_loop", "delivery::socket", "delivery::fanout", "Registration::try_io", "TcpStream::try_write"]),
     ("connection reader (read_loop, parse)", ["read_loop", "connection::serve", "Connection::on_text", "ClientFrame::parse"]),
     ("actor, rest", ["SessionActor"]),
     ("HTTP/REST (hyper, api)", ["hyper::", "recess::api"]),

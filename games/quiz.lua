@@ -1144,6 +1144,14 @@ local function reveal(state, ctx)
   end
   ctx.report(results_table(state))
   ctx.broadcast("reveal", reveal_data(state, q))
+  -- A webhook for the school's systems (a gradebook that records each
+  -- question): how many answered and how many were right.
+  local answered, right = 0, 0
+  for _, a in pairs(state.answers) do
+    answered = answered + 1
+    if a.right then right = right + 1 end
+  end
+  ctx.emit("quiz.revealed", { number = state.current, text = q.text, answered = answered, correct = right })
   -- Each student hears how they did (custom clients play a sound on it);
   -- a poll or a cloud has nothing to tell.
   if q.type == "poll" or q.type == "cloud" then return end

@@ -1649,3 +1649,17 @@ test("award: an unknown student or a bad number changes nothing", function()
   answer(s, ana, 1)
   expect(s:view(s.host).leaderboard[1].score).to_be(1000)
 end)
+
+test("each reveal emits a webhook with the counts; a refused call emits nothing", function()
+  local s, ana, ben = quiz({ "Ana", "Ben" }, TWO)
+  start(s)
+  answer(s, ana, 1)
+  local ok = s:act(ben, "answer", { choice = 9 })
+  expect(ok).to_be(false)
+  answer(s, ben, 2)
+  expect(s:emitted("quiz.revealed")).to_equal({
+    { name = "quiz.revealed", data = { number = 1, text = "1 + 1?", answered = 2, correct = 1 } },
+  })
+  local first = s:emitted()[1]
+  expect(first.name).to_be("session.created")
+end)

@@ -404,6 +404,20 @@ impl HeadlessSession {
             .collect()
     }
 
+    /// The webhooks the session made so far (`session.created`, what the
+    /// rules `ctx.emit`, `session.ended`), in order: `(event, data)`.
+    pub(crate) fn emitted(&self) -> Vec<(String, Json)> {
+        self.sink
+            .hooks()
+            .iter()
+            .filter_map(|body| serde_json::from_str::<Json>(body).ok())
+            .map(|mut hook| {
+                let event = hook["event"].as_str().unwrap_or_default().to_owned();
+                (event, hook["data"].take())
+            })
+            .collect()
+    }
+
     /// What `ctx.finish` ended the game with.
     pub(crate) fn results(&self) -> Option<Json> {
         lock(&self.seen).results.clone()

@@ -498,6 +498,7 @@ mod tests {
             evicted: Vec::new(),
             members,
             removed_members,
+            hooks: &[],
         }
     }
 

@@ -557,6 +557,11 @@ function Session:view(player) end
 ---@return { name: string, data: any, seq: integer }[]
 function Session:events(player, name) end
 
+--- The webhooks the session made, oldest first (`session.created`, what `ctx.emit` sent, `session.ended`); only those called `name` when given.
+---@param name? string
+---@return { name: string, data: any }[]
+function Session:emitted(name) end
+
 --- The results of `ctx.finish`, or nil while the game runs.
 ---@return Results?
 function Session:results() end

@@ -341,6 +341,7 @@ pub const SESSION_METHODS: &[&str] = &[
     "now",
     "view",
     "events",
+    "emitted",
     "results",
     "report",
     "players",
@@ -563,6 +564,19 @@ impl UserData for LuaSession {
                 Ok(list)
             },
         );
+        methods.add_method("emitted", |lua, this, name: Option<String>| {
+            let list = lua.create_table()?;
+            for (event, data) in this.0.emitted() {
+                if name.as_ref().is_some_and(|want| *want != event) {
+                    continue;
+                }
+                let e = lua.create_table()?;
+                e.raw_set("name", event)?;
+                e.raw_set("data", lua.to_value(&data)?)?;
+                list.raw_push(e)?;
+            }
+            Ok(list)
+        });
         methods.add_method("results", |lua, this, ()| match this.0.results() {
             Some(r) => lua.to_value(&r),
             None => Ok(Value::Nil),

@@ -531,6 +531,7 @@ fn settings(config: &Config, blocked_names: &Arc<NameFilter>) -> Settings {
         recording_bytes: config.recording_kib.saturating_mul(1024),
         blocked_names: blocked_names.clone(),
         check_game: false,
+        keep_hooks: false,
     }
 }
 

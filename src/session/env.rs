@@ -111,6 +111,9 @@ pub(crate) struct Settings {
     /// of the state (see `GameVm::check_shared_tables`), so a test catches
     /// what a node would get wrong only later or silently.
     pub check_game: bool,
+    /// Make webhooks even without a transport: a tool's sink keeps them
+    /// for the test to read (`s:emitted`).
+    pub keep_hooks: bool,
 }
 
 impl Settings {
@@ -128,6 +131,7 @@ impl Settings {
             recording_bytes,
             blocked_names: Arc::default(),
             check_game: false,
+            keep_hooks: true,
         }
     }
 }
@@ -183,6 +187,8 @@ pub(crate) struct Committed {
 #[derive(Default)]
 pub(crate) struct MemorySink {
     commits: std::sync::Mutex<Vec<Committed>>,
+    /// Every webhook committed, in order.
+    hooks: std::sync::Mutex<Vec<super::hooks::Hook>>,
     failing: std::sync::atomic::AtomicBool,
     failed: std::sync::atomic::AtomicUsize,
 }
@@ -207,6 +213,12 @@ impl MemorySink {
             .skip(from)
             .cloned()
             .collect()
+    }
+
+    /// The bodies of every webhook committed so far, in order.
+    pub(crate) fn hooks(&self) -> Vec<std::sync::Arc<str>> {
+        let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
+        hooks.iter().map(|h| h.body.clone()).collect()
     }
 
     /// Every message frame committed so far, in order.
@@ -241,6 +253,10 @@ impl CommitSink for MemorySink {
                 "the memory sink was told to fail".into(),
             ))
         } else {
+            self.hooks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(write.hooks);
             self.commits
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

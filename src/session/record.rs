@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
 
-use super::hooks::Outbox;
+use super::hooks::{Hook, Outbox};
 use super::{Audience, MemberId, NameMode, Outgoing, SessionId};
 use crate::protocol::Role;
 use crate::script::VmCounters;
@@ -174,6 +174,9 @@ pub(crate) struct SessionWrite<'a> {
     pub members: Vec<MemberWrite<'a>>,
     /// Members gone: their record and view are removed.
     pub removed_members: Vec<&'a str>,
+    /// Webhooks this batch made (the snapshot's outbox holds them for the
+    /// stores; a tool's sink keeps them to show, `s:emitted`).
+    pub hooks: &'a [Hook],
 }
 
 /// One member's stored parts. Both are given when either changed: the local

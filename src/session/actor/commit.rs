@@ -164,6 +164,7 @@ impl SessionActor {
             evicted: batch.evicted.clone(),
             members,
             removed_members: batch.removed.iter().map(|m| &**m).collect(),
+            hooks: &batch.hooks,
         };
         self.count_stored(&write);
         let outcome = self.env.sink.commit(write).await;

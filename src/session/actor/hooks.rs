@@ -7,7 +7,7 @@ impl SessionActor {
     /// Adds the webhook `event` with `data`, if the node has receivers: it
     /// goes into the snapshot with this batch, and out once that is durable.
     pub(super) fn hook(&mut self, event: &str, data: Json, now: i64) {
-        if self.env.hooks.is_none() {
+        if self.env.hooks.is_none() && !self.env.settings.keep_hooks {
             return;
         }
         let (session, game) = (&*self.id, &self.game);

@@ -108,6 +108,7 @@ async fn start_with(check_game: bool) -> Session {
             recording_bytes: 1 << 20,
             blocked_names: Arc::default(),
             check_game,
+            keep_hooks: false,
         },
     });
     let new = NewSession {

@@ -23,9 +23,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-/// Most webhooks a session keeps waiting; past it the oldest is dropped
-/// (and logged), so a receiver that is away for good costs bounded memory.
+/// Most webhooks a session keeps waiting, and most bytes of them (the
+/// snapshot holds them); past either the oldest is dropped (and logged), so
+/// a receiver that is away for good costs bounded memory and storage.
 pub(crate) const MAX_PENDING: usize = 1000;
+pub(crate) const MAX_PENDING_BYTES: usize = 1 << 20;
 
 /// One webhook: its number in the session and its body, encoded once.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,13 +65,13 @@ impl Outbox {
         };
         self.next += 1;
         self.pending.push_back(hook.clone());
-        if self.pending.len() > MAX_PENDING
+        let mut bytes: usize = self.pending.iter().map(|h| h.body.len()).sum();
+        while self.pending.len() > 1
+            && (self.pending.len() > MAX_PENDING || bytes > MAX_PENDING_BYTES)
             && let Some(old) = self.pending.pop_front()
         {
-            tracing::warn!(
-                webhook = old.n,
-                "too many webhooks waiting; the oldest is dropped"
-            );
+            bytes -= old.body.len();
+            tracing::warn!(webhook = %old.id, "too many webhooks waiting; the oldest is dropped");
         }
         hook
     }
@@ -178,4 +180,35 @@ async fn deliver(session: &str, transport: &dyn HookTransport, hook: &Hook) {
         }
     });
     futures_util::future::join_all(tries).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outbox_keeps_the_newest_within_its_count_and_bytes() {
+        let mut outbox = Outbox::default();
+        for _ in 0..MAX_PENDING + 5 {
+            outbox.push(|n| (format!("s.{n}"), "{}".into()));
+        }
+        assert_eq!(outbox.pending.len(), MAX_PENDING);
+        assert_eq!(outbox.pending.front().map(|h| h.n), Some(6));
+        let big = "x".repeat(MAX_PENDING_BYTES / 3);
+        for _ in 0..4 {
+            outbox.push(|n| (format!("s.{n}"), big.clone()));
+        }
+        let bytes: usize = outbox.pending.iter().map(|h| h.body.len()).sum();
+        assert!(bytes <= MAX_PENDING_BYTES, "{bytes}");
+        assert_eq!(
+            outbox.pending.back().map(|h| h.n),
+            Some(MAX_PENDING as u64 + 9)
+        );
+        outbox.delivered(MAX_PENDING as u64 + 8);
+        assert_eq!(outbox.pending.len(), 1);
+        // One webhook larger than the bound is still kept: the newest is never dropped.
+        let mut one = Outbox::default();
+        one.push(|n| (format!("s.{n}"), "y".repeat(MAX_PENDING_BYTES + 1)));
+        assert_eq!(one.pending.len(), 1);
+    }
 }

@@ -288,8 +288,13 @@ struct Held {
 
 enum HeldWhat {
     Frame(Utf8Bytes),
-    Digest { hash: String, bytes: usize },
-    Answer(Json),
+    Digest {
+        hash: String,
+        bytes: usize,
+    },
+    /// As JSON text: a small answer's value tree takes many times its text
+    /// (`{"view": {...}}` is two maps), and the budget counts the text.
+    Answer(Box<str>),
 }
 
 impl Held {
@@ -307,7 +312,7 @@ impl Held {
                     hash: hash.clone(),
                     bytes: *bytes,
                 },
-                HeldWhat::Answer(a) => What::Answer(a.clone()),
+                HeldWhat::Answer(a) => What::Answer(serde_json::from_str(a).unwrap_or(Json::Null)),
             },
         }
     }
@@ -409,9 +414,10 @@ impl Recording {
 
     /// Records the answer `member` (or a REST caller) was given.
     pub(crate) fn answer(&mut self, member: Option<&str>, answer: Json) {
-        self.bytes += answer.to_string().len();
+        let text = answer.to_string();
+        self.bytes += text.len();
         let to = member.map(|m| vec![MemberId::from(m)]);
-        self.output(0, to, HeldWhat::Answer(answer));
+        self.output(0, to, HeldWhat::Answer(text.into_boxed_str()));
     }
 
     fn output(&mut self, seq: u64, to: Option<Vec<MemberId>>, what: HeldWhat) {

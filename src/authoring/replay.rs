@@ -255,7 +255,7 @@ fn replay(rec: &RecordingFile, rules: &RulesSource, limits: Limits) -> Result<Re
         actor.drop_batch();
     }
     let (outputs, steps) = match actor.recording() {
-        Some(r) => (r.outputs(), r.steps().to_vec()),
+        Some(r) => (r.outputs(), r.steps()),
         None => (Vec::new(), Vec::new()),
     };
     Ok(Report {

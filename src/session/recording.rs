@@ -322,7 +322,9 @@ impl Held {
 pub(crate) struct Recording {
     header: Header,
     rules: Vec<Arc<Rules>>,
-    steps: Vec<Step>,
+    /// Each step as its JSON text, which is what the budget counts (an
+    /// action's data as a value tree takes many times its text).
+    steps: Vec<Box<str>>,
     outputs: Vec<Held>,
     /// The version the last `Rules` input (or the start) named.
     offered: String,
@@ -335,6 +337,13 @@ pub(crate) struct Recording {
 /// Bytes an output costs beyond its text (its entry, `to`, numbers).
 const ENTRY_BYTES: usize = 48;
 
+/// A step as the recording keeps it (a `Step` always serializes).
+fn step_text(step: &Step) -> Box<str> {
+    serde_json::to_string(step)
+        .unwrap_or_default()
+        .into_boxed_str()
+}
+
 impl Recording {
     /// A recording of a session that starts now with `rules`.
     pub(crate) fn start(header: Header, rules: Arc<Rules>, limit: usize) -> Recording {
@@ -342,10 +351,10 @@ impl Recording {
         Recording {
             header,
             rules: vec![rules],
-            steps: vec![Step {
+            steps: vec![step_text(&Step {
                 t: 0,
                 input: Input::Start,
-            }],
+            })],
             outputs: Vec::new(),
             offered,
             bytes: 0,
@@ -387,8 +396,9 @@ impl Recording {
             t: now - self.header.created_ms,
             input,
         };
-        self.bytes += ENTRY_BYTES + serde_json::to_vec(&step).map_or(0, |v| v.len());
-        self.steps.push(step);
+        let text = step_text(&step);
+        self.bytes += ENTRY_BYTES + text.len();
+        self.steps.push(text);
     }
 
     /// Records a frame sent to `audience`.
@@ -440,8 +450,11 @@ impl Recording {
     }
 
     /// The inputs recorded so far.
-    pub(crate) fn steps(&self) -> &[Step] {
-        &self.steps
+    pub(crate) fn steps(&self) -> Vec<Step> {
+        self.steps
+            .iter()
+            .filter_map(|text| serde_json::from_str(text).ok())
+            .collect()
     }
 
     /// The recording as a file holds it.
@@ -451,7 +464,7 @@ impl Recording {
             recess: env!("CARGO_PKG_VERSION").to_owned(),
             header: self.header.clone(),
             rules: self.rules.iter().map(|r| RulesFiles::of(r)).collect(),
-            steps: self.steps.clone(),
+            steps: self.steps(),
             outputs: self.outputs(),
             stopped: self.stopped,
         }

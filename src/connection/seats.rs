@@ -75,18 +75,19 @@ impl Connection {
                 format!("`nonce` must be {MIN_NONCE} to 64 characters (a fresh random string)"),
             ));
         }
+        let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+        if let Some(key_name) = bot {
+            // A backend with an API key is not guessing codes (and many of
+            // them may share one address): the guards are for the rest
+            // (`bot_key` held its key to this connection's limit).
+            return self.join_as_bot(&code, name, nonce, &key_name).await;
+        }
         if let Err(wait) = self.join_limit.check() {
             return Err(ProtocolError::new(
                 ErrorCode::RateLimited,
                 "too many wrong codes; wait a few seconds and check the code",
             )
             .retry_after(wait));
-        }
-        let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-        if bot.is_some() {
-            // A backend with an API key is not guessing codes (and many of
-            // them may share one address): the guard is for the rest.
-            return self.join_as_bot(&code, name, nonce, role, bot).await;
         }
         let took = match self.node.join_guard.try_code(self.client, &code) {
             Ok(took) => took,
@@ -124,8 +125,7 @@ impl Connection {
         code: &str,
         name: String,
         nonce: Option<String>,
-        role: Role,
-        key_name: Option<Arc<str>>,
+        key_name: &str,
     ) -> Result<(), ProtocolError> {
         let Some(session) = self.find_code(code).await? else {
             return Err(ProtocolError::new(
@@ -133,8 +133,8 @@ impl Connection {
                 format!("no game with code {code} is running"),
             ));
         };
-        tracing::info!(session = %session, key = %key_name.as_deref().unwrap_or(""), "bot joining");
-        self.join_session(session, name, nonce, role).await
+        tracing::info!(session = %session, key = %key_name, "bot joining");
+        self.join_session(session, name, nonce, Role::Bot).await
     }
 
     /// The session a join code stands for, if one is live.

@@ -177,6 +177,8 @@ pub(crate) struct Committed {
     pub removed_fields: Vec<String>,
     /// Whether the report was written.
     pub report: bool,
+    /// The webhooks the batch made.
+    pub hooks: Vec<super::hooks::Hook>,
     /// When (by the clock tokio keeps) the commit was made.
     pub at: tokio::time::Instant,
 }
@@ -187,8 +189,6 @@ pub(crate) struct Committed {
 #[derive(Default)]
 pub(crate) struct MemorySink {
     commits: std::sync::Mutex<Vec<Committed>>,
-    /// Every webhook committed, in order.
-    hooks: std::sync::Mutex<Vec<super::hooks::Hook>>,
     failing: std::sync::atomic::AtomicBool,
     failed: std::sync::atomic::AtomicUsize,
 }
@@ -217,8 +217,11 @@ impl MemorySink {
 
     /// The bodies of every webhook committed so far, in order.
     pub(crate) fn hooks(&self) -> Vec<std::sync::Arc<str>> {
-        let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
-        hooks.iter().map(|h| h.body.clone()).collect()
+        let commits = self.commits.lock().unwrap_or_else(|e| e.into_inner());
+        commits
+            .iter()
+            .flat_map(|c| c.hooks.iter().map(|h| h.body.clone()))
+            .collect()
     }
 
     /// Every message frame committed so far, in order.
@@ -253,10 +256,6 @@ impl CommitSink for MemorySink {
                 "the memory sink was told to fail".into(),
             ))
         } else {
-            self.hooks
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend_from_slice(write.hooks);
             self.commits
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -273,6 +272,7 @@ impl CommitSink for MemorySink {
                     fields: write.fields.iter().map(|(n, _)| n.to_string()).collect(),
                     removed_fields: write.removed_fields.clone(),
                     report: write.report.is_some(),
+                    hooks: write.hooks.to_vec(),
                     at: tokio::time::Instant::now(),
                 });
             Ok(())

@@ -114,16 +114,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 impl Lane {
-    /// Starts delivering `pending` (from the snapshot), then what comes.
-    pub(crate) fn start(
-        session: Arc<str>,
-        transport: Arc<dyn HookTransport>,
-        pending: impl IntoIterator<Item = Hook>,
-    ) -> Lane {
+    /// Starts delivering what it is sent, in order.
+    pub(crate) fn start(session: Arc<str>, transport: Arc<dyn HookTransport>) -> Lane {
         let (tx, mut rx) = mpsc::unbounded_channel::<Hook>();
-        for hook in pending {
-            let _ = tx.send(hook);
-        }
         let done = Arc::new(AtomicU64::new(0));
         let stop = CancellationToken::new();
         let (reached, stopped) = (done.clone(), stop.clone());

@@ -34,7 +34,8 @@ impl SessionActor {
         }
     }
 
-    /// After a commit: its webhooks are stored, so they may go out.
+    /// After a commit: its webhooks are stored, so they may go out (the
+    /// session's lane starts with the first).
     pub(super) fn send_hooks(&mut self, hooks: Vec<Hook>) {
         if hooks.is_empty() {
             return;
@@ -44,7 +45,7 @@ impl SessionActor {
         };
         let lane = self
             .lane
-            .get_or_insert_with(|| Lane::start(self.id.clone(), transport.clone(), []));
+            .get_or_insert_with(|| Lane::start(self.id.clone(), transport.clone()));
         for hook in hooks {
             lane.send(hook);
         }
@@ -53,11 +54,7 @@ impl SessionActor {
     /// After a restore: what the snapshot holds goes out again (a receiver
     /// may get one twice; its `id` tells).
     pub(super) fn resume_hooks(&mut self) {
-        if let Some(transport) = &self.env.hooks
-            && !self.outbox.is_empty()
-        {
-            let pending = self.outbox.pending.iter().cloned().collect::<Vec<_>>();
-            self.lane = Some(Lane::start(self.id.clone(), transport.clone(), pending));
-        }
+        let pending = self.outbox.pending.iter().cloned().collect();
+        self.send_hooks(pending);
     }
 }

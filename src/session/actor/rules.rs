@@ -87,10 +87,9 @@ impl SessionActor {
         // Members are kept in join order, so the last one has the highest.
         let order = self.members.last().map_or(0, |(_, m)| m.order + 1);
         // A bot is named by its backend, never given a generated name.
-        let (shown, shown_key, real_name) = match self.names {
-            NameMode::Typed => (name, key, None),
-            NameMode::Generated if role == Role::Bot => (name, key, None),
-            NameMode::Generated => {
+        let (shown, shown_key, real_name) = match (self.names, role) {
+            (NameMode::Typed, _) | (_, Role::Bot) => (name, key, None),
+            (NameMode::Generated, _) => {
                 let shown = generated_name(self.name_seed, order, |k| {
                     self.members.values().any(|m| &*m.name_key == k)
                 });

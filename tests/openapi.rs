@@ -20,13 +20,7 @@ const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 fn routes_in_source() -> std::collections::BTreeSet<(String, String)> {
     let mut routes = std::collections::BTreeSet::new();
     for line in include_str!("../src/api.rs").lines() {
-        let Some(rest) = line.trim().strip_prefix("(Method::") else {
-            continue;
-        };
-        let Some((method, rest)) = rest.split_once(", [") else {
-            continue;
-        };
-        let Some((segments, _)) = rest.split_once("])") else {
+        let Some((method, segments)) = match_arm(line, "(Method::", ", [", "])") else {
             continue;
         };
         let mut path = String::from("/api");
@@ -40,20 +34,26 @@ fn routes_in_source() -> std::collections::BTreeSet<(String, String)> {
         routes.insert((method.to_owned(), path));
     }
     for line in include_str!("../src/server.rs").lines() {
-        let Some(rest) = line.trim().strip_prefix("(&Method::") else {
-            continue;
-        };
-        let Some((method, rest)) = rest.split_once(", \"") else {
-            continue;
-        };
-        let Some((path, _)) = rest.split_once('"') else {
-            continue;
-        };
-        if path != "/games" {
+        if let Some((method, path)) = match_arm(line, "(&Method::", ", \"", "\"")
+            && path != "/games"
+        {
             routes.insert((method.to_owned(), path.to_owned()));
         }
     }
     routes
+}
+
+/// A match arm's method and the pattern between `open` and `close`
+/// (`(Method::GET, ["sessions", id])` gives `GET` and `"sessions", id`).
+fn match_arm<'a>(
+    line: &'a str,
+    prefix: &str,
+    open: &str,
+    close: &str,
+) -> Option<(&'a str, &'a str)> {
+    let (method, rest) = line.trim().strip_prefix(prefix)?.split_once(open)?;
+    let (pattern, _) = rest.split_once(close)?;
+    Some((method, pattern))
 }
 
 /// A call of `method` on `path` with `{id}` and the required query

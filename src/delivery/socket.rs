@@ -14,11 +14,12 @@ use tokio::time::Instant;
 use crate::protocol;
 
 /// Frames queued for one socket (the kernel's buffer being full) past which
-/// it counts as too slow once it has taken nothing for [`STALL_GRACE`]: a
-/// reader that keeps reading is spared a burst (a game that broadcasts a
-/// few thousand messages at once).
+/// it counts as too slow once it has been over them, taking nothing, for
+/// [`STALL_GRACE`]: a reader that keeps reading is spared a burst (a game
+/// that broadcasts a few thousand messages at once).
 pub(crate) const OUTBOUND_QUEUE: usize = 1024;
-/// How long a socket over [`OUTBOUND_QUEUE`] may go without taking a byte.
+/// How long a socket over [`OUTBOUND_QUEUE`] may go without taking a byte
+/// (counted from when a frame pushed past the bound first finds it so).
 pub(crate) const STALL_GRACE: Duration = Duration::from_secs(3);
 /// Past these, a socket is too slow however it reads: what one socket may
 /// hold back (the frames are shared, but a reader far behind keeps them).
@@ -72,8 +73,12 @@ struct Queue {
     written: usize,
     /// Bytes of `frames`, whole (for [`OUTBOUND_BYTES_MAX`]).
     bytes: usize,
-    /// When bytes last left the queue, or it last began to fill.
-    moved_at: Option<Instant>,
+    /// Writes that took bytes, ever (a counter, so that a write reads no clock).
+    progress: u64,
+    /// Once the queue is over [`OUTBOUND_QUEUE`]: since when it has been seen
+    /// there with no write taking bytes (at `progress`). The clock is read
+    /// only for frames pushed past the bound.
+    stalled_since: Option<(Instant, u64)>,
     state: State,
     /// The connection task, woken when `frames` stops being empty or the
     /// state changes.
@@ -88,7 +93,16 @@ impl Queue {
             return false;
         }
         if self.frames.len() >= OUTBOUND_QUEUE {
-            let stalled = self.moved_at.is_none_or(|t| t.elapsed() >= STALL_GRACE);
+            let now = Instant::now();
+            let stalled = match self.stalled_since {
+                Some((since, at)) if at == self.progress => now - since >= STALL_GRACE,
+                // First seen over the bound, or bytes moved since: the grace
+                // starts now.
+                _ => {
+                    self.stalled_since = Some((now, self.progress));
+                    false
+                }
+            };
             if stalled
                 || self.frames.len() >= OUTBOUND_QUEUE_MAX
                 || self.bytes >= OUTBOUND_BYTES_MAX
@@ -101,11 +115,8 @@ impl Queue {
         true
     }
 
-    /// Queues a frame (the queue's byte count and clock follow).
+    /// Queues a frame (the queue's byte count follows).
     fn append(&mut self, frame: Bytes) {
-        if self.frames.is_empty() {
-            self.moved_at = Some(Instant::now());
-        }
         self.bytes += frame.len();
         self.frames.push_back(frame);
     }
@@ -147,8 +158,10 @@ impl Queue {
 
     /// Writes as much of the queue as the socket takes without blocking.
     fn write_some(&mut self, stream: &TcpStream) {
-        while !self.frames.is_empty() {
-            let result = {
+        while let Some(front) = self.frames.front() {
+            let result = if self.frames.len() == 1 {
+                stream.try_write(&front[self.written..])
+            } else {
                 let mut slices = [IoSlice::new(&[]); WRITEV_MAX];
                 let mut n = 0;
                 for (slot, frame) in slices.iter_mut().zip(&self.frames) {
@@ -160,11 +173,7 @@ impl Queue {
                     *slot = IoSlice::new(bytes);
                     n += 1;
                 }
-                if n == 1 {
-                    stream.try_write(&slices[0])
-                } else {
-                    stream.try_write_vectored(&slices[..n])
-                }
+                stream.try_write_vectored(&slices[..n])
             };
             match result {
                 Ok(0) => return self.fail(),
@@ -180,13 +189,14 @@ impl Queue {
         // Drained: an idle socket keeps no queue memory.
         self.written = 0;
         self.bytes = 0;
+        self.stalled_since = None;
         self.frames = VecDeque::new();
     }
 
     /// `n` more bytes were written.
     fn advance(&mut self, n: usize) {
         if n > 0 {
-            self.moved_at = Some(Instant::now());
+            self.progress += 1;
         }
         let mut n = n + self.written;
         self.written = 0;
@@ -550,19 +560,37 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_socket_past_the_bound_is_spared_while_it_takes_bytes() {
-        let (socket, _client) = pair().await;
+        let (socket, mut client) = pair().await;
         socket.open(1);
         socket.attach(1, 0, []);
         let f = frame(0, 500);
         let mut seq = 0;
-        while socket.lock().queue.frames.len() < OUTBOUND_QUEUE + 100 {
+        let mut push = |socket: &Socket| {
             seq += 1;
-            assert_eq!(socket.deliver(1, &[(seq, &f)], true), 1, "frame {seq}");
+            socket.deliver(1, &[(seq, &f)], true)
+        };
+        while socket.lock().queue.frames.len() < OUTBOUND_QUEUE + 100 {
+            assert_eq!(push(&socket), 1, "frame {seq}");
         }
-        assert_eq!(socket.state(), State::Open, "it took bytes a moment ago");
+        assert_eq!(socket.state(), State::Open, "just over the bound");
+        // Most of the grace passes; then the reader takes some bytes.
+        tokio::time::advance(STALL_GRACE - Duration::from_secs(1)).await;
+        let mut buf = vec![0u8; 8 << 10];
+        client.read_exact(&mut buf).await.unwrap();
+        socket.flush();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        // Past the grace since the queue first went over the bound, but not
+        // since bytes last moved: it fills past the bound again unharmed.
+        while socket.lock().queue.frames.len() < OUTBOUND_QUEUE + 100 {
+            assert_eq!(
+                push(&socket),
+                1,
+                "frame {seq}: bytes moved within the grace"
+            );
+        }
+        assert_eq!(socket.state(), State::Open);
         tokio::time::advance(STALL_GRACE).await;
-        seq += 1;
-        assert_eq!(socket.deliver(1, &[(seq, &f)], true), 0);
+        assert_eq!(push(&socket), 0);
         assert_eq!(
             socket.state(),
             State::TooSlow,

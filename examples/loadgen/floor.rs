@@ -4,6 +4,15 @@
 //! round (one `write` per socket, as a WebSocket server must), at the fanout
 //! rate; one reader thread reads them. Each thread reads its own CPU time from
 //! `/proc/thread-self/stat`.
+//!
+//! It runs twice, with two readers. First a thread that reads the sockets
+//! one after the other with blocking reads (`writer_cpu_us_per_message`,
+//! the figure quoted as `floor`): most writes find nobody waiting on their
+//! socket, so they wake nobody. Then a tokio runtime that reads them as the
+//! load tool's clients do, each socket registered with epoll
+//! (`writer_cpu_us_per_message_epoll_reader`): on loopback the writer runs the
+//! receiver's TCP input and its wake-up too, and each write now also
+//! queues an epoll event, as every delivery to a load-tool client does.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,6 +24,7 @@ use crate::cluster;
 use crate::stats::{Figures, round};
 use crate::{Outcome, Result, bail};
 
+#[derive(Clone, Copy)]
 pub struct Params {
     pub sockets: usize,
     pub rate: f64,
@@ -30,10 +40,57 @@ pub async fn run(params: Params) -> Result<Outcome> {
         bail!("--players, --rate and --seconds must be above 0");
     }
     cluster::check_fd_limit(2 * params.sockets + 64)?;
-    tokio::task::spawn_blocking(move || measure(&params)).await?
+    let (blocking, epoll) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let params = &params;
+        Ok((
+            measure(params, Reader::Blocking)?,
+            measure(params, Reader::Epoll)?,
+        ))
+    })
+    .await??;
+    let messages = blocking.messages;
+    let mut figures = Figures::default();
+    figures.put("scenario", json!("floor"));
+    figures.put("sockets", json!(params.sockets));
+    figures.put("rate", json!(params.rate));
+    figures.put("messages", json!(messages as u64));
+    figures.put("message_bytes", json!(MESSAGE_BYTES));
+    figures.put(
+        "writer_cpu_us_per_message",
+        json!(round(blocking.writer_cpu * 1e6 / messages, 2)),
+    );
+    figures.put(
+        "reader_cpu_us_per_message",
+        json!(round(blocking.reader_cpu * 1e6 / messages, 2)),
+    );
+    figures.put(
+        "writer_cpu_us_per_message_epoll_reader",
+        json!(round(epoll.writer_cpu * 1e6 / messages, 2)),
+    );
+    figures.put(
+        "reader_cpu_us_per_message_epoll_reader",
+        json!(round(epoll.reader_cpu * 1e6 / messages, 2)),
+    );
+    figures.put("wall_s", json!(round(blocking.wall_s + epoll.wall_s, 2)));
+    Ok(Outcome { figures, ok: true })
 }
 
-fn measure(params: &Params) -> Result<Outcome> {
+#[derive(Clone, Copy)]
+enum Reader {
+    /// One thread, blocking reads, socket after socket.
+    Blocking,
+    /// A current-thread tokio runtime, one task per socket.
+    Epoll,
+}
+
+struct Measured {
+    messages: f64,
+    writer_cpu: f64,
+    reader_cpu: f64,
+    wall_s: f64,
+}
+
+fn measure(params: &Params, how: Reader) -> Result<Measured> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let mut readers = Vec::with_capacity(params.sockets);
@@ -50,11 +107,16 @@ fn measure(params: &Params) -> Result<Outcome> {
     let rounds = ((params.rate * params.seconds).round() as usize).max(1);
     let reading = std::thread::spawn(move || -> Result<f64> {
         let start = cluster::thread_cpu_s()?;
-        let mut buf = [0u8; MESSAGE_BYTES];
-        for _ in 0..rounds {
-            for socket in &mut readers {
-                socket.read_exact(&mut buf)?;
+        match how {
+            Reader::Blocking => {
+                let mut buf = [0u8; MESSAGE_BYTES];
+                for _ in 0..rounds {
+                    for socket in &mut readers {
+                        socket.read_exact(&mut buf)?;
+                    }
+                }
             }
+            Reader::Epoll => read_with_epoll(readers, rounds)?,
         }
         Ok(cluster::thread_cpu_s()? - start)
     });
@@ -75,21 +137,37 @@ fn measure(params: &Params) -> Result<Outcome> {
         Ok(r) => r?,
         Err(_) => bail!("the reader thread panicked"),
     };
-    let messages = (rounds * params.sockets) as f64;
-    let mut figures = Figures::default();
-    figures.put("scenario", json!("floor"));
-    figures.put("sockets", json!(params.sockets));
-    figures.put("rate", json!(params.rate));
-    figures.put("messages", json!(messages as u64));
-    figures.put("message_bytes", json!(MESSAGE_BYTES));
-    figures.put(
-        "writer_cpu_us_per_message",
-        json!(round(writer_cpu * 1e6 / messages, 2)),
-    );
-    figures.put(
-        "reader_cpu_us_per_message",
-        json!(round(reader_cpu * 1e6 / messages, 2)),
-    );
-    figures.put("wall_s", json!(round(t0.elapsed().as_secs_f64(), 2)));
-    Ok(Outcome { figures, ok: true })
+    Ok(Measured {
+        messages: (rounds * params.sockets) as f64,
+        writer_cpu,
+        reader_cpu,
+        wall_s: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Reads `rounds` messages from each socket, every socket a task of one
+/// current-thread runtime (epoll, as the load tool's clients read).
+fn read_with_epoll(readers: Vec<TcpStream>, rounds: usize) -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        for socket in readers {
+            socket.set_nonblocking(true)?;
+            let mut socket = tokio::net::TcpStream::from_std(socket)?;
+            tasks.spawn(async move {
+                let mut buf = [0u8; MESSAGE_BYTES];
+                for _ in 0..rounds {
+                    tokio::time::timeout(IO_TIMEOUT, socket.read_exact(&mut buf)).await??;
+                }
+                Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done?.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
 }

@@ -55,22 +55,17 @@ pub async fn run(params: Params) -> Result<Outcome> {
     figures.put("rate", json!(params.rate));
     figures.put("messages", json!(messages as u64));
     figures.put("message_bytes", json!(MESSAGE_BYTES));
-    figures.put(
-        "writer_cpu_us_per_message",
-        json!(round(blocking.writer_cpu * 1e6 / messages, 2)),
-    );
-    figures.put(
-        "reader_cpu_us_per_message",
-        json!(round(blocking.reader_cpu * 1e6 / messages, 2)),
-    );
-    figures.put(
-        "writer_cpu_us_per_message_epoll_reader",
-        json!(round(epoll.writer_cpu * 1e6 / messages, 2)),
-    );
-    figures.put(
-        "reader_cpu_us_per_message_epoll_reader",
-        json!(round(epoll.reader_cpu * 1e6 / messages, 2)),
-    );
+    for (m, suffix) in [(&blocking, ""), (&epoll, "_epoll_reader")] {
+        let per_message = |cpu: f64| json!(round(cpu * 1e6 / messages, 2));
+        figures.put(
+            &format!("writer_cpu_us_per_message{suffix}"),
+            per_message(m.writer_cpu),
+        );
+        figures.put(
+            &format!("reader_cpu_us_per_message{suffix}"),
+            per_message(m.reader_cpu),
+        );
+    }
     figures.put("wall_s", json!(round(blocking.wall_s + epoll.wall_s, 2)));
     Ok(Outcome { figures, ok: true })
 }

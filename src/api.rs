@@ -189,7 +189,7 @@ async fn dispatch(
             }
         }
         _ => Err(ProtocolError::new(
-            ErrorCode::UnknownType,
+            ErrorCode::NoSuchRoute,
             format!("no such route: {} {path}", req.method()),
         )),
     }

@@ -216,6 +216,8 @@ pub(crate) enum ErrorCode {
     Unauthorized,
     Forbidden,
     UnsupportedMediaType,
+    /// (REST) no route has that method and path.
+    NoSuchRoute,
     AlreadyJoined,
     Overloaded,
     Unavailable,
@@ -229,7 +231,10 @@ impl ErrorCode {
             ErrorCode::BadJson | ErrorCode::BadFrame | ErrorCode::NameInvalid => 400,
             ErrorCode::Unauthorized | ErrorCode::BadToken => 401,
             ErrorCode::Forbidden => 403,
-            ErrorCode::UnknownGame | ErrorCode::UnknownCode | ErrorCode::UnknownSession => 404,
+            ErrorCode::UnknownGame
+            | ErrorCode::UnknownCode
+            | ErrorCode::UnknownSession
+            | ErrorCode::NoSuchRoute => 404,
             ErrorCode::NameTaken
             | ErrorCode::SessionFull
             | ErrorCode::Refused

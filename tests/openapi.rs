@@ -211,7 +211,7 @@ async fn the_served_description_matches_the_routes_the_node_serves() {
     ] {
         let (status, body) = http_with(server.addr, method, path, &keyed, "").await;
         assert!(
-            body.contains("no such route"),
+            status == 404 && body.contains("\"no_such_route\"") && body.contains("no such route"),
             "{method} {path}: {status} {body}"
         );
     }

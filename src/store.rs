@@ -38,6 +38,7 @@
 //! bytes the session actor gave it.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
@@ -62,11 +63,10 @@ impl From<CorruptMessage> for StoreError {
     }
 }
 
-/// A batch for the writer thread, with the caller waiting for it.
+/// Work for the writer thread, and who waits for it.
 struct Job {
     work: Work,
-    /// `None`: nobody waits, and the batch need not be flushed at once (it
-    /// is on disk within `FLUSH_EVERY_MS`).
+    /// `None`: nobody waits, and the writes need not be flushed at once.
     done: Option<Done>,
 }
 
@@ -88,9 +88,47 @@ const FLUSH_EVERY_MS: u64 = 500;
 /// to 8 expired bags.
 const EPOCH_FLUSHES: usize = 4;
 
+/// How long the writer holds back writes nobody waits for (a cluster node's
+/// local copy), taking later writes of the same keys in their place: a quiz
+/// session commits several times in this time, and its snapshot, fields and
+/// host record are written once. They reach the disk within this and
+/// `FLUSH_EVERY_MS` more.
+const HOLD_BEHIND: Duration = Duration::from_millis(FLUSH_EVERY_MS);
+
 enum Work {
+    /// Applied at once, after what is held back.
     Apply(sled::Batch),
+    /// Held back (`HOLD_BEHIND`), merged with the writes held before it.
+    Behind(Vec<Write>),
     Delete(String),
+}
+
+/// One key set to a value, or removed (`None`).
+type Write = (sled::IVec, Option<sled::IVec>);
+
+/// Where a commit's writes go: a batch applied at once, or a list for the
+/// writer to merge into what it holds back.
+trait Writes: Default {
+    fn put(&mut self, key: Vec<u8>, value: sled::IVec);
+    fn remove(&mut self, key: Vec<u8>);
+}
+
+impl Writes for sled::Batch {
+    fn put(&mut self, key: Vec<u8>, value: sled::IVec) {
+        self.insert(key, value);
+    }
+    fn remove(&mut self, key: Vec<u8>) {
+        sled::Batch::remove(self, key);
+    }
+}
+
+impl Writes for Vec<Write> {
+    fn put(&mut self, key: Vec<u8>, value: sled::IVec) {
+        self.push((key.into(), Some(value)));
+    }
+    fn remove(&mut self, key: Vec<u8>) {
+        self.push((key.into(), None));
+    }
 }
 
 #[derive(Clone)]
@@ -142,30 +180,40 @@ impl Store {
             .map_err(|_| StoreError::Writer("stopped".into()))
     }
 
-    /// Writes one commit atomically and waits until it is on disk.
+    /// Writes one commit atomically (after every write queued before it) and
+    /// waits until it is on disk.
     pub(crate) async fn commit(&self, w: &SessionWrite<'_>) -> Result<(), StoreError> {
         self.write(Work::Apply(Self::batch_of(w))).await
     }
 
-    /// Queues one commit (applied atomically, in order with every other
-    /// write) without waiting for it: for a cluster node, whose durable copy
-    /// is in Redis and whose local copy only speeds up a restart. It reaches
-    /// the disk within `FLUSH_EVERY_MS`.
+    /// Queues one commit without waiting for it: for a cluster node, whose
+    /// durable copy is in Redis and whose local copy only speeds up a
+    /// restart. The writer holds it back up to `HOLD_BEHIND`, with later
+    /// writes of the same keys taking its place, and applies what it holds
+    /// as one atomic batch (so the disk has the sessions as some commit left
+    /// them) before any write that is waited for; it is on disk within
+    /// `HOLD_BEHIND` and `FLUSH_EVERY_MS` more, or at [`Store::settle`].
     pub(crate) fn commit_behind(&self, w: &SessionWrite<'_>) -> Result<(), StoreError> {
-        self.queue(Work::Apply(Self::batch_of(w)), None)
+        self.queue(Work::Behind(Self::batch_of(w)), None)
     }
 
-    fn batch_of(w: &SessionWrite<'_>) -> sled::Batch {
-        let mut batch = sled::Batch::default();
+    /// Waits until everything queued before is on disk, held-back writes
+    /// too: for a node that stops.
+    pub(crate) async fn settle(&self) -> Result<(), StoreError> {
+        self.write(Work::Apply(sled::Batch::default())).await
+    }
+
+    fn batch_of<W: Writes>(w: &SessionWrite<'_>) -> W {
+        let mut batch = W::default();
         if let Some(snapshot) = &w.snapshot {
             let mut skey = key(b's', w.id);
             skey.pop();
-            batch.insert(skey, snapshot.as_slice());
+            batch.put(skey, snapshot.as_slice().into());
         }
         let fprefix = key(b'f', w.id);
         let keyed = |prefix: &[u8], name: &str| [prefix, name.as_bytes()].concat();
         for (name, text) in &w.fields {
-            batch.insert(keyed(&fprefix, name), text.as_bytes());
+            batch.put(keyed(&fprefix, name), text.as_bytes().into());
         }
         for name in &w.removed_fields {
             batch.remove(keyed(&fprefix, name));
@@ -173,7 +221,7 @@ impl Store {
         if let Some(report) = w.report {
             let mut rkey = key(b'f', w.id);
             rkey.pop();
-            batch.insert(rkey, report.as_bytes());
+            batch.put(rkey, report.as_bytes().into());
         }
         let mprefix = key(b'm', w.id);
         // Messages of one `seq` for different audiences (the `ended` of a
@@ -187,7 +235,7 @@ impl Store {
                 k.push(1);
             }
             previous = m.seq;
-            batch.insert(k, encode_message(m));
+            batch.put(k, encode_message(m).into());
         }
         for seq in &w.evicted {
             let mut k = mprefix.clone();
@@ -199,9 +247,9 @@ impl Store {
         let vprefix = key(b'v', w.id);
         let pprefix = key(b'p', w.id);
         for m in &w.members {
-            batch.insert(
+            batch.put(
                 keyed(&pprefix, m.id),
-                [&m.record[..], b"\n", &m.view].concat(),
+                [&m.record[..], b"\n", &m.view].concat().into(),
             );
         }
         for member in &w.removed_members {
@@ -300,7 +348,23 @@ fn parse_view(member: &str, bytes: &[u8]) -> Result<Json, StoreError> {
 
 /// The writer thread: applies every waiting job, then one flush for all.
 fn write_loop(db: &sled::Db, jobs: &std::sync::mpsc::Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut held = Held::default();
+    loop {
+        let first = match held.since {
+            None => jobs.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(since) => {
+                jobs.recv_timeout((since + HOLD_BEHIND).saturating_duration_since(Instant::now()))
+            }
+        };
+        let first = match first {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                held.apply(db);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let mut group = vec![first];
         while let Ok(more) = jobs.try_recv() {
             group.push(more);
@@ -308,12 +372,29 @@ fn write_loop(db: &sled::Db, jobs: &std::sync::mpsc::Receiver<Job>) {
         let mut results: Vec<Result<(), StoreError>> = group
             .iter_mut()
             .map(|job| {
-                match std::mem::replace(&mut job.work, Work::Apply(sled::Batch::default())) {
-                    Work::Apply(batch) => db.apply_batch(batch).map_err(StoreError::from),
-                    Work::Delete(id) => delete_batch(db, &id).and_then(|b| Ok(db.apply_batch(b)?)),
+                match std::mem::replace(&mut job.work, Work::Behind(Vec::new())) {
+                    Work::Behind(writes) => {
+                        held.take(writes);
+                        Ok(())
+                    }
+                    // What was held back goes first: writes keep their order.
+                    Work::Apply(batch) => {
+                        held.apply(db);
+                        db.apply_batch(batch).map_err(StoreError::from)
+                    }
+                    Work::Delete(id) => {
+                        held.apply(db);
+                        delete_batch(db, &id).and_then(|b| Ok(db.apply_batch(b)?))
+                    }
                 }
             })
             .collect();
+        if held
+            .since
+            .is_some_and(|since| since.elapsed() >= HOLD_BEHIND)
+        {
+            held.apply(db);
+        }
         let waited = group.iter().any(|job| job.done.is_some());
         if waited && let Err(e) = db.flush() {
             let message = e.to_string();
@@ -325,16 +406,44 @@ fn write_loop(db: &sled::Db, jobs: &std::sync::mpsc::Receiver<Job>) {
             crossbeam_epoch::pin().flush();
         }
         for (job, result) in group.into_iter().zip(results) {
-            match job.done {
-                Some(done) => {
-                    let _ = done.send(result);
-                }
-                None => {
-                    if let Err(e) = result {
-                        tracing::error!(error = %e, "local copy of a session not written");
-                    }
-                }
+            if let Some(done) = job.done {
+                let _ = done.send(result);
             }
+        }
+    }
+    held.apply(db);
+    if let Err(e) = db.flush() {
+        tracing::error!(error = %e, "local copy of sessions not flushed at the end");
+    }
+}
+
+/// Writes nobody waits for, held back by the writer thread: one batch in
+/// which a later write of a key replaces an earlier one.
+#[derive(Default)]
+struct Held {
+    batch: sled::Batch,
+    /// When the oldest write held came.
+    since: Option<Instant>,
+}
+
+impl Held {
+    fn take(&mut self, writes: Vec<Write>) {
+        for (key, value) in writes {
+            match value {
+                Some(value) => self.batch.insert(key, value),
+                None => self.batch.remove(key),
+            }
+        }
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    /// Applies what is held, if anything; an error is logged (nobody waits).
+    fn apply(&mut self, db: &sled::Db) {
+        if self.since.take().is_none() {
+            return;
+        }
+        if let Err(e) = db.apply_batch(std::mem::take(&mut self.batch)) {
+            tracing::error!(error = %e, "local copy of sessions not written");
         }
     }
 }
@@ -565,6 +674,34 @@ mod tests {
         assert_eq!(stored[0].snapshot.seq, 2);
         let seqs: Vec<u64> = stored[0].messages.iter().map(|m| m.seq).collect();
         assert_eq!(seqs, [1, 2]);
+    }
+
+    /// Writes behind are held back and merged (a later snapshot replaces
+    /// the earlier one, a removal the member written before it); `settle`
+    /// puts them on disk.
+    #[tokio::test]
+    async fn writes_held_back_are_merged_and_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let id: crate::session::SessionId = "s1".into();
+        let (first, second) = ([event(1)], [event(2)]);
+        let pa = member("pa", 0);
+        let joined = vec![member_write(&pa, serde_json::json!({}))];
+        store
+            .commit_behind(&write(&id, Some(1), &first, joined, Vec::new()))
+            .unwrap();
+        store
+            .commit_behind(&write(&id, Some(2), &second, Vec::new(), vec!["pa"]))
+            .unwrap();
+        store.settle().await.unwrap();
+        let stored = store.load_all().unwrap();
+        assert_eq!(stored[0].snapshot.seq, 2);
+        let seqs: Vec<u64> = stored[0].messages.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, [1, 2]);
+        assert!(
+            stored[0].members.is_empty(),
+            "the removal came after the join"
+        );
     }
 
     /// A snapshot written before member records had keys of their own.

@@ -116,8 +116,12 @@ impl RedisCluster {
     }
 
     /// Leaves the cluster (graceful shutdown, after every session was given
-    /// up): ends the heartbeat and forgets this instance.
+    /// up): puts the local copy's held-back writes on disk, ends the
+    /// heartbeat and forgets this instance.
     pub(super) async fn leave(&self) {
+        if let Err(e) = self.store.settle().await {
+            tracing::error!(error = %e, "local copy of sessions not written at the end");
+        }
         let heartbeat = self
             .heartbeat
             .lock()

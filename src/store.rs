@@ -66,7 +66,8 @@ impl From<CorruptMessage> for StoreError {
 /// Work for the writer thread, and who waits for it.
 struct Job {
     work: Work,
-    /// `None`: nobody waits, and the writes need not be flushed at once.
+    /// `None`: nobody waits, so the writes are held back (`HOLD_BEHIND`)
+    /// and need not be flushed at once.
     done: Option<Done>,
 }
 
@@ -96,38 +97,35 @@ const EPOCH_FLUSHES: usize = 4;
 const HOLD_BEHIND: Duration = Duration::from_millis(FLUSH_EVERY_MS);
 
 enum Work {
-    /// Applied at once, after what is held back.
-    Apply(sled::Batch),
-    /// Held back (`HOLD_BEHIND`), merged with the writes held before it.
-    Behind(Vec<Write>),
+    /// One commit's writes: applied at once (after what is held back) when
+    /// someone waits, else held back and merged with the writes held before.
+    Write(Writes),
     Delete(String),
 }
 
-/// One key set to a value, or removed (`None`).
-type Write = (sled::IVec, Option<sled::IVec>);
+/// One commit's writes in order: a key set to a value, or removed (`None`).
+/// A list rather than a `sled::Batch`, which cannot be read back, so that
+/// the writer can merge it into what it holds.
+#[derive(Default)]
+struct Writes(Vec<(sled::IVec, Option<sled::IVec>)>);
 
-/// Where a commit's writes go: a batch applied at once, or a list for the
-/// writer to merge into what it holds back.
-trait Writes: Default {
-    fn put(&mut self, key: Vec<u8>, value: sled::IVec);
-    fn remove(&mut self, key: Vec<u8>);
-}
-
-impl Writes for sled::Batch {
-    fn put(&mut self, key: Vec<u8>, value: sled::IVec) {
-        self.insert(key, value);
+impl Writes {
+    fn put(&mut self, key: Vec<u8>, value: impl Into<sled::IVec>) {
+        self.0.push((key.into(), Some(value.into())));
     }
+
     fn remove(&mut self, key: Vec<u8>) {
-        sled::Batch::remove(self, key);
+        self.0.push((key.into(), None));
     }
-}
 
-impl Writes for Vec<Write> {
-    fn put(&mut self, key: Vec<u8>, value: sled::IVec) {
-        self.push((key.into(), Some(value)));
-    }
-    fn remove(&mut self, key: Vec<u8>) {
-        self.push((key.into(), None));
+    /// Into `batch`, where a later write of a key replaces an earlier one.
+    fn into_batch(self, batch: &mut sled::Batch) {
+        for (key, value) in self.0 {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
     }
 }
 
@@ -183,7 +181,7 @@ impl Store {
     /// Writes one commit atomically (after every write queued before it) and
     /// waits until it is on disk.
     pub(crate) async fn commit(&self, w: &SessionWrite<'_>) -> Result<(), StoreError> {
-        self.write(Work::Apply(Self::batch_of(w))).await
+        self.write(Work::Write(Self::writes_of(w))).await
     }
 
     /// Queues one commit without waiting for it: for a cluster node, whose
@@ -194,26 +192,26 @@ impl Store {
     /// them) before any write that is waited for; it is on disk within
     /// `HOLD_BEHIND` and `FLUSH_EVERY_MS` more, or at [`Store::settle`].
     pub(crate) fn commit_behind(&self, w: &SessionWrite<'_>) -> Result<(), StoreError> {
-        self.queue(Work::Behind(Self::batch_of(w)), None)
+        self.queue(Work::Write(Self::writes_of(w)), None)
     }
 
     /// Waits until everything queued before is on disk, held-back writes
     /// too: for a node that stops.
     pub(crate) async fn settle(&self) -> Result<(), StoreError> {
-        self.write(Work::Apply(sled::Batch::default())).await
+        self.write(Work::Write(Writes::default())).await
     }
 
-    fn batch_of<W: Writes>(w: &SessionWrite<'_>) -> W {
-        let mut batch = W::default();
+    fn writes_of(w: &SessionWrite<'_>) -> Writes {
+        let mut batch = Writes::default();
         if let Some(snapshot) = &w.snapshot {
             let mut skey = key(b's', w.id);
             skey.pop();
-            batch.put(skey, snapshot.as_slice().into());
+            batch.put(skey, snapshot.as_slice());
         }
         let fprefix = key(b'f', w.id);
         let keyed = |prefix: &[u8], name: &str| [prefix, name.as_bytes()].concat();
         for (name, text) in &w.fields {
-            batch.put(keyed(&fprefix, name), text.as_bytes().into());
+            batch.put(keyed(&fprefix, name), text.as_bytes());
         }
         for name in &w.removed_fields {
             batch.remove(keyed(&fprefix, name));
@@ -221,7 +219,7 @@ impl Store {
         if let Some(report) = w.report {
             let mut rkey = key(b'f', w.id);
             rkey.pop();
-            batch.put(rkey, report.as_bytes().into());
+            batch.put(rkey, report.as_bytes());
         }
         let mprefix = key(b'm', w.id);
         // Messages of one `seq` for different audiences (the `ended` of a
@@ -235,7 +233,7 @@ impl Store {
                 k.push(1);
             }
             previous = m.seq;
-            batch.put(k, encode_message(m).into());
+            batch.put(k, encode_message(m));
         }
         for seq in &w.evicted {
             let mut k = mprefix.clone();
@@ -249,7 +247,7 @@ impl Store {
         for m in &w.members {
             batch.put(
                 keyed(&pprefix, m.id),
-                [&m.record[..], b"\n", &m.view].concat().into(),
+                [&m.record[..], b"\n", &m.view].concat(),
             );
         }
         for member in &w.removed_members {
@@ -346,16 +344,16 @@ fn parse_view(member: &str, bytes: &[u8]) -> Result<Json, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("view of {member}: {e}")))
 }
 
-/// The writer thread: applies every waiting job, then one flush for all.
+/// The writer thread: applies every waiting job, then one flush for all;
+/// holds back the writes nobody waits for (`Held`) until they are due or a
+/// job that is waited for comes.
 fn write_loop(db: &sled::Db, jobs: &std::sync::mpsc::Receiver<Job>) {
     use std::sync::mpsc::RecvTimeoutError;
     let mut held = Held::default();
     loop {
-        let first = match held.since {
+        let first = match held.due() {
             None => jobs.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(since) => {
-                jobs.recv_timeout((since + HOLD_BEHIND).saturating_duration_since(Instant::now()))
-            }
+            Some(at) => jobs.recv_timeout(at.saturating_duration_since(Instant::now())),
         };
         let first = match first {
             Ok(job) => job,
@@ -372,14 +370,17 @@ fn write_loop(db: &sled::Db, jobs: &std::sync::mpsc::Receiver<Job>) {
         let mut results: Vec<Result<(), StoreError>> = group
             .iter_mut()
             .map(|job| {
-                match std::mem::replace(&mut job.work, Work::Behind(Vec::new())) {
-                    Work::Behind(writes) => {
+                let work = std::mem::replace(&mut job.work, Work::Write(Writes::default()));
+                match work {
+                    Work::Write(writes) if job.done.is_none() => {
                         held.take(writes);
                         Ok(())
                     }
                     // What was held back goes first: writes keep their order.
-                    Work::Apply(batch) => {
+                    Work::Write(writes) => {
                         held.apply(db);
+                        let mut batch = sled::Batch::default();
+                        writes.into_batch(&mut batch);
                         db.apply_batch(batch).map_err(StoreError::from)
                     }
                     Work::Delete(id) => {
@@ -389,10 +390,7 @@ fn write_loop(db: &sled::Db, jobs: &std::sync::mpsc::Receiver<Job>) {
                 }
             })
             .collect();
-        if held
-            .since
-            .is_some_and(|since| since.elapsed() >= HOLD_BEHIND)
-        {
+        if held.due().is_some_and(|at| at <= Instant::now()) {
             held.apply(db);
         }
         let waited = group.iter().any(|job| job.done.is_some());
@@ -427,14 +425,14 @@ struct Held {
 }
 
 impl Held {
-    fn take(&mut self, writes: Vec<Write>) {
-        for (key, value) in writes {
-            match value {
-                Some(value) => self.batch.insert(key, value),
-                None => self.batch.remove(key),
-            }
-        }
+    fn take(&mut self, writes: Writes) {
+        writes.into_batch(&mut self.batch);
         self.since.get_or_insert_with(Instant::now);
+    }
+
+    /// When what is held is to be applied.
+    fn due(&self) -> Option<Instant> {
+        self.since.map(|since| since + HOLD_BEHIND)
     }
 
     /// Applies what is held, if anything; an error is logged (nobody waits).
